@@ -1,0 +1,42 @@
+# dialstream: `make demo` and `make test` are the two commands a user needs.
+# Both create .venv and install the project on first use; nothing else is assumed
+# but Python 3.11+, make and pip.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+
+PROTO_SRC := $(shell find protos -name '*.proto')
+PROTO_GEN := $(PROTO_SRC:.proto=_pb2.py)
+
+.PHONY: install protos demo test bench clean
+
+install: $(STAMP) $(PROTO_GEN)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "dialstream needs Python 3.11 or newer; set PYTHON=python3.X")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+# Generated code is a build artefact: run from the repo root so imports come out
+# package-qualified (from protos.exotel.callback.v1 import callback_pb2).
+protos: $(PROTO_GEN)
+
+%_pb2.py: %.proto $(STAMP)
+	$(PY) -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. $<
+
+demo: install
+	$(VENV)/bin/dialstream demo --json-out demo-report.json
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) build *.egg-info
+	find protos -name '*_pb2*.py*' -delete

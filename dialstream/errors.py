@@ -1,0 +1,87 @@
+"""Every exception dialstream raises on purpose.
+
+The hierarchy::
+
+    DialstreamError
+    ├── ConfigurationError       a setting or a campaign option is invalid
+    ├── InvalidEvent             a leg event is malformed (missing or mistyped field)
+    ├── EventPublishError        the ingress could not hand an event to the broker
+    ├── EmbeddedRedisError       the embedded Valkey server would not start
+    └── LegsApiError             the Legs API answered with an error or not at all
+        ├── LegsApiRateLimited   HTTP 429; ``retry_after`` seconds to wait
+        ├── LegsApiServerError   HTTP 5xx or a transport failure: retry with backoff
+        └── LegsApiClientError   other HTTP 4xx: retrying will not help
+
+Code that translates I/O maps these in one place each: the ingress to gRPC status
+codes, the workers to retry decisions (``dialstream.retry``).
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "DialstreamError",
+    "ConfigurationError",
+    "InvalidEvent",
+    "EventPublishError",
+    "EmbeddedRedisError",
+    "LegsApiError",
+    "LegsApiRateLimited",
+    "LegsApiServerError",
+    "LegsApiClientError",
+]
+
+
+class DialstreamError(Exception):
+    """Base class of every dialstream error."""
+
+
+class ConfigurationError(DialstreamError):
+    """A setting or campaign option is invalid."""
+
+
+class InvalidEvent(DialstreamError):
+    """A leg event is malformed. ``field`` names the offending field."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"invalid leg event: {field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class EventPublishError(DialstreamError):
+    """The ingress could not publish an event to the broker; the sender must retry."""
+
+
+class EmbeddedRedisError(DialstreamError):
+    """The embedded Valkey server did not start."""
+
+
+class LegsApiError(DialstreamError):
+    """The Legs API answered with an error, or the request failed in transport.
+
+    ``status`` is the HTTP status (0 for a transport failure), ``code`` and ``message``
+    come from the envelope's ``error_data`` when it has them.
+    """
+
+    def __init__(self, status: int, message: str, *, code: str = "", method: str = "", path: str = "") -> None:
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"Legs API {status or 'transport error'}{where}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class LegsApiRateLimited(LegsApiError):
+    """HTTP 429. ``retry_after`` is the server's Retry-After in seconds."""
+
+    def __init__(self, retry_after: float, message: str = "rate limit exceeded", **kwargs: str) -> None:
+        super().__init__(429, message, **kwargs)
+        self.retry_after = retry_after
+
+
+class LegsApiServerError(LegsApiError):
+    """HTTP 5xx, a timeout or a connection failure: worth retrying with backoff."""
+
+
+class LegsApiClientError(LegsApiError):
+    """HTTP 4xx other than 429: the request itself is wrong; do not retry."""

@@ -1,0 +1,28 @@
+"""Helpers for tests: one time unit, scaled on slow machines.
+
+Every timeout in a test is a multiple of ``MS``; set ``DIALSTREAM_TESTS_TIMEOUT_FACTOR``
+(default 1) to stretch them all on a loaded machine instead of editing numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+MS = 0.001 * float(os.environ.get("DIALSTREAM_TESTS_TIMEOUT_FACTOR", "1"))
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 10 * MS) -> T:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout:.2f}s: {predicate}")
+        time.sleep(interval)
