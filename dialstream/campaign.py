@@ -1,0 +1,113 @@
+"""Campaign configuration and the leg tag that routes a leg's events back to its contact.
+
+Pure data: no I/O. A campaign chooses its flow:
+
+- ``bot_first`` (approach 1): on ``leg_answered`` start the bot stream.
+- ``greeting_say`` / ``greeting_play`` (approach 2): start the stream together with a short
+  greeting (TTS text or an audio URL, 200-500 ms), stopped the moment ``stream_started``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from dialstream.errors import ConfigurationError
+from dialstream.legs_api import DEFAULT_CONTENT_TYPE
+
+__all__ = ["Flow", "CampaignConfig", "Contact", "LegTag"]
+
+
+class Flow(StrEnum):
+    BOT_FIRST = "bot_first"
+    GREETING_SAY = "greeting_say"
+    GREETING_PLAY = "greeting_play"
+
+    @property
+    def has_greeting(self) -> bool:
+        return self is not Flow.BOT_FIRST
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """Everything the workers need to run one campaign's calls."""
+
+    campaign_id: str
+    name: str = ""
+    flow: Flow = Flow.GREETING_SAY
+    greeting_text: str = "Hello!"
+    greeting_url: str = ""
+    # Empty: the workers pick a live bot from the fleet, else DIALSTREAM_BOT_URLS.
+    bot_url: str = ""
+    stream_direction: str = "bidirectional"
+    stream_content_type: str = DEFAULT_CONTENT_TYPE
+    ring_timeout: int = 30
+    time_limit: int = 14400
+    amd_enable: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.campaign_id or ":" in self.campaign_id:
+            raise ConfigurationError(f"campaign id {self.campaign_id!r} must be non-empty and contain no ':'")
+        object.__setattr__(self, "flow", Flow(self.flow))
+        if self.flow is Flow.GREETING_SAY and not self.greeting_text:
+            raise ConfigurationError("flow greeting_say needs a greeting text")
+        if self.flow is Flow.GREETING_PLAY and not self.greeting_url:
+            raise ConfigurationError("flow greeting_play needs a greeting audio URL")
+        if self.stream_direction not in ("bidirectional", "unidirectional"):
+            raise ConfigurationError(f"stream direction {self.stream_direction!r} is not bidirectional/unidirectional")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CampaignConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One row of a campaign: an E.164 number and its per-row variables."""
+
+    contact_id: str
+    phone: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"contact_id": self.contact_id, "phone": self.phone, "variables": dict(self.variables)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Contact:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class LegTag:
+    """What a leg's ``custom_param`` carries so every event names its campaign and contact.
+
+    Exotel echoes ``custom_param`` on every event of the leg, so a worker can route an
+    event that arrives before the create-leg response was even recorded.
+    """
+
+    campaign_id: str
+    contact_id: str
+    attempt: int = 1
+
+    def encode(self) -> str:
+        return json.dumps({"ds": 1, "c": self.campaign_id, "k": self.contact_id, "a": self.attempt}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, custom_param: str) -> LegTag | None:
+        """The tag in ``custom_param``, or None when the leg was not placed by dialstream."""
+        try:
+            raw: Any = json.loads(custom_param)
+        except ValueError:
+            return None
+        if not isinstance(raw, dict) or raw.get("ds") != 1:
+            return None
+        campaign, contact, attempt = raw.get("c"), raw.get("k"), raw.get("a", 1)
+        if not isinstance(campaign, str) or not isinstance(contact, str) or not isinstance(attempt, int):
+            return None
+        return cls(campaign, contact, attempt)

@@ -1,0 +1,16 @@
+-- Compare-and-set a leg record: write only if nobody changed it since we read it.
+-- KEYS[1] leg hash {version, doc}; KEYS[2] set of event_sids already applied to the leg.
+-- ARGV[1] version read; ARGV[2] new doc (JSON); ARGV[3] event_sid ('' for none); ARGV[4] ttl seconds.
+-- Returns the new version, or -1 when the record moved on (the caller re-reads and retries).
+local current = redis.call('HGET', KEYS[1], 'version') or '0'
+if current ~= ARGV[1] then
+  return -1
+end
+local version = tonumber(current) + 1
+redis.call('HSET', KEYS[1], 'version', version, 'doc', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if ARGV[3] ~= '' then
+  redis.call('SADD', KEYS[2], ARGV[3])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+return version

@@ -1,0 +1,142 @@
+"""A campaign's per-call report and summary. Pure: it combines records, it fetches nothing.
+
+Each row joins the worker's final call record (outcome, timings from event timestamps)
+with the sandbox's timeline of the same leg when there is one (what the callee heard).
+``problems`` lists every call that broke an invariant users rely on; the demo exits
+non-zero when it is not empty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["CallRow", "CampaignReport", "build_report", "percentile", "mask_phone"]
+
+
+def mask_phone(phone: str) -> str:
+    """``+919812345678`` -> ``+9198*****678``: enough to tell calls apart in a log."""
+    if len(phone) <= 7:
+        return phone
+    return phone[:5] + "*" * (len(phone) - 8) + phone[-3:]
+
+
+def percentile(values: Sequence[float], q: float) -> float | None:
+    """The ``q``-th percentile (0-100) by nearest rank; None for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class CallRow:
+    contact_id: str
+    phone: str
+    outcome: str
+    leg_sid: str = ""
+    reason: str = ""
+    answered_to_stream_ms: float | None = None
+    answered_to_first_audio_ms: float | None = None
+    dead_air_ms: float | None = None
+    overlap_ms: float | None = None
+    streams: int | None = None
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CampaignReport:
+    campaign_id: str
+    flow: str
+    rows: tuple[CallRow, ...]
+    outcomes: Mapping[str, int]
+    figures: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"{row.contact_id} ({row.leg_sid or 'no leg'}): {p}" for row in self.rows for p in row.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "campaign_id": self.campaign_id,
+            "flow": self.flow,
+            "ok": self.ok,
+            "outcomes": dict(self.outcomes),
+            "figures": {name: dict(stats) for name, stats in self.figures.items()},
+            "problems": self.problems,
+            "calls": [asdict(row) for row in self.rows],
+        }
+
+
+def build_report(
+    campaign_id: str,
+    flow: str,
+    contact_ids: Sequence[str],
+    results: Mapping[str, Mapping[str, Any]],
+    timelines: Mapping[str, Mapping[str, Any]] | None = None,
+) -> CampaignReport:
+    """Rows in ``contact_ids`` order; a contact without a final record is itself a problem."""
+    timelines = timelines or {}
+    rows = []
+    for contact_id in contact_ids:
+        result = results.get(contact_id)
+        if result is None:
+            rows.append(CallRow(contact_id, "", "missing", problems=("no final record",)))
+            continue
+        timeline = timelines.get(result.get("leg_sid", ""), {})
+        figures = timeline.get("figures", {})
+        streams = timeline.get("streams_started", result.get("streams_started"))
+        rows.append(
+            CallRow(
+                contact_id=contact_id,
+                phone=str(result.get("phone", "")),
+                outcome=str(result.get("outcome", "")),
+                leg_sid=str(result.get("leg_sid", "")),
+                reason=str(result.get("reason", "")),
+                answered_to_stream_ms=result.get("answered_to_stream_ms"),
+                answered_to_first_audio_ms=figures.get("answer_to_first_audio_ms"),
+                dead_air_ms=figures.get("dead_air_ms"),
+                overlap_ms=figures.get("overlap_ms"),
+                streams=streams,
+                problems=tuple(_problems(result, timeline, streams)),
+            )
+        )
+    stats = {
+        name: _stats([getattr(row, name) for row in rows if getattr(row, name) is not None])
+        for name in ("answered_to_stream_ms", "answered_to_first_audio_ms", "dead_air_ms", "overlap_ms")
+    }
+    return CampaignReport(campaign_id, flow, tuple(rows), dict(Counter(row.outcome for row in rows)), stats)
+
+
+def _problems(result: Mapping[str, Any], timeline: Mapping[str, Any], streams: Any) -> list[str]:
+    problems = []
+    answered = result.get("answered_at") is not None
+    if answered and streams != 1 and result.get("outcome") != "answered_no_stream":
+        problems.append(f"answered call had {streams} bot streams (expected exactly 1)")
+    if result.get("outcome") == "answered_no_stream" and not result.get("reason"):
+        problems.append("answered call got no bot stream and no recorded reason")
+    if answered and result.get("greeting_state") in ("requested", "playing", "stop_pending", "stopping"):
+        problems.append(f"greeting left in state {result['greeting_state']} after the call")
+    for issue in timeline.get("violations", ()):
+        problems.append(f"sandbox: {issue}")
+    for error in result.get("errors", ()):
+        problems.append(f"error: {error}")
+    return problems
+
+
+def _stats(values: Sequence[float]) -> dict[str, float | None]:
+    return {
+        "count": float(len(values)),
+        "p50": percentile(values, 50),
+        "p95": percentile(values, 95),
+        "p99": percentile(values, 99),
+        "max": max(values) if values else None,
+    }

@@ -1,0 +1,78 @@
+"""``python -m ingress`` (or ``dialstream ingress``): run the event ingress until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from prometheus_client import start_http_server
+
+from dialstream.settings import Settings
+from ingress.core import EventIngress
+from ingress.http import create_http_app
+from ingress.server import create_server
+from workers.app import EVENTS_QUEUE, HANDLE_LEG_EVENT, create_app
+
+__all__ = ["build_parser", "main", "serve"]
+
+log = logging.getLogger("dialstream.ingress")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialstream ingress", description="Receive leg events and publish them.")
+    parser.add_argument("--bind", help="gRPC host:port (default: DIALSTREAM_INGRESS_BIND)")
+    parser.add_argument("--http-bind", default="", help="also serve the HTTPS-style JSON endpoint on host:port")
+    return parser
+
+
+async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
+    celery_app = create_app(settings)
+
+    def publish(payload: dict[str, Any]) -> None:
+        celery_app.send_task(HANDLE_LEG_EVENT, args=[payload], queue=EVENTS_QUEUE)
+
+    redis_client = aioredis.Redis.from_url(
+        settings.redis_url, socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout
+    )
+    ingress = EventIngress(redis_client, publish, dedupe_ttl=settings.dedupe_ttl)
+    server, port = create_server(ingress, bind)
+    await server.start()
+    runner: web.AppRunner | None = None
+    if http_bind:
+        host, _, http_port = http_bind.rpartition(":")
+        runner = web.AppRunner(create_http_app(ingress))
+        await runner.setup()
+        await web.TCPSite(runner, host, int(http_port)).start()
+    print(f"ingress listening on grpc://{bind.rpartition(':')[0]}:{port}" + (f" and http://{http_bind}/v1/events" if http_bind else ""), flush=True)
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    # Finish in-flight RPCs (their publishes) before closing the broker connection.
+    await server.stop(grace=5)
+    if runner is not None:
+        await runner.cleanup()
+    ingress.close()
+    await redis_client.aclose()
+    celery_app.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    settings = Settings.from_env()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr="127.0.0.1")
+    asyncio.run(serve(settings, args.bind or settings.ingress_bind, args.http_bind))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,44 @@
+"""Settings come from the environment once, with documented defaults and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from dialstream.errors import ConfigurationError
+from dialstream.settings import Settings
+
+
+def test_defaults_without_environment():
+    """With no variables set, REDIS_URL is empty (embedded server) and the India host is used."""
+    settings = Settings.from_env({})
+    assert settings.redis_url == ""
+    assert settings.legs_base_url == "https://cpaas-api.in.exotel.com/v2/accounts/dialstream1"
+
+
+def test_values_are_converted_to_field_types():
+    """Numbers, floats and comma lists are parsed from their text."""
+    settings = Settings.from_env(
+        {"DIALSTREAM_API_TIMEOUT": "2.5", "DIALSTREAM_DEDUPE_TTL": "60", "DIALSTREAM_BOT_URLS": "ws://a/x, ws://b/y,"}
+    )
+    assert settings.api_timeout == 2.5
+    assert settings.dedupe_ttl == 60
+    assert settings.bot_urls == ("ws://a/x", "ws://b/y")
+
+
+def test_bad_value_names_the_variable():
+    """A value that does not parse raises ConfigurationError naming the variable."""
+    with pytest.raises(ConfigurationError, match="DIALSTREAM_DEDUPE_TTL"):
+        Settings.from_env({"DIALSTREAM_DEDUPE_TTL": "a day"})
+
+
+def test_to_env_round_trips():
+    """A child process given to_env() rebuilds the same settings."""
+    settings = Settings.from_env({"REDIS_URL": "redis://h:1/2", "DIALSTREAM_BOT_URLS": "ws://a/x,ws://b/y"})
+    assert Settings.from_env(settings.to_env()) == settings
+
+
+def test_token_is_not_shown():
+    """The API token never appears in repr or in the documentation table."""
+    settings = Settings.from_env({"EXOTEL_API_TOKEN": "s3cret"})
+    assert "s3cret" not in repr(settings)
+    assert all("s3cret" not in default for _, default, _ in Settings.documentation())

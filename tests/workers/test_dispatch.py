@@ -1,0 +1,111 @@
+"""Applying events to records stored in a real Redis: atomic, idempotent, crash-safe."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+
+import pytest
+import redis
+
+from dialstream import events as ev
+from dialstream.campaign import CampaignConfig, Flow, LegTag
+from dialstream.events import LegEvent
+from dialstream.leg_state import GreetingState, Phase
+from dialstream.store import Store
+from workers.dispatch import add_error, commit_event, forget_dispatched
+
+_n = itertools.count()
+
+
+@pytest.fixture
+def store(redis_url):
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/4", decode_responses=True)
+    yield Store(client)
+    client.close()
+
+
+@pytest.fixture
+def leg_sid() -> str:
+    return uuid.uuid4().hex
+
+
+CAMPAIGN = CampaignConfig("camp", flow=Flow.GREETING_SAY, bot_url="ws://bot/media")
+TAG = LegTag("camp", "c1")
+
+
+def event(leg_sid: str, name: str) -> LegEvent:
+    kind = ev.LIFECYCLE if name.startswith("leg_") else ev.ACTION
+    return LegEvent(uuid.uuid4().hex, kind, name, 100.0 + next(_n), leg_sid)
+
+
+def test_answered_stores_the_actions_in_the_outbox(store, leg_sid):
+    """leg_answered is committed with start_stream and start_say waiting in the outbox."""
+    record, ended = commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    assert [a.kind for a in record.outbox] == ["start_stream", "start_say"]
+    stored, version, _ = store.load_leg(leg_sid)
+    assert stored == record and version == 1 and not ended
+
+
+def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(store, leg_sid):
+    """A worker died after committing but before dispatching: the re-delivery returns the same actions, adds none."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    first, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    again, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == first.outbox
+    assert store.load_leg(leg_sid)[1] == 1  # nothing written the second time
+
+
+def test_dispatched_actions_leave_the_outbox(store, leg_sid):
+    """Once dispatched, actions are removed so a re-delivery sends nothing again."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    record, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    forget_dispatched(store, leg_sid, [a.action_id for a in record.outbox])
+    again, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == ()
+
+
+def test_concurrent_events_for_one_leg_are_all_applied(store, leg_sid):
+    """Events applied by many threads at once all land: compare-and-set retries lost races."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    barrier = threading.Barrier(3)
+
+    def apply(name: str) -> None:
+        barrier.wait()
+        commit_event(store, event(leg_sid, name), TAG, CAMPAIGN)
+
+    threads = [threading.Thread(target=apply, args=(name,)) for name in (ev.SAY_STARTED, ev.STREAM_STARTED, ev.LEG_RINGING)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record, _, _ = store.load_leg(leg_sid)
+    assert record.phase is Phase.STREAMING
+    assert record.greeting in (GreetingState.STOPPING,)
+    assert record.streams_started == 1
+    assert [a.kind for a in record.outbox].count("stop_say") >= 1
+
+
+def test_terminated_reports_that_the_leg_just_ended_once(store, leg_sid):
+    """The commit that ends the leg says so; a duplicate of it does not."""
+    terminated = event(leg_sid, ev.LEG_TERMINATED)
+    _, ended = commit_event(store, terminated, TAG, CAMPAIGN)
+    _, ended_again = commit_event(store, terminated, TAG, CAMPAIGN)
+    assert (ended, ended_again) == (True, False)
+
+
+def test_action_claim_belongs_to_one_task_id(store, leg_sid):
+    """An action is claimed by one task id; its own retry may claim again, another task may not."""
+    assert store.claim_action(leg_sid, "start_stream#1", "task-a")
+    assert store.claim_action(leg_sid, "start_stream#1", "task-a")
+    assert not store.claim_action(leg_sid, "start_stream#1", "task-b")
+
+
+def test_errors_are_appended_with_a_reason(store, leg_sid):
+    """add_error keeps every error and sets the reason."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    add_error(store, leg_sid, "first")
+    record = add_error(store, leg_sid, "second", reason="bot stream could not be started")
+    assert record.errors == ("first", "second")
+    assert record.reason == "bot stream could not be started"
