@@ -46,7 +46,17 @@ class CampaignConfig:
     stream_content_type: str = DEFAULT_CONTENT_TYPE
     ring_timeout: int = 30
     time_limit: int = 14400
+    # Bot stream failover: wait this long for stream_started, then try another bot; after
+    # max_stream_attempts (including one reconnect after a bot drops mid-call) play the
+    # fallback message and hang up.
+    stream_start_timeout: float = 3.0
+    max_stream_attempts: int = 2
+    hold_message: str = "One moment please."
+    fallback_message: str = "Sorry, we are unable to connect you right now. We will call you back."
+    # Answering machines (amd_enable): "hangup", or "voicemail" to leave voicemail_message first.
     amd_enable: bool = False
+    amd_action: str = "hangup"
+    voicemail_message: str = ""
 
     def __post_init__(self) -> None:
         if not self.campaign_id or ":" in self.campaign_id:
@@ -56,6 +66,12 @@ class CampaignConfig:
             raise ConfigurationError("flow greeting_say needs a greeting text")
         if self.flow is Flow.GREETING_PLAY and not self.greeting_url:
             raise ConfigurationError("flow greeting_play needs a greeting audio URL")
+        if self.amd_action not in ("hangup", "voicemail"):
+            raise ConfigurationError(f"amd_action {self.amd_action!r} is not hangup/voicemail")
+        if self.amd_action == "voicemail" and not self.voicemail_message:
+            raise ConfigurationError("amd_action voicemail needs a voicemail_message")
+        if self.max_stream_attempts < 1 or self.stream_start_timeout <= 0:
+            raise ConfigurationError("max_stream_attempts must be >= 1 and stream_start_timeout > 0")
         if self.stream_direction not in ("bidirectional", "unidirectional"):
             raise ConfigurationError(f"stream direction {self.stream_direction!r} is not bidirectional/unidirectional")
 

@@ -14,7 +14,6 @@ import time
 import uuid
 from contextlib import ExitStack
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+import sim
 from dialstream.campaign import CampaignConfig, Contact, Flow
 from dialstream.embedded_redis import EmbeddedRedis
 from dialstream.report import CampaignReport, build_report, mask_phone
@@ -54,8 +54,8 @@ def demo_contacts(count: int) -> list[Contact]:
 
 
 def default_scenario() -> Path | None:
-    path = resources.files("sim").joinpath("scenarios/demo.yaml")
-    return Path(str(path)) if path.is_file() else None
+    path = Path(sim.__file__).with_name("scenarios") / "demo.yaml"
+    return path if path.is_file() else None
 
 
 def run_demo(options: DemoOptions, settings: Settings, console: Console | None = None) -> int:

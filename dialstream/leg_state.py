@@ -16,6 +16,12 @@ The greeting (approach 2) has its own state::
                   \\-> stop_pending (stream started before the greeting did) -/
 
 Events may arrive duplicated or out of order; each rule below says what it does then.
+
+Timers are decisions too: ``apply_timer`` handles "``stream_started`` did not arrive in
+time" (try another bot, with a hold message so the callee is not left in silence) and
+"the fallback message never finished" (hang up anyway). After ``max_stream_attempts``
+(a bot dropping mid-call counts as one), the callee hears the fallback message and the
+call is hung up with the reason recorded.
 """
 
 from __future__ import annotations
@@ -28,7 +34,19 @@ from typing import Any
 from dialstream import events as ev
 from dialstream.campaign import CampaignConfig, Flow, LegTag
 
-__all__ = ["Phase", "GreetingState", "StreamState", "Action", "LegRecord", "Decision", "apply_event", "Outcome"]
+__all__ = [
+    "Phase",
+    "GreetingState",
+    "StreamState",
+    "Ending",
+    "Action",
+    "LegRecord",
+    "Decision",
+    "Outcome",
+    "apply_event",
+    "apply_timer",
+    "timers_for",
+]
 
 
 class Phase(StrEnum):
@@ -67,7 +85,8 @@ class Outcome(StrEnum):
     NO_ANSWER = "no_answer"
     FAILED = "failed"  # the network or Exotel could not place the call
     CANCELED = "canceled"
-    ANSWERED_NO_STREAM = "answered_no_stream"  # answered but the bot never came up
+    MACHINE = "machine"  # an answering machine picked up (amd_enable)
+    ANSWERED_NO_STREAM = "answered_no_stream"  # answered but no bot came up: fallback played
 
 
 _TERMINAL_STATUS_OUTCOMES = {
@@ -79,8 +98,19 @@ _TERMINAL_STATUS_OUTCOMES = {
     "cancelled": Outcome.CANCELED,
 }
 
-# Which stop action ends which greeting.
-_STOP_GREETING = {Flow.GREETING_SAY: "stop_say", Flow.GREETING_PLAY: "stop_play"}
+class Ending(StrEnum):
+    """Why the call is being wound down by us, if it is."""
+
+    NONE = ""
+    FALLBACK = "fallback"  # no bot could be reached: fallback message, then hang up
+    VOICEMAIL = "voicemail"  # answering machine: leave the message, then hang up
+    HANGUP = "hangup"  # hang-up sent
+
+
+# stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons).
+_CALL_ENDED_REASONS = ("callended", "caller_hangup")
+FALLBACK_TIMER = "fallback"
+FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
 _GREETING_STARTED = {ev.SAY_STARTED, ev.PLAY_STARTED}
 _GREETING_ENDED = {ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START}
 
@@ -125,6 +155,12 @@ class LegRecord:
     outcome: str = ""
     reason: str = ""
     stream_sid: str = ""
+    stream_action_id: str = ""  # the start_stream whose stream is live
+    greeting_kind: str = ""  # "say" | "play": how what the callee hears now was started
+    greeting_action_id: str = ""  # the start_say/start_play of what the callee hears now
+    ending: Ending = Ending.NONE
+    ending_action_id: str = ""  # the start_say of the fallback/voicemail message
+    machine: bool = False
     action_counts: dict[str, int] = field(default_factory=dict)
     outbox: tuple[Action, ...] = ()
     errors: tuple[str, ...] = ()
@@ -147,6 +183,7 @@ class LegRecord:
         raw["phase"] = Phase(raw["phase"])
         raw["greeting"] = GreetingState(raw["greeting"])
         raw["stream"] = StreamState(raw["stream"])
+        raw["ending"] = Ending(raw["ending"])
         raw["outbox"] = tuple(Action.from_dict(a) for a in raw.get("outbox", ()))
         raw["errors"] = tuple(raw.get("errors", ()))
         return cls(**raw)
@@ -176,6 +213,27 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     return handler(record, event, campaign)
 
 
+def timers_for(record: LegRecord, actions: tuple[Action, ...], campaign: CampaignConfig) -> list[tuple[str, float]]:
+    """(timer id, seconds) to arm after dispatching ``actions``: each stream start is
+    watched for ``stream_started``; a fallback or voicemail message for its end."""
+    timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind == "start_stream"]
+    if any(a.action_id == record.ending_action_id for a in actions):
+        timers.append((FALLBACK_TIMER, FALLBACK_GRACE))
+    return timers
+
+
+def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> LegRecord | Decision:
+    """A timer armed by :func:`timers_for` fired. A stale timer returns ``record`` unchanged."""
+    if record.phase is Phase.ENDED or record.ending is Ending.HANGUP:
+        return record
+    if timer_id == FALLBACK_TIMER:
+        return _hangup(record) if record.ending is not Ending.NONE else record
+    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
+        return record  # that attempt was superseded, or its stream is up
+    return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+
+
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     target = Phase.CONNECTING if event.event_name == ev.LEG_CONNECTING else Phase.RINGING
     if _PHASE_ORDER[record.phase] >= _PHASE_ORDER[target]:
@@ -190,24 +248,37 @@ def _answered(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -
         return record
     record = dataclasses.replace(record, phase=Phase.ANSWERED, answered_at=event.timestamp)
     record, stream = _start_stream(record, campaign)
-    actions = [stream]
-    if campaign.flow.has_greeting:
-        record, greeting = _add_action(record, *_greeting_action(campaign))
-        record = dataclasses.replace(record, greeting=GreetingState.REQUESTED)
-        actions.append(greeting)
-    return Decision(record, tuple(actions))
+    if not campaign.flow.has_greeting:
+        return Decision(record, (stream,))
+    if campaign.flow is Flow.GREETING_SAY:
+        record, greeting = _start_greeting(record, "say", {"text": campaign.greeting_text})
+    else:
+        record, greeting = _start_greeting(record, "play", {"url": campaign.greeting_url})
+    return Decision(record, (stream, greeting))
 
 
 def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    if record.phase is Phase.ENDED or record.stream is StreamState.STARTED:
+    stream_sid = str(event.detail.get("stream_sid") or "")
+    if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP) or record.machine:
         return record
+    if record.stream is StreamState.STARTED:
+        if not stream_sid or stream_sid == record.stream_sid:
+            return record  # a duplicate of the live stream's event
+        # A superseded attempt came up after all: stop it, so the leg keeps exactly one stream.
+        record, stop = _add_action(record, "stop_stream", {"stream_sid": stream_sid})
+        return Decision(record, (stop,))
     record = dataclasses.replace(
         record,
         phase=Phase.STREAMING,
         stream=StreamState.STARTED,
         streams_started=record.streams_started + 1,
-        stream_started_at=event.timestamp,
-        stream_sid=str(event.detail.get("stream_sid") or record.stream_sid),
+        stream_started_at=record.stream_started_at or event.timestamp,
+        stream_sid=stream_sid,
+        stream_action_id=event.action_custom_parameter,
+        # A bot that comes up while the fallback message plays rescues the call.
+        ending=Ending.NONE,
+        ending_action_id="",
+        reason="",
     )
     if record.greeting is GreetingState.PLAYING:
         return _stop_greeting(record, GreetingState.STOPPING)
@@ -219,38 +290,82 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
 
 
 def _greeting_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    if record.greeting not in (GreetingState.REQUESTED, GreetingState.STOP_PENDING):
+    if record.greeting not in (GreetingState.REQUESTED, GreetingState.STOP_PENDING) or _superseded(record, event):
         return record
-    record = dataclasses.replace(record, greeting_started_at=event.timestamp)
+    record = dataclasses.replace(record, greeting_started_at=record.greeting_started_at or event.timestamp)
     if record.greeting is GreetingState.STOP_PENDING:
         return _stop_greeting(record, GreetingState.STOPPING)
     return Decision(dataclasses.replace(record, greeting=GreetingState.PLAYING))
 
 
 def _greeting_ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    if record.greeting in (GreetingState.NONE, GreetingState.STOPPED):
+    if record.greeting in (GreetingState.NONE, GreetingState.STOPPED) or _superseded(record, event):
         return record
-    return Decision(dataclasses.replace(record, greeting=GreetingState.STOPPED, greeting_stopped_at=event.timestamp))
+    record = dataclasses.replace(record, greeting=GreetingState.STOPPED, greeting_stopped_at=event.timestamp)
+    ending_message_done = record.ending in (Ending.FALLBACK, Ending.VOICEMAIL)
+    return _hangup(record) if ending_message_done else Decision(record)
+
+
+def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
+    """A say/play event of an earlier greeting (a hold message replaced by the fallback, say)."""
+    started_by = event.action_custom_parameter
+    return started_by.startswith("start_") and started_by != record.greeting_action_id
 
 
 def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    if record.stream is StreamState.REQUESTED and event.action_custom_parameter == latest and record.ending is Ending.NONE:
+        # The latest attempt failed before it started (handshake refused): no need to wait for its timer.
+        return _recover(record, campaign, f"stream {latest} failed: {event.detail.get('reason') or 'stopped'}")
     if record.stream is not StreamState.STARTED:
         return record
-    reason = record.reason if record.phase is Phase.ENDED else "bot stream stopped while the call was up"
-    return Decision(dataclasses.replace(record, stream=StreamState.STOPPED, reason=reason))
+    if event.action_custom_parameter and record.stream_action_id and event.action_custom_parameter != record.stream_action_id:
+        return record  # a superseded attempt's stream (stopped by us) ended
+    stream_sid = str(event.detail.get("stream_sid") or "")
+    if stream_sid and record.stream_sid and stream_sid != record.stream_sid:
+        return record
+    record = dataclasses.replace(record, stream=StreamState.STOPPED)
+    call_ending = event.detail.get("reason") in _CALL_ENDED_REASONS or event.data.get("state") in ("terminal", "completed")
+    if call_ending or record.phase is Phase.ENDED or record.ending is not Ending.NONE or record.machine:
+        return Decision(record)
+    return _recover(record, campaign, f"the bot stream stopped while the call was up ({event.detail.get('reason') or 'no reason'})")
+
+
+def _amd_result(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    result = str(event.detail.get("result") or "").upper()
+    if result != "MACHINE" or not campaign.amd_enable or record.machine or record.phase is Phase.ENDED:
+        return record
+    record = dataclasses.replace(record, machine=True, reason="answering machine")
+    actions: list[Action] = []
+    if record.stream in (StreamState.REQUESTED, StreamState.STARTED):
+        record, stop = _add_action(record, "stop_stream", {"stream_sid": record.stream_sid} if record.stream_sid else {})
+        record = dataclasses.replace(record, stream=StreamState.STOPPED)
+        actions.append(stop)
+    if record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOP_PENDING):
+        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        record = dataclasses.replace(record, greeting=GreetingState.STOPPING)
+        actions.append(stop)
+    if campaign.amd_action == "voicemail":
+        record, message = _start_greeting(record, "say", {"text": campaign.voicemail_message})
+        record = dataclasses.replace(record, ending=Ending.VOICEMAIL, ending_action_id=message.action_id)
+        return Decision(record, (*actions, message))
+    decision = _hangup(record)
+    return Decision(decision.record, (*actions, *decision.actions))
 
 
 def _ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     if record.phase is Phase.ENDED:
         return record
     status = str(event.data.get("terminal_status") or event.detail.get("terminal_status") or "")
+    reason = record.reason
     if event.event_name == ev.LEG_FAILED_TO_CREATE:
         outcome, reason = Outcome.FAILED, str(event.error.get("message") or "leg failed to create")
+    elif record.machine:
+        outcome = Outcome.MACHINE
     elif record.answered_at is not None or status == "completed":
         outcome = Outcome.COMPLETED if record.streams_started else Outcome.ANSWERED_NO_STREAM
-        reason = record.reason
     else:
-        outcome, reason = _TERMINAL_STATUS_OUTCOMES.get(status, Outcome.FAILED), record.reason or status
+        outcome, reason = _TERMINAL_STATUS_OUTCOMES.get(status, Outcome.FAILED), reason or status
     return Decision(
         dataclasses.replace(
             record,
@@ -271,6 +386,7 @@ _HANDLERS = {
     ev.LEG_ANSWERED: _answered,
     ev.STREAM_STARTED: _stream_started,
     ev.STREAM_STOPPED: _stream_stopped,
+    ev.AMD_RESULT_SUCCESS: _amd_result,
     ev.LEG_TERMINATED: _ended,
     ev.LEG_FAILED_TO_CREATE: _ended,
     **{name: _greeting_started for name in _GREETING_STARTED},
@@ -278,24 +394,55 @@ _HANDLERS = {
 }
 
 
-def _start_stream(record: LegRecord, campaign: CampaignConfig) -> tuple[LegRecord, Action]:
+def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
+    """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
+    record = dataclasses.replace(record, errors=(*record.errors, why))
+    callee_hears_something = record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING)
+    if record.stream_attempts < campaign.max_stream_attempts:
+        record, stream = _start_stream(record, campaign, avoid_tried_bots=True)
+        if callee_hears_something:
+            return Decision(record, (stream,))
+        record, hold = _start_greeting(record, "say", {"text": campaign.hold_message})
+        return Decision(record, (stream, hold))
+    actions: list[Action] = []
+    if callee_hears_something:
+        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        actions.append(stop)
+    record, message = _start_greeting(record, "say", {"text": campaign.fallback_message})
+    record = dataclasses.replace(
+        record,
+        ending=Ending.FALLBACK,
+        ending_action_id=message.action_id,
+        reason=f"no bot stream after {record.stream_attempts} attempt(s): {why}",
+    )
+    return Decision(record, (*actions, message))
+
+
+def _hangup(record: LegRecord) -> Decision:
+    record, hangup = _add_action(record, "hangup", {})
+    return Decision(dataclasses.replace(record, ending=Ending.HANGUP), (hangup,))
+
+
+def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bots: bool = False) -> tuple[LegRecord, Action]:
     params = {
         "url": campaign.bot_url,  # empty: the sender picks a live bot from the fleet
         "direction": campaign.stream_direction,
         "content_type": campaign.stream_content_type,
+        "avoid_tried_bots": avoid_tried_bots,
     }
     record, action = _add_action(record, "start_stream", params)
     return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
 
 
-def _greeting_action(campaign: CampaignConfig) -> tuple[str, dict[str, Any]]:
-    if campaign.flow is Flow.GREETING_SAY:
-        return "start_say", {"text": campaign.greeting_text}
-    return "start_play", {"url": campaign.greeting_url}
+def _start_greeting(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
+    """Start something the callee hears from Exotel: the greeting, a hold or fallback message."""
+    record, action = _add_action(record, f"start_{kind}", params)
+    record = dataclasses.replace(record, greeting=GreetingState.REQUESTED, greeting_kind=kind, greeting_action_id=action.action_id)
+    return record, action
 
 
 def _stop_greeting(record: LegRecord, greeting: GreetingState) -> Decision:
-    record, action = _add_action(record, _STOP_GREETING[record.flow], {})
+    record, action = _add_action(record, f"stop_{record.greeting_kind}", {})
     return Decision(dataclasses.replace(record, greeting=greeting), (action,))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from xml.sax.saxutils import quoteattr
 
 import httpx
 
@@ -123,7 +124,10 @@ class LegsClient:
         body = {"direction": direction, "url": url, "content_type": content_type}
         return self._action(leg_sid, "start_stream", body, action_custom_param)
 
-    def stop_stream(self, leg_sid: str, *, action_custom_param: str = "") -> AcceptedAction:
+    def stop_stream(self, leg_sid: str, *, stream_sid: str = "", action_custom_param: str = "") -> AcceptedAction:
+        """Stop the leg's stream; with ``stream_sid``, that one stream (ExoML ``<StopStream streamSid>``)."""
+        if stream_sid:
+            return self.exoml(leg_sid, f"<StopStream streamSid={quoteattr(stream_sid)}/>", action_custom_param=action_custom_param)
         return self._action(leg_sid, "stop_stream", {}, action_custom_param)
 
     def start_say(self, leg_sid: str, text: str, *, loop: int = 0, action_custom_param: str = "") -> AcceptedAction:

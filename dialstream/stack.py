@@ -19,11 +19,14 @@ __all__ = ["StackConfig", "Stack", "start_stack"]
 
 @dataclass(frozen=True)
 class StackConfig:
-    """Which processes to run. Worker counts are processes (Celery nodes), each with ``concurrency`` pool children."""
+    """Which processes to run. Worker counts are processes (Celery nodes), each running
+    ``concurrency`` tasks at once on a thread pool: the tasks wait on the Legs API and
+    Redis, not on the CPU, so threads (not prefork children) set how many calls a node
+    serves in parallel."""
 
     events_workers: int = 1
     dial_workers: int = 1
-    concurrency: int = 2
+    concurrency: int = 16
     bots: int = 1
     bot_kind: str = "greeter"
     sandbox: bool = True
@@ -83,9 +86,9 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
 
 
 def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
-    """The Celery worker command for one queue: a node of ``concurrency`` prefork children."""
+    """The Celery worker command for one queue: a node of ``concurrency`` threads."""
     return Supervisor.python(
         "-m", "celery", "-A", "workers.tasks", "worker",
-        "-Q", queue, "-n", f"{name}@%h", "-P", "prefork", "-c", str(config.concurrency),
+        "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
         "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
     )  # fmt: skip

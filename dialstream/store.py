@@ -19,13 +19,13 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable
-from importlib import resources
 from typing import Any
 
 import redis
 
 from dialstream.campaign import CampaignConfig, Contact
 from dialstream.leg_state import LegRecord
+from dialstream.lua import script
 
 __all__ = ["Store", "keys", "LEG_TTL"]
 
@@ -56,17 +56,13 @@ class keys:  # noqa: N801 - a namespace of key builders, read as keys.leg(sid)
         return f"ds:campaign:{campaign_id}" + (f":{part}" if part else "")
 
 
-def _script(client: redis.Redis, name: str) -> Any:
-    return client.register_script(resources.files("dialstream.lua").joinpath(name).read_text())
-
-
 class Store:
     """dialstream's state in Redis, over one synchronous client."""
 
     def __init__(self, client: redis.Redis) -> None:
         self.redis = client
-        self._leg_cas = _script(client, "leg_cas.lua")
-        self._claim = _script(client, "claim.lua")
+        self._leg_cas = script(client, "leg_cas.lua")
+        self._claim = script(client, "claim.lua")
         self._campaign_cache: dict[str, CampaignConfig] = {}
 
     # Legs

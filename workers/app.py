@@ -19,7 +19,7 @@ from kombu import Queue
 
 from dialstream.settings import Settings
 
-__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT"]
+__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT", "CHECK_LEG"]
 
 EVENTS_QUEUE = "events"
 DIAL_QUEUE = "dial"
@@ -29,6 +29,7 @@ DIAL_QUEUE = "dial"
 HANDLE_LEG_EVENT = "dialstream.handle_leg_event"
 SEND_ACTION = "dialstream.send_action"
 DIAL_CONTACT = "dialstream.dial_contact"
+CHECK_LEG = "dialstream.check_leg"
 
 # Longer than any task may run (time limits below) so Redis never re-delivers a task that
 # is still running; retries are scheduled by us, never as long Celery countdowns.
@@ -49,6 +50,7 @@ def create_app(settings: Settings) -> Celery:
         task_routes={
             HANDLE_LEG_EVENT: {"queue": EVENTS_QUEUE},
             SEND_ACTION: {"queue": EVENTS_QUEUE},
+            CHECK_LEG: {"queue": EVENTS_QUEUE},
             DIAL_CONTACT: {"queue": DIAL_QUEUE},
         },
         # Many tiny tasks: a deep prefetch cut p50 dispatch latency ~1 ms in our measurements.

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from dialstream.campaign import CampaignConfig, Contact, LegTag
 from dialstream.events import LegEvent
-from dialstream.leg_state import Decision, LegRecord, apply_event
+from dialstream.leg_state import Decision, LegRecord, apply_event, apply_timer
 from dialstream.store import Store
 
-__all__ = ["commit_event", "forget_dispatched", "add_error", "call_result", "ConcurrentUpdate"]
+__all__ = ["commit_event", "commit_timer", "forget_dispatched", "add_error", "call_result", "ConcurrentUpdate"]
 
 _CAS_ATTEMPTS = 50
 
@@ -30,43 +30,70 @@ def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignC
     The returned record's ``outbox`` holds every action not yet dispatched, including any a
     crashed worker left behind: the caller dispatches them all.
     """
-    for _ in range(_CAS_ATTEMPTS):
-        record, version, applied = store.load_leg(event.leg_sid, event.event_sid)
-        if record is None:
-            record = LegRecord.new(event.leg_sid, tag, campaign)
-        if applied:
-            return record, False  # a re-delivery: only a leftover outbox may need sending
-        result = apply_event(record, event, campaign)
-        if not isinstance(result, Decision):
-            return record, False
-        if store.save_leg(result.record, version, event.event_sid) >= 0:
-            return result.record, result.record.finished and not record.finished
-    raise ConcurrentUpdate(f"leg {event.leg_sid}: record changed {_CAS_ATTEMPTS} times while applying {event.event_name}")
+    record, ended = _commit(
+        store,
+        event.leg_sid,
+        lambda current: apply_event(current, event, campaign),
+        event_sid=event.event_sid,
+        initial=LegRecord.new(event.leg_sid, tag, campaign),
+    )
+    assert record is not None  # an initial record was given
+    return record, ended
+
+
+def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:
+    """Apply a fired timer; None if the leg is unknown."""
+    return _commit(store, leg_sid, lambda current: apply_timer(current, timer_id, campaign))[0]
 
 
 def forget_dispatched(store: Store, leg_sid: str, action_ids: Iterable[str]) -> None:
     """Drop dispatched actions from the leg's outbox (they are now Celery's to deliver)."""
     sent = set(action_ids)
-    for _ in range(_CAS_ATTEMPTS):
-        record, version, _ = store.load_leg(leg_sid)
-        if record is None or not any(a.action_id in sent for a in record.outbox):
-            return
-        kept = tuple(a for a in record.outbox if a.action_id not in sent)
-        if store.save_leg(dataclasses.replace(record, outbox=kept), version) >= 0:
-            return
-    raise ConcurrentUpdate(f"leg {leg_sid}: could not clear the outbox")
+
+    def drop(current: LegRecord) -> LegRecord | Decision:
+        if not any(a.action_id in sent for a in current.outbox):
+            return current
+        return Decision(dataclasses.replace(current, outbox=tuple(a for a in current.outbox if a.action_id not in sent)))
+
+    _commit(store, leg_sid, drop)
 
 
 def add_error(store: Store, leg_sid: str, error: str, *, reason: str = "") -> LegRecord | None:
     """Append an error (and optionally a reason) to a leg's record."""
+
+    def append(current: LegRecord) -> Decision:
+        return Decision(dataclasses.replace(current, errors=(*current.errors, error), reason=reason or current.reason))
+
+    return _commit(store, leg_sid, append)[0]
+
+
+def _commit(
+    store: Store,
+    leg_sid: str,
+    transition: Callable[[LegRecord], LegRecord | Decision],
+    *,
+    event_sid: str = "",
+    initial: LegRecord | None = None,
+) -> tuple[LegRecord | None, bool]:
+    """Compare-and-set loop: read the record, apply ``transition``, write if nobody else did.
+
+    Returns (the record as stored, whether this write ended the leg). An event already
+    applied (``event_sid`` seen) or a transition with no effect writes nothing.
+    """
     for _ in range(_CAS_ATTEMPTS):
-        record, version, _ = store.load_leg(leg_sid)
+        record, version, applied = store.load_leg(leg_sid, event_sid)
         if record is None:
-            return None
-        updated = dataclasses.replace(record, errors=(*record.errors, error), reason=reason or record.reason)
-        if store.save_leg(updated, version) >= 0:
-            return updated
-    raise ConcurrentUpdate(f"leg {leg_sid}: could not record an error")
+            if initial is None:
+                return None, False
+            record = initial
+        if applied:
+            return record, False  # a re-delivery: only a leftover outbox may need sending
+        result = transition(record)
+        if not isinstance(result, Decision):
+            return record, False
+        if store.save_leg(result.record, version, event_sid) >= 0:
+            return result.record, result.record.finished and not record.finished
+    raise ConcurrentUpdate(f"leg {leg_sid}: record changed {_CAS_ATTEMPTS} times in a row")
 
 
 def call_result(record: LegRecord | None, contact: Contact | None, *, outcome: str = "", reason: str = "") -> dict[str, Any]:

@@ -15,18 +15,20 @@ from typing import Any
 import redis
 from celery import Task, group
 
-from dialstream.campaign import LegTag
+from bot.fleet import select_bot
+from dialstream.campaign import CampaignConfig, LegTag
+from bot.errors import NoBotAvailable
 from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError
 from dialstream.events import LegEvent
-from dialstream.leg_state import Action
+from dialstream.leg_state import Action, LegRecord, timers_for
 from dialstream.legs_api import LegsClient
 from dialstream.retry import DEFAULT_RETRY_POLICY
 from dialstream.settings import Settings
 from dialstream.store import Store, keys
-from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
-from workers.dispatch import add_error, call_result, commit_event, forget_dispatched
+from workers.app import CHECK_LEG, DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
+from workers.dispatch import add_error, call_result, commit_event, commit_timer, forget_dispatched
 
-__all__ = ["app", "handle_leg_event", "send_action", "dial_contact"]
+__all__ = ["app", "handle_leg_event", "check_leg", "send_action", "dial_contact"]
 
 log = logging.getLogger("dialstream.workers")
 
@@ -45,7 +47,6 @@ class _Runtime:
 
 _runtime: _Runtime | None = None
 _runtime_lock = threading.Lock()
-_bot_cursor = 0
 
 
 def runtime() -> _Runtime:
@@ -82,12 +83,35 @@ def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
         log.error("leg %s: unknown campaign %s; event %s ignored", event.leg_sid, tag.campaign_id, event.event_name)
         return "unknown-campaign"
     record, just_ended = commit_event(rt.store, event, tag, campaign)
-    if record.outbox:
-        group(send_action.s(record.leg_sid, action.to_dict()) for action in record.outbox).apply_async()
-        forget_dispatched(rt.store, record.leg_sid, (action.action_id for action in record.outbox))
+    _dispatch(rt, record, campaign)
     if just_ended:
-        rt.store.record_result(record.campaign_id, record.contact_id, call_result(record, rt.store.contact(record.campaign_id, record.contact_id)))
+        contact = rt.store.contact(record.campaign_id, record.contact_id)
+        rt.store.record_result(record.campaign_id, record.contact_id, call_result(record, contact))
     return event.event_name
+
+
+@app.task(name=CHECK_LEG, bind=True, max_retries=5)
+def check_leg(self: Task, campaign_id: str, leg_sid: str, timer_id: str) -> str:
+    """A leg timer fired (stream start deadline, fallback grace): act if it still matters."""
+    rt = runtime()
+    campaign = rt.store.campaign(campaign_id)
+    if campaign is None:
+        return "unknown-campaign"
+    record = commit_timer(rt.store, leg_sid, timer_id, campaign)
+    if record is not None:
+        _dispatch(rt, record, campaign)
+    return timer_id
+
+
+def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
+    """Send the outbox as one group (not awaited), arm its timers, then clear it."""
+    if not record.outbox:
+        return
+    group(send_action.s(record.leg_sid, action.to_dict()) for action in record.outbox).apply_async()
+    # Short timers (seconds, far below the visibility timeout) may use a Celery countdown.
+    for timer_id, seconds in timers_for(record, record.outbox, campaign):
+        check_leg.apply_async((record.campaign_id, record.leg_sid, timer_id), countdown=seconds)
+    forget_dispatched(rt.store, record.leg_sid, (action.action_id for action in record.outbox))
 
 
 @app.task(name=SEND_ACTION, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)
@@ -113,7 +137,7 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
     custom = action.action_id
     match action.kind:
         case "start_stream":
-            url = params.get("url") or _pick_bot_url(rt.settings)
+            url = params.get("url") or _pick_bot_url(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
             legs.start_stream(
                 leg_sid, url, direction=params["direction"], content_type=params["content_type"], action_custom_param=custom
             )
@@ -126,20 +150,23 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
         case "stop_play":
             legs.stop_play(leg_sid, action_custom_param=custom)
         case "stop_stream":
-            legs.stop_stream(leg_sid, action_custom_param=custom)
+            legs.stop_stream(leg_sid, stream_sid=params.get("stream_sid", ""), action_custom_param=custom)
         case "hangup":
             legs.hangup(leg_sid, action_custom_param=custom)
         case _:
             raise ValueError(f"unknown action kind {action.kind!r}")
 
 
-def _pick_bot_url(settings: Settings) -> str:
-    """Round-robin over the static bot URLs."""
-    global _bot_cursor
-    if not settings.bot_urls:
-        raise LegsApiClientError(0, "no bot URL: set the campaign's bot_url or DIALSTREAM_BOT_URLS")
-    _bot_cursor = (_bot_cursor + 1) % len(settings.bot_urls)
-    return settings.bot_urls[_bot_cursor]
+def _pick_bot_url(rt: _Runtime, leg_sid: str, *, avoid_tried: bool) -> str:
+    """The live bot with the most free capacity (a retry avoids the bots this leg already tried)."""
+    tried_key = keys.leg(leg_sid) + ":bots"
+    tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
+    try:
+        url = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
+    except NoBotAvailable as exc:
+        raise LegsApiClientError(0, str(exc)) from exc
+    rt.store.redis.pipeline(transaction=False).sadd(tried_key, url).expire(tried_key, 3600).execute()
+    return url
 
 
 def _action_failed(rt: _Runtime, leg_sid: str, action: Action, exc: LegsApiError) -> None:
