@@ -147,7 +147,7 @@ def print_report(report: CampaignReport, console: Console) -> None:
     for column in ("number", "outcome", "answered→stream_started ms", "answered→first audio ms", "streams", "note"):
         table.add_column(column, justify="right" if "ms" in column or column == "streams" else "left")
     for row in report.rows:
-        note = "; ".join(row.problems) or row.reason
+        note = "; ".join(row.problems) or row.reason or "; ".join(row.errors)
         style = "red" if row.problems else None
         table.add_row(
             mask_phone(row.phone), row.outcome, _ms(row.answered_to_stream_ms), _ms(row.answered_to_first_audio_ms),

@@ -7,13 +7,15 @@ The hierarchy::
     ├── InvalidEvent             a leg event is malformed (missing or mistyped field)
     ├── EventPublishError        the ingress could not hand an event to the broker
     ├── EmbeddedRedisError       the embedded Valkey server would not start
+    ├── AgentStreamProtocolError an AgentStream WebSocket frame is malformed (carries the close code)
     └── LegsApiError             the Legs API answered with an error or not at all
         ├── LegsApiRateLimited   HTTP 429; ``retry_after`` seconds to wait
         ├── LegsApiServerError   HTTP 5xx or a transport failure: retry with backoff
         └── LegsApiClientError   other HTTP 4xx: retrying will not help
 
 Code that translates I/O maps these in one place each: the ingress to gRPC status
-codes, the workers to retry decisions (``dialstream.retry``).
+codes, the workers to retry decisions (``dialstream.retry``), the bot server to WebSocket
+close codes (``AgentStreamProtocolError.close_code``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "InvalidEvent",
     "EventPublishError",
     "EmbeddedRedisError",
+    "AgentStreamProtocolError",
     "LegsApiError",
     "LegsApiRateLimited",
     "LegsApiServerError",
@@ -54,6 +57,21 @@ class EventPublishError(DialstreamError):
 
 class EmbeddedRedisError(DialstreamError):
     """The embedded Valkey server did not start."""
+
+
+class AgentStreamProtocolError(DialstreamError):
+    """An AgentStream WebSocket frame is malformed.
+
+    ``reason`` says what is wrong, short enough for a WebSocket close reason (123 bytes).
+    ``close_code`` is the RFC 6455 code the receiving side should close with: 1003
+    (unsupported data: a binary frame, an unknown event) or 1007 (invalid payload data:
+    bad JSON, a missing or mistyped field, bad base64).
+    """
+
+    def __init__(self, reason: str, *, close_code: int = 1007) -> None:
+        super().__init__(f"AgentStream protocol error: {reason}")
+        self.reason = reason
+        self.close_code = close_code
 
 
 class LegsApiError(DialstreamError):

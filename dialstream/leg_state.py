@@ -86,7 +86,7 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the network or Exotel could not place the call
     CANCELED = "canceled"
     MACHINE = "machine"  # an answering machine picked up (amd_enable)
-    ANSWERED_NO_STREAM = "answered_no_stream"  # answered but no bot came up: fallback played
+    ANSWERED_NO_STREAM = "answered_no_stream"  # answered, but no bot could be kept on the call
 
 
 _TERMINAL_STATUS_OUTCOMES = {
@@ -363,7 +363,10 @@ def _ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> L
     elif record.machine:
         outcome = Outcome.MACHINE
     elif record.answered_at is not None or status == "completed":
-        outcome = Outcome.COMPLETED if record.streams_started else Outcome.ANSWERED_NO_STREAM
+        gave_up = record.ending in (Ending.FALLBACK, Ending.HANGUP)  # machines were handled above
+        outcome = Outcome.COMPLETED if record.streams_started and not gave_up else Outcome.ANSWERED_NO_STREAM
+        if outcome is Outcome.ANSWERED_NO_STREAM and not reason:
+            reason = "the call ended before the bot stream started"
     else:
         outcome, reason = _TERMINAL_STATUS_OUTCOMES.get(status, Outcome.FAILED), reason or status
     return Decision(

@@ -45,6 +45,7 @@ class CallRow:
     dead_air_ms: float | None = None
     overlap_ms: float | None = None
     streams: int | None = None
+    errors: tuple[str, ...] = ()  # recovered from (a bot that did not answer, a retried API call)
     problems: tuple[str, ...] = ()
 
 
@@ -106,6 +107,7 @@ def build_report(
                 dead_air_ms=figures.get("dead_air_ms"),
                 overlap_ms=figures.get("overlap_ms"),
                 streams=streams,
+                errors=tuple(result.get("errors", ())),
                 problems=tuple(_problems(result, timeline, streams)),
             )
         )
@@ -117,19 +119,32 @@ def build_report(
 
 
 def _problems(result: Mapping[str, Any], timeline: Mapping[str, Any], streams: Any) -> list[str]:
+    """Broken invariants only; errors that were recovered from are notes, not problems.
+
+    With a sandbox timeline its view of the wire is authoritative (streams live at once, a
+    greeting audible after the stream started); without one, dialstream's own record is.
+    """
     problems = []
     answered = result.get("answered_at") is not None
-    if answered and streams != 1 and result.get("outcome") != "answered_no_stream":
-        problems.append(f"answered call had {streams} bot streams (expected exactly 1)")
-    if result.get("outcome") == "answered_no_stream" and not result.get("reason"):
+    outcome = result.get("outcome")
+    if outcome == "answered_no_stream" and not result.get("reason"):
         problems.append("answered call got no bot stream and no recorded reason")
-    if answered and result.get("greeting_state") in ("requested", "playing", "stop_pending", "stopping"):
+    if answered and outcome == "completed" and not streams:
+        problems.append("answered call completed without a bot stream")
+    if timeline:
+        broken = zip(timeline.get("invariants", ()), timeline.get("violations", ()), strict=True)
+        problems += [f"sandbox: {text}" for name, text in broken if not _explained(name, result)]
+    elif answered and result.get("greeting_state") in ("requested", "playing", "stop_pending", "stopping"):
         problems.append(f"greeting left in state {result['greeting_state']} after the call")
-    for issue in timeline.get("violations", ()):
-        problems.append(f"sandbox: {issue}")
-    for error in result.get("errors", ()):
-        problems.append(f"error: {error}")
     return problems
+
+
+def _explained(invariant: str, result: Mapping[str, Any]) -> bool:
+    """An answered call without a stream is fine when it was hung up on purpose with a reason
+    (no bot could be reached, an answering machine)."""
+    return invariant == "answered_without_stream" and result.get("outcome") in ("answered_no_stream", "machine") and bool(
+        result.get("reason")
+    )
 
 
 def _stats(values: Sequence[float]) -> dict[str, float | None]:

@@ -77,6 +77,13 @@ class Settings:
         "DIALSTREAM_DEDUPE_TTL", "Seconds an event_sid is remembered for de-duplication.", 86400
     )
 
+    event_rescue_after: float = _env(
+        "DIALSTREAM_EVENT_RESCUE_AFTER",
+        "Seconds after publishing leg_answered that any live worker re-applies it (a no-op unless "
+        "the worker that took it died).",
+        1.0,
+    )
+
     # Bots
     bot_urls: tuple[str, ...] = _env(
         "DIALSTREAM_BOT_URLS",

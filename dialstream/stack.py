@@ -33,6 +33,7 @@ class StackConfig:
     scenario: Path | None = None
     seed: int = 7
     worker_log_level: str = "INFO"
+    worker_app: str = "workers.tasks"  # the Celery app module (tests substitute one that crashes)
 
 
 @dataclass
@@ -88,7 +89,7 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
 def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
     """The Celery worker command for one queue: a node of ``concurrency`` threads."""
     return Supervisor.python(
-        "-m", "celery", "-A", "workers.tasks", "worker",
+        "-m", "celery", "-A", config.worker_app, "worker",
         "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
         "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
     )  # fmt: skip

@@ -87,9 +87,14 @@ class Store:
         keys_ = [keys.leg(record.leg_sid), keys.leg_events(record.leg_sid)]
         return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL]))
 
-    def claim_action(self, leg_sid: str, action_id: str, task_id: str) -> bool:
-        """True when this task may send the action: nobody else has, or it is our own retry."""
-        return bool(self._claim(keys=[keys.action(leg_sid, action_id)], args=[task_id, LEG_TTL]))
+    def claim_action(self, leg_sid: str, action_id: str, kind: str, task_id: str) -> str:
+        """Whether this task may send the action now.
+
+        Returns ``"claimed"`` (nobody else has, or this is our own retry), ``"duplicate"``
+        (another task has it), ``"leg-ended"`` or ``"stream-up"`` (the action is moot).
+        """
+        result = int(self._claim(keys=[keys.action(leg_sid, action_id), keys.leg(leg_sid)], args=[task_id, LEG_TTL, kind]))
+        return {1: "claimed", 0: "duplicate", -1: "leg-ended", -2: "stream-up"}[result]
 
     # Campaigns
 

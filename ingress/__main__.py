@@ -39,7 +39,7 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     redis_client = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout
     )
-    ingress = EventIngress(redis_client, publish, dedupe_ttl=settings.dedupe_ttl)
+    ingress = EventIngress(redis_client, publish, dedupe_ttl=settings.dedupe_ttl, rescue_after=settings.event_rescue_after)
     server, port = create_server(ingress, bind)
     await server.start()
     runner: web.AppRunner | None = None

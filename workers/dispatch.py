@@ -24,21 +24,26 @@ class ConcurrentUpdate(RuntimeError):
     """The leg record kept changing under us; the task is retried."""
 
 
-def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord, bool]:
-    """Apply ``event`` atomically; returns (the record as stored, whether it just ended).
+def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord, bool, bool]:
+    """Apply ``event`` atomically; returns (the record as stored, whether it just ended,
+    whether this call applied it: False for a duplicate or an event with no effect).
 
     The returned record's ``outbox`` holds every action not yet dispatched, including any a
     crashed worker left behind: the caller dispatches them all.
     """
+    effective = False
+
+    def apply(current: LegRecord) -> LegRecord | Decision:
+        nonlocal effective
+        result = apply_event(current, event, campaign)
+        effective = isinstance(result, Decision)
+        return result
+
     record, ended = _commit(
-        store,
-        event.leg_sid,
-        lambda current: apply_event(current, event, campaign),
-        event_sid=event.event_sid,
-        initial=LegRecord.new(event.leg_sid, tag, campaign),
+        store, event.leg_sid, apply, event_sid=event.event_sid, initial=LegRecord.new(event.leg_sid, tag, campaign)
     )
     assert record is not None  # an initial record was given
-    return record, ended
+    return record, ended, effective
 
 
 def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:

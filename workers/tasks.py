@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from prometheus_client import Counter
 from celery import Task, group
 
 from bot.fleet import select_bot
@@ -25,12 +26,16 @@ from dialstream.legs_api import LegsClient
 from dialstream.retry import DEFAULT_RETRY_POLICY
 from dialstream.settings import Settings
 from dialstream.store import Store, keys
-from workers.app import CHECK_LEG, DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
+from dialstream.timers import TimerQueue, leg_timer
+from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
 from workers.dispatch import add_error, call_result, commit_event, commit_timer, forget_dispatched
+from workers.sweeper import TimerSweeper
 
-__all__ = ["app", "handle_leg_event", "check_leg", "send_action", "dial_contact"]
+__all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "fire_timer"]
 
 log = logging.getLogger("dialstream.workers")
+
+EVENTS_RESCUED = Counter("dialstream_events_rescued_total", "Leg events applied by a rescue timer (their worker died)")
 
 app = create_app(Settings.from_env())
 
@@ -42,6 +47,7 @@ class _Runtime:
     settings: Settings
     store: Store
     legs: LegsClient
+    timers: TimerQueue
     pid: int
 
 
@@ -61,13 +67,17 @@ def runtime() -> _Runtime:
                 socket_connect_timeout=settings.redis_socket_timeout,
                 decode_responses=True,
             )
-            _runtime = _Runtime(settings, Store(client), LegsClient(settings), os.getpid())
+            _runtime = _Runtime(settings, Store(client), LegsClient(settings), TimerQueue(client), os.getpid())
         return _runtime
 
 
 @app.task(name=HANDLE_LEG_EVENT, bind=True, max_retries=5)
 def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
     """Apply one leg event and dispatch the actions it calls for as one group (not awaited)."""
+    return _handle_event(payload)
+
+
+def _handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
     try:
         event = LegEvent.from_dict(payload)
     except InvalidEvent as exc:  # the ingress validates; this guards other publishers
@@ -82,7 +92,10 @@ def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
     if campaign is None:
         log.error("leg %s: unknown campaign %s; event %s ignored", event.leg_sid, tag.campaign_id, event.event_name)
         return "unknown-campaign"
-    record, just_ended = commit_event(rt.store, event, tag, campaign)
+    record, just_ended, applied = commit_event(rt.store, event, tag, campaign)
+    if rescue and applied:
+        EVENTS_RESCUED.inc()
+        log.warning("leg %s: rescued %s that its worker did not finish", event.leg_sid, event.event_name)
     _dispatch(rt, record, campaign)
     if just_ended:
         contact = rt.store.contact(record.campaign_id, record.contact_id)
@@ -90,17 +103,23 @@ def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
     return event.event_name
 
 
-@app.task(name=CHECK_LEG, bind=True, max_retries=5)
-def check_leg(self: Task, campaign_id: str, leg_sid: str, timer_id: str) -> str:
-    """A leg timer fired (stream start deadline, fallback grace): act if it still matters."""
+def fire_timer(timer: dict[str, Any]) -> str:
+    """A timer fired (in a sweeper thread): re-apply a rescued event, or a leg deadline."""
+    if timer.get("kind") == "event":
+        # Idempotent: a no-op when the worker that took the event handled it.
+        return _handle_event(timer["event"], rescue=True)
     rt = runtime()
-    campaign = rt.store.campaign(campaign_id)
+    campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:
         return "unknown-campaign"
-    record = commit_timer(rt.store, leg_sid, timer_id, campaign)
+    record = commit_timer(rt.store, timer["leg"], timer["timer"], campaign)
     if record is not None:
         _dispatch(rt, record, campaign)
-    return timer_id
+    return timer["timer"]
+
+
+TimerSweeper.fire = staticmethod(fire_timer)
+app.steps["worker"].add(TimerSweeper)
 
 
 def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
@@ -108,9 +127,10 @@ def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None
     if not record.outbox:
         return
     group(send_action.s(record.leg_sid, action.to_dict()) for action in record.outbox).apply_async()
-    # Short timers (seconds, far below the visibility timeout) may use a Celery countdown.
+    pipe = rt.store.redis.pipeline(transaction=False)
     for timer_id, seconds in timers_for(record, record.outbox, campaign):
-        check_leg.apply_async((record.campaign_id, record.leg_sid, timer_id), countdown=seconds)
+        rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
+    pipe.execute()
     forget_dispatched(rt.store, record.leg_sid, (action.action_id for action in record.outbox))
 
 
@@ -119,8 +139,9 @@ def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
     """Send one leg action to the Legs API, at most once per action id."""
     action = Action.from_dict(action_dict)
     rt = runtime()
-    if not rt.store.claim_action(leg_sid, action.action_id, self.request.id or ""):
-        return "duplicate"
+    claim = rt.store.claim_action(leg_sid, action.action_id, action.kind, self.request.id or "")
+    if claim != "claimed":
+        return claim
     try:
         _perform(rt, leg_sid, action)
     except LegsApiError as exc:

@@ -133,10 +133,11 @@ def test_answered_and_streamed_call_is_completed():
     assert record.stream_started_at - record.answered_at == pytest.approx(0.25)
 
 
-def test_answered_without_stream_is_its_own_outcome():
-    """A call answered but never streamed ends as answered_no_stream, not completed."""
+def test_answered_without_stream_is_its_own_outcome_with_a_reason():
+    """A call hung up before its stream came up ends as answered_no_stream, with that reason."""
     record, _ = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
     assert record.outcome == Outcome.ANSWERED_NO_STREAM.value
+    assert record.reason == "the call ended before the bot stream started"
 
 
 def test_failed_to_create_carries_the_error_message():
@@ -278,6 +279,8 @@ def test_bot_drop_mid_call_reconnects_once_then_falls_back():
     record, more = drive_from(record, config, started("S2"), stopped("S2"))
     assert kinds(more) == ["stop_say", "start_say"]
     assert record.ending is Ending.FALLBACK
+    record, _ = drive_from(record, config, event(ev.SAY_COMPLETED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.ANSWERED_NO_STREAM.value and "no bot stream after 2" in record.reason
 
 
 def test_stream_stopped_after_the_call_ended_does_not_reconnect():

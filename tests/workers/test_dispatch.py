@@ -42,7 +42,7 @@ def event(leg_sid: str, name: str) -> LegEvent:
 
 def test_answered_stores_the_actions_in_the_outbox(store, leg_sid):
     """leg_answered is committed with start_stream and start_say waiting in the outbox."""
-    record, ended = commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    record, ended, _ = commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
     assert [a.kind for a in record.outbox] == ["start_stream", "start_say"]
     stored, version, _ = store.load_leg(leg_sid)
     assert stored == record and version == 1 and not ended
@@ -51,8 +51,8 @@ def test_answered_stores_the_actions_in_the_outbox(store, leg_sid):
 def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(store, leg_sid):
     """A worker died after committing but before dispatching: the re-delivery returns the same actions, adds none."""
     answered = event(leg_sid, ev.LEG_ANSWERED)
-    first, _ = commit_event(store, answered, TAG, CAMPAIGN)
-    again, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    first, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
     assert again.outbox == first.outbox
     assert store.load_leg(leg_sid)[1] == 1  # nothing written the second time
 
@@ -60,9 +60,9 @@ def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(st
 def test_dispatched_actions_leave_the_outbox(store, leg_sid):
     """Once dispatched, actions are removed so a re-delivery sends nothing again."""
     answered = event(leg_sid, ev.LEG_ANSWERED)
-    record, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    record, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
     forget_dispatched(store, leg_sid, [a.action_id for a in record.outbox])
-    again, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
     assert again.outbox == ()
 
 
@@ -90,16 +90,27 @@ def test_concurrent_events_for_one_leg_are_all_applied(store, leg_sid):
 def test_terminated_reports_that_the_leg_just_ended_once(store, leg_sid):
     """The commit that ends the leg says so; a duplicate of it does not."""
     terminated = event(leg_sid, ev.LEG_TERMINATED)
-    _, ended = commit_event(store, terminated, TAG, CAMPAIGN)
-    _, ended_again = commit_event(store, terminated, TAG, CAMPAIGN)
+    _, ended, applied = commit_event(store, terminated, TAG, CAMPAIGN)
+    _, ended_again, applied_again = commit_event(store, terminated, TAG, CAMPAIGN)
     assert (ended, ended_again) == (True, False)
+    assert (applied, applied_again) == (True, False)
 
 
 def test_action_claim_belongs_to_one_task_id(store, leg_sid):
     """An action is claimed by one task id; its own retry may claim again, another task may not."""
-    assert store.claim_action(leg_sid, "start_stream#1", "task-a")
-    assert store.claim_action(leg_sid, "start_stream#1", "task-a")
-    assert not store.claim_action(leg_sid, "start_stream#1", "task-b")
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-a") == "claimed"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-a") == "claimed"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-b") == "duplicate"
+
+
+def test_late_action_on_a_moved_on_leg_is_refused(store, leg_sid):
+    """No stream or greeting is started on a leg whose stream is up, and nothing is sent to an ended leg."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    commit_event(store, event(leg_sid, ev.STREAM_STARTED), TAG, CAMPAIGN)
+    assert store.claim_action(leg_sid, "start_stream#1", "start_stream", "late-task") == "stream-up"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "late-task") == "stream-up"
+    commit_event(store, event(leg_sid, ev.LEG_TERMINATED), TAG, CAMPAIGN)
+    assert store.claim_action(leg_sid, "stop_say#1", "stop_say", "late-task") == "leg-ended"
 
 
 def test_errors_are_appended_with_a_reason(store, leg_sid):

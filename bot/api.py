@@ -1,0 +1,150 @@
+"""What a bot author writes against: :class:`Bot`, :class:`Session` and :class:`CallInfo`.
+
+A bot is a subclass of :class:`Bot`; the server creates one instance per call and calls
+its hooks in order: :meth:`~Bot.on_start` once, then :meth:`~Bot.on_audio`,
+:meth:`~Bot.on_dtmf` and :meth:`~Bot.on_mark` as frames arrive, and :meth:`~Bot.on_stop`
+exactly once at the end, however the call ended. Hooks may be plain or ``async``
+functions; one hook runs at a time per call, and a slow hook delays that call only.
+
+The bot acts through ``self.session``: :meth:`~Session.say` (PCM or text),
+:meth:`~Session.play` (a file), :meth:`~Session.mark`, :meth:`~Session.clear`
+(barge-in) and :meth:`~Session.hangup`. These return at once; the server paces the
+audio out in the background.
+
+All audio a bot sees or produces is internal PCM: 16-bit little-endian mono at 8 kHz
+(:data:`dialstream.audio.INTERNAL_FORMAT`), whatever the stream's format.
+
+Example::
+
+    class Parrot(Bot):
+        prompts = ("Say something.",)        # synthesised before the first call
+
+        def on_start(self, call: CallInfo) -> None:
+            self.session.say("Say something.")
+
+        def on_dtmf(self, digit: str) -> None:
+            if digit == "#":
+                self.session.hangup()
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from dialstream.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
+
+__all__ = ["CallInfo", "Session", "Bot"]
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What the ``start`` frame and the stream URL say about a call.
+
+    ``custom_parameters`` merges the stream URL's query parameters (except
+    ``sample-rate``) with ``start.custom_parameters``; the latter win on conflicts.
+    ``media_format`` is the stream's wire format; bot audio is internal PCM regardless.
+    """
+
+    stream_sid: str
+    call_sid: str
+    account_sid: str = ""
+    from_: str = ""
+    to: str = ""
+    custom_parameters: Mapping[str, str] = field(default_factory=dict)
+    media_format: MediaFormat = DEFAULT_MEDIA_FORMAT
+
+    @classmethod
+    def from_start(cls, start: Start, query_parameters: Mapping[str, str]) -> CallInfo:
+        return cls(
+            stream_sid=start.stream_sid,
+            call_sid=start.call_sid,
+            account_sid=start.account_sid,
+            from_=start.from_,
+            to=start.to,
+            custom_parameters={**query_parameters, **start.custom_parameters},
+            media_format=start.media_format,
+        )
+
+
+class Session(ABC):
+    """A call as the bot controls it. Every method returns immediately."""
+
+    call: CallInfo
+
+    @abstractmethod
+    def say(self, what: bytes | str, *, mark: str | bool = True) -> str | None:
+        """Queue speech: internal PCM, or text for the server's TTS adapter.
+
+        By default the utterance ends with a mark, named ``say-1``, ``say-2``...
+        (``mark="name"`` picks the name), and the name is returned: when Exotel echoes
+        it, :meth:`Bot.on_mark` receives it and :attr:`heard` includes it, so the bot
+        knows the callee heard the whole utterance. ``mark=False`` streams the audio
+        without ending an utterance (an echo, a long stream fed piece by piece).
+
+        Raises:
+            PlayoutOverflow: more audio is queued than the server's limit.
+        """
+
+    @abstractmethod
+    def play(self, path: str | os.PathLike[str], *, mark: str | bool = True) -> str | None:
+        """Queue an audio file (WAV 16-bit mono at any rate, or raw ``.ulaw`` at 8 kHz), as :meth:`say`."""
+
+    @abstractmethod
+    def mark(self, name: str) -> None:
+        """Queue a mark after the audio queued so far."""
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Barge-in: drop every queued utterance and tell Exotel to drop what it has not played."""
+
+    @abstractmethod
+    def hangup(self, *, after_audio: bool = True) -> None:
+        """End the call by closing the stream with 1000.
+
+        With ``after_audio`` the close waits until queued audio has played (the final
+        mark's echo, or its estimated end plus a grace period); otherwise it is at once.
+        """
+
+    @property
+    @abstractmethod
+    def speaking(self) -> bool:
+        """Whether bot audio is queued or, by estimate, still playing at Exotel."""
+
+    @property
+    @abstractmethod
+    def heard(self) -> tuple[str, ...]:
+        """Names of the marks Exotel has echoed, in order: what the callee has heard."""
+
+
+class Bot:
+    """Base class of every bot. Override the hooks you need; each defaults to doing nothing.
+
+    Attributes:
+        prompts: texts this bot will say, synthesised once per process before the server
+            starts listening, so that saying them costs no TTS latency.
+        session: set by the server before :meth:`on_start`.
+    """
+
+    prompts: ClassVar[tuple[str, ...]] = ()
+    session: Session
+
+    def on_start(self, call: CallInfo) -> Awaitable[None] | None:
+        """The call's ``start`` frame arrived; ``self.session`` is ready."""
+
+    def on_audio(self, pcm: bytes) -> Awaitable[None] | None:
+        """Caller audio, as internal PCM, one ``media`` frame at a time."""
+
+    def on_dtmf(self, digit: str) -> Awaitable[None] | None:
+        """The caller pressed ``digit`` (``0``-``9``, ``*``, ``#``)."""
+
+    def on_mark(self, name: str) -> Awaitable[None] | None:
+        """Exotel echoed the mark ``name``: the audio before it has been played."""
+
+    def on_stop(self, reason: str) -> Awaitable[None] | None:
+        """The call ended. ``reason`` is Exotel's (``callended``, ``stopped``...) or the
+        server's: ``hangup`` (the bot hung up), ``disconnected``, ``idle timeout``,
+        ``protocol error``, ``shutdown``."""

@@ -1,0 +1,182 @@
+"""The account's Legs API budget, shared by every worker on every machine, with priority.
+
+Exotel allows 200 requests a minute per account and answers 429 beyond that. The budget is
+a sliding window kept in Redis (``lua/rate_limit.lua``): a sorted set of the times of the
+requests granted in the last ``window`` seconds (plus a small latency guard). A request is
+granted only if fewer than ``limit`` were granted in the window ending now, so no window
+of that length ever holds more than ``limit`` grants. Time is the Redis server's (``TIME``
+inside the script), never a worker's: machines with skewed clocks share one timeline.
+
+Priority: in-call actions (start_stream, start_say, stop_say, hangup, ...) may use the whole
+budget; a dial is granted only if it leaves a reserve for them::
+
+    reserve = headroom + actions_per_call * (calls awaiting their actions, this one included)
+
+"Calls awaiting actions" is a sorted set of call ids scored by expiry: a dial registers its
+call when granted (``call_id=``); the worker settles it (:meth:`Pacer.call_settled`) once
+the call needs no more budget from the reserve (its stream is up and its greeting stopped,
+or it ended unanswered). Entries expire on their own, so a lost event cannot hold the
+reserve forever, and adding or settling twice is harmless (Celery redelivers).
+
+Key layout (``prefix`` defaults to ``ds``)::
+
+    {prefix}:pacing:{account}:grants      sorted set: unique token -> server time of grant (us)
+    {prefix}:pacing:{account}:awaiting    sorted set: call id -> expiry (server time, us)
+
+Example::
+
+    pacer = Pacer(client, settings.account_sid)
+    grant = pacer.acquire(DIAL, timeout=2.0, call_id="camp:r12:1")
+    if not grant:
+        ...  # re-schedule the dial in grant.wait seconds instead of holding the worker
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from dataclasses import dataclass
+
+import redis
+
+from dialstream.errors import ConfigurationError
+from dialstream.lua import script
+
+__all__ = ["Pacer", "Budget", "Grant", "ACTION", "DIAL", "DEFAULT_ACCOUNT"]
+
+ACTION = "action"  # an in-call Legs API request: may use the whole budget
+DIAL = "dial"  # create-leg: only what leaves the reserve for in-call actions
+DEFAULT_ACCOUNT = "default"
+_KINDS = (ACTION, DIAL)
+_MIN_SLEEP = 0.001  # never spin: a wait of 0 means "now", but the slot is contended
+_JITTER = 0.002  # spread waiters woken by the same freed slot
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The account's request budget and the share of it kept for in-call actions."""
+
+    limit: int = 200  # requests ...
+    window: float = 60.0  # ... in any window of this many seconds (Exotel: 200/minute)
+    actions_per_call: int = 3  # in-call requests a dialled call still needs (stream, say, stop_say)
+    headroom: int = 10  # always kept free of dials, whatever the number of awaiting calls
+    awaiting_ttl: float = 120.0  # seconds a dialled call holds its reserve unless settled earlier
+    # Grants are timed at Redis, requests counted on arrival at Exotel: a request granted at
+    # 0.000 s may arrive after one granted at 60.000 s. Enforcing a slightly longer window
+    # absorbs that spread of transit times (0.4 % of the budget at the defaults).
+    latency_guard: float = 0.25
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.window <= 0:
+            raise ConfigurationError(f"pacing budget {self.limit}/{self.window}s: both must be positive")
+        if not 0 <= self.headroom < self.limit:
+            raise ConfigurationError(f"pacing headroom {self.headroom} must be >= 0 and below the limit {self.limit}")
+        if self.actions_per_call < 0 or self.awaiting_ttl <= 0 or self.latency_guard < 0:
+            raise ConfigurationError("pacing actions_per_call and latency_guard must be >= 0, awaiting_ttl positive")
+
+    @property
+    def enforced_window(self) -> float:
+        """The window the limiter keeps: the provider's plus the latency guard."""
+        return self.window + self.latency_guard
+
+
+@dataclass(frozen=True)
+class Grant:
+    """The answer to one request for budget. True when granted."""
+
+    ok: bool
+    wait: float = 0.0  # seconds until a slot could free for this kind (a hint; 0 when granted)
+    at_us: int = 0  # the Redis server's time of the decision, in microseconds
+    used: int = 0  # grants in the window ending at ``at_us``, this one included
+    reserve: int = 0  # requests held back from dials at that moment (0 for actions)
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Pacer:
+    """One account's request budget over a synchronous Redis client; safe to share in a process."""
+
+    def __init__(
+        self, client: redis.Redis, account: str = DEFAULT_ACCOUNT, budget: Budget | None = None, *, prefix: str = "ds"
+    ) -> None:
+        self.redis = client
+        self.budget = budget or Budget()
+        self.grants_key = f"{prefix}:pacing:{account}:grants"
+        self.awaiting_key = f"{prefix}:pacing:{account}:awaiting"
+        self._rate_limit = script(client, "rate_limit.lua")
+        self._awaiting_add = script(client, "awaiting_add.lua")
+        self._awaiting_count = script(client, "awaiting_count.lua")
+
+    def try_acquire(self, kind: str, *, call_id: str = "") -> Grant:
+        """Take one request from the budget if ``kind`` may have it now; never blocks.
+
+        ``call_id`` (dials only) registers the call as awaiting its in-call actions when the
+        dial is granted, atomically with the grant, and counts it in the reserve it must leave.
+        """
+        if kind not in _KINDS:
+            raise ValueError(f"request kind {kind!r}: expected {ACTION!r} or {DIAL!r}")
+        budget = self.budget
+        granted, wait_us, now_us, used, reserve = self._rate_limit(
+            keys=[self.grants_key, self.awaiting_key],
+            args=[
+                budget.limit,
+                _us(budget.enforced_window),
+                kind,
+                secrets.token_hex(8),
+                budget.actions_per_call,
+                budget.headroom,
+                call_id if kind == DIAL else "",
+                _us(budget.awaiting_ttl),
+            ],
+        )
+        if granted:
+            return Grant(True, 0.0, int(now_us), int(used), int(reserve))
+        # -1: dials are blocked by the reserve alone; come back after about one slot's time.
+        wait = int(wait_us) / 1e6 if int(wait_us) >= 0 else budget.enforced_window / budget.limit
+        return Grant(False, wait, int(now_us), int(used), int(reserve))
+
+    def acquire(self, kind: str, timeout: float, *, call_id: str = "") -> Grant:
+        """Wait up to ``timeout`` seconds for budget, sleeping as long as each answer says.
+
+        Returns the refused grant at once when its wait exceeds the time left, so a worker
+        can re-schedule the request rather than hold a process for most of a minute.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            grant = self.try_acquire(kind, call_id=call_id)
+            if grant.ok:
+                return grant
+            left = deadline - time.monotonic()
+            if grant.wait > left:
+                return grant
+            time.sleep(min(left, max(grant.wait, _MIN_SLEEP) + random.uniform(0, _JITTER)))
+
+    # Calls awaiting in-call actions (the reserve)
+
+    def call_dialed(self, call_id: str, ttl: float | None = None) -> int:
+        """Count ``call_id`` as awaiting its actions (idempotent); returns the number awaiting.
+
+        Only needed for a call dialled without ``call_id=`` on :meth:`try_acquire`.
+        """
+        ttl = self.budget.awaiting_ttl if ttl is None else ttl
+        return int(self._awaiting_add(keys=[self.awaiting_key], args=[call_id, _us(ttl)]))
+
+    def call_settled(self, call_id: str) -> bool:
+        """``call_id`` needs no more reserved budget (idempotent); True if it was counted."""
+        return bool(self.redis.zrem(self.awaiting_key, call_id))
+
+    def awaiting(self) -> int:
+        """Calls currently counted in the reserve (expired entries dropped)."""
+        return int(self._awaiting_count(keys=[self.awaiting_key]))
+
+    def used(self) -> int:
+        """Requests granted in the window ending now (for metrics; two round trips)."""
+        seconds, micros = self.redis.time()
+        now_us = int(seconds) * 1_000_000 + int(micros)
+        return int(self.redis.zcount(self.grants_key, f"({now_us - _us(self.budget.enforced_window)}", "+inf"))
+
+
+def _us(seconds: float) -> int:
+    return int(round(seconds * 1_000_000))

@@ -1,0 +1,52 @@
+"""Leg timers in Redis: armed by anyone, fired by whichever live worker sees them first.
+
+A timer is a JSON member of one sorted set scored by its due time on the Redis server's
+clock. Nothing is held in a worker's memory, so a worker (or a whole machine) that dies
+loses no timer: the sweepers of the remaining workers fire it. Two kinds:
+
+- ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
+  published it. Applying an event is idempotent, so this is a no-op when the
+  worker that took the event did its job, and the rescue when it died doing it.
+- ``{"kind": "leg", "campaign": ..., "leg": ..., "timer": ...}``: a deadline of the leg
+  state machine (``dialstream.leg_state.apply_timer``).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from dialstream.lua import script
+
+__all__ = ["TimerQueue", "TIMERS_KEY", "event_timer", "leg_timer"]
+
+TIMERS_KEY = "ds:timers"
+
+
+def event_timer(payload: Mapping[str, Any]) -> str:
+    return json.dumps({"kind": "event", "event": dict(payload)}, separators=(",", ":"))
+
+
+def leg_timer(campaign_id: str, leg_sid: str, timer_id: str) -> str:
+    # The nonce keeps two armings of the same deadline distinct members (ZADD would merge them).
+    member = {"kind": "leg", "campaign": campaign_id, "leg": leg_sid, "timer": timer_id, "n": uuid.uuid4().hex[:8]}
+    return json.dumps(member, separators=(",", ":"))
+
+
+class TimerQueue:
+    """The sorted set of armed timers, over a synchronous Redis client."""
+
+    def __init__(self, client: Any, key: str = TIMERS_KEY) -> None:
+        self.key = key
+        self._add = script(client, "timers_add.lua")
+        self._pop = script(client, "timers_pop.lua")
+
+    def arm(self, member: str, seconds: float, *, client: Any = None) -> None:
+        """Fire ``member`` ``seconds`` from now (``client`` may be a pipeline)."""
+        self._add(keys=[self.key], args=[member, seconds], client=client)
+
+    def pop_due(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Take up to ``limit`` due timers; each is returned to exactly one caller."""
+        return [json.loads(member) for member in self._pop(keys=[self.key], args=[limit])]

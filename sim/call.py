@@ -1,0 +1,287 @@
+"""Acts out one leg over time: dial progress, the callee, greetings, streams, hang-up.
+
+A :class:`Call` owns its leg's tasks and its ordered delivery queue. Every event goes
+through :meth:`Call.emit`, which stamps it, records it on the leg and queues it; the
+sandbox's REST handlers call the action methods (``start_greeting``, ``start_stream``...)
+after validating the request.
+
+Event order per leg: ``leg_connecting``, ``leg_ringing``, then ``leg_answered`` or
+``leg_terminated`` (busy, no-answer; ``failed`` comes straight after ``leg_connecting``);
+``leg_failed_to_create`` alone when the leg could not be created. Streams and greetings
+are cut off by the hang-up: each open stream emits ``stream_stopped`` before the final
+``leg_terminated``; greetings end silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from dialstream.agentstream import MediaFormat
+from dialstream.events import ACTION, LIFECYCLE
+from sim.callee import ANSWERED, BUSY, FAILED, FAILED_TO_CREATE, NO_ANSWER, CallPlan
+from sim.clock import Clock, rfc3339
+from sim.config import SandboxConfig
+from sim.delivery import EventRecord, LegQueue
+from sim.ids import SidFactory
+from sim.leg import CONNECTED, RINGING, TERMINAL, ActionRecord, Leg
+from sim.media import Stream
+
+__all__ = ["Call", "Greeting", "TRIGGERS"]
+
+# The event each action is the documented reaction to; its latency is measured from it.
+# Other actions (hangup, stop_stream) are measured from the leg's latest event.
+TRIGGERS = {
+    "start_stream": "leg_answered",
+    "start_say": "leg_answered",
+    "start_play": "leg_answered",
+    "stop_say": "stream_started",
+    "stop_play": "stream_started",
+}
+_STREAM_STOP_TIMEOUT_S = 2.0  # how long a hang-up waits for a stream's stop frame and close
+
+
+@dataclass(eq=False)
+class Greeting:
+    """A say or a play in progress."""
+
+    kind: str  # "say" or "play"
+    action: ActionRecord
+    seconds: float  # audible length of all loops
+    task: asyncio.Task[None] | None = None
+    interval: list[Any] | None = None  # the timeline interval while audible
+
+
+class Call:
+    def __init__(
+        self, config: SandboxConfig, clock: Clock, sids: SidFactory, leg: Leg, rng: random.Random, queue: LegQueue
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sids = sids
+        self.leg = leg
+        self.rng = rng  # this leg's own random stream: callee, faults
+        self.queue = queue
+        self.greetings: dict[str, Greeting] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ending = False
+
+    @property
+    def plan(self) -> CallPlan:
+        return self.leg.plan
+
+    @property
+    def ending(self) -> bool:
+        """Hanging up: the leg is still connected while its streams close, but takes no actions."""
+        return self._ending
+
+    def start(self) -> None:
+        self._spawn(self._progress())
+
+    # Events
+
+    def emit(
+        self,
+        name: str,
+        *,
+        action: ActionRecord | None = None,
+        detail: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> EventRecord:
+        now = self.clock.now()
+        event = {
+            "event_sid": self.sids(),
+            "event_type": LIFECYCLE if name.startswith("leg_") or name.startswith("amd_") else ACTION,
+            "event_name": name,
+            "event_timestamp": rfc3339(now),
+            "action_sid": action.action_sid if action else "",
+            "action_custom_parameter": action.custom_param if action else "",
+            "event_data": {"error": error} if error else {"data": detail or {}},
+            "data": self.leg.snapshot(),
+        }
+        record = EventRecord(event=event, emitted_at=now)
+        self.leg.events.append(record)
+        self.queue.put(record)
+        return record
+
+    # Dial progress and the callee
+
+    async def _progress(self) -> None:
+        timing, plan, leg = self.config.timing, self.plan, self.leg
+        await _sleep_ms(timing.connecting_ms)
+        if plan.outcome == FAILED_TO_CREATE:
+            self._set_terminal(FAILED, "network", self.clock.now())
+            error = {"error_code": "LEG_CREATE_FAILED", "message": "leg could not be created", "description": "simulated network failure (scenario)"}
+            self.emit("leg_failed_to_create", error=error)
+            self.queue.close()
+            return
+        self.emit("leg_connecting")
+        await _sleep_ms(timing.setup_ms)
+        if plan.outcome == FAILED:
+            await self._end(FAILED, "network")
+            return
+        self._set_state(RINGING)
+        leg.timeline.mark("ringing", self.clock.now())
+        self.emit("leg_ringing")
+        await _sleep_ms(plan.ring_ms)
+        if plan.outcome in (BUSY, NO_ANSWER):
+            await self._end(plan.outcome, "callee" if plan.outcome == BUSY else "ring_timeout")
+            return
+        assert plan.outcome == ANSWERED
+        leg.start_time = self.clock.now()
+        self._set_state(CONNECTED)
+        leg.timeline.mark("answered", leg.start_time)
+        self.emit("leg_answered")
+        if leg.request.amd_enable:
+            self._spawn(self._detect_machine())
+        early = self.config.scenario.faults.callee.hangup_after(self.rng)
+        limit_ms = leg.request.time_limit * 1000.0
+        talk_ms = early if early is not None else plan.talk_ms
+        if talk_ms is None or talk_ms >= limit_ms:
+            await _sleep_ms(limit_ms)
+            await self._end("completed", "time_limit")
+        else:
+            await _sleep_ms(talk_ms)
+            await self._end("completed", "callee")
+
+    async def _detect_machine(self) -> None:
+        await _sleep_ms(self.plan.amd_ms)
+        if self.leg.live:
+            self.emit("amd_result_success", detail={"result": self.plan.amd_result})
+
+    # Actions (validated by the API; the leg is connected unless noted)
+
+    def accept(self, name: str, custom_param: str, params: dict[str, Any], action_sid: str | None = None) -> ActionRecord:
+        """Record an action request and how long after its triggering event it arrived."""
+        now = self.clock.now()
+        trigger_name = TRIGGERS.get(name)
+        trigger = self.leg.last_event(trigger_name) if trigger_name else (self.leg.events[-1] if self.leg.events else None)
+        action = ActionRecord(
+            action_sid=action_sid or self.sids(),
+            name=name,
+            custom_param=custom_param,
+            received_at=now,
+            trigger=trigger.name if trigger else None,
+            latency_ms=round((now - trigger.emitted_at) * 1000.0, 3) if trigger else None,
+            params=dict(params),
+        )
+        self.leg.actions.append(action)
+        if action.latency_ms is not None:
+            self.leg.timeline.action(name, action.latency_ms)
+        return action
+
+    def start_greeting(self, kind: str, action: ActionRecord, *, text: str = "", loop: int = 0) -> None:
+        timing = self.config.timing
+        once_ms = len(text) * timing.say_ms_per_char if kind == "say" else timing.play_ms
+        previous = self.greetings.get(kind)
+        if previous is not None:
+            self._interrupt(previous, action)  # "stopped by another action"
+        greeting = Greeting(kind, action, once_ms * max(1, loop) / 1000.0)
+        self.greetings[kind] = greeting
+        greeting.task = self._spawn(self._play(greeting))
+
+    def stop_greeting(self, kind: str, action: ActionRecord) -> None:
+        """Interrupt the say or play in progress, if any (a stop with nothing to stop is a no-op)."""
+        greeting = self.greetings.get(kind)
+        if greeting is not None:
+            self._interrupt(greeting, action)
+
+    def start_stream(self, action: ActionRecord, url: str, direction: str, media_format: MediaFormat) -> Stream:
+        self.leg.timeline.mark("stream_requested", action.received_at)
+        stream = Stream(self, action, url, direction, media_format)
+        self.leg.streams.append(stream)
+        self._tasks.add(stream.task)
+        stream.task.add_done_callback(self._tasks.discard)
+        return stream
+
+    def stop_streams(self, action: ActionRecord) -> None:
+        for stream in self.leg.streams:
+            if stream.active:
+                stream.stop("stopped", action)
+
+    def hangup(self, action: ActionRecord) -> None:
+        """``<Hangup/>``: allowed before the answer too (the call is then canceled)."""
+        status = "completed" if self.leg.answered else "canceled"
+        self._spawn(self._hangup_after(self.config.timing.hangup_ms, status))
+
+    async def _hangup_after(self, ms: float, status: str) -> None:
+        await _sleep_ms(ms)
+        await self._end(status, "api")
+
+    # Greetings
+
+    async def _play(self, greeting: Greeting) -> None:
+        timing = self.config.timing
+        await _sleep_ms(timing.say_start_ms if greeting.kind == "say" else timing.play_start_ms)
+        greeting.interval = self.leg.timeline.greeting_on(self.clock.now())
+        self.leg.audible_greeting = greeting.kind
+        self.emit(f"{greeting.kind}_started", action=greeting.action)
+        await asyncio.sleep(greeting.seconds)
+        self._silence(greeting)
+        self.emit(f"{greeting.kind}_completed", action=greeting.action)
+
+    def _interrupt(self, greeting: Greeting, action: ActionRecord) -> None:
+        if greeting.task is not None:
+            greeting.task.cancel()
+        self._silence(greeting)
+        self.emit(f"{greeting.kind}_interrupted", action=action, detail={"interrupted_action_sid": greeting.action.action_sid})
+
+    def _silence(self, greeting: Greeting, at: float | None = None) -> None:
+        if self.greetings.get(greeting.kind) is greeting:
+            del self.greetings[greeting.kind]
+        if greeting.interval is not None:
+            self.leg.timeline.greeting_off(greeting.interval, self.clock.now() if at is None else at)
+        if self.leg.audible_greeting == greeting.kind:
+            self.leg.audible_greeting = None
+
+    # The end
+
+    async def _end(self, status: str, by: str) -> None:
+        """Hang up: stop greetings and streams, then emit leg_terminated and close the queue."""
+        if self._ending:
+            return
+        self._ending = True
+        now = self.clock.now()  # the hang-up moment; tearing the streams down takes a little longer
+        current = asyncio.current_task()
+        for task in list(self._tasks):
+            if task is not current and not any(task is s.task for s in self.leg.streams):
+                task.cancel()
+        for greeting in list(self.greetings.values()):
+            self._silence(greeting, now)
+        streams = [s for s in self.leg.streams if s.active]
+        for stream in streams:
+            stream.stop("callended")
+        if streams:
+            await asyncio.wait([s.task for s in streams], timeout=_STREAM_STOP_TIMEOUT_S)
+        self._set_terminal(status, by, now)
+        self.emit("leg_terminated")
+        self.queue.close()
+
+    def _set_state(self, state: str) -> None:
+        self.leg.state = state
+        self.leg.updated_at = self.clock.now()
+
+    def _set_terminal(self, status: str, by: str, now: float) -> None:
+        self.leg.terminal_status, self.leg.hangup_by, self.leg.end_time = status, by, now
+        self.leg.timeline.mark("hung_up", now)
+        self._set_state(TERMINAL)
+
+    async def cancel(self) -> None:
+        """Sandbox shutdown: stop every task of this call without further events."""
+        tasks = [t for t in self._tasks if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.queue.cancel()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+
+async def _sleep_ms(ms: float) -> None:
+    await asyncio.sleep(ms / 1000.0)

@@ -1,0 +1,115 @@
+"""The sandbox's configuration: frozen dataclasses with every default visible.
+
+``SandboxConfig.from_yaml(path)`` reads a scenario file (schema in ``sim/README.md``);
+its top-level keys are ``seed``, ``timing``, ``media``, ``limits``, ``delivery`` (the
+dataclasses below) and ``callee``, ``campaigns``, ``numbers``, ``faults``
+(:class:`sim.scenario.Scenario`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dialstream.errors import ConfigurationError
+from dialstream.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_TOKEN
+from sim.scenario import Scenario
+from sim.schema import build
+
+__all__ = ["Timing", "MediaConfig", "Limits", "DeliveryPolicy", "SandboxConfig"]
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long Exotel's side takes to do things, in milliseconds."""
+
+    connecting_ms: float = 20.0  # create-leg accepted -> leg_connecting (or leg_failed_to_create)
+    setup_ms: float = 100.0  # leg_connecting -> leg_ringing (or -> failed)
+    say_start_ms: float = 80.0  # start_say -> say_started (TTS synthesis)
+    say_ms_per_char: float = 60.0  # spoken length of a say, per character of text
+    play_start_ms: float = 60.0  # start_play -> play_started (fetching the file)
+    play_ms: float = 3000.0  # length of any played file
+    stream_setup_ms: float = 250.0  # start_stream -> stream_initiated (media server joins)
+    hangup_ms: float = 30.0  # <Hangup/> accepted -> leg_terminated
+    greeting_grace_ms: float = 300.0  # greeting audible this long after stream_started is a violation
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """The AgentStream media leg (Exotel is the WebSocket client)."""
+
+    frame_ms: int = 100  # caller audio per `media` frame, sent at real-time pace
+    playout_delay_ms: float = 0.0  # bot audio received -> audible (jitter buffer)
+    open_timeout_s: float = 10.0  # WebSocket handshake timeout
+    connect_attempts: int = 2  # "Exotel will attempt one automatic retry"
+    echo_marks_on_clear: bool = True  # `clear` echoes the marks of the audio it dropped
+    tone_hz: float = 440.0  # pitch of caller_audio: tone
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Account limits; 0 disables a limit."""
+
+    requests_per_minute: int = 200  # documented for all Voice APIs
+    concurrent_legs: int = 200
+    active_streams: int = 100  # "max_allowed_streams" in Exotel's ActiveStreams example
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """Event delivery to ``leg_event_endpoint``, modelled on the documented HTTPS endpoint."""
+
+    attempt_timeout_s: float = 1.0
+    attempts: int = 3
+    retry_backoff_ms: float = 100.0  # before each retry
+    reorder_hold_ms: float = 200.0  # how long a reordered event waits for a successor
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    host: str = "127.0.0.1"
+    port: int = 0  # 0: any free port (see Sandbox.url)
+    account_sid: str = SANDBOX_ACCOUNT_SID
+    api_key: str = SANDBOX_API_KEY
+    api_token: str = SANDBOX_API_TOKEN
+    seed: int | None = None  # None: a random seed, reported in /sim/v1/summary
+    timing: Timing = field(default_factory=Timing)
+    media: MediaConfig = field(default_factory=MediaConfig)
+    limits: Limits = field(default_factory=Limits)
+    delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    scenario: Scenario = field(default_factory=Scenario)
+
+    def replace(self, **changes: Any) -> SandboxConfig:
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_mapping(cls, raw: Mapping[str, Any], **overrides: Any) -> SandboxConfig:
+        """Build from a parsed scenario file; ``overrides`` (host, port, seed...) win."""
+        if not isinstance(raw, Mapping):
+            raise ConfigurationError(f"scenario: expected a mapping, got {type(raw).__name__}")
+        scenario_keys = {"callee", "campaigns", "numbers", "faults"}
+        sections = {"timing": Timing, "media": MediaConfig, "limits": Limits, "delivery": DeliveryPolicy}
+        unknown = sorted(set(raw) - scenario_keys - set(sections) - {"seed"})
+        if unknown:
+            raise ConfigurationError(f"scenario: unknown key(s) {unknown}")
+        seed = raw.get("seed")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigurationError(f"seed: expected an integer, got {seed!r}")
+        values: dict[str, Any] = {name: build(kind, raw.get(name), name) for name, kind in sections.items()}
+        values["seed"] = seed
+        values["scenario"] = Scenario.from_mapping({k: raw[k] for k in scenario_keys & set(raw)})
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides: Any) -> SandboxConfig:
+        try:
+            raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise ConfigurationError(f"cannot read scenario {path}: {exc}") from None
+        return cls.from_mapping(raw or {}, **overrides)

@@ -1,0 +1,375 @@
+"""The media leg of ``start_stream``: the sandbox is the WebSocket client, as Exotel is.
+
+One :class:`Stream` per accepted ``start_stream``. After the media server's setup latency
+it emits ``stream_initiated`` and connects to the bot (handshake timeout, one retry,
+``user:pass@`` from the URL sent as Basic auth). Once the socket is open and ``connected``
+and ``start`` are sent it emits ``stream_started``, then:
+
+* sends the callee's audio as ``media`` frames at real-time pace,
+* plays the bot's ``media`` to the callee through a :class:`~sim.playout.Playout` buffer,
+  recording what became audible when in the call's timeline,
+* echoes a bot ``mark`` once the audio before it has played; ``clear`` drops unplayed audio,
+* forwards the callee's scripted DTMF,
+* checks every bot chunk against the outbound chunk rules and records violations.
+
+It ends when the call ends (``stop`` reason ``callended``), on ``stop_stream`` (``stopped``)
+or when the bot closes the socket; each way emits ``stream_stopped``. A stream that never
+connects emits ``stream_stopped`` with ``event_data.error``. Wire formats come from
+:mod:`dialstream.agentstream`; this module only moves frames and keeps time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import websockets
+
+from dialstream import agentstream as proto
+from dialstream.audio import silence, tone
+from dialstream.errors import AgentStreamProtocolError
+from sim.playout import Playout
+
+if TYPE_CHECKING:
+    from sim.call import Call
+    from sim.leg import ActionRecord
+
+__all__ = ["Stream", "split_credentials"]
+
+T = TypeVar("T")
+
+BIDIRECTIONAL = "bidirectional"
+_MAX_FRAME = 4 * 1024 * 1024  # well above CHUNK_MAX in base64, so oversize chunks are recorded, not fatal
+_CLOSE_TIMEOUT_S = 1.0  # an unresponsive bot must not hold up a hang-up
+_KEEP = 20  # detailed problem records kept per stream (counts stay exact): a broken bot can err 10 times a second
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """``wss://user:pass@host/p`` -> (``wss://host/p``, ``Basic base64(user:pass)``)."""
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+    token = base64.b64encode(userinfo.encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
+
+
+class _Stopped(Exception):
+    """The stream was asked to stop before its socket was open."""
+
+
+class Stream:
+    def __init__(self, call: Call, action: ActionRecord, url: str, direction: str, fmt: proto.MediaFormat) -> None:
+        self.call = call
+        self.action = action
+        self.stream_sid = call.sids()
+        self.url = url
+        self.direction = direction
+        self.format = fmt
+        self.requested_at = action.received_at
+        self.started_at: float | None = None
+        self.stopped_at: float | None = None
+        self.stop_reason: str | None = None
+        self._live: list[Any] | None = None  # this stream's live interval in the timeline
+        self.error: str | None = None
+        self.handshake_errors: list[str] = []
+        self.frames_sent = 0
+        self.bot_chunks = 0
+        self.bot_bytes = 0
+        self.marks_echoed: list[str] = []
+        self.clears = 0
+        self.dtmf_sent: list[str] = []
+        self.ignored_frames = 0  # bot frames on a unidirectional stream
+        self.protocol_errors: list[str] = []
+        self.protocol_error_count = 0
+        self.violations: list[dict[str, Any]] = []
+        self.violation_count = 0
+        self._media = call.config.media
+        self._playout = Playout(self._media.playout_delay_ms / 1000)
+        self._stopping = asyncio.Event()
+        self._marks_changed = asyncio.Event()
+        self._sequence = 0
+        self._stop_action: ActionRecord | None = None
+        self._ws: Any = None
+        self.task = asyncio.create_task(self._run(), name=f"sim-stream-{self.stream_sid}")
+
+    @property
+    def active(self) -> bool:
+        """Requested and not yet stopped: what counts against the account's stream limit."""
+        return self.stopped_at is None
+
+    def stop(self, reason: str, action: ActionRecord | None = None) -> None:
+        """Ask the stream to end (``stop`` frame with ``reason``, then close).
+
+        ``action`` is the ``stop_stream`` request, echoed on ``stream_stopped``.
+        """
+        if self.stop_reason is None:
+            self.stop_reason = reason
+            self._stop_action = action
+        self._stopping.set()
+
+    def report(self) -> dict[str, Any]:
+        return {
+            "stream_sid": self.stream_sid,
+            "action_sid": self.action.action_sid,
+            "url": self.url,
+            "direction": self.direction,
+            "content_type": self.format.to_content_type(),
+            "requested_at": self.requested_at,
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "stop_reason": self.stop_reason,
+            "error": self.error,
+            "handshake_attempts": len(self.handshake_errors) + (self.started_at is not None),
+            "handshake_errors": self.handshake_errors,
+            "frames_sent": self.frames_sent,
+            "bot_chunks": self.bot_chunks,
+            "bot_bytes": self.bot_bytes,
+            "bot_audio_ms": round(self.format.duration(self.bot_bytes) * 1000, 3),
+            "marks_echoed": self.marks_echoed,
+            "clears": self.clears,
+            "dtmf_sent": self.dtmf_sent,
+            "ignored_frames": self.ignored_frames,
+            "protocol_errors": self.protocol_errors,
+            "protocol_error_count": self.protocol_error_count,
+            "violations": self.violations,
+            "violation_count": self.violation_count,
+        }
+
+    # Life of the stream
+
+    async def _run(self) -> None:
+        call, timing = self.call, self.call.config.timing
+        try:
+            await self._unless_stopped(asyncio.sleep(timing.stream_setup_ms / 1000))
+        except _Stopped:
+            self.stopped_at = call.clock.now()
+            return
+        call.emit("stream_initiated", action=self.action, detail=self._detail())
+        try:
+            self._ws = await self._unless_stopped(self._connect())
+        except _Stopped:
+            self._finish()
+            return
+        if self._ws is None:
+            self.error = "; ".join(self.handshake_errors)
+            self.stop_reason = "failed"
+            self._finish(error={"error_code": "STREAM_CONNECT_FAILED", "message": "could not connect to the stream URL", "description": self.error})
+            return
+        try:
+            await self._open()
+        finally:
+            await self._ws.close()
+            self._finish()
+
+    async def _unless_stopped(self, work: Awaitable[T]) -> T:
+        """Await ``work`` unless :meth:`stop` is called first (then raise :class:`_Stopped`)."""
+        task = asyncio.ensure_future(work)
+        stopper = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if task.cancelled():
+            raise _Stopped
+        result = task.result()
+        if self._stopping.is_set():
+            if result is not None:
+                await result.close()  # a socket that opened just as the stop arrived
+            raise _Stopped
+        return result
+
+    async def _connect(self) -> Any:
+        """The open socket, or None once every attempt failed."""
+        url, authorization = split_credentials(self.url)
+        headers = {"Authorization": authorization} if authorization else None
+        faults = self.call.config.scenario.faults.streams
+        for _ in range(self._media.connect_attempts):
+            fail, delay_ms = faults.attempt(self.call.rng)
+            if delay_ms:
+                await asyncio.sleep(delay_ms / 1000)
+            if fail:
+                self.handshake_errors.append("handshake failed (fault)")
+                continue
+            try:
+                return await websockets.connect(
+                    url,
+                    additional_headers=headers,
+                    open_timeout=self._media.open_timeout_s,
+                    close_timeout=_CLOSE_TIMEOUT_S,
+                    max_size=_MAX_FRAME,
+                )
+            except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+                self.handshake_errors.append(f"{type(exc).__name__}: {exc}")
+        return None
+
+    async def _open(self) -> None:
+        call = self.call
+        leg = call.leg
+        _, custom = proto.parameters_from_query(urlsplit(self.url).query)  # the rate comes from content_type
+        start = proto.Start(
+            stream_sid=self.stream_sid,
+            call_sid=leg.leg_sid,
+            account_sid=leg.account_sid,
+            from_=leg.request.contact_uri,
+            to=leg.request.exophone,
+            custom_parameters=custom,
+            media_format=self.format,
+        )
+        try:
+            await self._send(proto.Connected(), numbered=False)
+            await self._send(start)
+        except websockets.ConnectionClosed:  # the bot hung up straight after the handshake
+            self.stop_reason = self.stop_reason or "disconnected"
+            return
+        self.started_at = call.clock.now()
+        self._live = leg.timeline.stream_on(self.started_at)
+        call.emit("stream_started", action=self.action, detail=self._detail())
+        workers = [asyncio.create_task(self._send_caller_audio())]
+        if self.direction == BIDIRECTIONAL:
+            workers.append(asyncio.create_task(self._echo_marks()))
+            workers += [asyncio.create_task(self._press(digit)) for digit in call.plan.dtmf]
+        drop_after = call.config.scenario.faults.streams.disconnect_after(call.rng)
+        if drop_after is not None:
+            workers.append(asyncio.create_task(self._drop_after(drop_after / 1000)))
+        receiver = asyncio.create_task(self._receive())
+        stopper = asyncio.create_task(self._stopping.wait())
+        try:
+            await asyncio.wait({receiver, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (*workers, receiver, stopper):
+                task.cancel()
+            await asyncio.gather(*workers, receiver, stopper, return_exceptions=True)
+        if self._stopping.is_set():
+            stop = proto.Stop(self.stream_sid, leg.leg_sid, leg.account_sid, self.stop_reason or "stopped")
+            try:
+                await self._send(stop)
+            except websockets.ConnectionClosed:
+                pass
+
+    def _finish(self, error: dict[str, str] | None = None) -> None:
+        now = self.call.clock.now()
+        self.stopped_at = now
+        self.call.leg.timeline.bot_audio_cut(now)
+        if self._live is not None:
+            self.call.leg.timeline.stream_off(self._live, now)
+        detail = {**self._detail(), "reason": self.stop_reason}
+        action = self._stop_action or self.action
+        self.call.emit("stream_stopped", action=action, detail=None if error else detail, error=error)
+
+    def _detail(self) -> dict[str, Any]:
+        return {
+            "stream_sid": self.stream_sid,
+            "stream_type": self.direction,
+            "stream_url": self.url,
+            "streaming_leg_sid": self.call.leg.leg_sid,
+        }
+
+    # Frames
+
+    async def _send(self, message: Any, *, numbered: bool = True) -> None:
+        sequence = None
+        if numbered:
+            self._sequence += 1
+            sequence = self._sequence
+        await self._ws.send(proto.encode(message, sequence_number=sequence))
+
+    async def _send_caller_audio(self) -> None:
+        """One frame every ``frame_ms``, on an absolute schedule so the pace never drifts."""
+        frame_ms = self._media.frame_ms
+        if self.call.plan.caller_audio == "tone":
+            payload = tone(self.format, self._media.tone_hz, frame_ms)
+        else:
+            payload = silence(self.format, frame_ms)
+        loop = asyncio.get_running_loop()
+        origin = loop.time()
+        chunk = 0
+        while True:
+            chunk += 1
+            self._sequence += 1
+            media = proto.Media(self.stream_sid, self._sequence, chunk, (chunk - 1) * frame_ms, payload)
+            await self._ws.send(proto.encode(media))
+            self.frames_sent += 1
+            await asyncio.sleep(max(0.0, origin + chunk * frame_ms / 1000 - loop.time()))
+
+    async def _receive(self) -> None:
+        """Bot frames until the bot closes the socket."""
+        try:
+            async for text in self._ws:
+                self._on_bot_frame(text)
+        except websockets.ConnectionClosed:
+            pass
+        if not self._stopping.is_set():
+            code = self._ws.close_code
+            self.stop_reason = "disconnected" if code in (None, 1006) else f"bot closed ({code})"
+
+    def _on_bot_frame(self, text: str | bytes) -> None:
+        try:
+            message = proto.parse_from_bot(text)
+        except AgentStreamProtocolError as exc:
+            self.protocol_error_count += 1
+            if len(self.protocol_errors) < _KEEP:
+                self.protocol_errors.append(exc.reason)
+            return
+        if self.direction != BIDIRECTIONAL:
+            self.ignored_frames += 1
+            return
+        loop_now = asyncio.get_running_loop().time()
+        clock, timeline = self.call.clock, self.call.leg.timeline
+        if isinstance(message, proto.OutboundMedia):
+            size = len(message.payload)
+            self.bot_chunks += 1
+            self.bot_bytes += size
+            problems = proto.chunk_violations(size)
+            if problems:
+                self.violation_count += 1
+                if len(self.violations) < _KEEP:
+                    self.violations.append({"at": clock.wall(loop_now), "bytes": size, "problems": problems})
+            start, end = self._playout.push_audio(loop_now, self.format.duration(size))
+            timeline.bot_audio_add(clock.wall(start), clock.wall(end))
+        elif isinstance(message, proto.OutboundMark):
+            self._playout.push_mark(loop_now, message.name)
+            self._marks_changed.set()
+        elif isinstance(message, proto.Clear):
+            self.clears += 1
+            kept_until, dropped = self._playout.clear(loop_now)
+            timeline.bot_audio_cut(clock.wall(kept_until))
+            if self._media.echo_marks_on_clear:
+                for name in dropped:
+                    self._playout.push_mark(loop_now, name)
+            self._marks_changed.set()
+
+    async def _echo_marks(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            self._marks_changed.clear()
+            due = self._playout.next_mark_due()
+            timeout = None if due is None else max(0.0, due - loop.time())
+            try:
+                await asyncio.wait_for(self._marks_changed.wait(), timeout)
+            except TimeoutError:
+                pass
+            for name in self._playout.due_marks(loop.time()):
+                await self._send(proto.Mark(self.stream_sid, name))
+                self.marks_echoed.append(name)
+
+    async def _press(self, digit: Any) -> None:
+        await asyncio.sleep(digit.after_ms / 1000)
+        await self._send(proto.Dtmf(self.stream_sid, digit.digit, digit.duration_ms))
+        self.dtmf_sent.append(digit.digit)
+
+    async def _drop_after(self, seconds: float) -> None:
+        """Fault: the connection breaks without a closing handshake."""
+        await asyncio.sleep(seconds)
+        self._ws.transport.abort()

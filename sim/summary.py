@@ -1,0 +1,72 @@
+"""``GET /sim/v1/summary``: outcome counts, percentiles of every figure, invariant checks.
+
+Pure: works on the call reports of ``GET /sim/v1/calls`` (see ``sim.leg.Leg.report``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sim.leg import INVARIANTS
+from sim.timeline import FIGURES
+
+__all__ = ["summarize", "percentiles"]
+
+
+def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
+    """count, p50, p95, p99 (nearest rank), max and mean of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
+
+    def rank(q: float) -> float:
+        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 3)
+
+    return {
+        "count": len(ordered),
+        "p50": rank(0.50),
+        "p95": rank(0.95),
+        "p99": rank(0.99),
+        "max": round(ordered[-1], 3),
+        "mean": round(sum(ordered) / len(ordered), 3),
+    }
+
+
+def summarize(calls: list[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
+    """The summary of ``calls`` (call reports, each with its broken ``invariants``)."""
+    ended = [c for c in calls if c["state"] == "terminal"]
+    figures = {
+        name: percentiles(c["figures"][name] for c in calls if c["figures"][name] is not None) for name in FIGURES
+    }
+    for name in sorted({name for c in calls for name in c["action_latency_ms"]}):
+        figures[f"action_latency_ms.{name}"] = percentiles(
+            c["action_latency_ms"][name] for c in calls if name in c["action_latency_ms"]
+        )
+    events = [e for c in calls for e in c["events"]]
+    figures["event_delivery_latency_ms"] = percentiles(e["latency_ms"] for e in events if e["delivered"])
+    invariants: dict[str, Any] = {
+        name: [c["leg_sid"] for c in calls if name in c["invariants"]] for name in INVARIANTS
+    }
+    invariants["chunk_violations"] = {c["leg_sid"]: c["chunk_violations"] for c in calls if c["chunk_violations"]}
+    invariants["undelivered_events"] = [e["event_sid"] for e in events if e["delivered"] is False]
+    return {
+        "seed": seed,
+        "calls": len(calls),
+        "live": len(calls) - len(ended),
+        "answered": sum(1 for c in calls if c["timeline"]["answered"] is not None),
+        "outcomes": dict(Counter(c["outcome"] for c in calls)),
+        "events": {
+            "emitted": len(events),
+            "delivered": sum(1 for e in events if e["delivered"]),
+            "undelivered": len(invariants["undelivered_events"]),
+            "pending": sum(1 for e in events if e["delivered"] is None),
+            "retried": sum(1 for e in events if e["attempts"] > 1),
+            "duplicated": sum(1 for e in events if e["deliveries"] > 1),
+        },
+        "figures": figures,
+        "invariants": invariants,
+        "ok": not any(invariants.values()),
+    }

@@ -1,0 +1,157 @@
+"""Validation of Legs API request bodies: the rules behind every 400 the sandbox answers.
+
+Pure: functions take decoded JSON and return typed values or raise :class:`BadRequest`.
+The named actions (``/actions/start_say``...) and the ExoML verbs (``sim.exoml``) are
+checked by the same :func:`action_params`, so both doors accept exactly the same things.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from dialstream.agentstream import AudioEncoding, MediaFormat
+from sim.leg import LegRequest
+
+__all__ = [
+    "BadRequest",
+    "ACTIONS",
+    "NAMED_ACTIONS",
+    "DEFAULT_CONTENT_TYPE",
+    "MAX_LOOP",
+    "create_leg_request",
+    "action_params",
+    "custom_param_of",
+    "media_format",
+]
+
+DEFAULT_CONTENT_TYPE = "audio/x-mulaw;rate=8000"  # documented start_stream default
+MAX_LOOP = 10  # "max 10" on the StartPlay page
+NAMED_ACTIONS = ("start_stream", "stop_stream", "start_say", "stop_say", "start_play", "stop_play")
+ACTIONS = (*NAMED_ACTIONS, "hangup")  # hangup only as the ExoML <Hangup/>
+_DIRECTIONS = ("bidirectional", "unidirectional")
+_PCM16_RATES = (8000, 16000, 24000)
+
+
+class BadRequest(Exception):
+    """HTTP 400: ``message`` names the field, ``description`` says what is wrong."""
+
+    def __init__(self, message: str, description: str) -> None:
+        super().__init__(f"{message}: {description}")
+        self.message = message
+        self.description = description
+
+
+def create_leg_request(body: Any) -> LegRequest:
+    if not isinstance(body, Mapping):
+        raise BadRequest("invalid body", "expected a JSON object")
+    contact_uri = _text(body, "contact_uri", required=True)
+    exophone = _text(body, "exophone", required=True)
+    endpoint = _text(body, "leg_event_endpoint", required=True)
+    if not endpoint.startswith("grpc://") or not endpoint.removeprefix("grpc://").strip("/"):
+        raise BadRequest("invalid leg_event_endpoint", f"must look like grpc://host:port, got {endpoint!r}")
+    network_type = _text(body, "network_type") or ("voip" if contact_uri.startswith("sip:") else "pstn")
+    if network_type not in ("pstn", "voip"):
+        raise BadRequest("invalid network_type", f"must be pstn or voip, got {network_type!r}")
+    priority = _text(body, "priority") or "normal"
+    if priority not in ("normal", "high"):
+        raise BadRequest("invalid priority", f"must be normal or high, got {priority!r}")
+    return LegRequest(
+        contact_uri=contact_uri,
+        exophone=exophone,
+        leg_event_endpoint=endpoint,
+        custom_param=_text(body, "custom_param"),
+        network_type=network_type,
+        timeout=_seconds(body, "timeout", 30),
+        ring_timeout=_seconds(body, "ring_timeout", 30),
+        time_limit=_seconds(body, "time_limit", 14400),
+        amd_enable=_flag(body, "amd_enable"),
+        async_amd=_flag(body, "async_amd"),
+        priority=priority,
+    )
+
+
+def custom_param_of(body: Mapping[str, Any]) -> str:
+    """The optional ``action_custom_param`` of any action body."""
+    return _text(body, "action_custom_param")
+
+
+def action_params(name: str, body: Any) -> dict[str, Any]:
+    """The validated parameters of action ``name`` (one of :data:`ACTIONS`)."""
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise BadRequest("invalid body", "expected a JSON object")
+    if name == "start_stream":
+        url = _text(body, "url", required=True)
+        if not url.startswith(("ws://", "wss://")):
+            raise BadRequest("invalid url", f"a stream URL must start with ws:// or wss://, got {url!r}")
+        direction = _text(body, "direction", required=True)
+        if direction not in _DIRECTIONS:
+            raise BadRequest("invalid direction", f"must be one of {_DIRECTIONS}, got {direction!r}")
+        content_type = _text(body, "content_type") or DEFAULT_CONTENT_TYPE
+        media_format(content_type)  # validates
+        return {"url": url, "direction": direction, "content_type": content_type}
+    if name == "start_say":
+        return {"text": _text(body, "text", required=True), "loop": _loop(body)}
+    if name == "start_play":
+        return {"url": _text(body, "url", required=True), "loop": _loop(body)}
+    if name in ACTIONS:
+        return {}
+    raise BadRequest("unknown action", f"{name!r} is not one of {ACTIONS}")
+
+
+def media_format(content_type: str) -> MediaFormat:
+    """mu-law at 8 kHz, or 16-bit PCM (``audio/L16``) at 8, 16 or 24 kHz."""
+    try:
+        fmt = MediaFormat.from_content_type(content_type)
+    except ValueError as exc:
+        raise BadRequest("invalid content_type", str(exc)) from None
+    mime = content_type.partition(";")[0].strip().lower()
+    if fmt.encoding_kind is AudioEncoding.MULAW:
+        if fmt.sample_rate != 8000:
+            raise BadRequest("invalid content_type", "mu-law is only carried at rate=8000")
+    elif mime not in ("audio/l16", "audio/x-l16", "audio/x-raw", "audio/pcm") or fmt.sample_rate not in _PCM16_RATES:
+        raise BadRequest(
+            "invalid content_type",
+            f"supported: {DEFAULT_CONTENT_TYPE} or audio/L16;rate=8000|16000|24000, got {content_type!r}",
+        )
+    return fmt
+
+
+def _text(body: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+    value = body.get(key)
+    if value is None or value == "":
+        if required:
+            raise BadRequest(f"missing {key}", f"{key} is mandatory")
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"invalid {key}", f"expected a string, got {type(value).__name__}")
+    return value.strip()
+
+
+def _seconds(body: Mapping[str, Any], key: str, default: int) -> int:
+    value = body.get(key, default)
+    if isinstance(value, str) and value.isdigit():  # form-style clients send numbers as text
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BadRequest(f"invalid {key}", f"expected a positive integer number of seconds, got {value!r}")
+    return value
+
+
+def _flag(body: Mapping[str, Any], key: str) -> bool:
+    value = body.get(key, False)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if not isinstance(value, bool):
+        raise BadRequest(f"invalid {key}", f"expected true or false, got {value!r}")
+    return value
+
+
+def _loop(body: Mapping[str, Any]) -> int:
+    value = body.get("loop", 0)
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LOOP:
+        raise BadRequest("invalid loop", f"expected an integer from 0 to {MAX_LOOP}, got {value!r}")
+    return value

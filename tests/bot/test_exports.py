@@ -1,0 +1,33 @@
+"""Every bot module declares its public names, and they all exist."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+import pytest
+
+import bot
+
+MODULES = sorted(
+    {"bot", "dialstream.agentstream", "dialstream.audio"}
+    | {f"bot.{info.name}" for info in pkgutil.iter_modules(bot.__path__) if info.name != "__main__"}
+)
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_exports_exist(name):
+    """A module's __all__ lists only names it defines, without duplicates."""
+    module = importlib.import_module(name)
+    assert len(set(module.__all__)) == len(module.__all__)
+    for exported in module.__all__:
+        assert hasattr(module, exported), f"{name}.{exported}"
+
+
+def test_fleet_does_not_import_websockets():
+    """bot.fleet stays importable by Celery workers without pulling in websockets."""
+    import subprocess
+    import sys
+
+    code = "import sys, bot.fleet; sys.exit('websockets' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -1,0 +1,108 @@
+"""The scripted bot: loading scripts and running the call flow over real WebSockets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.config import BotServerConfig
+from bot.scripted import DEMO_SCRIPT, Script, ScriptedBot
+from bot.server import BotServer
+from dialstream.agentstream import Clear, MediaFormat, OutboundMark
+from dialstream.audio import silence, tone
+from dialstream.errors import ConfigurationError
+from tests.bot.exotel import FakeExotel, run
+
+MULAW = MediaFormat.mulaw(8000)
+
+
+def marks(exotel: FakeExotel) -> list[str]:
+    return [m.name for m in exotel.of_type(OutboundMark)]
+
+
+def test_demo_script_loads_with_shipped_prompts():
+    """The shipped demo script validates and its prompt files exist."""
+    script = Script.load(DEMO_SCRIPT)
+    assert script.start == "welcome"
+    assert script.steps["welcome"].dtmf == {"1": "sales", "2": "support"}
+    assert all(Path(step.play).is_file() for step in script.steps.values())
+
+
+@pytest.mark.parametrize(
+    ("raw", "fragment"),
+    [
+        ({}, "steps"),
+        ({"steps": {"a": {"next": "b"}}}, "unknown step 'b'"),
+        ({"start": "x", "steps": {"a": {}}}, "start step 'x'"),
+        ({"steps": {"a": {"say": "hi", "play": "a.wav"}}}, "both"),
+        ({"steps": {"a": {"play": "missing.wav"}}}, "does not exist"),
+        ({"steps": {"a": {"sya": "typo"}}}, "must be a mapping"),
+        ({"steps": {"a": {"dtmf": ["1"]}}}, "dtmf"),
+        ({"steps": {"a": {}}, "vad": {"loudness": 3}}, "loudness"),
+    ],
+)
+def test_invalid_scripts_are_refused(raw, fragment, tmp_path):
+    """Scripts with dangling references, typos or missing files raise ConfigurationError."""
+    with pytest.raises(ConfigurationError, match=fragment):
+        Script.from_dict(raw, base=tmp_path)
+
+
+def test_from_file_prepares_say_prompts(tmp_path):
+    """A script's say texts become the bot class's prepared prompts."""
+    path = tmp_path / "flow.yaml"
+    path.write_text("steps:\n  hello: {say: 'Hello there', next: bye}\n  bye: {say: 'Bye', hangup: true}\n")
+    bot = ScriptedBot.from_file(path)
+    assert bot.prompts == ("Hello there", "Bye")
+    assert bot.script.start == "hello"
+
+
+def test_dtmf_menu_interrupts_and_follows_the_flow():
+    """A key during the welcome clears it, plays the chosen branch, says goodbye and hangs up."""
+
+    async def scenario() -> None:
+        async with BotServer(ScriptedBot.demo(), BotServerConfig(port=0)) as server:
+            async with FakeExotel(server.url, media_format=MULAW) as exotel:
+                await exotel.start()
+                await exotel.until(lambda: len(exotel.received) >= 1)
+                await exotel.press("1")
+                assert (await exotel.closed(timeout=8.0))[0] == 1000
+        assert exotel.of_type(Clear)
+        assert marks(exotel) == ["step-2-sales", "step-3-goodbye", "hangup"]
+
+    run(scenario())
+
+
+def test_speech_barges_in_and_ends_a_turn():
+    """Caller speech stops the prompt (clear); the end of the turn moves on to the speech branch."""
+
+    async def scenario() -> None:
+        async with BotServer(ScriptedBot.demo(), BotServerConfig(port=0)) as server:
+            async with FakeExotel(server.url, media_format=MULAW) as exotel:
+                await exotel.start()
+                await exotel.stream_audio(silence(MULAW, 300))
+                await exotel.stream_audio(tone(MULAW, 400, 600, amplitude=0.5))
+                await exotel.until(lambda: exotel.of_type(Clear))
+                await exotel.stream_audio(silence(MULAW, 900))
+                await exotel.until(lambda: "step-2-thanks" in marks(exotel))
+
+    run(scenario())
+
+
+def test_no_input_moves_on(tmp_path):
+    """Silence for no_input_ms after a prompt was heard takes the no_input branch."""
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        "no_input_ms: 300\nsteps:\n  ask: {say: 'Anyone', no_input: bye}\n  bye: {say: 'Bye', hangup: true}\n"
+    )
+
+    async def scenario() -> None:
+        async with BotServer(ScriptedBot.from_file(path), BotServerConfig(port=0)) as server:
+            async with FakeExotel(server.url, media_format=MULAW) as exotel:
+                await exotel.start()
+                await exotel.until(lambda: exotel.echoed == ["step-1-ask"])
+                await exotel.stream_audio(silence(MULAW, 500), realtime=False)
+                assert (await exotel.closed())[0] == 1000
+        assert marks(exotel) == ["step-1-ask", "step-2-bye", "hangup"]
+
+    run(scenario())

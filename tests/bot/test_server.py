@@ -1,0 +1,570 @@
+"""The bot server over real WebSockets on loopback: protocol, pacing, barge-in, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from typing import Any, ClassVar
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from bot import metrics
+from bot.api import Bot, CallInfo
+from bot.bots import GreeterBot
+from bot.config import BotServerConfig, Limits, Pacing, Timeouts
+from bot.server import BotServer
+from bot.tts import TTS
+from dialstream.agentstream import (
+    CHUNK_MIN,
+    DEFAULT_MEDIA_FORMAT,
+    Clear,
+    Connected,
+    MediaFormat,
+    OutboundMark,
+    OutboundMedia,
+    chunk_violations,
+    encode,
+)
+from dialstream.audio import INTERNAL_FORMAT, tone
+from tests.bot.exotel import FakeExotel, basic_auth, run
+from tests.utils import MS
+
+TEST_TIMEOUTS = Timeouts(idle=3.0, close=1.0, send=2.0, hangup_grace=0.3, drain=5.0)
+
+
+class ScenarioBot(Bot):
+    """A bot steered by the call's custom parameters and keys; it logs every hook call.
+
+    Parameters: ``say_ms`` speaks a tone that long on start, ``say_text`` speaks text,
+    ``echo`` echoes caller audio. Keys: ``0`` clear, ``5`` say 400 ms, ``9`` hang up after
+    the audio, ``#`` hang up now, ``!`` is not a key (used to make a hook raise).
+    """
+
+    log: ClassVar[list[tuple[str, Any]]]
+
+    def on_start(self, call: CallInfo) -> None:
+        self.log.append(("start", call))
+        self.call = call
+        if "say_ms" in call.custom_parameters:
+            self.log.append(
+                ("said", self.session.say(tone(INTERNAL_FORMAT, 440, int(call.custom_parameters["say_ms"]))))
+            )
+        if "say_text" in call.custom_parameters:
+            self.log.append(("said", self.session.say(call.custom_parameters["say_text"])))
+            self.log.append(("said", self.session.say(tone(INTERNAL_FORMAT, 440, 100))))
+        if "fail" in call.custom_parameters:
+            raise RuntimeError("bot bug")
+
+    def on_audio(self, pcm: bytes) -> None:
+        if "echo" in self.call.custom_parameters:
+            self.session.say(pcm, mark=False)
+
+    def on_dtmf(self, digit: str) -> None:
+        self.log.append(("dtmf", digit))
+        if digit == "0":
+            self.session.clear()
+        elif digit == "5":
+            self.session.say(tone(INTERNAL_FORMAT, 600, 400))
+        elif digit == "9":
+            self.session.hangup()
+        elif digit == "#":
+            self.session.hangup(after_audio=False)
+
+    def on_mark(self, name: str) -> None:
+        self.log.append(("mark", name))
+        self.log.append(("heard", self.session.heard))
+
+    def on_stop(self, reason: str) -> None:
+        self.log.append(("stop", reason))
+
+
+def scenario_bot() -> type[ScenarioBot]:
+    """A fresh ScenarioBot class with its own log."""
+    return type("ScenarioBot", (ScenarioBot,), {"log": []})
+
+
+def events(bot: type[ScenarioBot], kind: str) -> list[Any]:
+    return [value for name, value in bot.log if name == kind]
+
+
+@contextlib.asynccontextmanager
+async def serving(bot: type[Bot], **overrides: Any) -> AsyncIterator[BotServer]:
+    config = BotServerConfig(port=0, timeouts=TEST_TIMEOUTS, **overrides)
+    async with BotServer(bot, config) as server:
+        yield server
+
+
+async def until(predicate: Any, timeout: float = 3.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():
+            await asyncio.sleep(5 * MS)
+
+
+# --- Protocol ------------------------------------------------------------------------
+
+
+def test_start_reaches_bot_with_call_info():
+    """on_start receives the start frame's metadata merged with the URL's custom parameters."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?campaign=c1&lead=url") as exotel:
+                await exotel.start(custom_parameters={"lead": "42"})
+                await until(lambda: events(bot, "start"))
+        call = events(bot, "start")[0]
+        assert call.stream_sid == exotel.stream_sid
+        assert call.call_sid == f"call-{exotel.stream_sid}"
+        assert (call.account_sid, call.from_, call.to) == ("dialstream1", "+919876543210", "+911234567890")
+        assert call.custom_parameters == {"campaign": "c1", "lead": "42"}
+        assert call.media_format == DEFAULT_MEDIA_FORMAT
+
+    run(scenario())
+
+
+def test_sample_rate_query_parameter_sets_format():
+    """Without start.media_format, ?sample-rate=16000 makes the stream 16-bit PCM at 16 kHz."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(
+                server.url + "?sample-rate=16000&say_ms=500", media_format=MediaFormat.pcm16(16000)
+            ) as exotel:
+                await exotel.send_raw(encode(Connected()))
+                await exotel.send_raw(
+                    json.dumps({"event": "start", "stream_sid": exotel.stream_sid, "start": {"call_sid": "c1"}})
+                )
+                await exotel.until(lambda: exotel.of_type(OutboundMark))
+        call = events(bot, "start")[0]
+        assert (call.media_format.encoding_kind.value, call.media_format.sample_rate) == ("pcm16", 16000)
+        assert call.custom_parameters == {"say_ms": "500"}
+        # 500 ms of 16 kHz PCM16 is 16000 bytes: five minimum chunks.
+        assert [len(m.payload) for m in exotel.of_type(OutboundMedia)] == [CHUNK_MIN] * 5
+
+    run(scenario())
+
+
+def test_bot_frames_carry_stream_sid_and_documented_shape():
+    """Every frame the bot sends is a documented media/mark/clear frame with our stream_sid."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=800") as exotel:
+                await exotel.start()
+                await exotel.until(lambda: exotel.of_type(OutboundMark))
+                await exotel.press("0")
+                await exotel.until(lambda: exotel.of_type(Clear))
+        for frame in map(json.loads, exotel.raw):
+            assert frame["stream_sid"] == exotel.stream_sid
+            assert frame["event"] in {"media", "mark", "clear"}
+            assert set(frame) <= {"event", "stream_sid", "media", "mark"}
+
+    run(scenario())
+
+
+def test_greeter_first_audio_leaves_right_after_start():
+    """The greeter's prepared prompt starts leaving within a few milliseconds of start."""
+
+    async def scenario() -> None:
+        async with serving(GreeterBot) as server:
+            async with FakeExotel(server.url) as exotel:
+                started = await exotel.start()
+                await exotel.until(lambda: exotel.of_type(OutboundMedia))
+                assert exotel.times_of(OutboundMedia)[0] - started < 50 * MS
+
+    run(scenario())
+
+
+# --- Outbound audio ------------------------------------------------------------------
+
+
+def test_chunks_follow_rules_and_leave_at_real_time_pace():
+    """Outbound chunks are legal sizes, ordered, and leave about lead seconds before they are needed."""
+    bot = scenario_bot()
+    lead = BotServerConfig().pacing.lead
+    observed = metrics.REGISTRY.get_sample_value("dialstream_bot_chunk_lateness_seconds_count") or 0
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=2000") as exotel:
+                started = await exotel.start()
+                await exotel.until(lambda: exotel.of_type(OutboundMark), timeout=5)
+        chunks = exotel.of_type(OutboundMedia)
+        times = [t - started for t in exotel.times_of(OutboundMedia)]
+        assert all(not chunk_violations(len(c.payload)) for c in chunks)
+        # 2000 ms of mu-law at 8 kHz is 16000 bytes: five 400 ms chunks.
+        assert [len(c.payload) for c in chunks] == [CHUNK_MIN] * 5
+        chunk_seconds = DEFAULT_MEDIA_FORMAT.duration(CHUNK_MIN)
+        tolerance = 60 * MS
+        for index, sent in enumerate(times):
+            due = max(0.0, index * chunk_seconds - lead)
+            assert due - tolerance <= sent <= due + tolerance, (index, sent, due)
+        mark_at = exotel.times_of(OutboundMark)[0] - started
+        assert mark_at == pytest.approx(times[-1], abs=tolerance)
+        # Every chunk's lateness went into the histogram.
+        assert metrics.REGISTRY.get_sample_value("dialstream_bot_chunk_lateness_seconds_count") == observed + 5
+
+    run(scenario())
+
+
+def test_marks_echoed_after_playout_reach_bot():
+    """The mark after an utterance reaches on_mark once Exotel has played it, and heard lists it."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=800") as exotel:
+                started = await exotel.start()
+                await until(lambda: events(bot, "mark"))
+                heard_at = asyncio.get_running_loop().time() - started
+        assert events(bot, "said") == ["say-1"]
+        assert events(bot, "mark") == ["say-1"]
+        assert events(bot, "heard") == [("say-1",)]
+        assert heard_at >= 0.8 - 50 * MS
+
+    run(scenario())
+
+
+def test_barge_in_sends_clear_and_drops_the_queue():
+    """clear() sends one clear frame and no audio or mark of the dropped utterance follows it."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=4000") as exotel:
+                await exotel.start()
+                await exotel.until(lambda: len(exotel.of_type(OutboundMedia)) >= 2)
+                await exotel.press("0")
+                await exotel.until(lambda: exotel.of_type(Clear))
+                count = len(exotel.received)
+                await asyncio.sleep(600 * MS)
+                assert len(exotel.received) == count
+                assert isinstance(exotel.received[-1].message, Clear)
+                # The call goes on: new speech is sent after the clear.
+                await exotel.press("5")
+                await until(lambda: events(bot, "mark"))
+        # 4 s would be ten chunks; only those sent before the clear left, then the new 400 ms.
+        assert len(exotel.of_type(OutboundMedia)) == count - 1 + 1
+        assert [m.name for m in exotel.of_type(OutboundMark)] == ["say-2"]
+        assert events(bot, "mark") == ["say-2"]
+
+    run(scenario())
+
+
+def test_text_is_spoken_in_order_through_a_slow_tts():
+    """Text whose synthesis is slow still plays before audio queued after it."""
+    bot = scenario_bot()
+
+    class SlowTTS(TTS):
+        async def synthesize(self, text: str) -> bytes:
+            await asyncio.sleep(100 * MS)
+            return tone(INTERNAL_FORMAT, 300, 1000)
+
+    async def scenario() -> None:
+        config = BotServerConfig(port=0, timeouts=TEST_TIMEOUTS)
+        async with BotServer(bot, config, tts=SlowTTS()) as server:
+            async with FakeExotel(server.url + "?say_text=hello") as exotel:
+                await exotel.start()
+                await exotel.until(lambda: len(exotel.of_type(OutboundMark)) == 2)
+        names = [
+            r.message.name if isinstance(r.message, OutboundMark) else len(r.message.payload) for r in exotel.received
+        ]
+        # 1000 ms of mu-law = 8000 bytes: two full chunks and a padded tail; then 100 ms padded.
+        assert names == [3200, 3200, 3200, "say-1", 3200, "say-2"]
+
+    run(scenario())
+
+
+# --- DTMF, hang-up, stop -------------------------------------------------------------
+
+
+def test_dtmf_reaches_bot():
+    """A dtmf frame reaches on_dtmf with its digit."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                for digit in "17*":
+                    await exotel.press(digit)
+                await until(lambda: len(events(bot, "dtmf")) == 3)
+        assert events(bot, "dtmf") == ["1", "7", "*"]
+
+    run(scenario())
+
+
+def test_hangup_closes_with_1000():
+    """hangup(after_audio=False) closes the stream at once with 1000, and on_stop says hangup."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                await exotel.press("#")
+                assert await exotel.closed() == (1000, "bot hung up")
+            await until(lambda: events(bot, "stop"))
+        assert events(bot, "stop") == ["hangup"]
+
+    run(scenario())
+
+
+def test_hangup_after_audio_waits_until_it_played():
+    """hangup() with audio queued closes only once that audio has played (its mark echoed)."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=800") as exotel:
+                started = await exotel.start()
+                await exotel.press("9")
+                assert (await exotel.closed())[0] == 1000
+                closed_after = asyncio.get_running_loop().time() - started
+        assert closed_after >= 0.8 - 50 * MS
+        assert [m.name for m in exotel.of_type(OutboundMark)] == ["say-1", "hangup"]
+
+    run(scenario())
+
+
+def test_stop_ends_the_stream_with_its_reason():
+    """A stop frame calls on_stop with Exotel's reason and the stream closes with 1000."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                await exotel.stop("callended")
+                assert (await exotel.closed())[0] == 1000
+            await until(lambda: events(bot, "stop"))
+        assert events(bot, "stop") == ["callended"]
+
+    run(scenario())
+
+
+def test_disconnect_without_stop_still_calls_on_stop():
+    """A socket that just goes away still gets the bot an on_stop, with reason disconnected."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                await until(lambda: events(bot, "start"))
+            await until(lambda: events(bot, "stop"))
+        assert events(bot, "stop") == ["disconnected"]
+
+    run(scenario())
+
+
+# --- Authentication ------------------------------------------------------------------
+
+
+def test_basic_auth_accepts_right_credentials():
+    """With basic_auth set, a stream presenting the right Authorization header is served."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot, basic_auth=("exotel", "s3cret")) as server:
+            async with FakeExotel(server.url, headers=basic_auth("exotel", "s3cret")) as exotel:
+                await exotel.start()
+                await until(lambda: events(bot, "start"))
+
+    run(scenario())
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, basic_auth("exotel", "wrong"), {"Authorization": "Bearer abc"}, {"Authorization": "Basic %%%"}],
+    ids=["missing", "wrong-password", "other-scheme", "bad-base64"],
+)
+def test_basic_auth_rejects_with_1008(headers):
+    """Missing or wrong credentials close the stream with 1008 Unauthorized, as Exotel's sample does."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot, basic_auth=("exotel", "s3cret")) as server:
+            async with FakeExotel(server.url, headers=headers) as exotel:
+                assert await exotel.closed() == (1008, "Unauthorized")
+        assert events(bot, "start") == []
+
+    run(scenario())
+
+
+# --- Failures stay per stream --------------------------------------------------------
+
+MALFORMED = {
+    "bad-json": ("{nope", 1007),
+    "unknown-event": ('{"event":"dance","stream_sid":"x"}', 1003),
+    "bad-base64": ('{"event":"media","media":{"payload":"@@@"}}', 1007),
+    "binary": (b"\x00\x01\x02", 1003),
+    "huge": ('{"event":"media","media":{"payload":"' + "A" * (2**20) + '"}}', 1009),
+    "second-start": (None, 1008),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_frame_closes_only_that_stream(case):
+    """A malformed frame closes its stream with the fitting code while another stream keeps streaming."""
+    bot = scenario_bot()
+    frame, code = MALFORMED[case]
+    before = metrics.STREAM_CLOSES.labels(str(code), "bot")._value.get()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?echo=1") as healthy, FakeExotel(server.url) as broken:
+                await healthy.start()
+                await broken.start()
+                await broken.send_raw(frame if frame is not None else encode(Connected()))
+                if frame is None:
+                    await broken.start(connected=False)
+                closed_code, _ = await broken.closed()
+                assert closed_code == code
+                # The other stream is unaffected: its echo keeps coming back.
+                await healthy.stream_audio(tone(healthy.media_format, 300, 1000), realtime=False)
+                await healthy.until(lambda: len(healthy.of_type(OutboundMedia)) >= 2)
+                assert healthy.ws.close_code is None
+
+    run(scenario())
+    assert metrics.STREAM_CLOSES.labels(str(code), "bot")._value.get() == before + 1
+
+
+def test_media_before_start_closes_with_1008():
+    """Media sent before start breaks the documented order and closes the stream with 1008."""
+
+    async def scenario() -> None:
+        async with serving(scenario_bot()) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.send_media(b"\xff" * 800)
+                assert await exotel.closed() == (1008, "media before start")
+
+    run(scenario())
+
+
+def test_idle_stream_closes_with_1001():
+    """A stream that sends nothing for the idle timeout is closed with 1001."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        timeouts = Timeouts(idle=300 * MS, close=1.0)
+        async with BotServer(bot, BotServerConfig(port=0, timeouts=timeouts)) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                assert await exotel.closed() == (1001, "idle timeout")
+            await until(lambda: events(bot, "stop"))
+        assert events(bot, "stop") == ["idle timeout"]
+
+    run(scenario())
+
+
+def test_bot_exception_closes_with_1011():
+    """An exception in a bot hook closes that stream with 1011 and still calls on_stop."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?fail=1") as exotel:
+                await exotel.start()
+                assert await exotel.closed() == (1011, "internal error")
+            await until(lambda: events(bot, "stop"))
+        assert events(bot, "stop") == ["internal error"]
+
+    run(scenario())
+
+
+def test_capacity_refuses_handshake_with_503():
+    """Beyond capacity the upgrade is refused with HTTP 503 so that Exotel's retry goes elsewhere."""
+
+    async def scenario() -> None:
+        async with serving(scenario_bot(), limits=Limits(capacity=1)) as server:
+            async with FakeExotel(server.url) as first:
+                await first.start()
+                await until(lambda: server.active_streams == 1)
+                with pytest.raises(InvalidStatus) as info:
+                    async with connect(server.url):
+                        pass
+                assert info.value.response.status_code == 503
+
+    run(scenario())
+
+
+# --- Shutdown ------------------------------------------------------------------------
+
+
+def test_drain_lets_calls_finish_and_refuses_new_ones():
+    """drain() stops accepting streams but waits for the call in progress to end by itself."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            url = server.url
+            async with FakeExotel(url + "?echo=1") as exotel:
+                await exotel.start()
+                await until(lambda: events(bot, "start"))
+                drain = asyncio.create_task(server.drain(timeout=5.0))
+                await asyncio.sleep(100 * MS)
+                with pytest.raises(OSError):
+                    async with connect(url, open_timeout=1.0):
+                        pass
+                # The call in progress still works while draining.
+                await exotel.stream_audio(tone(exotel.media_format, 300, 800), realtime=False)
+                await exotel.until(lambda: exotel.of_type(OutboundMedia))
+                assert not drain.done()
+                await exotel.stop()
+                await asyncio.wait_for(drain, 2.0)
+        assert events(bot, "stop") == ["callended"]
+
+    run(scenario())
+
+
+def test_drain_timeout_closes_remaining_calls_with_1001():
+    """Calls still running when the drain timeout expires are closed with 1001 and told shutdown."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                await until(lambda: events(bot, "start"))
+                await server.drain(timeout=200 * MS)
+                assert await exotel.closed() == (1001, "server shutting down")
+        assert events(bot, "stop") == ["shutdown"]
+
+    run(scenario())
+
+
+def test_stalled_reader_is_aborted_without_holding_other_streams():
+    """A peer that stops reading is aborted after the send timeout while another stream keeps flowing."""
+    bot = scenario_bot()
+    fmt = MediaFormat.pcm16(24000)
+
+    async def scenario() -> None:
+        # Pace nothing (a huge lead) so that a long utterance is pushed out at once.
+        config = BotServerConfig(
+            port=0,
+            timeouts=Timeouts(idle=5.0, close=0.5, send=300 * MS),
+            pacing=Pacing(chunk_bytes=96_000, lead=1000.0),
+        )
+        async with BotServer(bot, config) as server:
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            # max_queue=1: the client stops reading the socket once one message waits unread.
+            async with connect(server.url + "?say_ms=110000", sock=sock, max_queue=1, compression=None) as stalled:
+                await stalled.send(encode(Connected()))
+                await stalled.send(FakeExotel.start_frame("stalled0001", fmt))
+                async with FakeExotel(server.url) as healthy:
+                    await healthy.start()
+                    await until(lambda: events(bot, "stop"), timeout=10.0)
+                    assert events(bot, "stop") == ["disconnected"]
+                    await healthy.press("5")
+                    await healthy.until(lambda: healthy.of_type(OutboundMark))
+
+    run(scenario())

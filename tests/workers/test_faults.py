@@ -1,0 +1,188 @@
+"""Event handling under faults, with every part real: duplicated, reordered, delayed and
+dropped events; 429 and 5xx storms; a bot that never answers the handshake; bots that drop
+mid-call; answering machines; a worker killed in the middle of handling leg_answered.
+
+Each test runs a small campaign on a fresh stack whose sandbox scenario injects the fault,
+then checks the invariants users rely on: one live bot stream per answered leg (never two
+at once), no greeting left playing after the stream started, no answered leg left silent
+without a recorded reason, and a final record for every contact.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+import yaml
+
+from bot import fleet
+from dialstream.campaign import CampaignConfig, Contact, Flow
+from dialstream.demo import fetch_timelines
+from dialstream.report import CampaignReport, build_report
+from dialstream.settings import Settings
+from dialstream.stack import Stack, StackConfig, start_stack
+from dialstream.store import Store
+from dialstream.submit import submit_campaign
+from dialstream.supervisor import Supervisor
+from tests.utils import wait_for
+from tests.workers.crashing_app import CRASH_FLAG
+from workers.app import create_app
+
+pytestmark = pytest.mark.e2e
+
+DB = 8
+
+
+@contextmanager
+def running_stack(redis_url: str, tmp_path: Path, scenario: dict[str, Any], **config: Any) -> Iterator[tuple[Stack, Store]]:
+    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    client = redis.Redis.from_url(url, decode_responses=True)
+    client.flushdb()
+    scenario_path = tmp_path / "scenario.yaml"
+    scenario_path.write_text(yaml.safe_dump(scenario))
+    with Supervisor(tmp_path / "logs") as supervisor:
+        stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": url}), StackConfig(scenario=scenario_path, **config))
+        try:
+            yield stack, Store(client)
+        finally:
+            client.close()
+
+
+def run_campaign(stack: Stack, store: Store, count: int, **campaign: Any) -> tuple[CampaignReport, dict, dict]:
+    config = CampaignConfig(f"f-{uuid.uuid4().hex[:8]}", **{"flow": Flow.GREETING_SAY, **campaign})
+    contacts = [Contact(f"c{i}", f"+91980000{i:04d}") for i in range(count)]
+    app = create_app(stack.settings)
+    try:
+        submit_campaign(store, app, config, contacts)
+    finally:
+        app.close()
+    wait_for(lambda: store.progress(config.campaign_id)[0] == count, timeout=90)
+    results = store.results(config.campaign_id)
+    timelines = fetch_timelines(stack.sandbox_url)
+    report = build_report(config.campaign_id, config.flow.value, [c.contact_id for c in contacts], results, timelines)
+    return report, results, timelines
+
+
+def answered(results: dict) -> list[dict]:
+    return [r for r in results.values() if r.get("answered_at") is not None]
+
+
+ALWAYS_ANSWER = {"callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [1500, 2500]}}
+
+
+def test_duplicated_reordered_delayed_and_dropped_events(redis_url, tmp_path):
+    """Events duplicated, swapped, held back and lost-then-retried: every call still ends well."""
+    faults = {"events": {"duplicate": 0.3, "reorder": 0.3, "delay": 0.3, "delay_ms": [50, 400], "drop": 0.15}}
+    # Each dropped event holds its leg's ordered queue for a 1 s attempt timeout: long calls,
+    # so that the callee is still there when the stream comes up.
+    callee = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [7000, 8000]}
+    with running_stack(redis_url, tmp_path, {"callee": callee, "faults": faults, "seed": 3}) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 10)
+    assert report.ok, report.problems
+    assert all(r["outcome"] == "completed" for r in results.values())
+    faults_seen = {fault for t in timelines.values() for e in t["events"] for fault in e["faults"]}
+    assert faults_seen == {"duplicate", "reorder", "delay", "drop"}
+
+
+def test_429_and_5xx_storms_are_retried_until_every_call_is_served(redis_url, tmp_path):
+    """With a third of Legs API requests answered 429 or 503, every call still gets its stream."""
+    faults = {"api": {"rate_429": 0.2, "rate_5xx": 0.2, "status_5xx": 503}}
+    with running_stack(redis_url, tmp_path, {**ALWAYS_ANSWER, "faults": faults, "seed": 5}) as (stack, store):
+        # A stop_say answered 429 waits its Retry-After: a greeting short enough to end by itself first.
+        report, results, timelines = run_campaign(stack, store, 8, greeting_text="Hi")
+    assert report.ok, report.problems
+    assert all(r["outcome"] == "completed" for r in results.values())
+
+
+@pytest.fixture
+def black_hole_bot() -> Iterator[str]:
+    """A bot URL whose server accepts TCP connections and never answers the WebSocket handshake."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{server.getsockname()[1]}/media"
+    stop.set()
+    thread.join()
+    for conn in held:
+        conn.close()
+    server.close()
+
+
+def test_bot_that_never_answers_the_handshake_is_replaced_within_the_timeout(redis_url, tmp_path, black_hole_bot):
+    """The fleet's emptiest bot never completes the handshake: after the stream timeout another bot is used."""
+    with running_stack(redis_url, tmp_path, {**ALWAYS_ANSWER, "seed": 9}) as (stack, store):
+        # The black hole advertises the most free capacity, so every first attempt goes to it.
+        fleet.heartbeat(store.redis, black_hole_bot, capacity=100_000, load=0, ttl=120)
+        report, results, timelines = run_campaign(stack, store, 4, stream_start_timeout=1.0)
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "completed"
+        assert result["stream_attempts"] == 2
+        assert any("no stream_started within 1s" in error for error in result["errors"])
+        timeline = timelines[result["leg_sid"]]
+        assert timeline["streams_started"] == 1
+        assert [s["url"] for s in timeline["streams"]][0] == black_hole_bot
+
+
+def test_bots_that_drop_mid_call_get_one_reconnect_then_the_fallback(redis_url, tmp_path):
+    """Every bot connection drops after a moment: one reconnect, then the fallback message and a hang-up with a reason."""
+    scenario = {
+        "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [6000, 7000]},
+        "faults": {"streams": {"disconnect": 1.0, "disconnect_after_ms": [300, 500]}},
+        "seed": 13,
+    }
+    with running_stack(redis_url, tmp_path, scenario) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 4, flow=Flow.BOT_FIRST)
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "answered_no_stream"
+        assert "no bot stream after 2 attempt(s)" in result["reason"]
+        timeline = timelines[result["leg_sid"]]
+        assert timeline["streams_started"] == 2 and timeline["max_concurrent_streams"] == 1
+        assert timeline["hangup_by"] != "callee"
+        said = [a for a in timeline["actions"] if a["name"] == "start_say"]
+        assert said, "the fallback message was played"
+
+
+def test_answering_machines_are_hung_up_and_recorded(redis_url, tmp_path):
+    """amd_enable with every callee a machine: each call is hung up and recorded as machine."""
+    scenario = {"callee": {"answer": 1.0, "machine": 1.0, "ring_ms": [100, 300], "talk_ms": [4000, 5000]}, "seed": 17}
+    with running_stack(redis_url, tmp_path, scenario) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 4, amd_enable=True)
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "machine"
+        assert timelines[result["leg_sid"]]["hangup_by"] != "callee"
+
+
+def test_worker_killed_while_handling_leg_answered_still_gives_one_stream(redis_url, tmp_path):
+    """SIGKILL in the middle of handling leg_answered: another worker rescues the call; one stream, no silence."""
+    with running_stack(redis_url, tmp_path, {**ALWAYS_ANSWER, "seed": 19},
+                       events_workers=2, worker_app="tests.workers.crashing_app") as (stack, store):  # fmt: skip
+        report, results, timelines = run_campaign(stack, store, 6)
+        crashed_pid = store.redis.get(CRASH_FLAG)
+    assert crashed_pid, "a worker should have been killed"
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "completed"
+        assert timelines[result["leg_sid"]]["streams_started"] == 1
