@@ -147,7 +147,8 @@ def test_bot_that_never_answers_the_handshake_is_replaced_within_the_timeout(red
 def test_bots_that_drop_mid_call_get_one_reconnect_then_the_fallback(redis_url, tmp_path):
     """Every bot connection drops after a moment: one reconnect, then the fallback message and a hang-up with a reason."""
     scenario = {
-        "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [6000, 7000]},
+        # Long enough to outlast two drops and the ~4 s fallback message on a loaded machine.
+        "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [12000, 13000]},
         "faults": {"streams": {"disconnect": 1.0, "disconnect_after_ms": [300, 500]}},
         "seed": 13,
     }
