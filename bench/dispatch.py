@@ -51,7 +51,7 @@ def run(*, rate: float = 50.0, duration: float = 6.0, flows: tuple[str, ...] = (
     results: dict[str, Any] = {"offered_answered_calls_per_s": rate, "seconds_per_run": duration, "flows": {}}
     with EmbeddedRedis() as server, Supervisor(work / "logs") as supervisor:
         settings = Settings.from_env({"REDIS_URL": server.url})
-        stack = start_stack(supervisor, settings, StackConfig(scenario=scenario, bots=2, worker_log_level="WARNING"))
+        stack = start_stack(supervisor, settings, StackConfig(scenario=scenario, bots=2))
         client = redis.Redis.from_url(server.url, decode_responses=True)
         store = Store(client)
         say_start_ms = 80.0  # sim.config.Timing.say_start_ms, the scenario keeps the default
@@ -67,7 +67,7 @@ def run(*, rate: float = 50.0, duration: float = 6.0, flows: tuple[str, ...] = (
             supervisor.start(ProcessSpec(name, argv, stack.settings.to_env(), ready_port=inline_port))
             supervisor.wait_ready()
             baseline = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, f"grpc://127.0.0.1:{inline_port}")
-            supervisor.kill(name)
+            supervisor.stop(name)
             entry: dict[str, Any] = {"dialstream": queued, "inline": baseline}
             q50, b50 = queued["dispatch_latency_ms"]["p50"], baseline["dispatch_latency_ms"]["p50"]
             entry["dispatch_p50_ratio"] = round(q50 / b50, 2) if q50 and b50 else None

@@ -171,7 +171,9 @@ class LegRecord:
         return self.phase is Phase.ENDED
 
     def to_dict(self) -> dict[str, Any]:
-        raw = dataclasses.asdict(self)
+        # Shallow on purpose: dataclasses.asdict deep-copies, and this runs for every event.
+        raw = {f.name: getattr(self, f.name) for f in _RECORD_FIELDS}
+        raw["action_counts"] = dict(self.action_counts)
         raw["outbox"] = [action.to_dict() for action in self.outbox]
         raw["errors"] = list(self.errors)
         return raw
@@ -191,6 +193,9 @@ class LegRecord:
     @classmethod
     def new(cls, leg_sid: str, tag: LegTag, campaign: CampaignConfig) -> LegRecord:
         return cls(leg_sid, tag.campaign_id, tag.contact_id, attempt=tag.attempt, flow=campaign.flow)
+
+
+_RECORD_FIELDS = dataclasses.fields(LegRecord)
 
 
 @dataclass(frozen=True, slots=True)

@@ -118,9 +118,15 @@ class Supervisor:
             if child.spec.name == name and child.process.poll() is None:
                 _signal_group(child.process, sig)
 
+    def stop(self, name: str) -> None:
+        """Stop one child the way :meth:`stop_all` does, and forget it."""
+        self._stop([child for child in self._children if child.spec.name == name])
+
     def stop_all(self) -> None:
         """SIGTERM every child (newest first), then SIGKILL what is still running after the grace."""
-        children = list(reversed(self._children))
+        self._stop(list(reversed(self._children)))
+
+    def _stop(self, children: list[_Child]) -> None:
         for child in children:
             if child.process.poll() is None:
                 _signal_group(child.process, signal.SIGTERM)
@@ -134,7 +140,7 @@ class Supervisor:
             _signal_group(child.process, signal.SIGKILL)
             if child.process.poll() is None:
                 child.process.wait()
-        self._children.clear()
+            self._children.remove(child)
 
     def __enter__(self) -> Supervisor:
         return self
