@@ -1,6 +1,8 @@
 """The ``dialstream`` command.
 
     dialstream demo [--contacts N] [--flow F] [--json-out PATH]   run a campaign end to end
+    dialstream up                                                the whole stack until Ctrl-C
+    dialstream campaign submit|status|pause|resume|cancel|report  run real campaigns
     dialstream sim ...                                           the Exotel sandbox alone
     dialstream bot ...                                           a bot server
     dialstream ingress ...                                       the gRPC event ingress
@@ -15,9 +17,11 @@ import os
 import sys
 from pathlib import Path
 
+from dialstream import campaign_cli, up
 from dialstream.campaign import Flow
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
+from dialstream.stack import StackConfig, worker_argv
 
 __all__ = ["main"]
 
@@ -47,9 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a Celery worker for one queue")
     worker.add_argument("--queue", choices=["events", "dial"], required=True)
-    worker.add_argument("--concurrency", "-c", type=int, default=2)
+    worker.add_argument("--concurrency", "-c", type=int, default=StackConfig.concurrency, help="threads (default %(default)s)")
     worker.add_argument("--name", default="", help="node name (default: the queue)")
 
+    up.add_parser(commands)
+    campaign_cli.add_parser(commands)
     commands.add_parser("settings", help="list every environment variable and its default")
     return parser
 
@@ -73,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
             json_out=args.json_out, scenario=args.scenario, seed=args.seed,
         )  # fmt: skip
         return run_demo(options, settings)
+    if args.command == "up":
+        return up.run(args, settings)
+    if args.command == "campaign":
+        return campaign_cli.run(args, settings)
     if args.command == "worker":
-        name = args.name or args.queue
-        celery_argv = [
-            sys.executable, "-m", "celery", "-A", "workers.tasks", "worker", "-Q", args.queue,
-            "-n", f"{name}@%h", "-c", str(args.concurrency), "--without-gossip", "--without-mingle", "-l", "INFO",
-        ]  # fmt: skip
-        os.execv(sys.executable, celery_argv)
+        # The same command `dialstream up`, the tests and deploy/ run.
+        argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))
+        os.execv(argv[0], argv)
     if args.command == "settings":
         for name, default, help_text in Settings.documentation():
             print(f"{name:36} {default!s:40} {help_text}")

@@ -30,9 +30,8 @@ from dialstream.report import CampaignReport, build_report, mask_phone
 from dialstream.settings import Settings
 from dialstream.stack import StackConfig, start_stack
 from dialstream.store import Store
-from dialstream.submit import submit_campaign
+from dialstream.submit import submit_contacts
 from dialstream.supervisor import ProcessFailed, Supervisor
-from workers.app import create_app
 
 __all__ = ["DemoOptions", "run_demo", "demo_contacts", "fetch_timelines", "wait_for_campaign"]
 
@@ -81,14 +80,12 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
         client = redis.Redis.from_url(stack.settings.redis_url, decode_responses=True, socket_timeout=5)
         cleanup.callback(client.close)
         store = Store(client)
-        celery_app = create_app(stack.settings)
-        cleanup.callback(celery_app.close)
         campaign = CampaignConfig(
             campaign_id=f"demo-{uuid.uuid4().hex[:8]}", name="demo", flow=options.flow, greeting_text=options.greeting,
             greeting_url="https://example.com/greeting.wav" if options.flow is Flow.GREETING_PLAY else "",
         )  # fmt: skip
         contacts = demo_contacts(options.contacts)
-        submit_campaign(store, celery_app, campaign, contacts)
+        submit_contacts(store, campaign, contacts)
         done = wait_for_campaign(store, campaign.campaign_id, len(contacts), options.timeout, console, supervisor)
         report = build_report(
             campaign.campaign_id,

@@ -4,7 +4,9 @@ One :class:`LegsClient` per process holds one pooled ``httpx.Client``. Every res
 read through the documented envelope ``{request_id, method, http_code, response:
 {error_data, data}}``; errors become the :mod:`dialstream.errors` hierarchy so callers
 decide retries from the exception type alone. Pass ``transport=httpx.MockTransport(...)``
-to test without a server.
+to test without a server, and ``observe=`` to be told the operation, HTTP status (0 when
+there was no response) and seconds of every request (the workers record them as metrics,
+``workers.metrics.record_legs_api``).
 
 Example::
 
@@ -15,7 +17,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -25,10 +28,12 @@ import httpx
 from dialstream.errors import LegsApiClientError, LegsApiRateLimited, LegsApiServerError
 from dialstream.settings import Settings
 
-__all__ = ["LegsClient", "CreatedLeg", "AcceptedAction", "DEFAULT_CONTENT_TYPE"]
+__all__ = ["LegsClient", "CreatedLeg", "AcceptedAction", "Observer", "DEFAULT_CONTENT_TYPE"]
 
 DEFAULT_CONTENT_TYPE = "audio/x-mulaw;rate=8000"  # the documented default on start_stream
 _DEFAULT_RETRY_AFTER = 1.0  # seconds, when a 429 carries no usable Retry-After
+
+Observer = Callable[[str, int, float], None]  # (operation, HTTP status or 0, seconds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +57,11 @@ class AcceptedAction:
 class LegsClient:
     """Synchronous Legs API client with one connection pool; safe to share within a process."""
 
-    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, transport: httpx.BaseTransport | None = None, observe: Observer | None = None
+    ) -> None:
         self._base = settings.legs_base_url
+        self._observe = observe
         self._http = httpx.Client(
             auth=(settings.api_key, settings.api_token),
             timeout=httpx.Timeout(settings.api_timeout),
@@ -104,11 +112,11 @@ class LegsClient:
             "priority": priority,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
-        data = self._request("POST", "/legs", body)
+        data = self._request("POST", "/legs", body, operation="create_leg")
         return CreatedLeg(leg_sid=_required(data, "leg_sid"), contact_uri=contact_uri, raw=data)
 
     def get_leg(self, leg_sid: str) -> Mapping[str, Any]:
-        return self._request("GET", f"/legs/{leg_sid}")
+        return self._request("GET", f"/legs/{leg_sid}", operation="get_leg")
 
     # Named actions (the AgentStream guides' style)
 
@@ -151,7 +159,7 @@ class LegsClient:
         body: dict[str, Any] = {"exoml": f'<?xml version="1.0" encoding="UTF-8"?><Flow>{verbs}</Flow>'}
         if action_custom_param:
             body["action_custom_param"] = action_custom_param
-        data = self._request("POST", f"/legs/{leg_sid}/actions", body)
+        data = self._request("POST", f"/legs/{leg_sid}/actions", body, operation="exoml")
         return AcceptedAction(action_sid=data.get("action_sid", ""), leg_sid=leg_sid, raw=data)
 
     # Plumbing
@@ -159,15 +167,20 @@ class LegsClient:
     def _action(self, leg_sid: str, name: str, body: dict[str, Any], action_custom_param: str) -> AcceptedAction:
         if action_custom_param:
             body = {**body, "action_custom_param": action_custom_param}
-        data = self._request("POST", f"/legs/{leg_sid}/actions/{name}", body)
+        data = self._request("POST", f"/legs/{leg_sid}/actions/{name}", body, operation=name)
         return AcceptedAction(action_sid=data.get("action_sid", ""), leg_sid=leg_sid, raw=data)
 
-    def _request(self, method: str, path: str, body: Mapping[str, Any] | None = None) -> Mapping[str, Any]:
+    def _request(
+        self, method: str, path: str, body: Mapping[str, Any] | None = None, *, operation: str
+    ) -> Mapping[str, Any]:
         where = {"method": method, "path": path}
+        started = time.perf_counter()
         try:
             response = self._http.request(method, self._base + path, json=body)
         except httpx.TransportError as exc:  # timeouts, refused connections, resets
+            self._observed(operation, 0, started)
             raise LegsApiServerError(0, f"{type(exc).__name__}: {exc}", **where) from exc
+        self._observed(operation, response.status_code, started)
         envelope = _envelope(response)
         if response.status_code == 429:
             raise LegsApiRateLimited(_retry_after(response), _error_message(envelope, response), **where)
@@ -185,6 +198,10 @@ class LegsClient:
         if not isinstance(data, Mapping):
             raise LegsApiServerError(response.status_code, "response has no response.data object", **where)
         return data
+
+    def _observed(self, operation: str, status: int, started: float) -> None:
+        if self._observe is not None:
+            self._observe(operation, status, time.perf_counter() - started)
 
 
 def _envelope(response: httpx.Response) -> Mapping[str, Any]:

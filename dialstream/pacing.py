@@ -22,6 +22,7 @@ Key layout (``prefix`` defaults to ``ds``)::
 
     {prefix}:pacing:{account}:grants      sorted set: unique token -> server time of grant (us)
     {prefix}:pacing:{account}:awaiting    sorted set: call id -> expiry (server time, us)
+    {prefix}:pacing:{account}:throttled   counter: 429 answers the account got all the same
 
 Example::
 
@@ -37,6 +38,7 @@ import random
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -105,6 +107,7 @@ class Pacer:
         self.budget = budget or Budget()
         self.grants_key = f"{prefix}:pacing:{account}:grants"
         self.awaiting_key = f"{prefix}:pacing:{account}:awaiting"
+        self.throttled_key = f"{prefix}:pacing:{account}:throttled"
         self._rate_limit = script(client, "rate_limit.lua")
         self._awaiting_add = script(client, "awaiting_add.lua")
         self._awaiting_count = script(client, "awaiting_count.lua")
@@ -115,6 +118,21 @@ class Pacer:
         ``call_id`` (dials only) registers the call as awaiting its in-call actions when the
         dial is granted, atomically with the grant, and counts it in the reserve it must leave.
         """
+        return self._ask(kind, call_id=call_id, peek=False)
+
+    def dial_room(self) -> tuple[int, float]:
+        """(dials that could be granted now, one after the other; seconds until one could be
+        when none can): a look that takes nothing, so a poller hands out no more dials than that."""
+        budget = self.budget
+        grant = self._ask(DIAL, call_id="", peek=True)
+        # Dial k (from 0) is granted while used + k < limit - reserve - actions_per_call * (k + 1):
+        # each dial also adds its own call's actions to the reserve.
+        room = budget.limit - grant.used - grant.reserve - budget.actions_per_call
+        if room > 0:
+            return -(-room // (1 + budget.actions_per_call)), 0.0
+        return 0, grant.wait or budget.enforced_window / budget.limit
+
+    def _ask(self, kind: str, *, call_id: str, peek: bool) -> Grant:
         if kind not in _KINDS:
             raise ValueError(f"request kind {kind!r}: expected {ACTION!r} or {DIAL!r}")
         budget = self.budget
@@ -129,6 +147,7 @@ class Pacer:
                 budget.headroom,
                 call_id if kind == DIAL else "",
                 _us(budget.awaiting_ttl),
+                "1" if peek else "0",
             ],
         )
         if granted:
@@ -163,13 +182,21 @@ class Pacer:
         ttl = self.budget.awaiting_ttl if ttl is None else ttl
         return int(self._awaiting_add(keys=[self.awaiting_key], args=[call_id, _us(ttl)]))
 
-    def call_settled(self, call_id: str) -> bool:
-        """``call_id`` needs no more reserved budget (idempotent); True if it was counted."""
-        return bool(self.redis.zrem(self.awaiting_key, call_id))
+    def call_settled(self, call_id: str, *, client: Any = None) -> bool:
+        """``call_id`` needs no more reserved budget (idempotent); True if it was counted.
+        ``client`` may be a pipeline (the answer is then the pipeline's)."""
+        return bool((client or self.redis).zrem(self.awaiting_key, call_id))
 
     def awaiting(self) -> int:
         """Calls currently counted in the reserve (expired entries dropped)."""
         return int(self._awaiting_count(keys=[self.awaiting_key]))
+
+    def throttled(self, *, client: Any = None) -> int:
+        """Count one 429 from the provider (there should be none); returns the count so far."""
+        return int((client or self.redis).incr(self.throttled_key))
+
+    def throttled_count(self) -> int:
+        return int(self.redis.get(self.throttled_key) or 0)
 
     def used(self) -> int:
         """Requests granted in the window ending now (for metrics; two round trips)."""

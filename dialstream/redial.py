@@ -1,29 +1,39 @@
-"""Status-aware redials: whether and when to call a contact again, and the schedule in Redis.
+"""Status-aware redials, and the queue every dial of a campaign waits in.
 
 :class:`RedialPolicy` is pure: given a call's outcome and the number of dials so far, it
 says when the next dial is due, or None. Busy, no-answer, failed and answering-machine
 outcomes each have their own attempts and delay; invalid and DNC numbers are never redialled,
 nor are completed or canceled calls.
 
-:class:`RedialSchedule` keeps due redials in one Redis sorted set scored by due time (never
-as Celery countdowns, which the Redis transport re-delivers after its visibility timeout).
-A periodic task polls :meth:`RedialSchedule.pop_due`, which takes due items atomically
-(``lua/redial_pop.lua``), so two pollers never take the same one. With ``lease=`` the items
-are only leased until :meth:`RedialSchedule.ack`, so a poller that dies before enqueueing
-them loses nothing: they become due again when the lease runs out.
+:class:`DialQueue` holds each campaign's pending dials in one Redis sorted set scored by the
+time before which they must not be dialled: new contacts (now, or when their calling window
+opens), redials (when their delay is over) and contacts sent back to wait (a closed window,
+a full cap, an exhausted API budget). Nothing waits as a Celery countdown, which the Redis
+transport re-delivers after its visibility timeout.
 
-Key layout (``prefix`` defaults to ``ds``)::
+The dial poller takes due contacts atomically (``lua/dial_pop.lua``), so two pollers never
+take the same one, and only from a running campaign, so pause and cancel act at once. A
+taken contact is *leased* under a token until its leg exists (:meth:`DialQueue.ack`) or it is
+sent back (:meth:`DialQueue.schedule` with the token); if its worker dies first, the lease
+runs out and the contact is due again. Only the token's holder can renew or send back a
+lease, so a worker that lost its lease (it stalled past it) never dials the contact a second
+time under another worker: (campaign, contact, attempt) is the dial's idempotency key.
 
-    {prefix}:redial:due       sorted set: ["campaign","contact",attempt] -> due time (Unix s)
-    {prefix}:redial:leased    sorted set: same members -> lease expiry (Unix s)
+Key layout (``prefix`` defaults to ``ds``; the campaign hash is ``dialstream.store``'s)::
+
+    {prefix}:campaign:{id}            hash: the field ``state`` gates taking and scheduling
+    {prefix}:campaign:{id}:due        sorted set: ["contact",attempt] -> not-before time (Unix s)
+    {prefix}:campaign:{id}:leased     sorted set: same members -> lease expiry (Unix s)
+    {prefix}:campaign:{id}:leases     hash: member -> lease token
 """
 
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import redis
@@ -31,7 +41,18 @@ import redis
 from dialstream.errors import ConfigurationError
 from dialstream.lua import script
 
-__all__ = ["RedialRule", "RedialPolicy", "RedialItem", "RedialSchedule", "NEVER_REDIALLED", "DEFAULT_REDIAL_POLICY"]
+__all__ = [
+    "RedialRule",
+    "RedialPolicy",
+    "DialItem",
+    "DialQueue",
+    "NEVER_REDIALLED",
+    "DEFAULT_REDIAL_POLICY",
+    "NO_REDIALS",
+    "SCHEDULED",
+    "NOT_HOLDER",
+    "CANCELED",
+]
 
 # Outcomes that must never lead to another dial, whatever a campaign configures.
 NEVER_REDIALLED = frozenset({"invalid", "dnc", "completed", "canceled"})
@@ -82,6 +103,10 @@ class RedialPolicy:
             return None
         return now + rule.delay * rule.backoff ** (attempts_so_far - 1)
 
+    def to_dict(self) -> dict[str, dict[str, float] | None]:
+        """What :meth:`from_dict` reads back into this policy (campaign configuration is JSON)."""
+        return {f.name: None if (rule := getattr(self, f.name)) is None else asdict(rule) for f in fields(self)}
+
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> RedialPolicy:
         """From campaign configuration: ``{"busy": {"max_attempts": 3, "delay": 300}, "machine": null}``.
@@ -109,78 +134,123 @@ class RedialPolicy:
 
 _OUTCOMES = frozenset(f.name for f in fields(RedialPolicy))
 DEFAULT_REDIAL_POLICY = RedialPolicy()
+NO_REDIALS = RedialPolicy(**{name: None for name in _OUTCOMES})
+
+# DialQueue.schedule's answers.
+SCHEDULED = 1
+NOT_HOLDER = 0  # the lease named is no longer the caller's: someone else has the contact
+CANCELED = -1  # the campaign was canceled: nothing is scheduled, the contact's dialing is over
 
 
 @dataclass(frozen=True, slots=True)
-class RedialItem:
-    """One scheduled dial: ``attempt`` is the number of the dial to make (2 for the first redial)."""
+class DialItem:
+    """One pending dial: ``attempt`` is the number of the dial to make (1 for the first).
+
+    ``token`` is set on an item taken with a lease: it proves which taker holds it.
+    """
 
     campaign_id: str
     contact_id: str
-    attempt: int
+    attempt: int = 1
     due: float = 0.0
+    token: str = ""
 
     @property
     def member(self) -> str:
-        return json.dumps([self.campaign_id, self.contact_id, self.attempt], separators=(",", ":"))
-
-    @classmethod
-    def from_member(cls, member: str | bytes, due: float) -> RedialItem:
-        campaign_id, contact_id, attempt = json.loads(member)
-        return cls(campaign_id, contact_id, int(attempt), due)
+        return _member(self.contact_id, self.attempt)
 
 
-class RedialSchedule:
-    """Due redials in Redis, for every campaign of one deployment."""
+def _member(contact_id: str, attempt: int) -> str:
+    return json.dumps([contact_id, attempt], separators=(",", ":"))
+
+
+class DialQueue:
+    """Every campaign's pending dials in Redis, over a synchronous client."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "ds") -> None:
         self.redis = client
-        self.due_key = f"{prefix}:redial:due"
-        self.leased_key = f"{prefix}:redial:leased"
-        self._pop = script(client, "redial_pop.lua")
+        self.prefix = prefix
+        self._pop = script(client, "dial_pop.lua")
+        self._schedule = script(client, "dial_schedule.lua")
+        self._renew = script(client, "dial_renew.lua")
+        self._drain = script(client, "dial_drain.lua")
 
-    def schedule(self, campaign_id: str, contact_id: str, attempt: int, due: float) -> None:
-        """Dial ``contact_id`` (attempt ``attempt``) at ``due``; scheduling it again moves it."""
-        item = RedialItem(campaign_id, contact_id, attempt, due)
-        self.redis.zadd(self.due_key, {item.member: due})
+    def keys(self, campaign_id: str) -> list[str]:
+        """[due, leased, leases, campaign hash] of one campaign."""
+        base = f"{self.prefix}:campaign:{campaign_id}"
+        return [f"{base}:due", f"{base}:leased", f"{base}:leases", base]
 
-    def pop_due(self, now: float | None = None, limit: int = 100, *, lease: float = 0.0) -> list[RedialItem]:
-        """Take up to ``limit`` items due by ``now`` (default: this machine's clock), oldest first.
+    def add(self, campaign_id: str, entries: Iterable[tuple[str, int, float]], *, client: Any = None) -> None:
+        """Queue (contact id, attempt, not-before time) entries as they are, whatever the
+        campaign's state: how a batch is loaded. ``client`` may be a pipeline."""
+        mapping = {_member(contact_id, attempt): due for contact_id, attempt, due in entries}
+        if mapping:
+            (client or self.redis).zadd(self.keys(campaign_id)[0], mapping)
 
-        ``lease`` > 0 keeps them leased until :meth:`ack`; an unacknowledged item is offered
-        again ``lease`` seconds later. Without a lease they are gone once returned.
+    def schedule(self, item: DialItem, due: float, *, lease: DialItem | None = None) -> int:
+        """Dial ``item`` at ``due`` (moving it if it is queued), unless its campaign was canceled.
+
+        ``lease`` (a leased item with its token: the same contact and attempt to send it back,
+        or the attempt that just failed) is given up in the same step, by its holder only.
+        Returns :data:`SCHEDULED`, :data:`NOT_HOLDER` (nothing done) or :data:`CANCELED`
+        (the lease is given up, nothing scheduled).
+        """
+        held = lease.member if lease is not None else ""
+        token = lease.token if lease is not None else ""
+        args = [item.member, repr(float(due)), token, held]
+        return int(self._schedule(keys=self.keys(item.campaign_id), args=args))
+
+    def pop_due(self, campaign_id: str, now: float | None = None, limit: int = 100, *, lease: float) -> list[DialItem]:
+        """Take up to ``limit`` contacts due by ``now`` (default: this machine's clock), earliest
+        first, leased for ``lease`` seconds; nothing unless the campaign is running.
+
+        Contacts whose lease ran out first become due again, at the lease's end.
         """
         now = time.time() if now is None else now
         if limit <= 0:
             return []
-        flat = self._pop(keys=[self.due_key, self.leased_key], args=[repr(float(now)), int(limit), repr(float(lease))])
-        return [RedialItem.from_member(flat[i], float(flat[i + 1])) for i in range(0, len(flat), 2)]
+        args = [repr(float(now)), int(limit), repr(float(lease)), secrets.token_hex(6)]
+        flat = self._pop(keys=self.keys(campaign_id), args=args)
+        return [_item(campaign_id, flat[i], flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)]
 
-    def ack(self, items: Iterable[RedialItem]) -> int:
-        """The leased ``items`` were handed on (enqueued as dial tasks): forget them."""
-        members = [item.member for item in items]
-        return int(self.redis.zrem(self.leased_key, *members)) if members else 0
+    def renew(self, item: DialItem, lease: float, now: float | None = None, *, client: Any = None) -> bool:
+        """Extend ``item``'s lease to ``lease`` seconds from ``now``; False if it is not held with
+        ``item.token`` any more (its lease ran out and the contact was taken again, or drained).
+        ``client`` may be a pipeline (the answer is then the pipeline's)."""
+        now = time.time() if now is None else now
+        keys = self.keys(item.campaign_id)[1:3]
+        return bool(self._renew(keys=keys, args=[item.member, item.token, repr(float(now + lease))], client=client))
 
-    def cancel(self, campaign_id: str, contact_id: str | None = None) -> int:
-        """Drop the scheduled redials of a campaign (or of one of its contacts); returns how many."""
-        head = json.dumps([campaign_id] if contact_id is None else [campaign_id, contact_id], separators=(",", ":"))
-        pattern = _glob_escape(head[:-1]) + ",*"  # '["camp",*' or '["camp","r12",*'
-        removed = 0
-        for key in (self.due_key, self.leased_key):
-            members = [member for member, _ in self.redis.zscan_iter(key, match=pattern, count=1000)]
-            for start in range(0, len(members), 1000):
-                removed += int(self.redis.zrem(key, *members[start : start + 1000]))
-        return removed
+    def ack(self, items: Iterable[DialItem], *, client: Any = None) -> None:
+        """The leased ``items`` were dialled: forget their leases. ``client`` may be a pipeline."""
+        pipe = client or self.redis.pipeline(transaction=True)
+        for item in items:
+            _, leased, leases, _ = self.keys(item.campaign_id)
+            pipe.zrem(leased, item.member)
+            pipe.hdel(leases, item.member)
+        if client is None:
+            pipe.execute()
 
-    def pending(self) -> int:
-        """Redials waiting (due or not), leased ones excluded."""
-        return int(self.redis.zcard(self.due_key))
+    def drain(self, campaign_id: str, limit: int = 1000) -> list[DialItem]:
+        """Take up to ``limit`` queued or leased contacts whatever their time (a canceled
+        campaign's); a drained lease's holder then finds it lost."""
+        flat = self._drain(keys=self.keys(campaign_id)[:3], args=[int(limit)])
+        return [_item(campaign_id, flat[i], flat[i + 1], "") for i in range(0, len(flat), 2)]
 
-    def next_due(self) -> float | None:
-        """The earliest due time, or None when nothing is scheduled."""
-        first = self.redis.zrange(self.due_key, 0, 0, withscores=True)
+    def pending(self, campaign_id: str) -> int:
+        """Contacts waiting to be dialled (due or not), leased ones excluded."""
+        return int(self.redis.zcard(self.keys(campaign_id)[0]))
+
+    def leased(self, campaign_id: str) -> int:
+        """Contacts taken for dialing whose leg does not exist yet."""
+        return int(self.redis.zcard(self.keys(campaign_id)[1]))
+
+    def next_due(self, campaign_id: str) -> float | None:
+        """The earliest not-before time, or None when nothing waits."""
+        first = self.redis.zrange(self.keys(campaign_id)[0], 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + ch if ch in "*?[]\\" else ch for ch in text)
+def _item(campaign_id: str, member: str | bytes, due: Any, token: Any) -> DialItem:
+    contact_id, attempt = json.loads(member)
+    return DialItem(campaign_id, contact_id, int(attempt), float(due), token.decode() if isinstance(token, bytes) else str(token))

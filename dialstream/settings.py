@@ -95,6 +95,20 @@ class Settings:
     metrics_port: int = _env(
         "DIALSTREAM_METRICS_PORT", "Prometheus /metrics port for this process (0: off).", 0
     )
+    metrics_bind: str = _env(
+        "DIALSTREAM_METRICS_BIND",
+        "Address the /metrics server listens on (0.0.0.0 in a container, so Prometheus can reach it).",
+        "127.0.0.1",
+    )
+
+    # Flower
+    flower_user: str = _env("DIALSTREAM_FLOWER_USER", "Flower's HTTP Basic user (dialstream up).", "dialstream")
+    flower_password: str = _env(
+        "DIALSTREAM_FLOWER_PASSWORD",
+        "Flower's HTTP Basic password. Empty: dialstream up makes a random one and prints it.",
+        "",
+        repr=False,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -129,7 +143,7 @@ class Settings:
         rows = []
         for f in fields(cls):
             default = ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
-            if not f.repr:
+            if not f.repr and f.default:
                 default = "(sandbox token)"
             rows.append((f.metadata["env"], default, f.metadata["help"]))
         return rows

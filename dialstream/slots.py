@@ -28,6 +28,8 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
 import redis
 
 from dialstream.errors import ConfigurationError
@@ -118,20 +120,21 @@ class Slots:
         )
         return SlotGrant(bool(ok), _text(blocked), int(calls), int(in_campaign), int(streams))
 
-    def refresh(self, slot_id: str, ttl: float) -> bool:
+    def refresh(self, slot_id: str, ttl: float, *, client: Any = None) -> bool:
         """Extend a held slot to ``ttl`` from now; False if it had already expired (and was
-        possibly taken by another call): the holder then no longer counts against the caps."""
+        possibly taken by another call): the holder then no longer counts against the caps.
+        ``client`` may be a pipeline (the answer is then the pipeline's)."""
         keys = [self.calls_key, self.streams_key, self.holders_key]
-        return bool(self._refresh(keys=keys, args=[self._campaign_prefix, slot_id, _ms(ttl)]))
+        return bool(self._refresh(keys=keys, args=[self._campaign_prefix, slot_id, _ms(ttl)], client=client))
 
-    def release(self, slot_id: str) -> bool:
-        """Give a slot back (idempotent); True if it was held and unexpired."""
+    def release(self, slot_id: str, *, client: Any = None) -> bool:
+        """Give a slot back (idempotent); True if it was held and unexpired. ``client`` may be a pipeline."""
         keys = [self.calls_key, self.streams_key, self.holders_key]
-        return bool(self._release(keys=keys, args=[self._campaign_prefix, slot_id]))
+        return bool(self._release(keys=keys, args=[self._campaign_prefix, slot_id], client=client))
 
-    def release_stream(self, slot_id: str) -> bool:
+    def release_stream(self, slot_id: str, *, client: Any = None) -> bool:
         """Give back the slot's stream only (the stream ended, the call goes on)."""
-        return bool(self.redis.zrem(self.streams_key, slot_id))
+        return bool((client or self.redis).zrem(self.streams_key, slot_id))
 
     def counts(self, campaign_id: str = "") -> SlotCounts:
         """Live slots: the account's calls, ``campaign_id``'s calls (0 if none given), streams."""

@@ -17,6 +17,7 @@ from ingress.core import EventIngress
 from ingress.http import create_http_app
 from ingress.server import create_server
 from workers.app import EVENTS_QUEUE, HANDLE_LEG_EVENT, create_app
+from workers.metrics import task_argsrepr
 
 __all__ = ["build_parser", "main", "serve"]
 
@@ -34,7 +35,10 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     celery_app = create_app(settings)
 
     def publish(payload: dict[str, Any]) -> None:
-        celery_app.send_task(HANDLE_LEG_EVENT, args=[payload], queue=EVENTS_QUEUE)
+        # argsrepr: Flower shows the leg and campaign, not the callee's number in the payload.
+        args = [payload]
+        argsrepr = task_argsrepr(HANDLE_LEG_EVENT, args)
+        celery_app.send_task(HANDLE_LEG_EVENT, args=args, queue=EVENTS_QUEUE, argsrepr=argsrepr)
 
     redis_client = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout
@@ -69,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_bind)
     asyncio.run(serve(settings, args.bind or settings.ingress_bind, args.http_bind))
     return 0
 

@@ -8,7 +8,8 @@ itself (400, 404, 409 for an action on a leg that is not answered or already end
 429 for the concurrent-legs and active-streams limits, 501 for unsimulated ExoML).
 
 ``/sim/v1`` is plain JSON without auth: ``GET calls``, ``GET calls/{leg_sid}``,
-``GET summary``, ``POST reset``.
+``GET summary``, ``POST reset``. ``GET /metrics`` has the timeline figures for Prometheus
+(``sim.metrics``).
 """
 
 from __future__ import annotations
@@ -22,11 +23,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from sim.clock import rfc3339
 from sim.exoml import NotImplementedVerb, parse_exoml
 from sim.ids import request_id
 from sim.leg import Leg
+from sim.metrics import sandbox_registry
 from sim.ratelimit import Decision
 from sim.sandbox import LegNotActive, LegNotFound, LimitExceeded, Sandbox
 from sim.validation import NAMED_ACTIONS, BadRequest, action_params, create_leg_request, custom_param_of
@@ -34,6 +37,7 @@ from sim.validation import NAMED_ACTIONS, BadRequest, action_params, create_leg_
 __all__ = ["build_app", "ApiError"]
 
 _SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
+_METRICS: web.AppKey[CollectorRegistry] = web.AppKey("metrics", CollectorRegistry)
 _DECISION: web.RequestKey[Decision | None] = web.RequestKey("rate_decision", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -70,6 +74,7 @@ class ApiError(Exception):
 def build_app(sandbox: Sandbox) -> web.Application:
     app = web.Application(middlewares=[_legs_api_guard])
     app[_SANDBOX] = sandbox
+    app[_METRICS] = sandbox_registry(sandbox)
     legs = "/v2/accounts/{account_sid}/legs"
     app.router.add_post(legs, create_leg)
     app.router.add_get(legs + "/{leg_sid}", get_leg)
@@ -81,6 +86,7 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/sim/v1/calls/{leg_sid}", sim_call)
     app.router.add_get("/sim/v1/summary", sim_summary)
     app.router.add_post("/sim/v1/reset", sim_reset)
+    app.router.add_get("/metrics", metrics)
     return app
 
 
@@ -292,3 +298,7 @@ async def sim_summary(request: web.Request) -> web.Response:
 async def sim_reset(request: web.Request) -> web.Response:
     await request.app[_SANDBOX].reset()
     return web.json_response({"reset": True})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(request.app[_METRICS]), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -3,7 +3,8 @@
 Two queues, so a burst of dialing can never delay an in-call action:
 
 - ``events``: leg events and the media actions they trigger (milliseconds each);
-- ``dial``:   create-leg calls and their retries.
+- ``dial``:   create-leg calls and their retries; the nodes serving it also run the
+  campaign engine's dial poller (``workers.poller``).
 
 Run a worker per queue (scale by adding processes or machines, not ``-c``; the
 worker's parent process is the ceiling, see shared/design.md)::
@@ -17,6 +18,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from dialstream.campaign import EngineConfig
 from dialstream.settings import Settings
 
 __all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT"]
@@ -37,8 +39,12 @@ DIAL_CONTACT = "dialstream.dial_contact"
 VISIBILITY_TIMEOUT = 300
 
 
-def create_app(settings: Settings) -> Celery:
-    """A Celery app on ``settings.redis_url``; importing tasks is left to the worker."""
+def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery:
+    """A Celery app on ``settings.redis_url``; importing tasks is left to the worker.
+
+    ``engine`` (the account's limits) matters only to workers; a process that merely sends
+    tasks can leave the defaults.
+    """
     app = Celery("dialstream", broker=settings.redis_url, set_as_current=False)
     app.conf.update(
         task_serializer="json",
@@ -72,4 +78,5 @@ def create_app(settings: Settings) -> Celery:
         },
     )
     app.conf.dialstream_settings = settings
+    app.conf.dialstream_engine = engine or EngineConfig()
     return app

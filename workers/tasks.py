@@ -1,43 +1,66 @@
 """Celery tasks: the worker entry point (``celery -A workers.tasks worker ...``).
 
 The tasks only translate between Celery, Redis and the Legs API; what to do for an event
-is decided by ``dialstream.leg_state``, how often to retry by ``dialstream.retry``.
+is decided by ``dialstream.leg_state``, whether and when to dial by ``dialstream.dialing``,
+how often to retry a request by ``dialstream.retry``.
+
+Every Legs API request first takes its share of the account's budget
+(``dialstream.pacing``): in-call actions may use all of it, dials only what leaves room for
+the actions of the calls already placed. A call holds a concurrency slot
+(``dialstream.slots``) from its dial to its end, kept alive by its events and by a heartbeat
+timer; the contact waits in its campaign's dial queue (``dialstream.redial``) until the
+workers' dial poller (``workers.poller``) hands it to :func:`dial_contact`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
 import redis
-from prometheus_client import Counter
 from celery import Task, group
+from celery.exceptions import Retry
 
 from bot.fleet import select_bot
-from dialstream.campaign import CampaignConfig, LegTag
+from dialstream.campaign import CampaignConfig, CampaignState, Contact, EngineConfig, LegTag
 from bot.errors import NoBotAvailable
-from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError
+from dialstream.contacts import DEFAULT_TIMEZONE, contact_timezone, stream_parameters, stream_url
+from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
+from dialstream.dnc import DncList
+from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError, LegsApiRateLimited
 from dialstream.events import LegEvent
 from dialstream.leg_state import Action, LegRecord, timers_for
 from dialstream.legs_api import LegsClient
+from dialstream.pacing import ACTION, DIAL, Pacer
+from dialstream.redial import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
 from dialstream.retry import DEFAULT_RETRY_POLICY
 from dialstream.settings import Settings
-from dialstream.store import Store, keys
+from dialstream.slots import SlotCaps, Slots
+from dialstream.store import LEG_TTL, Store, keys
 from dialstream.timers import TimerQueue, leg_timer
 from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
 from workers.dispatch import add_error, call_result, commit_event, commit_timer, forget_dispatched
+from workers.metrics import record_action, record_event, record_legs_api, record_rate_limit_wait
+from workers.poller import DialPollerStep
 from workers.sweeper import TimerSweeper
 
 __all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "fire_timer"]
 
 log = logging.getLogger("dialstream.workers")
 
-EVENTS_RESCUED = Counter("dialstream_events_rescued_total", "Leg events applied by a rescue timer (their worker died)")
 
-app = create_app(Settings.from_env())
+app = create_app(Settings.from_env(), EngineConfig.from_env())
+
+DIAL_WAIT = 2.0  # seconds a dial may wait for budget before its contact goes back to the queue
+ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve makes it rare)
+CAP_RETRY = 0.5  # seconds before a contact refused by a full cap is offered again
+STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's URL
 
 
 @dataclass
@@ -45,9 +68,14 @@ class _Runtime:
     """Per-process clients: one Redis pool and one pooled httpx client per worker process."""
 
     settings: Settings
+    engine: EngineConfig
     store: Store
     legs: LegsClient
     timers: TimerQueue
+    queue: DialQueue
+    slots: Slots
+    pacer: Pacer
+    dnc: DncList
     pid: int
 
 
@@ -61,13 +89,26 @@ def runtime() -> _Runtime:
     with _runtime_lock:
         if _runtime is None or _runtime.pid != os.getpid():
             settings: Settings = app.conf.dialstream_settings
+            engine: EngineConfig = app.conf.dialstream_engine
             client = redis.Redis.from_url(
                 settings.redis_url,
                 socket_timeout=settings.redis_socket_timeout,
                 socket_connect_timeout=settings.redis_socket_timeout,
                 decode_responses=True,
             )
-            _runtime = _Runtime(settings, Store(client), LegsClient(settings), TimerQueue(client), os.getpid())
+            store = Store(client)
+            _runtime = _Runtime(
+                settings=settings,
+                engine=engine,
+                store=store,
+                legs=LegsClient(settings, observe=record_legs_api),
+                timers=TimerQueue(client),
+                queue=store.queue,
+                slots=Slots(client, settings.account_sid),
+                pacer=Pacer(client, settings.account_sid, engine.budget),
+                dnc=DncList(client, settings.account_sid, region=engine.default_region),
+                pid=os.getpid(),
+            )
         return _runtime
 
 
@@ -93,21 +134,80 @@ def _handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
         log.error("leg %s: unknown campaign %s; event %s ignored", event.leg_sid, tag.campaign_id, event.event_name)
         return "unknown-campaign"
     record, just_ended, applied = commit_event(rt.store, event, tag, campaign)
+    record_event(event.event_name, "rescued" if rescue and applied else "applied" if applied else "no-op")
     if rescue and applied:
-        EVENTS_RESCUED.inc()
         log.warning("leg %s: rescued %s that its worker did not finish", event.leg_sid, event.event_name)
     _dispatch(rt, record, campaign)
     if just_ended:
-        contact = rt.store.contact(record.campaign_id, record.contact_id)
-        rt.store.record_result(record.campaign_id, record.contact_id, call_result(record, contact))
+        _call_ended(rt, record, campaign)
+    elif not record.finished:
+        _track_call(rt, record)
     return event.event_name
 
 
+def _track_call(rt: _Runtime, record: LegRecord) -> None:
+    """Keep what the live call holds in step with its leg, in one round trip: its slot
+    (refreshed), its contact's lease (the leg exists: never dial it again), its stream slot
+    and its share of the API reserve (given back once no longer needed)."""
+    call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
+    pipe = rt.store.redis.pipeline(transaction=False)
+    rt.queue.ack([DialItem(record.campaign_id, record.contact_id, record.attempt)], client=pipe)
+    rt.slots.refresh(call_id, rt.engine.slot_ttl, client=pipe)
+    if stream_released(record):
+        rt.slots.release_stream(call_id, client=pipe)
+    if reserve_released(record):
+        rt.pacer.call_settled(call_id, client=pipe)
+    pipe.execute()
+
+
+def _call_ended(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
+    """The call is over: give back its slot and reserve, then redial its contact or record its final result."""
+    item = DialItem(record.campaign_id, record.contact_id, record.attempt)
+    call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
+    pipe = rt.store.redis.pipeline(transaction=False)
+    rt.queue.ack([item], client=pipe)
+    rt.slots.release(call_id, client=pipe)
+    rt.pacer.call_settled(call_id, client=pipe)
+    pipe.execute()
+    contact = rt.store.contact(record.campaign_id, record.contact_id)
+    _attempt_over(rt, campaign, item, contact, call_result(record, contact))
+
+
+def _attempt_over(
+    rt: _Runtime, campaign: CampaignConfig, item: DialItem, contact: Contact | None, result: dict[str, Any], *, lease: DialItem | None = None
+) -> str:
+    """Attempt ``item.attempt`` ended with ``result``: queue the next dial if the campaign's
+    redial rule says so, else record the contact's final result. ``lease`` is the contact's
+    lease to give up (a dial that could not be placed), atomically with the redial."""
+    campaign_id, contact_id = item.campaign_id, item.contact_id
+    previous = rt.store.result(campaign_id, contact_id) if item.attempt > 1 else None
+    zone = contact_timezone(contact) if contact else DEFAULT_TIMEZONE
+    due = next_dial(campaign, str(result.get("outcome")), item.attempt, zone, time.time())
+    if due is not None:
+        scheduled = rt.queue.schedule(DialItem(campaign_id, contact_id, item.attempt + 1), due, lease=lease)
+        if scheduled == SCHEDULED:
+            rt.store.record_result(campaign_id, contact_id, with_history(previous, result, final=False, next_at=due), final=False)
+            return "redial"
+        if scheduled == NOT_HOLDER:
+            return "superseded"
+        # The campaign was canceled (the lease is given up): this attempt goes to the history, the contact ends canceled.
+        previous = with_history(previous, result, final=False)
+        result = call_result(None, contact, outcome="canceled", reason=f"the campaign was canceled before attempt {item.attempt + 1}")
+        lease = None
+    rt.store.record_result(campaign_id, contact_id, with_history(previous, result, final=True))
+    if lease is not None:
+        rt.queue.ack([lease])  # after the record: a worker dying in between leaves the contact to be taken again
+    return str(result.get("outcome"))
+
+
 def fire_timer(timer: dict[str, Any]) -> str:
-    """A timer fired (in a sweeper thread): re-apply a rescued event, or a leg deadline."""
+    """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
+    heartbeat, or a leg deadline."""
     if timer.get("kind") == "event":
         # Idempotent: a no-op when the worker that took the event handled it.
         return _handle_event(timer["event"], rescue=True)
+    if timer.get("kind") == "slot":
+        return _heartbeat(timer)
     rt = runtime()
     campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:
@@ -120,6 +220,32 @@ def fire_timer(timer: dict[str, Any]) -> str:
 
 TimerSweeper.fire = staticmethod(fire_timer)
 app.steps["worker"].add(TimerSweeper)
+app.steps["worker"].add(DialPollerStep)
+
+
+def _slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float) -> str:
+    # The nonce keeps each arming a distinct member, as in dialstream.timers.leg_timer.
+    member = {"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until, "n": uuid.uuid4().hex[:8]}
+    return json.dumps(member, separators=(",", ":"))
+
+
+def _heartbeat(timer: dict[str, Any]) -> str:
+    """Keep a live call's slot from expiring (calls can talk for long without an event), and
+    arm the next beat; a call that ended, or outlived any time limit, lets its slot go."""
+    rt = runtime()
+    record, _, _ = rt.store.load_leg(timer["leg"])
+    call_id = timer["call"]
+    if record is not None and record.finished:
+        rt.slots.release(call_id)
+        return "released"
+    if time.time() > timer["until"]:
+        return "expired"
+    ttl = rt.engine.slot_ttl
+    if not rt.slots.refresh(call_id, ttl):
+        # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
+        rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
+    rt.timers.arm(_slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), ttl / 3)
+    return "refreshed"
 
 
 def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
@@ -138,13 +264,30 @@ def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None
 def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
     """Send one leg action to the Legs API, at most once per action id."""
     action = Action.from_dict(action_dict)
+    try:
+        result = _send_action(self, leg_sid, action)
+    except Retry:
+        record_action(action.kind, "retry")
+        raise
+    record_action(action.kind, result)
+    return result
+
+
+def _send_action(self: Task, leg_sid: str, action: Action) -> str:
     rt = runtime()
     claim = rt.store.claim_action(leg_sid, action.action_id, action.kind, self.request.id or "")
     if claim != "claimed":
         return claim
+    waited = time.monotonic()
+    grant = rt.pacer.acquire(ACTION, timeout=ACTION_WAIT)
+    record_rate_limit_wait(ACTION, time.monotonic() - waited, bool(grant))
+    if not grant:
+        raise self.retry(countdown=grant.wait)
     try:
         _perform(rt, leg_sid, action)
     except LegsApiError as exc:
+        if isinstance(exc, LegsApiRateLimited):
+            rt.pacer.throttled()
         delay = DEFAULT_RETRY_POLICY.delay(exc, self.request.retries)
         if delay is not None:
             raise self.retry(countdown=delay, exc=exc) from exc
@@ -159,6 +302,8 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
     match action.kind:
         case "start_stream":
             url = params.get("url") or _pick_bot_url(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
+            variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
+            url = stream_url(url, json.loads(variables)) if variables else url
             legs.start_stream(
                 leg_sid, url, direction=params["direction"], content_type=params["content_type"], action_custom_param=custom
             )
@@ -195,6 +340,11 @@ def _action_failed(rt: _Runtime, leg_sid: str, action: Action, exc: LegsApiError
     log.warning("leg %s: %s failed: %s", leg_sid, action.action_id, exc)
     if action.kind == "start_stream":
         add_error(rt.store, leg_sid, f"{action.action_id}: {exc}", reason="bot stream could not be started")
+        if exc.status == 409:
+            return  # the leg is no longer up (the callee hung up first): nothing to hang up
+        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+            add_error(rt.store, leg_sid, "hangup: no API budget left; the call ends at its time limit")
+            return
         try:
             rt.legs.hangup(leg_sid, action_custom_param=f"{action.action_id}:fallback")
         except LegsApiError as hangup_exc:
@@ -205,31 +355,104 @@ def _action_failed(rt: _Runtime, leg_sid: str, action: Action, exc: LegsApiError
 
 
 @app.task(name=DIAL_CONTACT, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)
-def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1) -> str:
-    """Place one call (create leg); its events then drive everything else."""
+def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1, token: str = "") -> str:
+    """Dial a contact the poller took from its campaign's queue (leased under ``token``).
+
+    Right before the dial: the campaign must still be running, the number off the DNC list and
+    inside its calling window; then a concurrency slot and a budget grant are taken. A contact
+    that must wait goes back to the queue for then; one that must not be called is recorded.
+    """
     rt = runtime()
+    item = DialItem(campaign_id, contact_id, attempt, token=token)
+    pipe = rt.store.redis.pipeline(transaction=False)
+    rt.queue.renew(item, rt.engine.dial_lease, client=pipe)
+    pipe.hget(keys.campaign(campaign_id, "contacts"), contact_id)
+    pipe.hget(keys.campaign(campaign_id), "state")
+    renewed, raw_contact, state = pipe.execute()
+    if not renewed:
+        return "superseded"  # its lease ran out here and another worker has the contact, or it was drained
     campaign = rt.store.campaign(campaign_id)
-    contact = rt.store.contact(campaign_id, contact_id)
-    if campaign is None or contact is None:
+    if campaign is None or raw_contact is None:
         log.error("dial: unknown campaign %s or contact %s", campaign_id, contact_id)
+        rt.queue.ack([item])
         return "unknown"
-    tag = LegTag(campaign_id, contact_id, attempt)
+    contact = Contact.from_json(raw_contact)
+    blocked = rt.dnc.is_blocked(contact.phone, campaign_id)
+    step = before_dial(CampaignState(state), campaign, contact_timezone(contact), time.time(), blocked=blocked)
+    if step.step is Step.WAIT:
+        return _back_to_queue(rt, campaign, contact, item, step.at)
+    if step.step is Step.STOP:
+        return _attempt_over(rt, campaign, item, contact, call_result(None, contact, outcome=step.outcome, reason=step.reason), lease=item)
+    call_id = LegTag(campaign_id, contact_id, attempt).call_id
+    slot = rt.slots.acquire(campaign_id, call_id, rt.engine.slot_caps(campaign), rt.engine.slot_ttl)
+    if not slot:
+        return _back_to_queue(rt, campaign, contact, item, time.time() + CAP_RETRY)
+    grant = rt.pacer.acquire(DIAL, timeout=DIAL_WAIT, call_id=call_id)
+    if not grant:
+        rt.slots.release(call_id)
+        return _back_to_queue(rt, campaign, contact, item, time.time() + grant.wait)
     try:
         leg = rt.legs.create_leg(
             contact.phone,
             exophone=rt.settings.exophone,
             leg_event_endpoint=rt.settings.event_endpoint,
-            custom_param=tag.encode(),
+            custom_param=LegTag(campaign_id, contact_id, attempt).encode(),
             ring_timeout=campaign.ring_timeout,
             time_limit=campaign.time_limit,
             amd_enable=campaign.amd_enable,
         )
     except LegsApiError as exc:
-        delay = DEFAULT_RETRY_POLICY.delay(exc, self.request.retries)
-        if delay is not None:
-            raise self.retry(countdown=delay, exc=exc) from exc
-        rt.store.record_result(campaign_id, contact_id, call_result(None, contact, outcome="failed", reason=str(exc)))
-        return "failed"
-    rt.store.redis.hset(keys.campaign(campaign_id, "legs"), contact_id, leg.leg_sid)
+        return _dial_failed(self, rt, campaign, contact, item, exc)
+    _dialled(rt, campaign, contact, item, leg.leg_sid)
     return leg.leg_sid
 
+
+def _dialled(rt: _Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, leg_sid: str) -> None:
+    """The leg exists: the contact's lease is done, the call's slot gets its heartbeat, the
+    bot's stream URL its variables (one round trip)."""
+    call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
+    now = time.time()
+    pipe = rt.store.redis.pipeline(transaction=False)
+    rt.queue.ack([item], client=pipe)
+    pipe.hset(keys.campaign(item.campaign_id, "legs"), item.contact_id, leg_sid)
+    rt.store.count_dial(item.campaign_id, now, client=pipe)
+    variables = stream_parameters(contact.variables, keys=campaign.stream_variables)
+    if variables:
+        pipe.hset(keys.leg(leg_sid), STREAM_VARS, json.dumps(variables))
+        pipe.expire(keys.leg(leg_sid), LEG_TTL)
+    until = now + campaign.ring_timeout + campaign.time_limit + rt.engine.slot_ttl
+    rt.timers.arm(_slot_timer(item.campaign_id, leg_sid, call_id, until), rt.engine.slot_ttl / 3, client=pipe)
+    pipe.execute()
+
+
+def _dial_failed(task: Task, rt: _Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, exc: LegsApiError) -> str:
+    """create-leg failed: a 5xx is retried after a short backoff (the task keeps its slot and lease, and takes
+    a fresh grant); a 429 sends the contact back for after Retry-After; anything else ends the
+    attempt as failed, which the campaign's redial rule may retry later."""
+    call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
+    if isinstance(exc, LegsApiRateLimited):
+        rt.pacer.throttled()
+    else:
+        delay = DEFAULT_RETRY_POLICY.delay(exc, task.request.retries)
+        if delay is not None:
+            raise task.retry(countdown=delay, exc=exc) from exc
+    pipe = rt.store.redis.pipeline(transaction=False)
+    rt.slots.release(call_id, client=pipe)
+    rt.pacer.call_settled(call_id, client=pipe)
+    pipe.execute()
+    if isinstance(exc, LegsApiRateLimited):
+        return _back_to_queue(rt, campaign, contact, item, time.time() + exc.retry_after)
+    log.warning("dial %s failed: %s", call_id, exc)
+    result = {**call_result(None, contact, outcome="failed", reason=str(exc)), "attempt": item.attempt}
+    return _attempt_over(rt, campaign, item, contact, result, lease=item)
+
+
+def _back_to_queue(rt: _Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, at: float) -> str:
+    """Send a leased contact back to wait in its queue until ``at``."""
+    scheduled = rt.queue.schedule(item, at, lease=item)
+    if scheduled == SCHEDULED:
+        return "waiting"
+    if scheduled == NOT_HOLDER:
+        return "superseded"
+    reason = "the campaign was canceled before this dial"
+    return _attempt_over(rt, campaign, item, contact, call_result(None, contact, outcome="canceled", reason=reason))

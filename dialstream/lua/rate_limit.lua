@@ -8,7 +8,8 @@
 -- KEYS[2] sorted set of calls awaiting in-call actions: member call id, score expiry (us)
 -- ARGV[1] limit; ARGV[2] window (us); ARGV[3] kind: 'action' or 'dial'; ARGV[4] unique token
 -- ARGV[5] actions per call; ARGV[6] fixed headroom; ARGV[7] call id to register on a granted
--- dial ('' for none); ARGV[8] how long a call may await its actions (us)
+-- dial ('' for none); ARGV[8] how long a call may await its actions (us); ARGV[9] '1' to only
+-- look (the answer a request would get now, nothing granted)
 -- Returns {granted 0|1, wait (us until a slot could free; -1 unknown), server time (us),
 --          grants in the window after this decision, reserve applied (0 for actions)}.
 local t = redis.call('TIME')
@@ -34,6 +35,9 @@ if kind == 'dial' then
   allowed = limit - reserve
 end
 
+if used < allowed and ARGV[9] == '1' then
+  return {1, 0, now, used, reserve}
+end
 if used < allowed then
   redis.call('ZADD', KEYS[1], now, ARGV[4])
   redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) + 1000)

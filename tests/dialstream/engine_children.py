@@ -14,7 +14,7 @@ import time
 import redis
 
 from dialstream.pacing import Budget, Pacer
-from dialstream.redial import RedialSchedule
+from dialstream.redial import DialQueue
 from dialstream.slots import SlotCaps, Slots
 
 
@@ -133,13 +133,13 @@ def slots_hammer(url: str, prefix: str, campaigns: list[str], caps: dict[str, di
 
 
 def redial_poller(url: str, prefix: str, now: float, batch: int) -> None:
-    """Pop redials due by ``now`` until none are left; report every item taken."""
+    """Take campaign "camp"'s contacts due by ``now`` until none are left; report every item taken."""
     client = redis.Redis.from_url(url, decode_responses=True)
-    schedule = RedialSchedule(client, prefix=prefix)
+    queue = DialQueue(client, prefix=prefix)
     _ready_then_wait(client, prefix)
     taken = []
     while True:
-        items = schedule.pop_due(now, limit=batch)
+        items = queue.pop_due("camp", now, limit=batch, lease=60)
         if not items:
             break
         taken += [item.member for item in items]

@@ -111,6 +111,25 @@ def test_each_call_awaiting_its_actions_holds_back_dials(client, prefix):
     assert grant and grant.reserve == 2 + 3 * 3
 
 
+def test_dial_room_tells_how_many_dials_would_be_granted_and_takes_nothing(client, prefix):
+    """dial_room counts the dials the budget allows one after another now, exactly as try_acquire then grants them."""
+    budget = pacer(client, prefix, limit=20, window=10, headroom=2, actions_per_call=3)
+    assert budget.try_acquire(ACTION)
+    room, wait = budget.dial_room()
+    assert (room, wait) == (4, 0.0) and budget.used() == 1  # (n - 1) + 1 < 20 - 2 - 3n: n <= 4
+    assert [bool(budget.try_acquire(DIAL, call_id=f"c{n}")) for n in range(room + 1)] == [True] * room + [False]
+    empty, wait = budget.dial_room()
+    assert empty == 0 and wait > 0
+
+
+def test_429s_are_counted(client, prefix):
+    """Each 429 the account got is counted for status and benchmarks."""
+    budget = pacer(client, prefix)
+    assert budget.throttled_count() == 0
+    budget.throttled()
+    assert budget.throttled() == 2 and budget.throttled_count() == 2
+
+
 def test_registering_a_call_twice_counts_it_once(client, prefix):
     """call_dialed is idempotent, and a retried dial of a registered call does not reserve for it twice."""
     budget = pacer(client, prefix, limit=20, window=10, headroom=2, actions_per_call=3)

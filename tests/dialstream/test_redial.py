@@ -1,4 +1,4 @@
-"""Redials: which outcomes are retried and when, and a schedule no two pollers take twice from."""
+"""Redials: which outcomes are retried and when; the dial queue no two pollers take twice from."""
 
 from __future__ import annotations
 
@@ -10,7 +10,17 @@ import pytest
 import redis
 
 from dialstream.errors import ConfigurationError
-from dialstream.redial import DEFAULT_REDIAL_POLICY, RedialItem, RedialPolicy, RedialRule, RedialSchedule
+from dialstream.redial import (
+    CANCELED,
+    DEFAULT_REDIAL_POLICY,
+    NO_REDIALS,
+    NOT_HOLDER,
+    SCHEDULED,
+    DialItem,
+    DialQueue,
+    RedialPolicy,
+    RedialRule,
+)
 from tests.dialstream.engine_children import redial_poller, start_children, stop_children
 
 DB = 7  # the campaign-engine tests' database on the session's server
@@ -38,8 +48,10 @@ def prefix(client):
 
 
 @pytest.fixture
-def schedule(client, prefix):
-    return RedialSchedule(client, prefix=prefix)
+def queue(client, prefix):
+    client.hset(f"{prefix}:campaign:c1", "state", "running")
+    client.hset(f"{prefix}:campaign:camp", "state", "running")
+    return DialQueue(client, prefix=prefix)
 
 
 # Policy
@@ -87,6 +99,13 @@ def test_policy_from_campaign_configuration():
     assert policy.no_answer == RedialRule(3, 90) and policy.failed == DEFAULT_REDIAL_POLICY.failed
 
 
+def test_a_policy_survives_the_round_trip_through_campaign_configuration():
+    """to_dict gives what from_dict reads back into the same policy; NO_REDIALS redials nothing."""
+    assert RedialPolicy.from_dict(DEFAULT_REDIAL_POLICY.to_dict()) == DEFAULT_REDIAL_POLICY
+    assert RedialPolicy.from_dict(NO_REDIALS.to_dict()) == NO_REDIALS
+    assert all(NO_REDIALS.next_attempt(outcome, 1, NOW) is None for outcome in ("busy", "no_answer", "failed", "machine"))
+
+
 @pytest.mark.parametrize(
     "raw, message",
     [
@@ -104,53 +123,78 @@ def test_bad_policy_configuration_is_refused(raw, message):
         RedialPolicy.from_dict(raw)
 
 
-# Schedule
+# The dial queue
 
 
-def test_only_due_items_are_taken_earliest_first(schedule):
-    """pop_due returns items due by now, oldest first, at most limit, and removes them."""
-    schedule.schedule("c1", "r2", 2, NOW + 10)
-    schedule.schedule("c1", "r3", 2, NOW - 5)
-    schedule.schedule("c2", "r9", 3, NOW - 10)
-    assert schedule.pop_due(NOW, limit=1) == [RedialItem("c2", "r9", 3, NOW - 10)]
-    assert schedule.pop_due(NOW) == [RedialItem("c1", "r3", 2, NOW - 5)]
-    assert schedule.pop_due(NOW) == []
-    assert schedule.pending() == 1 and schedule.next_due() == NOW + 10
+def test_only_due_items_are_taken_earliest_first(queue):
+    """pop_due returns the contacts due by now, earliest first, at most limit, each under its own token."""
+    queue.add("c1", [("r2", 2, NOW + 10), ("r3", 2, NOW - 5), ("r9", 3, NOW - 10)])
+    first = queue.pop_due("c1", NOW, limit=1, lease=30)
+    assert [(i.contact_id, i.attempt, i.due) for i in first] == [("r9", 3, NOW - 10)] and first[0].token
+    second = queue.pop_due("c1", NOW, lease=30)
+    assert [(i.contact_id, i.due) for i in second] == [("r3", NOW - 5)] and second[0].token != first[0].token
+    assert queue.pop_due("c1", NOW, lease=30) == []
+    assert queue.pending("c1") == 1 and queue.leased("c1") == 2 and queue.next_due("c1") == NOW + 10
 
 
-def test_scheduling_the_same_attempt_again_moves_it(schedule):
-    """The same (campaign, contact, attempt) is one entry: scheduling it twice keeps the later due time."""
-    schedule.schedule("c1", "r2", 2, NOW - 5)
-    schedule.schedule("c1", "r2", 2, NOW + 60)
-    assert schedule.pop_due(NOW) == [] and schedule.pending() == 1
+def test_only_a_running_campaign_gives_out_contacts(queue, client, prefix):
+    """Contacts of a paused (or unknown) campaign stay queued until it runs again."""
+    queue.add("c2", [("r1", 1, NOW)])
+    assert queue.pop_due("c2", NOW, lease=30) == []
+    client.hset(f"{prefix}:campaign:c2", "state", "paused")
+    assert queue.pop_due("c2", NOW, lease=30) == [] and queue.pending("c2") == 1
+    client.hset(f"{prefix}:campaign:c2", "state", "running")
+    assert [i.contact_id for i in queue.pop_due("c2", NOW, lease=30)] == ["r1"]
 
 
-def test_a_leased_item_comes_back_unless_acknowledged(schedule):
-    """With a lease, an item a poller took but never acknowledged is due again when the lease ends."""
-    schedule.schedule("c1", "r2", 2, NOW)
-    schedule.schedule("c1", "r3", 2, NOW)
-    taken = schedule.pop_due(NOW, lease=30)
-    assert len(taken) == 2 and schedule.pop_due(NOW + 29, lease=30) == []
-    assert schedule.ack(taken[:1]) == 1
-    assert schedule.pop_due(NOW + 31) == [RedialItem("c1", "r3", 2, NOW + 30)]
-    assert schedule.pop_due(NOW + 100) == []
+def test_scheduling_the_same_attempt_again_moves_it(queue):
+    """The same contact and attempt is one entry: scheduling it twice keeps the later time."""
+    queue.schedule(DialItem("c1", "r2", 2), NOW - 5)
+    queue.schedule(DialItem("c1", "r2", 2), NOW + 60)
+    assert queue.pop_due("c1", NOW, lease=30) == [] and queue.pending("c1") == 1
 
 
-def test_cancel_drops_a_campaigns_or_a_contacts_redials(schedule):
-    """cancel() removes due and leased items of one campaign (or contact), even with glob characters in ids."""
-    for campaign, contact in [("c*1", "r1"), ("c*1", 'r"2'), ("c*1x", "r1"), ("c2", "r1")]:
-        schedule.schedule(campaign, contact, 2, NOW)
-    schedule.pop_due(NOW, limit=1, lease=60)  # one of c*1's is now leased
-    assert schedule.cancel("c*1", 'r"2') + schedule.cancel("c*1") == 2
-    assert {(i.campaign_id, i.contact_id) for i in schedule.pop_due(NOW)} == {("c*1x", "r1"), ("c2", "r1")}
+def test_a_lease_that_runs_out_makes_the_contact_due_again_under_a_new_token(queue):
+    """A contact whose taker never acknowledged it is due again when the lease ends; the old token is void."""
+    queue.add("c1", [("r2", 1, NOW), ("r3", 1, NOW)])
+    taken = queue.pop_due("c1", NOW, lease=30)
+    assert len(taken) == 2 and queue.pop_due("c1", NOW + 29, lease=30) == []
+    queue.ack(taken[:1])
+    again = queue.pop_due("c1", NOW + 31, lease=30)
+    assert [(i.contact_id, i.due) for i in again] == [("r3", NOW + 30)]
+    assert not queue.renew(taken[1], 30, NOW + 31) and queue.renew(again[0], 30, NOW + 31)
+    assert queue.pop_due("c1", NOW + 60, lease=30) == []  # the renewed lease runs to NOW + 61
 
 
-def test_concurrent_pollers_never_take_the_same_item(url, client, prefix, schedule):
-    """Two processes and four threads popping together take each of 3,000 items exactly once."""
-    pipe = client.pipeline(transaction=False)
-    for n in range(3000):
-        pipe.zadd(schedule.due_key, {RedialItem(f"c{n % 7}", f"r{n}", 2).member: NOW - n})
-    pipe.execute()
+def test_only_the_lease_holder_sends_a_contact_back(queue):
+    """A worker whose lease was taken over cannot move the contact; the holder can, and gives the lease up."""
+    queue.add("c1", [("r2", 1, NOW)])
+    stale = queue.pop_due("c1", NOW, lease=10)[0]
+    holder = queue.pop_due("c1", NOW + 11, lease=10)[0]
+    assert queue.schedule(stale, NOW + 50, lease=stale) == NOT_HOLDER
+    assert queue.schedule(holder, NOW + 50, lease=holder) == SCHEDULED
+    assert queue.leased("c1") == 0 and queue.next_due("c1") == NOW + 50
+
+
+def test_a_canceled_campaign_schedules_nothing_and_drains_everything(queue, client, prefix):
+    """After cancel, scheduling answers CANCELED (giving the lease up) and drain takes queued and leased contacts alike."""
+    queue.add("c1", [("r1", 1, NOW), ("r2", 1, NOW + 3600), ("r3", 1, NOW)])
+    leased = queue.pop_due("c1", NOW, limit=1, lease=30)[0]
+    client.hset(f"{prefix}:campaign:c1", "state", "canceled")
+    assert queue.schedule(DialItem("c1", "r1", 2), NOW, lease=leased) == CANCELED and queue.leased("c1") == 0
+    queue.add("c1", [("r4", 1, NOW)])
+    client.hset(f"{prefix}:campaign:c1", "state", "running")
+    held = queue.pop_due("c1", NOW, limit=1, lease=30)[0]
+    client.hset(f"{prefix}:campaign:c1", "state", "canceled")
+    drained = queue.drain("c1", limit=2) + queue.drain("c1", limit=2)
+    assert {i.contact_id for i in drained} == {"r2", "r3", "r4"} and queue.drain("c1") == []
+    assert not queue.renew(held, 30)
+
+
+def test_concurrent_pollers_never_take_the_same_item(url, client, prefix, queue):
+    """Two processes and four threads popping together take each of 3,000 contacts exactly once."""
+    for n in range(0, 3000, 1000):
+        queue.add("camp", [(f"r{i}", 1, NOW - i) for i in range(n, n + 1000)])
     ctx = multiprocessing.get_context("spawn")
     children = [ctx.Process(target=redial_poller, args=(url, prefix, NOW, 7)) for _ in range(2)]
     go = threading.Event()
@@ -160,7 +204,7 @@ def test_concurrent_pollers_never_take_the_same_item(url, client, prefix, schedu
     def poll() -> None:
         go.wait(60)
         mine = []
-        while items := schedule.pop_due(NOW, limit=7):
+        while items := queue.pop_due("camp", NOW, limit=7, lease=60):
             mine += [item.member for item in items]
         with lock:
             taken.extend(mine)

@@ -15,15 +15,11 @@ import pytest
 import redis
 
 from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.demo import fetch_timelines
-from dialstream.report import build_report
 from dialstream.settings import Settings
 from dialstream.stack import Stack, StackConfig, start_stack
 from dialstream.store import Store
-from dialstream.submit import submit_campaign
 from dialstream.supervisor import Supervisor
-from tests.utils import wait_for
-from workers.app import create_app
+from tests import campaigns
 
 pytestmark = pytest.mark.e2e
 
@@ -46,16 +42,7 @@ def run_campaign(stack: tuple[Stack, Store], flow: Flow, count: int = 4):
         f"t-{uuid.uuid4().hex[:8]}", flow=flow, greeting_text="Hello!", greeting_url="https://example.com/hi.wav"
     )
     contacts = [Contact(f"c{i}", f"+91990000{i:04d}") for i in range(count)]
-    app = create_app(running.settings)
-    try:
-        submit_campaign(store, app, campaign, contacts)
-    finally:
-        app.close()
-    wait_for(lambda: store.progress(campaign.campaign_id)[0] == count, timeout=60)
-    results = store.results(campaign.campaign_id)
-    timelines = fetch_timelines(running.sandbox_url)
-    report = build_report(campaign.campaign_id, flow.value, [c.contact_id for c in contacts], results, timelines)
-    return report, results, timelines
+    return campaigns.run_campaign(running, store, campaign, contacts, timeout=60)
 
 
 def test_bot_first_calls_each_get_exactly_one_stream_and_no_greeting(stack):

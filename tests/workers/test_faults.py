@@ -10,6 +10,7 @@ without a recorded reason, and a final record for every contact.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import uuid
@@ -24,16 +25,13 @@ import yaml
 
 from bot import fleet
 from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.demo import fetch_timelines
-from dialstream.report import CampaignReport, build_report
+from dialstream.report import CampaignReport
 from dialstream.settings import Settings
 from dialstream.stack import Stack, StackConfig, start_stack
 from dialstream.store import Store
-from dialstream.submit import submit_campaign
 from dialstream.supervisor import Supervisor
-from tests.utils import wait_for
+from tests import campaigns
 from tests.workers.crashing_app import CRASH_FLAG
-from workers.app import create_app
 
 pytestmark = pytest.mark.e2e
 
@@ -41,13 +39,17 @@ DB = 8
 
 
 @contextmanager
-def running_stack(redis_url: str, tmp_path: Path, scenario: dict[str, Any], **config: Any) -> Iterator[tuple[Stack, Store]]:
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
+def running_stack(
+    redis_url: str, tmp_path: Path, scenario: dict[str, Any], *, db: int = DB, env: dict[str, str] | None = None, **config: Any
+) -> Iterator[tuple[Stack, Store]]:
+    """A fresh stack on database ``db`` (flushed) with the sandbox playing ``scenario``; ``env``
+    adds environment variables for every process (the campaign engine's limits, say)."""
+    url = redis_url.rsplit("/", 1)[0] + f"/{db}"
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()
     scenario_path = tmp_path / "scenario.yaml"
     scenario_path.write_text(yaml.safe_dump(scenario))
-    with Supervisor(tmp_path / "logs") as supervisor:
+    with Supervisor(tmp_path / "logs", base_env={**os.environ, **(env or {})}) as supervisor:
         stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": url}), StackConfig(scenario=scenario_path, **config))
         try:
             yield stack, Store(client)
@@ -58,17 +60,7 @@ def running_stack(redis_url: str, tmp_path: Path, scenario: dict[str, Any], **co
 def run_campaign(stack: Stack, store: Store, count: int, **campaign: Any) -> tuple[CampaignReport, dict, dict]:
     config = CampaignConfig(f"f-{uuid.uuid4().hex[:8]}", **{"flow": Flow.GREETING_SAY, **campaign})
     contacts = [Contact(f"c{i}", f"+91980000{i:04d}") for i in range(count)]
-    app = create_app(stack.settings)
-    try:
-        submit_campaign(store, app, config, contacts)
-    finally:
-        app.close()
-    wait_for(lambda: store.progress(config.campaign_id)[0] == count, timeout=90)
-    results = store.results(config.campaign_id)
-    timelines = fetch_timelines(stack.sandbox_url)
-    report = build_report(config.campaign_id, config.flow.value, [c.contact_id for c in contacts], results, timelines)
-    return report, results, timelines
-
+    return campaigns.run_campaign(stack, store, config, contacts)
 
 def answered(results: dict) -> list[dict]:
     return [r for r in results.values() if r.get("answered_at") is not None]
