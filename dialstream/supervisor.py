@@ -46,6 +46,7 @@ class _Child:
     spec: ProcessSpec
     process: subprocess.Popen[bytes]
     log_path: Path
+    ready: bool = False  # once seen ready, never searched for again (its log keeps growing)
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
@@ -92,7 +93,7 @@ class Supervisor:
         """Block until every started child is ready; raise :class:`ProcessFailed` if one is not."""
         for child in self._children:
             deadline = time.monotonic() + child.spec.ready_timeout
-            while not self._is_ready(child):
+            while not (child.ready or self._mark_ready(child)):
                 if child.process.poll() is not None:
                     raise ProcessFailed(
                         f"{child.spec.name} exited with {child.process.returncode}:\n{child.log_tail()}"
@@ -147,6 +148,10 @@ class Supervisor:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop_all()
+
+    def _mark_ready(self, child: _Child) -> bool:
+        child.ready = self._is_ready(child)
+        return child.ready
 
     def _is_ready(self, child: _Child) -> bool:
         spec = child.spec
