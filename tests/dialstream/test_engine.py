@@ -47,13 +47,6 @@ def url(redis_url):
 
 
 @pytest.fixture
-def client(url):
-    client = redis.Redis.from_url(url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
 def engine(client):
     return CampaignEngine(client, ACCOUNT)
 

@@ -5,37 +5,14 @@ from __future__ import annotations
 import multiprocessing
 import threading
 import time
-import uuid
 
 import pytest
-import redis
 
 from dialstream.errors import ConfigurationError
 from dialstream.pacing import ACTION, DIAL, Budget, Pacer
 from tests.dialstream.engine_children import hammer_pacer, pacing_hammer, start_children, stop_children
 from tests.utils import MS, wait_for
 
-DB = 7  # the campaign-engine tests' database on the session's server
-
-
-@pytest.fixture
-def url(redis_url):
-    return redis_url.rsplit("/", 1)[0] + f"/{DB}"
-
-
-@pytest.fixture
-def client(url):
-    client = redis.Redis.from_url(url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
 
 
 def pacer(client, prefix, **budget) -> Pacer:

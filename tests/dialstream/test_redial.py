@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-import uuid
 
 import pytest
-import redis
 
 from dialstream.errors import ConfigurationError
 from dialstream.redial import (
@@ -23,28 +21,7 @@ from dialstream.redial import (
 )
 from tests.dialstream.engine_children import redial_poller, start_children, stop_children
 
-DB = 7  # the campaign-engine tests' database on the session's server
 NOW = 1_750_000_000.0
-
-
-@pytest.fixture
-def url(redis_url):
-    return redis_url.rsplit("/", 1)[0] + f"/{DB}"
-
-
-@pytest.fixture
-def client(url):
-    client = redis.Redis.from_url(url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -20,28 +19,7 @@ from dialstream.slots import SlotCaps, SlotCounts, Slots
 from tests.dialstream.engine_children import slots_hammer, start_children, stop_children
 from tests.utils import MS, wait_for
 
-DB = 7  # the campaign-engine tests' database on the session's server
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def url(redis_url):
-    return redis_url.rsplit("/", 1)[0] + f"/{DB}"
-
-
-@pytest.fixture
-def client(url):
-    client = redis.Redis.from_url(url, decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
 
 
 @pytest.fixture
