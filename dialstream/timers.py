@@ -9,6 +9,7 @@ loses no timer: the sweepers of the remaining workers fire it. Two kinds:
   worker that took the event did its job, and the rescue when it died doing it.
 - ``{"kind": "leg", "campaign": ..., "leg": ..., "timer": ...}``: a deadline of the leg
   state machine (``dialstream.leg_state.apply_timer``).
+- ``{"kind": "slot", ...}``: the heartbeat that keeps a live call's concurrency slot.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any
 
 from dialstream.lua import script
 
-__all__ = ["TimerQueue", "TIMERS_KEY", "event_timer", "leg_timer"]
+__all__ = ["TimerQueue", "TIMERS_KEY", "event_timer", "leg_timer", "slot_timer"]
 
 TIMERS_KEY = "ds:timers"
 
@@ -30,9 +31,17 @@ def event_timer(payload: Mapping[str, Any]) -> str:
 
 
 def leg_timer(campaign_id: str, leg_sid: str, timer_id: str) -> str:
+    return _armed({"kind": "leg", "campaign": campaign_id, "leg": leg_sid, "timer": timer_id})
+
+
+def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float) -> str:
+    """The next heartbeat of a live call's concurrency slot, beating until ``until`` (Unix s)."""
+    return _armed({"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until})
+
+
+def _armed(member: dict[str, Any]) -> str:
     # The nonce keeps two armings of the same deadline distinct members (ZADD would merge them).
-    member = {"kind": "leg", "campaign": campaign_id, "leg": leg_sid, "timer": timer_id, "n": uuid.uuid4().hex[:8]}
-    return json.dumps(member, separators=(",", ":"))
+    return json.dumps({**member, "n": uuid.uuid4().hex[:8]}, separators=(",", ":"))
 
 
 class TimerQueue:

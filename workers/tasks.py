@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,7 +42,7 @@ from dialstream.retry import DEFAULT_RETRY_POLICY
 from dialstream.settings import Settings
 from dialstream.slots import SlotCaps, Slots
 from dialstream.store import LEG_TTL, Store, keys
-from dialstream.timers import TimerQueue, leg_timer
+from dialstream.timers import TimerQueue, leg_timer, slot_timer
 from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
 from workers.dispatch import add_error, call_result, commit_event, commit_timer, forget_dispatched
 from workers.metrics import record_action, record_event, record_legs_api, record_rate_limit_wait
@@ -223,12 +222,6 @@ app.steps["worker"].add(TimerSweeper)
 app.steps["worker"].add(DialPollerStep)
 
 
-def _slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float) -> str:
-    # The nonce keeps each arming a distinct member, as in dialstream.timers.leg_timer.
-    member = {"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until, "n": uuid.uuid4().hex[:8]}
-    return json.dumps(member, separators=(",", ":"))
-
-
 def _heartbeat(timer: dict[str, Any]) -> str:
     """Keep a live call's slot from expiring (calls can talk for long without an event), and
     arm the next beat; a call that ended, or outlived any time limit, lets its slot go."""
@@ -244,7 +237,7 @@ def _heartbeat(timer: dict[str, Any]) -> str:
     if not rt.slots.refresh(call_id, ttl):
         # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
         rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
-    rt.timers.arm(_slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), ttl / 3)
+    rt.timers.arm(slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), ttl / 3)
     return "refreshed"
 
 
@@ -253,10 +246,12 @@ def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None
     if not record.outbox:
         return
     group(send_action.s(record.leg_sid, action.to_dict()) for action in record.outbox).apply_async()
-    pipe = rt.store.redis.pipeline(transaction=False)
-    for timer_id, seconds in timers_for(record, record.outbox, campaign):
-        rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
-    pipe.execute()
+    timers = timers_for(record, record.outbox, campaign)
+    if timers:  # most outboxes (a greeting's stop) arm none: no pipeline for them
+        pipe = rt.store.redis.pipeline(transaction=False)
+        for timer_id, seconds in timers:
+            rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
+        pipe.execute()
     forget_dispatched(rt.store, record.leg_sid, (action.action_id for action in record.outbox))
 
 
@@ -421,7 +416,7 @@ def _dialled(rt: _Runtime, campaign: CampaignConfig, contact: Contact, item: Dia
         pipe.hset(keys.leg(leg_sid), STREAM_VARS, json.dumps(variables))
         pipe.expire(keys.leg(leg_sid), LEG_TTL)
     until = now + campaign.ring_timeout + campaign.time_limit + rt.engine.slot_ttl
-    rt.timers.arm(_slot_timer(item.campaign_id, leg_sid, call_id, until), rt.engine.slot_ttl / 3, client=pipe)
+    rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), rt.engine.slot_ttl / 3, client=pipe)
     pipe.execute()
 
 
