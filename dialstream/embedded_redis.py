@@ -13,6 +13,8 @@ Example::
 
 from __future__ import annotations
 
+import errno
+import random
 import socket
 import subprocess
 import tempfile
@@ -26,11 +28,39 @@ from dialstream.errors import EmbeddedRedisError
 __all__ = ["EmbeddedRedis", "free_port"]
 
 
+# Ports handed out by this process, so two calls never return the same one.
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999  # Linux's default
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that was free a moment ago on ``host``."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    """A TCP port that was free a moment ago on ``host``.
+
+    Chosen below the kernel's ephemeral range: a port from ``bind(0)`` lies inside it, and
+    any outgoing connection made before our server binds may take it as its source port
+    (seen in CI as "Address already in use" on a busy machine).
+    """
+    low, _ = _ephemeral_range()
+    candidates = range(10000, low) if low > 11000 else range(1024, 65536)
+    for _ in range(200):
+        port = random.choice(candidates)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise OSError(errno.EADDRINUSE, f"no free TCP port found on {host}")
 
 
 def _binary() -> Path:
@@ -78,7 +108,7 @@ class EmbeddedRedis:
                 try:
                     client.ping()
                     return self
-                except redis.ConnectionError:
+                except (redis.ConnectionError, redis.TimeoutError):
                     if time.monotonic() > deadline:
                         raise EmbeddedRedisError(f"valkey-server not ready after {self.startup_timeout}s") from None
                     time.sleep(0.02)

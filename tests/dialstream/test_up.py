@@ -96,6 +96,7 @@ def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stdout.close()
 
 
 def scrape(url: str) -> dict[str, float]:
