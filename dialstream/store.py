@@ -6,6 +6,7 @@ Key layout (every key starts with ``ds:``)::
     ds:leg:{leg_sid}                      hash {version, doc}: the LegRecord as JSON; {vars}: the
                                           contact variables for the bot's stream URL
     ds:leg:{leg_sid}:events               set of event_sids applied to the leg
+    ds:leg:{leg_sid}:sent                 set of action ids of the outbox already handed to Celery
     ds:action:{leg_sid}:{action_id}       claim of one leg action by one Celery task id
     ds:campaigns                          set of campaign ids
     ds:campaigns:running                  set of the campaigns the dial pollers serve
@@ -27,6 +28,7 @@ its final record, or ``canceled`` from any state but done (``lua/campaign_state.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -62,6 +64,10 @@ class keys:  # noqa: N801 - a namespace of key builders, read as keys.leg(sid)
         return f"ds:leg:{leg_sid}:events"
 
     @staticmethod
+    def leg_sent(leg_sid: str) -> str:
+        return f"ds:leg:{leg_sid}:sent"
+
+    @staticmethod
     def action(leg_sid: str, action_id: str) -> str:
         return f"ds:action:{leg_sid}:{action_id}"
 
@@ -88,15 +94,31 @@ class Store:
     # Legs
 
     def load_leg(self, leg_sid: str, event_sid: str = "") -> tuple[LegRecord | None, int, bool]:
-        """(record or None, version, whether ``event_sid`` was already applied), read together."""
+        """(record or None, version, whether ``event_sid`` was already applied), read together.
+
+        The record's outbox leaves out the actions already dispatched (:meth:`mark_dispatched`).
+        """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(keys.leg(leg_sid), "version", "doc")
         pipe.sismember(keys.leg_events(leg_sid), event_sid or "-")
-        (version, doc), applied = pipe.execute()
+        pipe.smembers(keys.leg_sent(leg_sid))
+        (version, doc), applied, sent = pipe.execute()
         if doc is None:
             return None, 0, bool(applied)
         record = LegRecord.from_dict(json.loads(doc))
+        if sent and record.outbox:
+            record = dataclasses.replace(record, outbox=tuple(a for a in record.outbox if a.action_id not in sent))
         return record, int(version), bool(applied)
+
+    def mark_dispatched(self, leg_sid: str, action_ids: Iterable[str], *, client: Any = None) -> None:
+        """Record that these outbox actions are Celery's to deliver now (``client`` may be a pipeline).
+
+        A set beside the record, not a rewrite of it: no compare-and-set round trips on the
+        hot path; the next transition saves the record without them.
+        """
+        target = client if client is not None else self.redis
+        target.sadd(keys.leg_sent(leg_sid), *action_ids)
+        target.expire(keys.leg_sent(leg_sid), LEG_TTL)
 
     def save_leg(self, record: LegRecord, expected_version: int, event_sid: str = "") -> int:
         """Write ``record`` if the stored version is still ``expected_version``.

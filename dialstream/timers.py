@@ -49,12 +49,17 @@ class TimerQueue:
 
     def __init__(self, client: Any, key: str = TIMERS_KEY) -> None:
         self.key = key
+        self._client = client
         self._add = script(client, "timers_add.lua")
         self._pop = script(client, "timers_pop.lua")
 
     def arm(self, member: str, seconds: float, *, client: Any = None) -> None:
         """Fire ``member`` ``seconds`` from now (``client`` may be a pipeline)."""
         self._add(keys=[self.key], args=[member, seconds], client=client)
+
+    def disarm(self, member: str, *, client: Any = None) -> None:
+        """Cancel ``member`` if it has not fired (``client`` may be a pipeline)."""
+        (client if client is not None else self._client).zrem(self.key, member)
 
     def pop_due(self, limit: int = 100) -> list[dict[str, Any]]:
         """Take up to ``limit`` due timers; each is returned to exactly one caller."""

@@ -6,17 +6,19 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import start_http_server
 
+from dialstream.broker import task_message as build_task_message
 from dialstream.settings import Settings
 from ingress.core import EventIngress
 from ingress.http import create_http_app
 from ingress.server import create_server
-from workers.app import EVENTS_QUEUE, HANDLE_LEG_EVENT, create_app
+from workers.app import EVENTS_QUEUE, GIL_SWITCH_INTERVAL, HANDLE_LEG_EVENT, create_app
 from workers.metrics import task_argsrepr
 
 __all__ = ["build_parser", "main", "serve"]
@@ -34,16 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
 async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     celery_app = create_app(settings)
 
-    def publish(payload: dict[str, Any]) -> None:
+    def task_message(payload: dict[str, Any]) -> str:
         # argsrepr: Flower shows the leg and campaign, not the callee's number in the payload.
         args = [payload]
         argsrepr = task_argsrepr(HANDLE_LEG_EVENT, args)
-        celery_app.send_task(HANDLE_LEG_EVENT, args=args, queue=EVENTS_QUEUE, argsrepr=argsrepr)
+        return build_task_message(celery_app, HANDLE_LEG_EVENT, args, queue=EVENTS_QUEUE, argsrepr=argsrepr)
 
     redis_client = aioredis.Redis.from_url(
         settings.redis_url, socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout
     )
-    ingress = EventIngress(redis_client, publish, dedupe_ttl=settings.dedupe_ttl, rescue_after=settings.event_rescue_after)
+    ingress = EventIngress(
+        redis_client, task_message, queue=EVENTS_QUEUE, dedupe_ttl=settings.dedupe_ttl, rescue_after=settings.event_rescue_after
+    )
     server, port = create_server(ingress, bind)
     await server.start()
     runner: web.AppRunner | None = None
@@ -59,11 +63,10 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    # Finish in-flight RPCs (their publishes) before closing the broker connection.
+    # Finish in-flight RPCs (their publishes) before closing the Redis connection.
     await server.stop(grace=5)
     if runner is not None:
         await runner.cleanup()
-    ingress.close()
     await redis_client.aclose()
     celery_app.close()
 
@@ -71,6 +74,7 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     settings = Settings.from_env()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)  # grpc's completion-queue threads share the GIL with the event loop
     logging.basicConfig(level=logging.INFO, format="%(asctime)s ingress %(levelname)s %(message)s")
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_bind)

@@ -1,23 +1,23 @@
 """Accept a validated leg event: de-duplicate it, publish it, and only then acknowledge.
 
 Transport-free: the gRPC servicer and the HTTP endpoint both call :meth:`EventIngress.accept`.
-The order of the steps is the point:
+One Lua script (``dialstream/lua/ingress_accept.lua``) does, atomically, in one round trip:
 
-1. claim the ``event_sid`` in Redis (``SET NX`` with a TTL) - a duplicate is acknowledged
-   but not published again; the same round trip arms a rescue timer (``dialstream.timers``)
-   so the event is applied even if the worker that takes it dies;
-2. publish the event as a Celery task on the ``events`` queue;
-3. if publishing failed, release the claim and raise, so the sender's retry is published
-   rather than mistaken for a duplicate. An event is never acknowledged and lost.
+1. claim the ``event_sid`` (``SET NX`` with a TTL) - a duplicate is acknowledged but not
+   published again;
+2. push the event's Celery task onto the ``events`` queue (the broker is this Redis);
+3. arm a rescue timer (``dialstream.timers``), so the event is applied even if the worker
+   that takes it dies.
+
+Either all of it happened or none: an error raises, the sender retries, and the retry is
+published rather than mistaken for a duplicate. An event is never acknowledged and lost.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -29,14 +29,15 @@ from dialstream.lua import script
 from dialstream.store import keys
 from dialstream.timers import TIMERS_KEY, event_timer
 
-__all__ = ["EventIngress", "Publisher", "ACCEPTED", "DUPLICATE"]
+__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE"]
 
 log = logging.getLogger("dialstream.ingress")
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 
-Publisher = Callable[[dict[str, Any]], None]
+# The broker message that runs the event task for a payload (dialstream.broker.task_message).
+TaskMessage = Callable[[dict[str, Any]], str]
 
 # Events that change nothing a callee hears or a report shows need no rescue.
 _PROGRESS_ONLY = frozenset({LEG_CONNECTING, LEG_RINGING})
@@ -44,66 +45,40 @@ _PROGRESS_ONLY = frozenset({LEG_CONNECTING, LEG_RINGING})
 EVENTS_RECEIVED = Counter("dialstream_ingress_events_total", "Leg events received, by result", ["result"])
 PUBLISH_SECONDS = Histogram(
     "dialstream_ingress_publish_seconds",
-    "Time to publish one event to the broker",
+    "Time to de-duplicate and publish one event (one Redis round trip)",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
 
 
 class EventIngress:
-    """De-duplicate and publish leg events. ``publish`` is blocking broker I/O; it runs in
-    a small thread pool so the event loop never waits on it."""
+    """De-duplicate and publish leg events onto the broker queue ``queue``."""
 
     def __init__(
-        self,
-        redis_client: aioredis.Redis,
-        publish: Publisher,
-        *,
-        dedupe_ttl: int,
-        rescue_after: float,
-        publish_threads: int = 4,
+        self, redis_client: aioredis.Redis, task_message: TaskMessage, *, queue: str, dedupe_ttl: int, rescue_after: float
     ) -> None:
-        self._redis = redis_client
-        self._publish = publish
+        self._task_message = task_message
+        self._queue = queue
         self._ttl = dedupe_ttl
         self._rescue_after = rescue_after
-        self._arm_timer = script(redis_client, "timers_add.lua")
-        self._executor = ThreadPoolExecutor(max_workers=publish_threads, thread_name_prefix="publish")
+        self._accept = script(redis_client, "ingress_accept.lua")
 
     async def accept(self, event: LegEvent) -> str:
         """Return ``ACCEPTED`` or ``DUPLICATE``; raise :class:`EventPublishError` if the
         event could not be published (the sender must retry)."""
-        key = keys.event(event.event_sid)
         payload = event.to_dict()
-        try:
-            pipe = self._redis.pipeline(transaction=False)
-            pipe.set(key, event.leg_sid, nx=True, ex=self._ttl)
-            if event.event_name not in _PROGRESS_ONLY:
-                # Same round trip: if the worker that takes this event dies, another re-applies it.
-                await self._arm_timer(keys=[TIMERS_KEY], args=[event_timer(payload), self._rescue_after], client=pipe)
-            claimed = (await pipe.execute())[0]
-        except Exception as exc:  # any Redis failure means we cannot promise anything
-            EVENTS_RECEIVED.labels("error").inc()
-            raise EventPublishError(f"de-duplication store unavailable: {exc}") from exc
-        if not claimed:
-            EVENTS_RECEIVED.labels(DUPLICATE).inc()
-            return DUPLICATE
+        timer = "" if event.event_name in _PROGRESS_ONLY else event_timer(payload)
         started = time.perf_counter()
         try:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._publish, payload)
-        except Exception as exc:
+            published = await self._accept(
+                keys=[keys.event(event.event_sid), self._queue, TIMERS_KEY],
+                args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after],
+            )
+        except Exception as exc:  # any Redis failure means we cannot promise anything
             EVENTS_RECEIVED.labels("error").inc()
-            await self._release(key)
             raise EventPublishError(f"could not publish event {event.event_sid}: {exc}") from exc
+        if not published:
+            EVENTS_RECEIVED.labels(DUPLICATE).inc()
+            return DUPLICATE
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         EVENTS_RECEIVED.labels(ACCEPTED).inc()
         return ACCEPTED
-
-    async def _release(self, key: str) -> None:
-        try:
-            await self._redis.delete(key)
-        except Exception as exc:  # noqa: BLE001
-            # Redis is failing too; until the claim expires a retry would look like a duplicate.
-            log.error("could not release de-duplication claim %s: %s", key, exc)
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)

@@ -18,10 +18,11 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from dialstream.broker import transport_for
 from dialstream.campaign import EngineConfig
 from dialstream.settings import Settings
 
-__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT"]
+__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT", "GIL_SWITCH_INTERVAL"]
 
 EVENTS_QUEUE = "events"
 DIAL_QUEUE = "dial"
@@ -38,6 +39,10 @@ DIAL_CONTACT = "dialstream.dial_contact"
 # timers in dialstream.timers rescue it within a second), so it need not be short.
 VISIBILITY_TIMEOUT = 300
 
+# Workers and the ingress run several threads: one woken by its socket waits up to this long
+# for the GIL while another runs Python (5 ms by default, the whole dispatch budget).
+GIL_SWITCH_INTERVAL = 0.0005
+
 
 def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery:
     """A Celery app on ``settings.redis_url``; importing tasks is left to the worker.
@@ -46,6 +51,8 @@ def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery
     tasks can leave the defaults.
     """
     app = Celery("dialstream", broker=settings.redis_url, set_as_current=False)
+    if transport := transport_for(settings.redis_url):
+        app.conf.broker_transport = transport
     app.conf.update(
         task_serializer="json",
         accept_content=["json"],
@@ -66,7 +73,9 @@ def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery
         task_soft_time_limit=50,
         worker_max_tasks_per_child=10_000,
         worker_send_task_events=True,  # Flower; costs 20-35 % throughput, worth the visibility
-        task_send_sent_event=True,
+        # Flower learns of a task when a worker receives it; a "sent" event would be one more
+        # broker publish per task on the hot path (the ingress's and each action's).
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={

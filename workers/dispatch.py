@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from dialstream.campaign import CampaignConfig, Contact, LegTag
@@ -15,7 +15,7 @@ from dialstream.events import LegEvent
 from dialstream.leg_state import Decision, LegRecord, apply_event, apply_timer
 from dialstream.store import Store
 
-__all__ = ["commit_event", "commit_timer", "forget_dispatched", "add_error", "call_result", "ConcurrentUpdate"]
+__all__ = ["commit_event", "commit_timer", "add_error", "call_result", "ConcurrentUpdate"]
 
 _CAS_ATTEMPTS = 50
 
@@ -49,18 +49,6 @@ def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignC
 def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:
     """Apply a fired timer; None if the leg is unknown."""
     return _commit(store, leg_sid, lambda current: apply_timer(current, timer_id, campaign))[0]
-
-
-def forget_dispatched(store: Store, leg_sid: str, action_ids: Iterable[str]) -> None:
-    """Drop dispatched actions from the leg's outbox (they are now Celery's to deliver)."""
-    sent = set(action_ids)
-
-    def drop(current: LegRecord) -> LegRecord | Decision:
-        if not any(a.action_id in sent for a in current.outbox):
-            return current
-        return Decision(dataclasses.replace(current, outbox=tuple(a for a in current.outbox if a.action_id not in sent)))
-
-    _commit(store, leg_sid, drop)
 
 
 def add_error(store: Store, leg_sid: str, error: str, *, reason: str = "") -> LegRecord | None:

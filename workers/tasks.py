@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -25,10 +26,11 @@ from typing import Any
 import redis
 from celery import Task, group
 from celery.exceptions import Retry
+from celery.signals import worker_init
 
 from bot.fleet import select_bot
 from dialstream.campaign import CampaignConfig, CampaignState, Contact, EngineConfig, LegTag
-from bot.errors import NoBotAvailable
+from dialstream.errors import NoBotAvailable
 from dialstream.contacts import DEFAULT_TIMEZONE, contact_timezone, stream_parameters, stream_url
 from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
 from dialstream.dnc import DncList
@@ -42,10 +44,10 @@ from dialstream.retry import DEFAULT_RETRY_POLICY
 from dialstream.settings import Settings
 from dialstream.slots import SlotCaps, Slots
 from dialstream.store import LEG_TTL, Store, keys
-from dialstream.timers import TimerQueue, leg_timer, slot_timer
-from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, create_app
-from workers.dispatch import add_error, call_result, commit_event, commit_timer, forget_dispatched
-from workers.metrics import record_action, record_event, record_legs_api, record_rate_limit_wait
+from dialstream.timers import TimerQueue, event_timer, leg_timer, slot_timer
+from workers.app import DIAL_CONTACT, GIL_SWITCH_INTERVAL, HANDLE_LEG_EVENT, SEND_ACTION, create_app
+from workers.dispatch import add_error, call_result, commit_event, commit_timer
+from workers.metrics import record_action, record_event, record_legs_api, record_rate_limit_wait, task_argsrepr
 from workers.poller import DialPollerStep
 from workers.sweeper import TimerSweeper
 
@@ -136,34 +138,47 @@ def _handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
     record_event(event.event_name, "rescued" if rescue and applied else "applied" if applied else "no-op")
     if rescue and applied:
         log.warning("leg %s: rescued %s that its worker did not finish", event.leg_sid, event.event_name)
-    _dispatch(rt, record, campaign)
-    if just_ended:
-        _call_ended(rt, record, campaign)
-    elif not record.finished:
-        _track_call(rt, record)
+    # The worker that ended the leg may have died before recording the call: a re-delivery
+    # (or the rescue) of an event after the end finishes that work.
+    ending = just_ended or (record.finished and not applied and not _call_recorded(rt, record))
+    # What follows the group's publish goes in one round trip.
+    pipe = rt.store.redis.pipeline(transaction=False)
+    _dispatch(rt, record, campaign, pipe)
+    if ending:
+        _call_ended(rt, record, campaign, pipe)  # its rescue stays armed until the call is recorded
+        return event.event_name
+    if not record.finished:
+        _track_call(rt, record, pipe)
+    if not rescue:
+        rt.timers.disarm(event_timer(payload), client=pipe)  # done: the rescue would find nothing to do
+    pipe.execute()
     return event.event_name
 
 
-def _track_call(rt: _Runtime, record: LegRecord) -> None:
-    """Keep what the live call holds in step with its leg, in one round trip: its slot
-    (refreshed), its contact's lease (the leg exists: never dial it again), its stream slot
-    and its share of the API reserve (given back once no longer needed)."""
+def _call_recorded(rt: _Runtime, record: LegRecord) -> bool:
+    """Whether the contact's record holds this leg's call (as its latest attempt or in its history)."""
+    result = rt.store.result(record.campaign_id, record.contact_id) or {}
+    return any(entry.get("leg_sid") == record.leg_sid for entry in (result, *result.get("history", ())))
+
+
+def _track_call(rt: _Runtime, record: LegRecord, pipe: Any) -> None:
+    """Keep what the live call holds in step with its leg: its slot (refreshed), its
+    contact's lease (the leg exists: never dial it again), its stream slot and its share of
+    the API reserve (given back once no longer needed). Adds to ``pipe``."""
     call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
-    pipe = rt.store.redis.pipeline(transaction=False)
     rt.queue.ack([DialItem(record.campaign_id, record.contact_id, record.attempt)], client=pipe)
     rt.slots.refresh(call_id, rt.engine.slot_ttl, client=pipe)
     if stream_released(record):
         rt.slots.release_stream(call_id, client=pipe)
     if reserve_released(record):
         rt.pacer.call_settled(call_id, client=pipe)
-    pipe.execute()
 
 
-def _call_ended(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
-    """The call is over: give back its slot and reserve, then redial its contact or record its final result."""
+def _call_ended(rt: _Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
+    """The call is over: give back its slot and reserve (with what ``pipe`` holds), then
+    redial its contact or record its final result."""
     item = DialItem(record.campaign_id, record.contact_id, record.attempt)
     call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
-    pipe = rt.store.redis.pipeline(transaction=False)
     rt.queue.ack([item], client=pipe)
     rt.slots.release(call_id, client=pipe)
     rt.pacer.call_settled(call_id, client=pipe)
@@ -213,13 +228,25 @@ def fire_timer(timer: dict[str, Any]) -> str:
         return "unknown-campaign"
     record = commit_timer(rt.store, timer["leg"], timer["timer"], campaign)
     if record is not None:
-        _dispatch(rt, record, campaign)
+        pipe = rt.store.redis.pipeline(transaction=False)
+        _dispatch(rt, record, campaign, pipe)
+        pipe.execute()
     return timer["timer"]
 
 
 TimerSweeper.fire = staticmethod(fire_timer)
 app.steps["worker"].add(TimerSweeper)
 app.steps["worker"].add(DialPollerStep)
+
+
+@worker_init.connect
+def _tune_for_short_tasks(sender: Any = None, **_: Any) -> None:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
+    if sender is not None and sender.loglevel > logging.DEBUG:
+        # A line per task received and per task done costs more than a millisecond task
+        # itself; Flower shows every task. -l DEBUG keeps them.
+        for name in ("celery.app.trace", "celery.worker.strategy"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:
@@ -241,18 +268,21 @@ def _heartbeat(timer: dict[str, Any]) -> str:
     return "refreshed"
 
 
-def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig) -> None:
-    """Send the outbox as one group (not awaited), arm its timers, then clear it."""
+def _dispatch(rt: _Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
+    """Send the outbox as one group (not awaited, its messages in one round trip); add to
+    ``pipe`` the arming of its timers and the marking of its actions as dispatched."""
     if not record.outbox:
         return
-    group(send_action.s(record.leg_sid, action.to_dict()) for action in record.outbox).apply_async()
-    timers = timers_for(record, record.outbox, campaign)
-    if timers:  # most outboxes (a greeting's stop) arm none: no pipeline for them
-        pipe = rt.store.redis.pipeline(transaction=False)
-        for timer_id, seconds in timers:
-            rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
-        pipe.execute()
-    forget_dispatched(rt.store, record.leg_sid, (action.action_id for action in record.outbox))
+    signatures = []
+    for action in record.outbox:
+        args = (record.leg_sid, action.to_dict())
+        # Flower shows the leg and action, not a greeting's text or a bot URL with contact variables.
+        signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
+    with app.producer_or_acquire() as producer, producer.batch():
+        group(signatures).apply_async(producer=producer)
+    for timer_id, seconds in timers_for(record, record.outbox, campaign):
+        rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
+    rt.store.mark_dispatched(record.leg_sid, [action.action_id for action in record.outbox], client=pipe)
 
 
 @app.task(name=SEND_ACTION, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)

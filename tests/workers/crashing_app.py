@@ -1,8 +1,12 @@
-"""The real worker app, plus a fault: the first leg_answered handled kills its whole node.
+"""The real worker app, plus two faults, each killing its whole node once per test run:
 
-Used by test_faults.py as ``celery -A tests.workers.crashing_app worker``. The kill comes
-from inside the task (SIGKILL to the worker's own process), so it happens in the middle of
-handling the event, after the message was taken from the queue and before it was acked.
+- the first ``leg_answered`` handled (``CRASH_FLAG``): in the middle of handling the event,
+  after the message was taken from the queue and before it was acked;
+- the first call that ends (``END_CRASH_FLAG``): after the end was committed to the leg's
+  record and before the call was recorded for its contact.
+
+Used by test_faults.py as ``celery -A tests.workers.crashing_app worker``. The kill is a
+SIGKILL to the worker's own process, from inside the task.
 """
 
 from __future__ import annotations
@@ -14,18 +18,34 @@ from typing import Any
 import redis
 from celery.signals import task_prerun
 
+from workers import tasks
 from workers.app import HANDLE_LEG_EVENT
 from workers.tasks import app
 
-__all__ = ["app", "CRASH_FLAG"]
+__all__ = ["app", "CRASH_FLAG", "END_CRASH_FLAG"]
 
 CRASH_FLAG = "test:crashed-once"
+END_CRASH_FLAG = "test:crashed-ending-once"
+
+
+def _die_once(flag: str) -> None:
+    client = redis.Redis.from_url(app.conf.dialstream_settings.redis_url)
+    if client.set(flag, os.getpid(), nx=True):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 @task_prerun.connect
 def _crash_on_first_answer(sender: Any = None, args: Any = None, **_: Any) -> None:
-    if getattr(sender, "name", "") != HANDLE_LEG_EVENT or not args or args[0].get("event_name") != "leg_answered":
-        return
-    client = redis.Redis.from_url(app.conf.dialstream_settings.redis_url)
-    if client.set(CRASH_FLAG, os.getpid(), nx=True):
-        os.kill(os.getpid(), signal.SIGKILL)
+    if getattr(sender, "name", "") == HANDLE_LEG_EVENT and args and args[0].get("event_name") == "leg_answered":
+        _die_once(CRASH_FLAG)
+
+
+_call_ended = tasks._call_ended
+
+
+def _crash_before_the_first_call_is_recorded(*args: Any) -> None:
+    _die_once(END_CRASH_FLAG)
+    _call_ended(*args)
+
+
+tasks._call_ended = _crash_before_the_first_call_is_recorded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import uuid
 
@@ -13,8 +14,8 @@ from dialstream import events as ev
 from dialstream.campaign import CampaignConfig, Flow, LegTag
 from dialstream.events import LegEvent
 from dialstream.leg_state import GreetingState, Phase
-from dialstream.store import Store
-from workers.dispatch import add_error, commit_event, forget_dispatched
+from dialstream.store import Store, keys
+from workers.dispatch import add_error, commit_event
 
 _n = itertools.count()
 
@@ -58,12 +59,26 @@ def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(st
 
 
 def test_dispatched_actions_leave_the_outbox(store, leg_sid):
-    """Once dispatched, actions are removed so a re-delivery sends nothing again."""
+    """Once marked dispatched, actions are left out so a re-delivery sends nothing again,
+    and the next transition stores the record without them."""
     answered = event(leg_sid, ev.LEG_ANSWERED)
     record, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
-    forget_dispatched(store, leg_sid, [a.action_id for a in record.outbox])
+    store.mark_dispatched(leg_sid, [a.action_id for a in record.outbox])
     again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
     assert again.outbox == ()
+    started, _, _ = commit_event(store, event(leg_sid, ev.STREAM_STARTED), TAG, CAMPAIGN)
+    assert [a.kind for a in started.outbox] == ["stop_say"]
+    doc = json.loads(store.redis.hget(keys.leg(leg_sid), "doc"))
+    assert [a["kind"] for a in doc["outbox"]] == ["stop_say"]
+
+
+def test_marking_part_of_the_outbox_keeps_the_rest(store, leg_sid):
+    """A worker that died after publishing only some actions leaves the others for the re-delivery."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    record, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    store.mark_dispatched(leg_sid, [record.outbox[0].action_id])
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == record.outbox[1:]
 
 
 def test_concurrent_events_for_one_leg_are_all_applied(store, leg_sid):

@@ -31,7 +31,7 @@ from dialstream.stack import Stack, StackConfig, start_stack
 from dialstream.store import Store
 from dialstream.supervisor import Supervisor
 from tests import campaigns
-from tests.workers.crashing_app import CRASH_FLAG
+from tests.workers.crashing_app import CRASH_FLAG, END_CRASH_FLAG
 
 pytestmark = pytest.mark.e2e
 
@@ -168,14 +168,16 @@ def test_answering_machines_are_hung_up_and_recorded(redis_url, tmp_path):
         assert timelines[result["leg_sid"]]["hangup_by"] != "callee"
 
 
-def test_worker_killed_while_handling_leg_answered_still_gives_one_stream(redis_url, tmp_path):
-    """SIGKILL in the middle of handling leg_answered: another worker rescues the call; one stream, no silence."""
+def test_workers_killed_while_answering_and_while_ending_a_call_lose_nothing(redis_url, tmp_path):
+    """SIGKILL in the middle of handling leg_answered: another worker rescues the call; one stream, no silence.
+    SIGKILL after a call's end was committed but before it was recorded: the rescue records it."""
     with running_stack(redis_url, tmp_path, {**ALWAYS_ANSWER, "seed": 19},
-                       events_workers=2, worker_app="tests.workers.crashing_app") as (stack, store):  # fmt: skip
+                       events_workers=3, worker_app="tests.workers.crashing_app") as (stack, store):  # fmt: skip
         report, results, timelines = run_campaign(stack, store, 6)
-        crashed_pid = store.redis.get(CRASH_FLAG)
-    assert crashed_pid, "a worker should have been killed"
+        crashed = store.redis.get(CRASH_FLAG), store.redis.get(END_CRASH_FLAG)
+    assert all(crashed) and crashed[0] != crashed[1], "two workers should have been killed"
     assert report.ok, report.problems
+    assert len(results) == 6
     for result in results.values():
         assert result["outcome"] == "completed"
         assert timelines[result["leg_sid"]]["streams_started"] == 1
