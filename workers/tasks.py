@@ -61,6 +61,7 @@ app = create_app(Settings.from_env(), EngineConfig.from_env())
 DIAL_WAIT = 2.0  # seconds a dial may wait for budget before its contact goes back to the queue
 ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve makes it rare)
 CAP_RETRY = 0.5  # seconds before a contact refused by a full cap is offered again
+CREATE_LEG = "create_leg"  # the kind dials are counted under in dialstream_worker_actions
 STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's URL
 
 
@@ -412,7 +413,9 @@ def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1
     slot = rt.slots.acquire(campaign_id, call_id, rt.engine.slot_caps(campaign), rt.engine.slot_ttl)
     if not slot:
         return _back_to_queue(rt, campaign, contact, item, time.time() + CAP_RETRY)
+    waited = time.monotonic()
     grant = rt.pacer.acquire(DIAL, timeout=DIAL_WAIT, call_id=call_id)
+    record_rate_limit_wait(DIAL, time.monotonic() - waited, bool(grant))
     if not grant:
         rt.slots.release(call_id)
         return _back_to_queue(rt, campaign, contact, item, time.time() + grant.wait)
@@ -428,6 +431,7 @@ def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1
         )
     except LegsApiError as exc:
         return _dial_failed(self, rt, campaign, contact, item, exc)
+    record_action(CREATE_LEG, "sent")
     _dialled(rt, campaign, contact, item, leg.leg_sid)
     return leg.leg_sid
 
@@ -457,10 +461,13 @@ def _dial_failed(task: Task, rt: _Runtime, campaign: CampaignConfig, contact: Co
     call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
     if isinstance(exc, LegsApiRateLimited):
         rt.pacer.throttled()
+        record_action(CREATE_LEG, "rate_limited")
     else:
         delay = DEFAULT_RETRY_POLICY.delay(exc, task.request.retries)
         if delay is not None:
+            record_action(CREATE_LEG, "retry")
             raise task.retry(countdown=delay, exc=exc) from exc
+        record_action(CREATE_LEG, "failed")
     pipe = rt.store.redis.pipeline(transaction=False)
     rt.slots.release(call_id, client=pipe)
     rt.pacer.call_settled(call_id, client=pipe)

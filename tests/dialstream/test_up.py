@@ -149,6 +149,10 @@ def test_up_serves_flower_and_metrics_carries_calls_and_stops_everything_on_ctrl
     assert metrics["flower"]["flower_worker_online{worker=events-0@" + os.uname().nodename + "}"] == 1
     for worker in ("events-0", "dial-0"):
         assert metrics[worker]["process_cpu_seconds_total{}"] > 0
+    assert metrics["dial-0"]["dialstream_worker_actions_total{kind=create_leg,result=sent}"] == len(phones)
+    assert metrics["dial-0"]["dialstream_rate_limit_wait_seconds_count{granted=yes,kind=dial}"] == len(phones)
+    assert metrics["events-0"]["dialstream_worker_actions_total{kind=start_stream,result=sent}"] == len(phones)
+    assert metrics["events-0"]["dialstream_rate_limit_wait_seconds_count{granted=yes,kind=action}"] >= len(phones)
 
     children = descendants(process.pid)
     assert len(children) >= 7
