@@ -17,7 +17,6 @@ Run ``python -m bench.campaign``.
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 import uuid
@@ -30,11 +29,11 @@ import redis
 import yaml
 
 from bench.contacts_ingest import write_batch
-from dialstream.campaign import CampaignConfig, Contact, EngineConfig, Flow
+from dialstream.campaign import CampaignConfig, Contact, Flow
 from dialstream.demo import fetch_timelines
 from dialstream.embedded_redis import EmbeddedRedis
 from dialstream.engine import CampaignEngine
-from dialstream.settings import Settings
+from dialstream.settings import EngineConfig, Settings
 from dialstream.stack import Stack, StackConfig, start_stack
 from dialstream.supervisor import Supervisor
 
@@ -131,9 +130,9 @@ def budget(windows: int) -> dict[str, Any]:
 def _stack(scenario: dict[str, Any], engine_config: EngineConfig) -> Iterator[tuple[Stack, CampaignEngine]]:
     work = Path(tempfile.mkdtemp(prefix="dialstream-bench-"))
     (work / "scenario.yaml").write_text(yaml.safe_dump(scenario))
-    env = {**os.environ, **engine_config.to_env()}
-    with EmbeddedRedis() as server, Supervisor(work / "logs", base_env=env) as supervisor:
-        stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": server.url}), StackConfig(scenario=work / "scenario.yaml"))
+    with EmbeddedRedis() as server, Supervisor(work / "logs") as supervisor:
+        settings = Settings.from_env({"REDIS_URL": server.url}).replace(engine=engine_config)
+        stack = start_stack(supervisor, settings, StackConfig(scenario=work / "scenario.yaml"))
         client = redis.Redis.from_url(server.url, decode_responses=True)
         try:
             yield stack, CampaignEngine(client, stack.settings.account_sid, engine_config)

@@ -22,7 +22,6 @@ Example::
 
 from __future__ import annotations
 
-import os
 import tempfile
 import uuid
 from pathlib import Path
@@ -32,9 +31,9 @@ import redis
 import yaml
 
 from bench.dispatch import SCENARIO, _offer
-from dialstream.campaign import CampaignConfig, Contact, EngineConfig, Flow
+from dialstream.campaign import CampaignConfig, Contact, Flow
 from dialstream.embedded_redis import EmbeddedRedis
-from dialstream.settings import Settings
+from dialstream.settings import EngineConfig, Settings
 from dialstream.stack import Stack, StackConfig, start_stack
 from dialstream.store import Store
 from dialstream.supervisor import Supervisor
@@ -70,8 +69,8 @@ def run(
         store = Store(client)
         for count in workers:
             config = StackConfig(events_workers=count, dial_workers=0, bots=2, scenario=scenario)
-            with Supervisor(work / f"logs-{count}", base_env={**os.environ, **ENGINE.to_env()}) as supervisor:
-                stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": server.url}), config)
+            with Supervisor(work / f"logs-{count}") as supervisor:
+                stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": server.url}).replace(engine=ENGINE), config)
                 _step(stack, store, rates[0], 2.0)  # warm-up: connection pools, imports, the bots' first streams
                 steps = []
                 for rate in rates:

@@ -1,5 +1,4 @@
-"""Campaign configuration, the engine's account-wide limits, and the leg tag that routes a
-leg's events back to its contact.
+"""Campaign configuration and the leg tag that routes a leg's events back to its contact.
 
 Pure data: no I/O. A campaign chooses its flow:
 
@@ -10,28 +9,24 @@ Pure data: no I/O. A campaign chooses its flow:
 and how it is dialled: its own concurrency cap, a calling window in the callee's local time,
 per-outcome redials, and which contact variables reach the bot. What every campaign of the
 account shares (the Legs API budget, the account's call and stream caps) is
-:class:`EngineConfig`, read from the environment like :class:`~dialstream.settings.Settings`.
+:class:`~dialstream.settings.EngineConfig`, part of the process's settings.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
 from dialstream.errors import ConfigurationError
 from dialstream.legs_api import DEFAULT_CONTENT_TYPE
-from dialstream.pacing import Budget
 from dialstream.redial import NO_REDIALS, RedialPolicy
-from dialstream.settings import _convert, _env
-from dialstream.slots import SlotCaps
 from dialstream.windows import CallingWindow
 
-__all__ = ["Flow", "CampaignState", "CampaignConfig", "EngineConfig", "Contact", "LegTag"]
+__all__ = ["Flow", "CampaignState", "CampaignConfig", "Contact", "LegTag"]
 
 
 class Flow(StrEnum):
@@ -128,73 +123,6 @@ class CampaignConfig:
     @classmethod
     def from_json(cls, text: str | bytes) -> CampaignConfig:
         return cls(**json.loads(text))
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """The limits every campaign of the account shares, enforced across every worker.
-
-    Field metadata holds the environment variable and its help, as in ``Settings``, where
-    these belong once it has them; ``dialstream campaign`` and the workers read them at start-up.
-    """
-
-    api_budget: int = _env(
-        "DIALSTREAM_API_BUDGET", "Legs API requests the account may make per DIALSTREAM_API_WINDOW (Exotel: 200/minute).", 200
-    )
-    api_window: float = _env("DIALSTREAM_API_WINDOW", "Seconds of the Legs API budget's window.", 60.0)
-    max_calls: int = _env("DIALSTREAM_MAX_CALLS", "Live calls of the account at once (0: no cap).", 0)
-    max_streams: int = _env("DIALSTREAM_MAX_STREAMS", "Bot streams of the account at once (0: no cap).", 0)
-    slot_ttl: float = _env(
-        "DIALSTREAM_SLOT_TTL",
-        "Seconds a call's concurrency slot lives without a heartbeat: how long a dead worker's calls hold capacity.",
-        60.0,
-    )
-    dial_lease: float = _env(
-        "DIALSTREAM_DIAL_LEASE",
-        "Seconds a contact taken for dialing stays taken; if its worker dies, the contact is dialled after this.",
-        30.0,
-    )
-    max_dialing: int = _env(
-        "DIALSTREAM_MAX_DIALING", "Contacts per campaign handed to dial workers and not yet placed, at most.", 100
-    )
-    default_region: str = _env(
-        "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
-    )
-
-    def __post_init__(self) -> None:
-        _ = self.budget  # validated now
-        if min(self.max_calls, self.max_streams) < 0 or self.max_dialing < 1:
-            raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
-        if self.slot_ttl <= 0 or self.dial_lease <= 0:
-            raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
-        """From ``environ`` (default: ``os.environ``); unset variables keep their defaults."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.metadata["env"]
-            if name in env:
-                try:
-                    values[f.name] = _convert(env[name], f.default)
-                except ValueError as exc:
-                    raise ConfigurationError(f"{name}={env[name]!r}: {exc}") from None
-        return cls(**values)
-
-    def to_env(self) -> dict[str, str]:
-        """The environment that gives a child process these limits."""
-        return {f.metadata["env"]: str(getattr(self, f.name)) for f in fields(self)}
-
-    @property
-    def budget(self) -> Budget:
-        # Dials stop at limit - headroom - one call's actions, so a headroom of 5 % (Exotel's
-        # 200: 10) keeps the budget at least 90 % used whatever its size.
-        return Budget(limit=self.api_budget, window=self.api_window, headroom=max(1, self.api_budget // 20))
-
-    def slot_caps(self, campaign: CampaignConfig) -> SlotCaps:
-        """The caps a call of ``campaign`` is checked against (0 means no cap)."""
-        return SlotCaps(self.max_calls or None, campaign.max_concurrent or None, self.max_streams or None)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@
     dialstream campaign dnc load FILE [--campaign ID]
 
 Every command talks to the Redis the workers use (``REDIS_URL``); the account's limits come
-from the ``DIALSTREAM_*`` variables of :class:`~dialstream.campaign.EngineConfig`.
+from the ``DIALSTREAM_*`` variables of :class:`~dialstream.settings.EngineConfig`.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from dialstream.campaign import CampaignConfig, EngineConfig, Flow
+from dialstream.campaign import CampaignConfig, Flow
 from dialstream.contacts import RejectedRow
 from dialstream.engine import REPORT_COLUMNS, CampaignEngine, CampaignStatus
 from dialstream.errors import ConfigurationError
@@ -107,14 +107,9 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
     if not settings.redis_url:
         console.print("[red]dialstream campaign needs REDIS_URL: the Redis your workers use[/]")
         return 2
-    try:
-        engine_config = EngineConfig.from_env()
-    except ConfigurationError as exc:
-        console.print(f"[red]{exc}[/]")
-        return 2
     client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
     try:
-        engine = CampaignEngine(client, settings.account_sid, engine_config)
+        engine = CampaignEngine(client, settings.account_sid, settings.engine)
         command = args.campaign_command
         if command == "submit":
             return _submit(engine, args, console)

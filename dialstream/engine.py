@@ -14,7 +14,7 @@ in the workers (``workers.poller`` takes due contacts, ``workers.tasks.dial_cont
 
 Example::
 
-    engine = CampaignEngine(client, settings.account_sid, EngineConfig.from_env())
+    engine = CampaignEngine(client, settings.account_sid, settings.engine)
     engine.submit_file(CampaignConfig("spring", max_concurrent=20), "batch.csv")
     engine.pause("spring"); engine.resume("spring")
     print(engine.status("spring").done)
@@ -32,7 +32,8 @@ from typing import IO, Any
 
 import redis
 
-from dialstream.campaign import CampaignConfig, CampaignState, Contact, EngineConfig
+from dialstream.campaign import CampaignConfig, CampaignState, Contact
+from dialstream.settings import EngineConfig
 from dialstream.dialing import with_history
 from dialstream.dnc import DncList
 from dialstream.pacing import Pacer

@@ -17,11 +17,16 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dialstream.errors import ConfigurationError
+from dialstream.pacing import Budget
+from dialstream.slots import SlotCaps
 
-__all__ = ["Settings", "SANDBOX_ACCOUNT_SID", "SANDBOX_API_KEY", "SANDBOX_API_TOKEN"]
+if TYPE_CHECKING:
+    from dialstream.campaign import CampaignConfig
+
+__all__ = ["Settings", "EngineConfig", "SANDBOX_ACCOUNT_SID", "SANDBOX_API_KEY", "SANDBOX_API_TOKEN"]
 
 # The sandbox's built-in account: what `dialstream demo` and the tests dial with.
 SANDBOX_ACCOUNT_SID = "dialstream1"
@@ -31,6 +36,61 @@ SANDBOX_API_TOKEN = "sandbox-token"
 
 def _env(name: str, help: str, default: Any, **kwargs: Any) -> Any:
     return field(default=default, metadata={"env": name, "help": help}, **kwargs)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """The limits every campaign of the account shares, enforced across every worker:
+    ``Settings.engine``. Field metadata holds the environment variable and its help."""
+
+    api_budget: int = _env(
+        "DIALSTREAM_API_BUDGET", "Legs API requests the account may make per DIALSTREAM_API_WINDOW (Exotel: 200/minute).", 200
+    )
+    api_window: float = _env("DIALSTREAM_API_WINDOW", "Seconds of the Legs API budget's window.", 60.0)
+    max_calls: int = _env("DIALSTREAM_MAX_CALLS", "Live calls of the account at once (0: no cap).", 0)
+    max_streams: int = _env("DIALSTREAM_MAX_STREAMS", "Bot streams of the account at once (0: no cap).", 0)
+    slot_ttl: float = _env(
+        "DIALSTREAM_SLOT_TTL",
+        "Seconds a call's concurrency slot lives without a heartbeat: how long a dead worker's calls hold capacity.",
+        60.0,
+    )
+    dial_lease: float = _env(
+        "DIALSTREAM_DIAL_LEASE",
+        "Seconds a contact taken for dialing stays taken; if its worker dies, the contact is dialled after this.",
+        30.0,
+    )
+    max_dialing: int = _env(
+        "DIALSTREAM_MAX_DIALING", "Contacts per campaign handed to dial workers and not yet placed, at most.", 100
+    )
+    default_region: str = _env(
+        "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
+    )
+
+    def __post_init__(self) -> None:
+        _ = self.budget  # validated now
+        if min(self.max_calls, self.max_streams) < 0 or self.max_dialing < 1:
+            raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
+        if self.slot_ttl <= 0 or self.dial_lease <= 0:
+            raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
+        """From ``environ`` (default: ``os.environ``); unset variables keep their defaults."""
+        return cls(**_read(cls, os.environ if environ is None else environ))
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that gives a child process these limits."""
+        return _write(self)
+
+    @property
+    def budget(self) -> Budget:
+        # Dials stop at limit - headroom - one call's actions, so a headroom of 5 % (Exotel's
+        # 200: 10) keeps the budget at least 90 % used whatever its size.
+        return Budget(limit=self.api_budget, window=self.api_window, headroom=max(1, self.api_budget // 20))
+
+    def slot_caps(self, campaign: CampaignConfig) -> SlotCaps:
+        """The caps a call of ``campaign`` is checked against (0 means no cap)."""
+        return SlotCaps(self.max_calls or None, campaign.max_concurrent or None, self.max_streams or None)
 
 
 @dataclass(frozen=True)
@@ -90,6 +150,21 @@ class Settings:
         "Comma-separated static bot WebSocket URLs used when no bot has registered.",
         (),
     )
+    bot_public_url: str = _env(
+        "DIALSTREAM_BOT_PUBLIC_URL",
+        "URL a bot process registers in the fleet, i.e. what Exotel connects to (behind a load "
+        "balancer it differs from the bind address). Empty: ws://HOST:PORT/ of the bot.",
+        "",
+    )
+    bot_auth_user: str = _env(
+        "DIALSTREAM_BOT_AUTH_USER", "HTTP Basic user a bot requires on the WebSocket upgrade (empty: none).", ""
+    )
+    bot_auth_password: str = _env(
+        "DIALSTREAM_BOT_AUTH_PASSWORD",
+        "HTTP Basic password a bot requires with DIALSTREAM_BOT_AUTH_USER.",
+        "",
+        repr=False,
+    )
 
     # Metrics
     metrics_port: int = _env(
@@ -110,38 +185,27 @@ class Settings:
         repr=False,
     )
 
+    # The account's shared limits: variables of their own (see EngineConfig).
+    engine: EngineConfig = field(default_factory=EngineConfig)
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``), validating types."""
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = f.metadata["env"]
-            if name not in env:
-                continue
-            raw = env[name]
-            try:
-                values[f.name] = _convert(raw, f.default)
-            except ValueError as exc:
-                raise ConfigurationError(f"{name}={raw!r}: {exc}") from None
-        return cls(**values)
+        return cls(**_read(cls, env), engine=EngineConfig.from_env(env))
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""
-        env = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            env[f.metadata["env"]] = ",".join(value) if isinstance(value, tuple) else str(value)
-        return env
+        return {**_write(self), **self.engine.to_env()}
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:
         """(variable, default, help) for every setting, for the CLI and the README."""
         rows = []
-        for f in fields(cls):
+        for f in (*_env_fields(cls), *_env_fields(EngineConfig)):
             default = ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
             if not f.repr and f.default:
                 default = "(sandbox token)"
@@ -169,3 +233,29 @@ def _convert(raw: str, default: Any) -> Any:
     if isinstance(default, tuple):
         return tuple(part.strip() for part in raw.split(",") if part.strip())
     return raw
+
+
+def _env_fields(cls: type) -> list[Any]:
+    return [f for f in fields(cls) if "env" in f.metadata]
+
+
+def _read(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
+    """The fields of ``cls`` whose variables ``env`` sets, converted to their defaults' types."""
+    values: dict[str, Any] = {}
+    for f in _env_fields(cls):
+        name = f.metadata["env"]
+        if name in env:
+            try:
+                values[f.name] = _convert(env[name], f.default)
+            except ValueError as exc:
+                raise ConfigurationError(f"{name}={env[name]!r}: {exc}") from None
+    return values
+
+
+def _write(config: Any) -> dict[str, str]:
+    """The variables that reproduce ``config``'s fields."""
+    env = {}
+    for f in _env_fields(type(config)):
+        value = getattr(config, f.name)
+        env[f.metadata["env"]] = ",".join(value) if isinstance(value, tuple) else str(value)
+    return env

@@ -35,11 +35,11 @@ import pytest
 import redis
 import yaml
 
-from dialstream.campaign import CampaignConfig, Contact, EngineConfig, Flow
+from dialstream.campaign import CampaignConfig, Contact, Flow
 from dialstream.demo import fetch_timelines
 from dialstream.embedded_redis import _binary as valkey_binary
 from dialstream.report import build_report
-from dialstream.settings import Settings
+from dialstream.settings import EngineConfig, Settings
 from dialstream.stack import StackConfig, worker_argv
 from dialstream.store import Store
 from dialstream.supervisor import ProcessSpec, Supervisor
@@ -182,8 +182,8 @@ def cluster(hosts: dict[str, Host], tmp_path: Path) -> Iterator[Cluster]:
         "EXOTEL_API_BASE_URL": f"http://{edge.address}:{SANDBOX_PORT}",
         "DIALSTREAM_INGRESS_BIND": f"{edge.address}:{INGRESS_PORT}",
         "DIALSTREAM_EVENT_ENDPOINT": f"grpc://{edge.address}:{INGRESS_PORT}",
-    })  # fmt: skip
-    env = {**settings.to_env(), **ENGINE.to_env()}
+    }).replace(engine=ENGINE)  # fmt: skip
+    env = settings.to_env()
     scenario = tmp_path / "scenario.yaml"
     scenario.write_text(yaml.safe_dump(SCENARIO))
     (tmp_path / "redis").mkdir()

@@ -19,7 +19,6 @@ from celery import Celery
 from kombu import Queue
 
 from dialstream.broker import transport_for
-from dialstream.campaign import EngineConfig
 from dialstream.settings import Settings
 
 __all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT", "GIL_SWITCH_INTERVAL"]
@@ -44,12 +43,8 @@ VISIBILITY_TIMEOUT = 300
 GIL_SWITCH_INTERVAL = 0.0005
 
 
-def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery:
-    """A Celery app on ``settings.redis_url``; importing tasks is left to the worker.
-
-    ``engine`` (the account's limits) matters only to workers; a process that merely sends
-    tasks can leave the defaults.
-    """
+def create_app(settings: Settings) -> Celery:
+    """A Celery app on ``settings.redis_url``; importing tasks is left to the worker."""
     app = Celery("dialstream", broker=settings.redis_url, set_as_current=False)
     if transport := transport_for(settings.redis_url):
         app.conf.broker_transport = transport
@@ -87,5 +82,4 @@ def create_app(settings: Settings, engine: EngineConfig | None = None) -> Celery
         },
     )
     app.conf.dialstream_settings = settings
-    app.conf.dialstream_engine = engine or EngineConfig()
     return app

@@ -26,12 +26,11 @@ import redis
 from celery import bootsteps
 from redis.exceptions import LockError
 
-from dialstream.campaign import EngineConfig
 from dialstream.pacing import Pacer
 from dialstream.redial import DialItem, DialQueue
-from dialstream.settings import Settings
+from dialstream.settings import EngineConfig, Settings
 from dialstream.slots import Slots
-from dialstream.store import Store, keys
+from dialstream.store import Store
 from workers.app import DIAL_CONTACT, DIAL_QUEUE
 from workers.metrics import task_argsrepr
 
@@ -148,7 +147,7 @@ class DialPollerStep(bootsteps.StartStopStep):
                     argsrepr = task_argsrepr(DIAL_CONTACT, args)
                     app.send_task(DIAL_CONTACT, args=args, queue=DIAL_QUEUE, producer=producer, argsrepr=argsrepr)
 
-        poller = DialPoller(client, settings.account_sid, app.conf.dialstream_engine, send)
+        poller = DialPoller(client, settings.account_sid, settings.engine, send)
         leader = client.lock(LEADER_KEY, timeout=LEADER_TTL, blocking=False, thread_local=False)
         leading = False
         while not self._stop.is_set():

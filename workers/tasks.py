@@ -29,7 +29,7 @@ from celery.exceptions import Retry
 from celery.signals import worker_init
 
 from bot.fleet import select_bot
-from dialstream.campaign import CampaignConfig, CampaignState, Contact, EngineConfig, LegTag
+from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.errors import NoBotAvailable
 from dialstream.contacts import DEFAULT_TIMEZONE, contact_timezone, stream_parameters, stream_url
 from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
@@ -56,7 +56,7 @@ __all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "fire_timer
 log = logging.getLogger("dialstream.workers")
 
 
-app = create_app(Settings.from_env(), EngineConfig.from_env())
+app = create_app(Settings.from_env())
 
 DIAL_WAIT = 2.0  # seconds a dial may wait for budget before its contact goes back to the queue
 ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve makes it rare)
@@ -70,7 +70,6 @@ class _Runtime:
     """Per-process clients: one Redis pool and one pooled httpx client per worker process."""
 
     settings: Settings
-    engine: EngineConfig
     store: Store
     legs: LegsClient
     timers: TimerQueue
@@ -91,7 +90,6 @@ def runtime() -> _Runtime:
     with _runtime_lock:
         if _runtime is None or _runtime.pid != os.getpid():
             settings: Settings = app.conf.dialstream_settings
-            engine: EngineConfig = app.conf.dialstream_engine
             client = redis.Redis.from_url(
                 settings.redis_url,
                 socket_timeout=settings.redis_socket_timeout,
@@ -101,14 +99,13 @@ def runtime() -> _Runtime:
             store = Store(client)
             _runtime = _Runtime(
                 settings=settings,
-                engine=engine,
                 store=store,
                 legs=LegsClient(settings, observe=record_legs_api),
                 timers=TimerQueue(client),
                 queue=store.queue,
                 slots=Slots(client, settings.account_sid),
-                pacer=Pacer(client, settings.account_sid, engine.budget),
-                dnc=DncList(client, settings.account_sid, region=engine.default_region),
+                pacer=Pacer(client, settings.account_sid, settings.engine.budget),
+                dnc=DncList(client, settings.account_sid, region=settings.engine.default_region),
                 pid=os.getpid(),
             )
         return _runtime
@@ -168,7 +165,7 @@ def _track_call(rt: _Runtime, record: LegRecord, pipe: Any) -> None:
     the API reserve (given back once no longer needed). Adds to ``pipe``."""
     call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
     rt.queue.ack([DialItem(record.campaign_id, record.contact_id, record.attempt)], client=pipe)
-    rt.slots.refresh(call_id, rt.engine.slot_ttl, client=pipe)
+    rt.slots.refresh(call_id, rt.settings.engine.slot_ttl, client=pipe)
     if stream_released(record):
         rt.slots.release_stream(call_id, client=pipe)
     if reserve_released(record):
@@ -261,7 +258,7 @@ def _heartbeat(timer: dict[str, Any]) -> str:
         return "released"
     if time.time() > timer["until"]:
         return "expired"
-    ttl = rt.engine.slot_ttl
+    ttl = rt.settings.engine.slot_ttl
     if not rt.slots.refresh(call_id, ttl):
         # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
         rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
@@ -391,7 +388,7 @@ def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1
     rt = runtime()
     item = DialItem(campaign_id, contact_id, attempt, token=token)
     pipe = rt.store.redis.pipeline(transaction=False)
-    rt.queue.renew(item, rt.engine.dial_lease, client=pipe)
+    rt.queue.renew(item, rt.settings.engine.dial_lease, client=pipe)
     pipe.hget(keys.campaign(campaign_id, "contacts"), contact_id)
     pipe.hget(keys.campaign(campaign_id), "state")
     renewed, raw_contact, state = pipe.execute()
@@ -410,7 +407,7 @@ def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1
     if step.step is Step.STOP:
         return _attempt_over(rt, campaign, item, contact, call_result(None, contact, outcome=step.outcome, reason=step.reason), lease=item)
     call_id = LegTag(campaign_id, contact_id, attempt).call_id
-    slot = rt.slots.acquire(campaign_id, call_id, rt.engine.slot_caps(campaign), rt.engine.slot_ttl)
+    slot = rt.slots.acquire(campaign_id, call_id, rt.settings.engine.slot_caps(campaign), rt.settings.engine.slot_ttl)
     if not slot:
         return _back_to_queue(rt, campaign, contact, item, time.time() + CAP_RETRY)
     waited = time.monotonic()
@@ -449,8 +446,8 @@ def _dialled(rt: _Runtime, campaign: CampaignConfig, contact: Contact, item: Dia
     if variables:
         pipe.hset(keys.leg(leg_sid), STREAM_VARS, json.dumps(variables))
         pipe.expire(keys.leg(leg_sid), LEG_TTL)
-    until = now + campaign.ring_timeout + campaign.time_limit + rt.engine.slot_ttl
-    rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), rt.engine.slot_ttl / 3, client=pipe)
+    until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
+    rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), rt.settings.engine.slot_ttl / 3, client=pipe)
     pipe.execute()
 
 

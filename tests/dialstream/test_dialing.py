@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dialstream.campaign import CampaignConfig, CampaignState, EngineConfig, Flow, LegTag
+from dialstream.campaign import CampaignConfig, CampaignState, Flow, LegTag
+from dialstream.settings import EngineConfig
 from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
 from dialstream.errors import ConfigurationError
 from dialstream.leg_state import GreetingState, LegRecord, Phase, StreamState

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dialstream.errors import ConfigurationError
@@ -42,3 +44,19 @@ def test_token_is_not_shown():
     settings = Settings.from_env({"EXOTEL_API_TOKEN": "s3cret"})
     assert "s3cret" not in repr(settings)
     assert all("s3cret" not in default for _, default, _ in Settings.documentation())
+
+
+def test_the_accounts_limits_are_settings_too():
+    """DIALSTREAM_API_BUDGET and the other engine limits are read into settings.engine, round-trip and are validated."""
+    settings = Settings.from_env({"DIALSTREAM_API_BUDGET": "120", "DIALSTREAM_MAX_CALLS": "8"})
+    assert settings.engine.api_budget == 120 and settings.engine.max_calls == 8
+    assert Settings.from_env(settings.to_env()) == settings
+    with pytest.raises(ConfigurationError, match="DIALSTREAM_MAX_CALLS"):
+        Settings.from_env({"DIALSTREAM_MAX_CALLS": "many"})
+    assert "DIALSTREAM_MAX_DIALING" in {name for name, _, _ in Settings.documentation()}
+
+
+def test_the_readme_documents_every_variable():
+    """Each variable of `dialstream settings` has a row in the README's configuration table."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert [name for name, _, _ in Settings.documentation() if f"`{name}`" not in readme] == []

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import redis
 
 from dialstream.errors import ConfigurationError
 from dialstream.slots import SlotCaps, SlotCounts, Slots

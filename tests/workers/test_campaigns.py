@@ -22,7 +22,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialstream.campaign import CampaignConfig, CampaignState, Contact, EngineConfig, LegTag
+from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
+from dialstream.settings import EngineConfig
 from dialstream.demo import fetch_timelines
 from dialstream.engine import CampaignEngine
 from dialstream.stack import Stack

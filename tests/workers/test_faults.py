@@ -43,14 +43,14 @@ def running_stack(
     redis_url: str, tmp_path: Path, scenario: dict[str, Any], *, db: int = DB, env: dict[str, str] | None = None, **config: Any
 ) -> Iterator[tuple[Stack, Store]]:
     """A fresh stack on database ``db`` (flushed) with the sandbox playing ``scenario``; ``env``
-    adds environment variables for every process (the campaign engine's limits, say)."""
+    sets environment variables for the stack's settings and every process (the engine's limits, say)."""
     url = redis_url.rsplit("/", 1)[0] + f"/{db}"
     client = redis.Redis.from_url(url, decode_responses=True)
     client.flushdb()
     scenario_path = tmp_path / "scenario.yaml"
     scenario_path.write_text(yaml.safe_dump(scenario))
     with Supervisor(tmp_path / "logs", base_env={**os.environ, **(env or {})}) as supervisor:
-        stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": url}), StackConfig(scenario=scenario_path, **config))
+        stack = start_stack(supervisor, Settings.from_env({**(env or {}), "REDIS_URL": url}), StackConfig(scenario=scenario_path, **config))
         try:
             yield stack, Store(client)
         finally:

@@ -7,7 +7,8 @@ import time
 import pytest
 import redis
 
-from dialstream.campaign import CampaignConfig, Contact, EngineConfig
+from dialstream.campaign import CampaignConfig, Contact
+from dialstream.settings import EngineConfig
 from dialstream.engine import CampaignEngine
 from dialstream.pacing import DIAL
 from dialstream.redial import DialItem
