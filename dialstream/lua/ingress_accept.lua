@@ -3,14 +3,14 @@
 -- sender's retry is published rather than mistaken for a duplicate.
 -- KEYS[1] de-duplication marker; KEYS[2] the broker's queue list; KEYS[3] sorted set of timers.
 -- ARGV[1] leg_sid; ARGV[2] marker ttl seconds; ARGV[3] task message (dialstream.broker.task_message);
--- ARGV[4] rescue timer member ('' for none); ARGV[5] seconds until it fires (Redis clock, as timers_add.lua).
+-- ARGV[4] rescue timer member ('' for none); ARGV[5] seconds until it fires.
 -- Returns 1 when published, 0 for a duplicate.
+--#include timer_arm.lua
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ARGV[2]) then
   return 0
 end
 redis.call('LPUSH', KEYS[2], ARGV[3])
 if ARGV[4] ~= '' then
-  local t = redis.call('TIME')
-  redis.call('ZADD', KEYS[3], tonumber(t[1]) + tonumber(t[2]) / 1e6 + tonumber(ARGV[5]), ARGV[4])
+  arm_timer(KEYS[3], ARGV[4], ARGV[5])
 end
 return 1

@@ -10,6 +10,7 @@
 -- Returns {1|0, blocked by ('' | 'account_calls' | 'campaign_calls' | 'streams'),
 --          account calls, campaign calls, streams} (live counts after the decision).
 -- Other campaigns' sets are reached through the hash: a single Redis, not Cluster.
+--#include slot_expire.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, id, campaign = ARGV[1], ARGV[2], ARGV[3]
@@ -24,18 +25,8 @@ local function extend(key)
   end
 end
 
--- Reclaim, as slot_reclaim.lua does: expired slots stop counting before any cap is checked.
-local stale = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
-for _, sid in ipairs(stale) do
-  local owner = redis.call('HGET', KEYS[4], sid)
-  if owner then
-    redis.call('ZREM', prefix .. owner, sid)
-    redis.call('HDEL', KEYS[4], sid)
-  end
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
-redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+-- Expired slots stop counting before any cap is checked.
+expire_slots(KEYS[1], KEYS[4], prefix, now, KEYS[2], KEYS[3])
 
 local expiry = now + ttl
 local calls = redis.call('ZCARD', KEYS[1])
