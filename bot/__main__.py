@@ -13,6 +13,12 @@ URL: with one shared port the kernel would spread streams blindly and the per-pr
 load would be invisible to :func:`bot.fleet.select_bot`. The parent only forwards
 SIGTERM/SIGINT to the workers and exits 1 if any of them failed.
 
+The Basic-auth credentials, the public URL, the Redis URL and the metrics port and bind
+address come from the settings (``DIALSTREAM_BOT_AUTH_USER``/``_PASSWORD``,
+``DIALSTREAM_BOT_PUBLIC_URL``, ``REDIS_URL``, ``DIALSTREAM_METRICS_PORT``/``_BIND``; see
+:class:`dialstream.settings.Settings`) unless a flag overrides them, so secrets need not
+appear on a command line.
+
 SIGTERM (or Ctrl-C) drains: the process deregisters from the fleet, stops accepting
 streams, lets calls in progress finish for up to ``--drain-timeout`` seconds, closes
 the rest with 1001 and exits 0.
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -37,7 +44,7 @@ from bot.scripted import ScriptedBot
 from bot.server import BotServer
 from dialstream.settings import Settings
 
-__all__ = ["build_parser", "main", "BUILTIN_BOTS"]
+__all__ = ["build_parser", "build_config", "main", "BUILTIN_BOTS"]
 
 BUILTIN_BOTS: dict[str, type[Bot]] = {"echo": EchoBot, "greeter": GreeterBot, "scripted": ScriptedBot}
 
@@ -59,12 +66,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--capacity", type=int, default=defaults.limits.capacity, help="streams per process (default: %(default)s)"
     )
-    parser.add_argument("--public-url", default="", help="URL registered in the fleet (default: ws://HOST:PORT/)")
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        help="URL registered in the fleet (default: DIALSTREAM_BOT_PUBLIC_URL; empty: ws://HOST:PORT/)",
+    )
     parser.add_argument("--redis-url", default=None, help="fleet registry (default: REDIS_URL; empty: do not register)")
     parser.add_argument(
         "--key-prefix", default=defaults.registration.key_prefix, help="fleet key prefix (default: %(default)s)"
     )
-    parser.add_argument("--auth", metavar="USER:PASS", help="require HTTP Basic auth on the upgrade")
+    parser.add_argument(
+        "--auth",
+        metavar="USER:PASS",
+        help="require HTTP Basic auth on the upgrade (default: DIALSTREAM_BOT_AUTH_USER/_PASSWORD; unset: none)",
+    )
     parser.add_argument(
         "--idle-timeout",
         type=float,
@@ -81,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve Prometheus /metrics (default: DIALSTREAM_METRICS_PORT; 0: off)",
+        help="serve Prometheus /metrics on DIALSTREAM_METRICS_BIND (default: DIALSTREAM_METRICS_PORT; 0: off)",
     )
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
@@ -97,44 +112,60 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--workers must be at least 1")
     if args.auth is not None and ":" not in args.auth:
         parser.error("--auth must be USER:PASS")
+    config = build_config(args, settings)
     if args.workers > 1:
         if args.port == 0:
             parser.error("--workers > 1 needs an explicit --port (workers use consecutive ports)")
-        if args.public_url and urlsplit(args.public_url).port is None:
-            parser.error("--workers > 1 needs a --public-url with an explicit port")
-        return _supervise(args, argv, settings)
+        public_url = config.registration.public_url
+        if public_url and urlsplit(public_url).port is None:
+            parser.error("--workers > 1 needs a public URL (--public-url or DIALSTREAM_BOT_PUBLIC_URL) with a port")
+        return _supervise(args, argv, settings, public_url)
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     bot = BUILTIN_BOTS[args.bot]
     if args.bot == "scripted":
         bot = ScriptedBot.from_file(args.script) if args.script else ScriptedBot.demo()
-    user, _, password = (args.auth or "").partition(":")
-    config = BotServerConfig(
-        host=args.host,
-        port=args.port,
-        basic_auth=(user, password) if args.auth else None,
-        timeouts=Timeouts(idle=args.idle_timeout, drain=args.drain_timeout),
-        limits=Limits(capacity=args.capacity),
-        registration=Registration(
-            redis_url=settings.redis_url if args.redis_url is None else args.redis_url,
-            public_url=args.public_url,
-            key_prefix=args.key_prefix,
-        ),
-    )
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     if metrics_port:
         from prometheus_client import start_http_server
 
         from bot.metrics import REGISTRY
 
-        start_http_server(metrics_port, addr=args.host, registry=REGISTRY)
+        start_http_server(metrics_port, addr=settings.metrics_bind, registry=REGISTRY)
     asyncio.run(_serve(args.bot, bot, config))
     return 0
+
+
+def build_config(args: argparse.Namespace, settings: Settings) -> BotServerConfig:
+    """The server's configuration: each value from its flag if given, else from ``settings``."""
+    if args.auth is not None:
+        user, _, password = args.auth.partition(":")
+        basic_auth: tuple[str, str] | None = (user, password)
+    elif settings.bot_auth_user:
+        basic_auth = (settings.bot_auth_user, settings.bot_auth_password)
+    else:
+        basic_auth = None
+    return BotServerConfig(
+        host=args.host,
+        port=args.port,
+        basic_auth=basic_auth,
+        timeouts=Timeouts(idle=args.idle_timeout, drain=args.drain_timeout),
+        limits=Limits(capacity=args.capacity),
+        registration=Registration(
+            redis_url=settings.redis_url if args.redis_url is None else args.redis_url,
+            public_url=settings.bot_public_url if args.public_url is None else args.public_url,
+            key_prefix=args.key_prefix,
+        ),
+    )
 
 
 async def _serve(name: str, bot: type[Bot], config: BotServerConfig) -> None:
     server = BotServer(bot, config)
     await server.start()
+    # What is alive now (modules, prepared prompts) lives as long as the process: frozen,
+    # it is no longer scanned by each full collection, which shortens those pauses of the
+    # event loop that every stream's audio waits behind.
+    gc.freeze()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -149,14 +180,15 @@ async def _serve(name: str, bot: type[Bot], config: BotServerConfig) -> None:
     log.info("drained; exiting")
 
 
-def _supervise(args: argparse.Namespace, argv: Sequence[str], settings: Settings) -> int:
+def _supervise(args: argparse.Namespace, argv: Sequence[str], settings: Settings, public_url: str) -> int:
     # argparse keeps the last occurrence of an option, so appending overrides per worker.
     metrics_port = settings.metrics_port if args.metrics_port is None else args.metrics_port
     children = []
     for index in range(args.workers):
         overrides = ["--workers", "1", "--port", str(args.port + index)]
-        if args.public_url:
-            overrides += ["--public-url", _offset_port(args.public_url, index)]
+        # Each worker registers its own port, whether the URL came from a flag or the environment.
+        if public_url:
+            overrides += ["--public-url", _offset_port(public_url, index)]
         if metrics_port:
             overrides += ["--metrics-port", str(metrics_port + index)]
         children.append(subprocess.Popen([sys.executable, "-m", "bot", *argv, *overrides]))

@@ -38,8 +38,9 @@ class Timeouts:
     * ``open``: the WebSocket handshake; Exotel itself gives up after about 10 s.
     * ``idle``: between two frames from Exotel; media normally arrives every ~100 ms,
       so a stream silent this long is dead (closed with 1001 "idle timeout").
-    * ``send``: one outbound frame; a peer that stops reading is aborted after this, so
-      a stalled socket holds its own call only, never the others.
+    * ``send``: how long a peer may leave the socket buffer above ``Limits.write_limit``
+      (it stopped reading) before its connection is aborted; a stalled socket holds
+      its own call only, never the others.
     * ``close``: the closing handshake.
     * ``ping_interval`` / ``ping_timeout``: WebSocket keepalive (Exotel's sample: 30 s).
     * ``hangup_grace``: after a hang-up with audio still playing, how long past the
@@ -66,7 +67,8 @@ class Limits:
       (Exotel retries once) and the fleet stops selecting this bot.
     * ``max_message_size``: largest inbound frame; larger ones close with 1009.
     * ``max_inbound_queue``: frames buffered before the server stops reading the socket.
-    * ``write_limit``: bytes buffered on the socket before a send waits for the peer.
+    * ``write_limit``: bytes buffered on the socket beyond which the bot writes no more
+      to it until the peer has read some (see ``Timeouts.send``).
     * ``max_queued_audio``: seconds of bot audio accepted but not yet sent per stream.
     """
 

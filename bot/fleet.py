@@ -32,7 +32,7 @@ from typing import Any
 
 import redis
 
-from bot.errors import NoBotAvailable
+from dialstream.errors import NoBotAvailable
 
 __all__ = [
     "KEY_PREFIX",

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections import deque
 
-from bot.errors import PlayoutOverflow
 from dialstream.agentstream import (
     CHUNK_MIN,
     BotMessage,
@@ -32,6 +31,7 @@ from dialstream.agentstream import (
     chunk_violations,
     split_into_chunks,
 )
+from dialstream.errors import PlayoutOverflow
 
 __all__ = ["Playout"]
 
@@ -50,7 +50,7 @@ class Playout:
         chunk_bytes: size of each chunk; must itself follow the chunk rules.
         lead: seconds before Exotel's buffer runs dry that the next chunk is sent.
         max_queued_seconds: audio accepted but not yet sent, beyond which
-            :meth:`append` raises :class:`~bot.errors.PlayoutOverflow`.
+            :meth:`append` raises :class:`~dialstream.errors.PlayoutOverflow`.
     """
 
     def __init__(
@@ -69,6 +69,8 @@ class Playout:
         self.chunk_bytes = chunk_bytes
         self.lead = lead
         self.max_queued_bytes = media_format.bytes_for(max_queued_seconds)
+        # MediaFormat derives this from the encoding's name on every call; a chunk needs it.
+        self._bytes_per_second = media_format.bytes_per_second
         self._pending = bytearray()  # audio not yet cut into a chunk
         # Ready to send, in order: (chunk, time it became ready) or (mark name, None).
         self._queue: deque[tuple[bytes | str, float | None]] = deque()
@@ -133,15 +135,20 @@ class Playout:
             return 0.0
         return max(0.0, self._send_at() - now)
 
-    def pop_due(self, now: float) -> list[tuple[BotMessage, float]]:
+    def pop_due(self, now: float, *, max_bytes: int | None = None) -> list[tuple[BotMessage, float]]:
         """Take the messages due at ``now``, each with its lateness in seconds.
 
         A chunk is due ``lead`` seconds before the audio sent before it finishes playing;
         its lateness is how long after that moment (or after it was queued, if later) it
         is being sent. Marks are due as soon as the audio before them has been sent; their
         lateness is reported as 0.
+
+        ``max_bytes`` bounds the chunk payload taken at once: no further chunk is taken
+        once that many bytes were (the caller's room in its socket buffer); the rest stays
+        queued, in order, and :meth:`due_in` reports it due.
         """
         messages: list[tuple[BotMessage, float]] = []
+        taken = 0
         while self._queue:
             item, ready_at = self._queue[0]
             if isinstance(item, str):
@@ -149,12 +156,13 @@ class Playout:
                 messages.append((OutboundMark(self.stream_sid, item), 0.0))
                 continue
             send_at = self._send_at()
-            if now < send_at:
+            if now < send_at or (max_bytes is not None and taken >= max_bytes):
                 break
+            taken += len(item)
             assert ready_at is not None
             self._queue.popleft()
             self._queued_bytes -= len(item)
-            self._play_end = max(now, self._play_end) + self.media_format.duration(len(item))
+            self._play_end = max(now, self._play_end) + len(item) / self._bytes_per_second
             messages.append((OutboundMedia(self.stream_sid, item), max(0.0, now - max(send_at, ready_at))))
         return messages
 

@@ -1,18 +1,21 @@
 """The bot's WebSocket server: a thin asyncio shell around the AgentStream codec.
 
 Exotel connects to the bot; each connection is one call (one stream). Per stream the
-server runs two tasks:
-
-* the receive loop parses each frame (:func:`dialstream.agentstream.parse_from_exotel`),
-  converts caller audio to internal PCM and calls the bot's hooks in order;
-* the player sends the bot's audio, marks and clears as :class:`bot.playout.Playout`
-  schedules them, in real time.
+server runs one task, the receive loop: it parses each frame
+(:func:`dialstream.agentstream.parse_from_exotel`), converts caller audio to internal
+PCM, calls the bot's hooks in order, then sends what the hooks made due. Audio due
+later (:class:`bot.playout.Playout` paces it in real time) is sent by the process's
+one clock: a heap of per-stream deadlines behind a single loop timer. Sends are
+synchronous writes bounded by ``Limits.write_limit``, so a stream between chunks costs
+no task, timer or wake-up, and a chunk costs no task switch.
 
 Failure is per stream: a malformed frame closes that stream with the close code the
 codec chose (1003 or 1007; an oversized frame 1009; frames out of order 1008); a
-silent stream closes with 1001 after ``Timeouts.idle``; a peer that stops reading is
-aborted after ``Timeouts.send``; an exception in a bot hook closes with 1011. Every
-close is logged with its code and reason and counted in :mod:`bot.metrics`.
+silent stream closes with 1001 after ``Timeouts.idle`` (one sweep per process checks
+every stream, a quarter of that period apart, at most 1 s); a peer that stops reading
+(its socket buffer stays above ``Limits.write_limit``) is aborted after
+``Timeouts.send``; an exception in a bot hook closes with 1011. Every close is logged
+with its code and reason and counted in :mod:`bot.metrics`.
 
 Example::
 
@@ -27,8 +30,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import heapq
 import hmac
 import inspect
+import itertools
+import json
 import logging
 import os
 import socket
@@ -39,15 +45,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import redis
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from bot import fleet, metrics
 from bot.api import Bot, CallInfo, Session
 from bot.audiofile import read_audio
 from bot.config import DEFAULT_CONFIG, BotServerConfig
-from bot.errors import PlayoutOverflow
 from bot.playout import Playout
 from bot.tts import TTS, BeepTTS, CachedTTS
 from dialstream.agentstream import (
@@ -66,7 +72,7 @@ from dialstream.agentstream import (
     parse_from_exotel,
 )
 from dialstream.audio import Transcoder
-from dialstream.errors import AgentStreamProtocolError
+from dialstream.errors import AgentStreamProtocolError, PlayoutOverflow
 
 __all__ = ["BotServer"]
 
@@ -77,6 +83,11 @@ MAX_BACKLOG = 64
 
 HANGUP_MARK = "hangup"
 """Name of the mark queued by ``hangup(after_audio=True)``; its echo means the callee heard everything."""
+
+STALL_POLL = 0.05
+"""Seconds between checks of a socket whose buffer is above the write limit (the peer is not reading)."""
+
+_MEDIA_TAIL = '"}}'
 
 
 class BotServer:
@@ -100,6 +111,8 @@ class BotServer:
         self._streams: set[_Stream] = set()
         self._redis: redis.Redis | None = None
         self._heartbeat_task: asyncio.Task[None] | None = None
+        self._clock: _Clock | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
 
     # --- Lifecycle -------------------------------------------------------------------
 
@@ -107,21 +120,27 @@ class BotServer:
         """Prepare the bot's prompts, listen, and register in the fleet if configured."""
         await self.tts.prepare(self.bot.prompts)
         timeouts, limits = self.config.timeouts, self.config.limits
-        self._server = await serve(
-            self._handle,
-            self.config.host,
-            self.config.port,
-            # Deflate costs ~50 KiB per connection and CPU per frame; base64 audio barely compresses.
-            compression=None,
-            process_request=self._admit,
-            open_timeout=timeouts.open,
-            ping_interval=timeouts.ping_interval,
-            ping_timeout=timeouts.ping_timeout,
-            close_timeout=timeouts.close,
-            max_size=limits.max_message_size,
-            max_queue=limits.max_inbound_queue,
-            write_limit=limits.write_limit,
-        )
+        self._clock = _Clock()
+        self._sweep()
+        try:
+            self._server = await serve(
+                self._handle,
+                self.config.host,
+                self.config.port,
+                # Deflate costs ~50 KiB per connection and CPU per frame; base64 audio barely compresses.
+                compression=None,
+                process_request=self._admit,
+                open_timeout=timeouts.open,
+                ping_interval=timeouts.ping_interval,
+                ping_timeout=timeouts.ping_timeout,
+                close_timeout=timeouts.close,
+                max_size=limits.max_message_size,
+                max_queue=limits.max_inbound_queue,
+                write_limit=limits.write_limit,
+            )
+        except BaseException:
+            self._stop_timers()
+            raise
         registration = self.config.registration
         if registration.redis_url:
             self._redis = redis.Redis.from_url(registration.redis_url, socket_timeout=registration.heartbeat * 2)
@@ -151,6 +170,7 @@ class BotServer:
             await asyncio.gather(*(stream.shut_down() for stream in list(self._streams)))
         await self._server.wait_closed()
         self._server = None
+        self._stop_timers()
 
     async def close(self) -> None:
         """Stop now: like :meth:`drain` with no time for calls in progress."""
@@ -203,7 +223,8 @@ class BotServer:
         return None
 
     async def _handle(self, connection: ServerConnection) -> None:
-        stream = _Stream(connection, self)
+        assert self._clock is not None
+        stream = _Stream(connection, self, self._clock)
         self._streams.add(stream)
         metrics.STREAMS_ACTIVE.inc()
         try:
@@ -212,6 +233,23 @@ class BotServer:
             self._streams.discard(stream)
             metrics.STREAMS_ACTIVE.dec()
             stream.log_close()
+
+    def _sweep(self) -> None:
+        # One timer for the whole process instead of a timeout around every recv().
+        loop = asyncio.get_running_loop()
+        idle = self.config.timeouts.idle
+        now = loop.time()
+        for stream in self._streams:
+            stream.expire_if_idle(now, idle)
+        self._sweeper = loop.call_later(max(0.01, min(1.0, idle / 4)), self._sweep)
+
+    def _stop_timers(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        if self._clock is not None:
+            self._clock.close()
+            self._clock = None
 
     # --- Fleet -----------------------------------------------------------------------
 
@@ -254,8 +292,46 @@ class BotServer:
             self._redis = None
 
 
-class _SendStalled(Exception):
-    """A send did not complete within ``Timeouts.send``; the connection was aborted."""
+class _Clock:
+    """The process's one pacing timer.
+
+    Streams ask to be flushed at a deadline; the clock keeps the deadlines in a heap
+    behind a single loop timer set to the earliest, and flushes every stream due when it
+    fires. A stream that moves its deadline leaves the old entry behind; the stream
+    ignores it when it comes up (see :meth:`_Stream.due`).
+    """
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._heap: list[tuple[float, int, _Stream]] = []
+        self._order = itertools.count()  # breaks ties, so streams are never compared
+        self._timer: asyncio.TimerHandle | None = None
+
+    def at(self, when: float, stream: _Stream) -> None:
+        heapq.heappush(self._heap, (when, next(self._order), stream))
+        first = self._heap[0][0]
+        if self._timer is None or first < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = self._loop.call_at(first, self._fire)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._heap.clear()
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self._loop.time()
+        due = []
+        while self._heap and self._heap[0][0] <= now:
+            due.append(heapq.heappop(self._heap))
+        # Streams re-arm through at() while being flushed, which sets the next timer.
+        for when, _, stream in due:
+            stream.due(when)
+        if self._heap and self._timer is None:
+            self._timer = self._loop.call_at(self._heap[0][0], self._fire)
 
 
 @dataclass(slots=True)
@@ -424,20 +500,36 @@ class _CallSession(Session):
 
 
 class _Stream:
-    """One connection: the receive loop, the player task and the close bookkeeping."""
+    """One connection: the receive loop, the flush that sends what is due, and close bookkeeping."""
 
-    def __init__(self, connection: ServerConnection, server: BotServer) -> None:
+    __slots__ = (
+        "connection", "server", "config", "stream_sid", "bot", "session", "_clock", "_loop", "_task",
+        "_playout", "_transcoder", "_media_head", "_stop_reason", "_shutting_down", "_in_hook", "_due_at",
+        "_idle_since", "_idle_expired", "_stalled_since", "_closer", "_done",
+    )  # fmt: skip
+
+    def __init__(self, connection: ServerConnection, server: BotServer, clock: _Clock) -> None:
         self.connection = connection
         self.server = server
         self.config = server.config
         self.stream_sid = ""
         self.bot: Bot | None = None
         self.session: _CallSession | None = None
+        self._clock = clock
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._playout: Playout | None = None
         self._transcoder: Transcoder | None = None
-        self._player: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._media_head = ""  # an outbound media frame up to its payload
         self._stop_reason = "disconnected"
         self._shutting_down = False
+        self._in_hook = False
+        self._due_at: float | None = None  # when the clock flushes this stream next
+        self._idle_since: float | None = None  # set while waiting for a frame
+        self._idle_expired = False
+        self._stalled_since: float | None = None  # since when the peer has not been reading
+        self._closer: asyncio.Task[None] | None = None
+        self._done = False
 
     async def run(self) -> None:
         if not self._authorized():
@@ -469,27 +561,43 @@ class _Stream:
         self._shutting_down = True
         await self.connection.close(1001, "server shutting down")
 
+    def expire_if_idle(self, now: float, idle: float) -> None:
+        """End the wait for a frame if it has lasted ``idle`` seconds (called by the sweep)."""
+        if self._idle_since is not None and not self._idle_expired and now - self._idle_since >= idle:
+            self._idle_expired = True
+            assert self._task is not None
+            self._task.cancel()
+
     async def _receive(self, default_format: MediaFormat, parameters: dict[str, str]) -> None:
+        loop = self._loop
         while True:
+            self._idle_since = loop.time()
             try:
-                async with asyncio.timeout(self.config.timeouts.idle):
-                    frame = await self.connection.recv()
-            except TimeoutError:
-                self._stop_reason = "idle timeout"
-                await self.connection.close(1001, "idle timeout")
-                return
+                frame = await self.connection.recv()
             except ConnectionClosed:
                 if self._shutting_down:
                     self._stop_reason = "shutdown"
                 elif self.session is not None and self.session.hangup_requested:
                     self._stop_reason = "hangup"
                 return
+            except asyncio.CancelledError:
+                # The idle sweep cancels this wait the way asyncio.timeout would; any
+                # other cancellation goes on.
+                assert self._task is not None
+                if not self._idle_expired or self._task.uncancel():
+                    raise
+                self._stop_reason = "idle timeout"
+                await self.connection.close(1001, "idle timeout")
+                return
+            finally:
+                self._idle_since = None
             message = parse_from_exotel(frame, default_format=default_format)
             if isinstance(message, Stop):
                 self._stop_reason = message.reason or "stopped"
                 await self.connection.close(1000, "stream stopped")
                 return
             await self._dispatch(message, parameters)
+            self.flush()
 
     async def _dispatch(self, message: Connected | Start | Media | Dtmf | Mark, parameters: dict[str, str]) -> None:
         if isinstance(message, Connected):
@@ -502,30 +610,32 @@ class _Stream:
         if self.bot is None or self.session is None or self._transcoder is None:
             raise AgentStreamProtocolError(f"{type(message).__name__.lower()} before start", close_code=1008)
         if isinstance(message, Media):
-            await _call(self.bot.on_audio, self._transcoder.decode(message.payload))
+            await self._hook(self.bot.on_audio, self._transcoder.decode(message.payload))
         elif isinstance(message, Dtmf):
-            await _call(self.bot.on_dtmf, message.digit)
+            await self._hook(self.bot.on_dtmf, message.digit)
         else:
             self.session.marked(message.name)
-            await _call(self.bot.on_mark, message.name)
+            await self._hook(self.bot.on_mark, message.name)
 
     async def _start(self, call: CallInfo) -> None:
         self.stream_sid = call.stream_sid
         pacing, limits = self.config.pacing, self.config.limits
-        playout = Playout(
+        self._playout = Playout(
             call.stream_sid,
             call.media_format,
             chunk_bytes=pacing.chunk_bytes,
             lead=pacing.lead,
             max_queued_seconds=limits.max_queued_audio,
         )
+        # encode(OutboundMedia(...)) byte for byte, without building a dict per chunk.
+        self._media_head = f'{{"event":"media","stream_sid":{json.dumps(call.stream_sid)},"media":{{"payload":"'
         self._transcoder = Transcoder(call.media_format)
         self.session = _CallSession(
             call,
-            playout,
+            self._playout,
             self._transcoder,
             self.server.tts,
-            self._wake.set,
+            self.wake,
             hangup_grace=self.config.timeouts.hangup_grace,
         )
         self.bot = self.server.bot()
@@ -535,65 +645,127 @@ class _Stream:
             "stream %s started: call %s, %s, parameters %s",
             call.stream_sid, call.call_sid, call.media_format.to_content_type(), dict(call.custom_parameters),
         )  # fmt: skip
-        self._player = asyncio.create_task(self._play(playout), name=f"player-{call.stream_sid}")
-        await _call(self.bot.on_start, call)
+        await self._hook(self.bot.on_start, call)
 
-    async def _play(self, playout: Playout) -> None:
-        """Send the bot's audio in real time until the stream ends or the bot hangs up."""
-        session = self.session
-        assert session is not None
-        loop = asyncio.get_running_loop()
+    async def _hook(self, hook: Callable[..., Awaitable[None] | None], *args: Any) -> None:
+        # A plain hook's commands are sent by the flush that follows it; the awaited part
+        # of an async hook may take long, so what it queues wakes the clock (see wake()).
+        self._in_hook = True
         try:
-            while True:
-                self._wake.clear()
-                session.pump()
-                if session.clear_requested:
-                    session.clear_requested = False
-                    await self._send(encode(Clear(self.stream_sid)))
-                for message, lateness in playout.pop_due(loop.time()):
-                    await self._send(encode(message))
-                    if isinstance(message, OutboundMedia):
-                        metrics.CHUNKS_SENT.inc()
-                        metrics.CHUNK_LATENESS.observe(lateness)
-                now = loop.time()
-                hangup_in = session.hangup_in(now)
-                if hangup_in == 0.0:
-                    log.info("stream %s: bot hung up", self.stream_sid)
-                    await self.connection.close(1000, "bot hung up")
-                    return
-                waits = [t for t in (playout.due_in(now), hangup_in) if t is not None]
-                if not waits or min(waits) > 0:
-                    try:
-                        async with asyncio.timeout(min(waits) if waits else None):
-                            await self._wake.wait()
-                    except TimeoutError:
-                        pass
-        except (ConnectionClosed, _SendStalled):
+            result = hook(*args)
+        finally:
+            self._in_hook = False
+        if inspect.isawaitable(result):
+            await result
+
+    # --- Sending ---------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """The session queued something: have it sent as soon as the loop is free."""
+        if not self._in_hook:
+            self._arm(self._loop.time())
+
+    def due(self, when: float) -> None:
+        """The clock reached ``when``; flush unless the deadline has moved since."""
+        if when != self._due_at:
             return
-        except Exception:
-            log.exception("stream %s: player failed; closing with 1011", self.stream_sid)
-            await self.connection.close(1011, "internal error")
-
-    async def _send(self, text: str) -> None:
+        self._due_at = None
         try:
-            async with asyncio.timeout(self.config.timeouts.send):
-                await self.connection.send(text)
-        except TimeoutError:
-            # The peer stopped reading. Closing politely would wait on the same stalled
-            # socket, so drop the TCP connection; the receive loop then ends with 1006.
-            log.warning("stream %s: send stalled for %.1f s; aborting", self.stream_sid, self.config.timeouts.send)
+            self.flush()
+        except Exception:
+            log.exception("stream %s: sending failed; closing with 1011", self.stream_sid)
+            self._stop_reason = "internal error"
+            self._close_soon(1011, "internal error")
+
+    def flush(self) -> None:
+        """Send what is due now, in order, and arm the clock for what is due next."""
+        session, playout = self.session, self._playout
+        if session is None or playout is None or self._closer is not None or self._done:
+            return
+        session.pump()
+        now = self._loop.time()
+        due_in = playout.due_in(now)
+        # Most calls come after a hook that queued no whole chunk: nothing to write then.
+        if due_in == 0.0 or session.clear_requested or self._stalled_since is not None:
+            if not self._send_due(now):
+                return
+            due_in = playout.due_in(now)
+        hangup_in = session.hangup_in(now)
+        if hangup_in == 0.0:
+            log.info("stream %s: bot hung up", self.stream_sid)
+            self._close_soon(1000, "bot hung up")
+            return
+        if due_in is not None or hangup_in is not None:
+            self._arm(now + min(t for t in (due_in, hangup_in) if t is not None))
+
+    def _send_due(self, now: float) -> bool:
+        """Write ``clear`` and the due messages the socket has room for; False if it has none."""
+        session, playout = self.session, self._playout
+        assert session is not None and playout is not None
+        if self.connection.protocol.state is not State.OPEN:
+            return True  # the closing handshake has begun: nothing more may be sent
+        transport = self.connection.transport
+        limit = self.config.limits.write_limit
+        room = limit - transport.get_write_buffer_size()
+        if room > 0:
+            self._stalled_since = None
+            if session.clear_requested:
+                session.clear_requested = False
+                self._send(encode(Clear(self.stream_sid)))
+            for message, lateness in playout.pop_due(now, max_bytes=room):
+                if isinstance(message, OutboundMedia):
+                    self._send(self._media_head + base64.b64encode(message.payload).decode("ascii") + _MEDIA_TAIL)
+                    metrics.CHUNKS_SENT.inc()
+                    metrics.CHUNK_LATENESS.observe(lateness)
+                else:
+                    self._send(encode(message))
+            room = limit - transport.get_write_buffer_size()
+        if room > 0:
+            return True
+        self._stall(now)
+        return False
+
+    def _send(self, frame: str) -> None:
+        # broadcast() is websockets' synchronous write, so the clock can send from a plain
+        # callback; it skips a closing connection. Backpressure is _send_due()'s job: it
+        # stops writing once the socket buffer reaches the write limit.
+        broadcast((self.connection,), frame)
+
+    def _stall(self, now: float) -> None:
+        """The socket buffer is above the write limit: poll it, abort after ``Timeouts.send``."""
+        if self._stalled_since is None:
+            self._stalled_since = now
+        elif now - self._stalled_since >= self.config.timeouts.send:
+            # Closing politely would wait on the same stalled socket, so drop the TCP
+            # connection; the receive loop then ends with 1006.
+            log.warning(
+                "stream %s: peer stopped reading for %.1f s; aborting", self.stream_sid, now - self._stalled_since
+            )
             self.connection.transport.abort()
-            raise _SendStalled from None
+            return
+        self._arm(now + STALL_POLL)
+
+    def _arm(self, when: float) -> None:
+        # An earlier deadline already armed will flush and re-arm for this one.
+        if self._done or (self._due_at is not None and self._due_at <= when):
+            return
+        self._due_at = when
+        self._clock.at(when, self)
+
+    def _close_soon(self, code: int, reason: str) -> None:
+        if self._closer is None:
+            self._closer = asyncio.create_task(self.connection.close(code, reason))
 
     async def _finish(self) -> None:
-        if self._player is not None:
-            self._player.cancel()
-            await asyncio.gather(self._player, return_exceptions=True)
+        self._done = True
+        self._due_at = None
+        if self._closer is not None:
+            await asyncio.gather(self._closer, return_exceptions=True)
         if self.session is not None:
             self.session.discard_backlog()
         if self.bot is not None:
             try:
-                await _call(self.bot.on_stop, self._stop_reason)
+                await self._hook(self.bot.on_stop, self._stop_reason)
             except Exception:
                 log.exception("stream %s: on_stop failed", self.stream_sid)
 
@@ -637,9 +809,3 @@ class _Stream:
     def _peer(self) -> str:
         address = self.connection.remote_address
         return f"{address[0]}:{address[1]}" if address else "unknown peer"
-
-
-async def _call(hook: Callable[..., Awaitable[None] | None], *args: Any) -> None:
-    result = hook(*args)
-    if inspect.isawaitable(result):
-        await result

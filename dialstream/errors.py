@@ -8,6 +8,9 @@ The hierarchy::
     ├── EventPublishError        the ingress could not hand an event to the broker
     ├── EmbeddedRedisError       the embedded Valkey server would not start
     ├── AgentStreamProtocolError an AgentStream WebSocket frame is malformed (carries the close code)
+    ├── BotError                 the bot fleet or a bot server refused something
+    │   ├── NoBotAvailable       no live bot has free capacity and no static bot URL is set
+    │   └── PlayoutOverflow      a bot queued more audio than ``Limits.max_queued_audio``
     └── LegsApiError             the Legs API answered with an error or not at all
         ├── LegsApiRateLimited   HTTP 429; ``retry_after`` seconds to wait
         ├── LegsApiServerError   HTTP 5xx or a transport failure: retry with backoff
@@ -27,6 +30,9 @@ __all__ = [
     "EventPublishError",
     "EmbeddedRedisError",
     "AgentStreamProtocolError",
+    "BotError",
+    "NoBotAvailable",
+    "PlayoutOverflow",
     "LegsApiError",
     "LegsApiRateLimited",
     "LegsApiServerError",
@@ -72,6 +78,18 @@ class AgentStreamProtocolError(DialstreamError):
         super().__init__(f"AgentStream protocol error: {reason}")
         self.reason = reason
         self.close_code = close_code
+
+
+class BotError(DialstreamError):
+    """Base class of the bot fleet's and the bot server's errors."""
+
+
+class NoBotAvailable(BotError):
+    """No registered bot is alive with free capacity, and no static bot URL is configured."""
+
+
+class PlayoutOverflow(BotError):
+    """A bot queued more outbound audio than its limit; the utterance was refused."""
 
 
 class LegsApiError(DialstreamError):

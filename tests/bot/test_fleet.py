@@ -13,9 +13,9 @@ import redis
 from bot import fleet
 from bot.bots import EchoBot
 from bot.config import BotServerConfig, Registration
-from bot.errors import NoBotAvailable
 from bot.fleet import BotRecord, choose_bot, select_bot
 from bot.server import BotServer
+from dialstream.errors import NoBotAvailable
 from tests.bot.exotel import FakeExotel, run
 from tests.utils import MS, wait_for
 

@@ -20,9 +20,11 @@ import redis
 from websockets.asyncio.client import connect
 
 from bot import fleet
-from bot.__main__ import build_parser, main
+from bot.__main__ import build_config, build_parser, main
 from dialstream.agentstream import OutboundMedia
 from dialstream.audio import tone
+from dialstream.embedded_redis import free_port
+from dialstream.settings import Settings
 from tests.bot.exotel import FakeExotel, run
 from tests.utils import MS
 
@@ -33,8 +35,10 @@ LISTENING = re.compile(r"listening on (ws://\S+)")
 class BotProcess:
     """A ``python -m bot`` child and the URLs its listening lines announced."""
 
-    def __init__(self, args: list[str], *, lines: int = 1) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DIALSTREAM_METRICS_PORT")}
+    def __init__(self, args: list[str], *, lines: int = 1, env: dict[str, str] | None = None) -> None:
+        # Settings the bot reads from the environment come only from the test.
+        inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith("DIALSTREAM_")}
+        env = inherited | (env or {})
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot", "--log-level", "WARNING", *args],
             cwd=ROOT,
@@ -46,24 +50,27 @@ class BotProcess:
             start_new_session=True,
         )
         self.output: list[str] = []
-        self.urls = [self._listening_url() for _ in range(lines)]
+        self.urls = self._listening_urls(lines)
 
     @property
     def url(self) -> str:
         return self.urls[0]
 
-    def _listening_url(self, timeout: float = 10.0) -> str:
+    def _listening_urls(self, count: int, timeout: float = 10.0) -> list[str]:
+        # --workers children share the pipe and print at the same moment, so their lines
+        # may interleave (text, text, newline, newline): read raw and match the whole.
         assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.1)
-            if ready:
-                line = self.process.stdout.readline()
-                if not line:
+            if select.select([fd], [], [], 0.1)[0]:
+                data = os.read(fd, 65536)
+                if not data:
                     break
-                self.output.append(line)
-                if match := LISTENING.search(line):
-                    return match.group(1)
+                self.output.append(data.decode())
+                urls = LISTENING.findall("".join(self.output))
+                if len(urls) >= count:
+                    return urls[:count]
         raise AssertionError(f"bot did not start: {self.output} {self.stop()}")
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
@@ -87,8 +94,8 @@ def spawn_bot() -> Iterator[Callable[..., BotProcess]]:
     """Starts ``python -m bot`` processes and always kills them at the end of the test."""
     processes: list[BotProcess] = []
 
-    def spawn(*args: str, lines: int = 1) -> BotProcess:
-        processes.append(BotProcess(list(args), lines=lines))
+    def spawn(*args: str, lines: int = 1, env: dict[str, str] | None = None) -> BotProcess:
+        processes.append(BotProcess(list(args), lines=lines, env=env))
         return processes[-1]
 
     yield spawn
@@ -129,6 +136,45 @@ def test_main_rejects_bad_arguments(argv, capsys):
     with pytest.raises(SystemExit) as info:
         main(argv)
     assert info.value.code == 2
+
+
+def test_settings_supply_credentials_public_url_and_redis():
+    """Basic auth, the public URL and the Redis URL come from the settings unless a flag overrides them."""
+    settings = Settings.from_env(
+        {
+            "DIALSTREAM_BOT_AUTH_USER": "exotel",
+            "DIALSTREAM_BOT_AUTH_PASSWORD": "s3cret",
+            "DIALSTREAM_BOT_PUBLIC_URL": "wss://bots.example.com/media",
+            "REDIS_URL": "redis://10.0.0.5:6379/0",
+        }
+    )
+    config = build_config(build_parser().parse_args([]), settings)
+    assert config.basic_auth == ("exotel", "s3cret")
+    assert config.registration.public_url == "wss://bots.example.com/media"
+    assert config.registration.redis_url == "redis://10.0.0.5:6379/0"
+    flags = build_parser().parse_args(["--auth", "u:p", "--public-url", "ws://lb:9000/", "--redis-url", ""])
+    config = build_config(flags, settings)
+    assert (config.basic_auth, config.registration.public_url, config.registration.redis_url) == (
+        ("u", "p"),
+        "ws://lb:9000/",
+        "",
+    )
+    unset = build_config(build_parser().parse_args([]), Settings.from_env({}))
+    assert (unset.basic_auth, unset.registration.public_url) == (None, "")
+
+
+def test_metrics_listen_on_the_metrics_bind_address(spawn_bot):
+    """/metrics is served on DIALSTREAM_METRICS_BIND, not on the bot's own --host."""
+    port = free_port()
+    spawn_bot(
+        "--bot", "echo", "--host", "127.0.0.1", "--port", "0", "--redis-url", "",
+        env={"DIALSTREAM_METRICS_PORT": str(port), "DIALSTREAM_METRICS_BIND": "127.0.0.2"},
+    )  # fmt: skip
+    with socket.create_connection(("127.0.0.2", port), timeout=5) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        assert b"dialstream_bot_streams_active" in b"".join(iter(lambda: sock.recv(65536), b""))
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 def test_sigterm_drains_then_exits(spawn_bot, redis_url):
@@ -195,5 +241,25 @@ def test_workers_listen_on_consecutive_ports(spawn_bot):
                 assert (await exotel.closed())[0] == 1000
 
     run(scenario())
+    bot.signal(signal.SIGTERM)
+    assert bot.wait(timeout=10) == 0
+
+
+def test_workers_register_the_public_url_from_the_environment_each_on_its_port(spawn_bot, redis_url):
+    """With DIALSTREAM_BOT_PUBLIC_URL and --workers 2, each worker registers that URL with its own port."""
+    port = consecutive_free_ports(2)
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    bot = spawn_bot(
+        "--bot", "echo", "--port", str(port), "--workers", "2", "--redis-url", redis_url, "--key-prefix", prefix,
+        lines=2, env={"DIALSTREAM_BOT_PUBLIC_URL": "ws://lb.example:9000/media"},
+    )  # fmt: skip
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert sorted(b.url for b in fleet.live_bots(client, prefix=prefix)) == [
+            "ws://lb.example:9000/media",
+            "ws://lb.example:9001/media",
+        ]
+    finally:
+        client.close()
     bot.signal(signal.SIGTERM)
     assert bot.wait(timeout=10) == 0

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from bot.errors import PlayoutOverflow
 from bot.playout import Playout
 from dialstream.agentstream import (
     CHUNK_MIN,
@@ -13,13 +12,15 @@ from dialstream.agentstream import (
     OutboundMedia,
     chunk_violations,
 )
+from dialstream.errors import PlayoutOverflow
 
 MULAW = MediaFormat.mulaw(8000)  # 3200 bytes = 400 ms
 
 
-def sent(playout: Playout, now: float) -> list[object]:
+def sent(playout: Playout, now: float, *, max_bytes: int | None = None) -> list[object]:
     """What pop_due returns, as chunk sizes and mark names."""
-    return [m.name if isinstance(m, OutboundMark) else len(m.payload) for m, _ in playout.pop_due(now)]
+    due = playout.pop_due(now, max_bytes=max_bytes)
+    return [m.name if isinstance(m, OutboundMark) else len(m.payload) for m, _ in due]
 
 
 def test_nothing_queued_means_nothing_due():
@@ -96,6 +97,17 @@ def test_underrun_restarts_the_clock():
     [(_, lateness)] = playout.pop_due(5.0)
     assert lateness == 0.0
     assert playout.play_end == pytest.approx(5.4)
+
+
+def test_byte_budget_leaves_the_rest_queued_and_due():
+    """pop_due(max_bytes=) stops taking chunks once the budget is spent; the rest stays due, in order."""
+    playout = Playout("s", MULAW, lead=1000.0)
+    playout.append(b"\x01" * CHUNK_MIN * 3, now=0.0)
+    playout.mark("end", now=0.0)
+    assert sent(playout, 0.0, max_bytes=CHUNK_MIN + 1) == [CHUNK_MIN, CHUNK_MIN]
+    assert sent(playout, 0.0, max_bytes=0) == []
+    assert playout.due_in(0.0) == 0.0
+    assert sent(playout, 0.0, max_bytes=1) == [CHUNK_MIN, "end"]
 
 
 def test_clear_drops_queue_and_reports_unplayed_audio():

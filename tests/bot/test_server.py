@@ -282,6 +282,52 @@ def test_text_is_spoken_in_order_through_a_slow_tts():
     run(scenario())
 
 
+def test_media_frames_are_the_codecs_encoding_even_for_a_sid_needing_escapes():
+    """Outbound media frames are byte for byte what encode() makes, for any stream SID."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url + "?say_ms=800") as exotel:
+                exotel.stream_sid = 'odd"sid\\ \u2713'
+                await exotel.start()
+                await exotel.until(lambda: exotel.of_type(OutboundMark))
+        media = [
+            (raw, r.message)
+            for raw, r in zip(exotel.raw, exotel.received, strict=True)
+            if isinstance(r.message, OutboundMedia)
+        ]
+        assert len(media) == 2
+        for raw, message in media:
+            assert message.stream_sid == exotel.stream_sid
+            assert raw == encode(OutboundMedia(exotel.stream_sid, message.payload))
+
+    run(scenario())
+
+
+def test_speech_queued_by_an_async_hook_leaves_while_the_hook_awaits():
+    """What an async hook says is sent at once, not when the hook returns."""
+    released = asyncio.Event()
+
+    class Waiter(Bot):
+        async def on_start(self, call: CallInfo) -> None:
+            self.session.say(tone(INTERNAL_FORMAT, 440, 400))
+            await released.wait()
+
+    async def scenario() -> None:
+        async with serving(Waiter) as server:
+            async with FakeExotel(server.url) as exotel:
+                await exotel.start()
+                # The hook holds until the audio arrived: a flush only after it would never come.
+                try:
+                    await exotel.until(lambda: exotel.of_type(OutboundMark))
+                finally:
+                    released.set()
+                assert [len(m.payload) for m in exotel.of_type(OutboundMedia)] == [CHUNK_MIN]
+
+    run(scenario())
+
+
 # --- DTMF, hang-up, stop -------------------------------------------------------------
 
 
