@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--redis-url", default=None, help="fleet registry (default: REDIS_URL; empty: do not register)")
     parser.add_argument(
-        "--key-prefix", default=defaults.registration.key_prefix, help="fleet key prefix (default: %(default)s)"
+        "--key-prefix", default=defaults.registration.key_prefix, help="fleet key prefix (default: %(default)s, where workers look; another keeps a test fleet apart)"
     )
     parser.add_argument(
         "--auth",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bot.fleet import KEY_PREFIX
 from dialstream.agentstream import CHUNK_MIN, chunk_violations
 
 __all__ = [
@@ -112,7 +113,7 @@ class Registration:
 
     redis_url: str = ""
     public_url: str = ""
-    key_prefix: str = "dialstream:"
+    key_prefix: str = KEY_PREFIX
     heartbeat: float = 1.0
     ttl: float = 5.0
 

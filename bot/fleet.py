@@ -5,7 +5,7 @@ current load; an entry expires ``ttl`` seconds after the last heartbeat, so a de
 drops out of selection within seconds without anyone cleaning up. Static URLs (a bot
 run elsewhere, a vendor endpoint) can be registered without expiry.
 
-Key layout (``prefix`` defaults to ``dialstream:``)::
+Key layout (``prefix`` defaults to ``ds:``, as every dialstream key)::
 
     {prefix}bots            sorted set: url -> expiry (Unix ms, Redis clock); +inf = static
     {prefix}bot:{url}       hash: url, capacity, load, static (0/1), updated_ms;
@@ -48,7 +48,7 @@ __all__ = [
     "bot_key",
 ]
 
-KEY_PREFIX = "dialstream:"
+KEY_PREFIX = "ds:"  # the prefix of all dialstream keys (dialstream.store); workers look here
 DEFAULT_TTL = 5.0
 """Seconds a registration lives without a heartbeat (bots beat every second)."""
 

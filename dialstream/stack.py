@@ -92,8 +92,9 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
         start("sandbox", Supervisor.python(*argv), metrics_port=False, ready_port=sandbox_port)
         if config.metrics:
             stack.metrics_urls["sandbox"] = f"{stack.sandbox_url}/metrics"
-    for index, port in enumerate(bot_ports):
-        argv = ["-m", "bot", "--bot", config.bot_kind, "--host", "127.0.0.1", "--port", str(port)]
+    for index, (port, url) in enumerate(zip(bot_ports, bot_urls, strict=True)):
+        # Its own URL, whatever DIALSTREAM_BOT_PUBLIC_URL the shell exports for a real fleet.
+        argv = ["-m", "bot", "--bot", config.bot_kind, "--host", "127.0.0.1", "--port", str(port), "--public-url", url]
         start(f"bot-{index}", Supervisor.python(*argv), ready_port=port)
     # Ready when it says so: its bind address need not be a loopback one.
     argv = Supervisor.python("-m", "ingress", "--bind", stack.settings.ingress_bind)

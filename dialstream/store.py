@@ -21,6 +21,8 @@ Key layout (every key starts with ``ds:``)::
                                           rejected, rejected:{code}
     ds:campaign:{id}:rejected             hash line number -> rejected row JSON
     ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
+    ds:bots, ds:bot:{url}                 the bot fleet (``bot.fleet``)
+    ds:timers                             leg, event and slot timers (``dialstream.timers``)
 
 A campaign's state moves ``draft -> running <-> paused``, then ``done`` when every contact has
 its final record, or ``canceled`` from any state but done (``lua/campaign_state.lua``).
