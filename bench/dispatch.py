@@ -125,6 +125,7 @@ def _offer(
         "answered": summary["answered"],
         "offered_for_s": round(offered_for, 2),
         "invariants_ok": summary["ok"],
+        "broken_invariants": {name: len(broken) for name, broken in summary["invariants"].items() if broken},
         **figures,
     }
 
