@@ -10,7 +10,9 @@ import pytest
 import redis
 
 from dialstream.broker import Transport, task_message, transport_for
+from dialstream.events import LegEvent
 from dialstream.settings import Settings
+from dialstream.timers import event_timer
 from workers.app import EVENTS_QUEUE, HANDLE_LEG_EVENT, create_app
 
 # Fresh per message: task id, root id, delivery tag; the rest must be as kombu writes it.
@@ -76,3 +78,21 @@ def test_plain_redis_urls_use_the_shared_client_transport(app) -> None:
         given = object()
         with channel.conn_or_acquire(given) as client:
             assert client is given
+
+
+def test_the_worker_rebuilds_the_ingress_rescue_timer_member_exactly(app, redis_url: str) -> None:
+    """The worker disarms an event's rescue timer by value: the payload it decodes gives the same member the ingress armed."""
+    event = LegEvent.from_dict({
+        "event_sid": "E-ü-1", "event_type": "leg_lifecycle_event", "event_name": "leg_answered",
+        "event_timestamp": "2026-11-25T07:00:00.123456Z", "leg_sid": "L1", "custom_param": '{"c":"x","k":"c1","a":1}',
+        "data": {"contact_uri": "+919900001111", "duration": 1.5}, "received_at": 1795590000.1234567,
+    })  # fmt: skip
+    payload = event.to_dict()
+    client = redis.Redis.from_url(redis_url)
+    client.delete(EVENTS_QUEUE)
+    client.lpush(EVENTS_QUEUE, task_message(app, HANDLE_LEG_EVENT, [payload], queue=EVENTS_QUEUE, argsrepr="r"))
+    with app.connection_for_read() as connection:
+        message = app.conf.task_queues[0].bind(connection.default_channel).get(no_ack=True)
+    [received], _, _ = message.decode()
+    assert event_timer(received) == event_timer(payload)
+    client.close()
