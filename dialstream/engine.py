@@ -33,11 +33,11 @@ from typing import IO, Any
 import redis
 
 from dialstream.campaign import CampaignConfig, CampaignState, Contact
-from dialstream.settings import EngineConfig
 from dialstream.dialing import with_history
 from dialstream.dnc import DncList
 from dialstream.pacing import Pacer
 from dialstream.redial import DialItem
+from dialstream.settings import EngineConfig
 from dialstream.slots import Slots
 from dialstream.store import Store, keys
 from dialstream.submit import SubmitReport, submit_contacts, submit_file

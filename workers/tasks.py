@@ -30,11 +30,10 @@ from celery.signals import worker_init
 
 from bot.fleet import select_bot
 from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.errors import NoBotAvailable
 from dialstream.contacts import DEFAULT_TIMEZONE, contact_timezone, stream_parameters, stream_url
 from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
 from dialstream.dnc import DncList
-from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError, LegsApiRateLimited
+from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError, LegsApiRateLimited, NoBotAvailable
 from dialstream.events import LegEvent
 from dialstream.leg_state import Action, LegRecord, timers_for
 from dialstream.legs_api import LegsClient

@@ -7,10 +7,10 @@ from datetime import datetime, timezone
 import pytest
 
 from dialstream.campaign import CampaignConfig, CampaignState, Flow, LegTag
-from dialstream.settings import EngineConfig
 from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
 from dialstream.errors import ConfigurationError
 from dialstream.leg_state import GreetingState, LegRecord, Phase, StreamState
+from dialstream.settings import EngineConfig
 
 RETRIES = {"busy": {"max_attempts": 3, "delay": 300}, "no_answer": {"max_attempts": 2, "delay": 3600}}
 CAMPAIGN = CampaignConfig("camp", window="mon-sat 09:00-20:00", retries=RETRIES)

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.settings import EngineConfig
 from dialstream.demo import fetch_timelines
 from dialstream.engine import CampaignEngine
+from dialstream.settings import EngineConfig
 from dialstream.stack import Stack
 from dialstream.store import keys
 from tests.utils import wait_for

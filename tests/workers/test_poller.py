@@ -8,10 +8,10 @@ import pytest
 import redis
 
 from dialstream.campaign import CampaignConfig, Contact
-from dialstream.settings import EngineConfig
 from dialstream.engine import CampaignEngine
 from dialstream.pacing import DIAL
 from dialstream.redial import DialItem
+from dialstream.settings import EngineConfig
 from workers.poller import DialPoller
 
 DB = 10  # this module's database on the session's server
