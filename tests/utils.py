@@ -6,6 +6,7 @@ Every timeout in a test is a multiple of ``MS``; set ``DIALSTREAM_TESTS_TIMEOUT_
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import Callable
@@ -26,3 +27,15 @@ def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 10 * 
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout:.2f}s: {predicate}")
         time.sleep(interval)
+
+
+async def until(predicate: Callable[[], T], timeout: float = 5_000 * MS, what: str = "", interval: float = 5 * MS) -> T:
+    """:func:`wait_for` inside an event loop: polls without blocking it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not met within {timeout:.1f}s: {what or predicate}")
+        await asyncio.sleep(interval)

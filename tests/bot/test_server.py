@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import socket
 from collections.abc import AsyncIterator
@@ -33,6 +34,7 @@ from dialstream.agentstream import (
 from dialstream.audio import INTERNAL_FORMAT, tone
 from tests.bot.exotel import FakeExotel, basic_auth, run
 from tests.utils import MS
+from tests.utils import until as poll_until
 
 TEST_TIMEOUTS = Timeouts(idle=3.0, close=1.0, send=2.0, hangup_grace=0.3, drain=5.0)
 
@@ -99,10 +101,7 @@ async def serving(bot: type[Bot], **overrides: Any) -> AsyncIterator[BotServer]:
         yield server
 
 
-async def until(predicate: Any, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(5 * MS)
+until = functools.partial(poll_until, timeout=3.0)  # this module's waits are short
 
 
 # --- Protocol ------------------------------------------------------------------------

@@ -27,10 +27,10 @@ from sim.callee import CalleeProfile
 from sim.config import SandboxConfig, Timing
 from sim.sandbox import Sandbox
 from sim.scenario import Scenario
-from tests.utils import MS
+from tests.utils import MS, until
 
 TEST_DEADLINE = 20_000 * MS
-WAIT = 5_000 * MS
+WAIT = 5_000 * MS  # as tests.utils.until
 
 # Fast, deterministic defaults: answer after 20-40 ms, never hang up on their own.
 FAST_TIMING = Timing(connecting_ms=5, setup_ms=10, say_start_ms=20, play_start_ms=15, stream_setup_ms=30, hangup_ms=5)
@@ -56,18 +56,6 @@ def async_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
         asyncio.run(bounded())
 
     return run
-
-
-async def until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll ``predicate`` until it returns something truthy."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout:.1f}s: {what or predicate}")
-        await asyncio.sleep(5 * MS)
 
 
 class Recorder(CallbackServiceServicer):
