@@ -23,8 +23,6 @@ from workers.metrics import task_argsrepr
 
 __all__ = ["build_parser", "main", "serve"]
 
-log = logging.getLogger("dialstream.ingress")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dialstream ingress", description="Receive leg events and publish them.")

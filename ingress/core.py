@@ -15,7 +15,6 @@ published rather than mistaken for a duplicate. An event is never acknowledged a
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,8 +29,6 @@ from dialstream.store import keys
 from dialstream.timers import TIMERS_KEY, event_timer
 
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE"]
-
-log = logging.getLogger("dialstream.ingress")
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
