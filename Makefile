@@ -32,6 +32,7 @@ demo: install
 	$(VENV)/bin/dialstream demo --json-out demo-report.json
 
 test: install
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: install

@@ -70,9 +70,16 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from bot.config import DEFAULT_PACING
-from dialstream.agentstream import Connected, Media, MediaFormat, Start, Stop, encode
-from dialstream.audio import tone
-from dialstream.embedded_redis import free_port
+from dialstream.app.embedded_redis import free_port
+from dialstream.exotel.agentstream import (
+    Connected,
+    Media,
+    MediaFormat,
+    Start,
+    Stop,
+    encode,
+)
+from dialstream.exotel.audio import tone
 
 __all__ = ["run"]
 

@@ -29,13 +29,13 @@ import redis
 import yaml
 
 from bench.contacts_ingest import write_batch
-from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.demo import fetch_timelines
-from dialstream.embedded_redis import EmbeddedRedis
-from dialstream.engine import CampaignEngine
+from dialstream.app.demo import fetch_timelines
+from dialstream.app.embedded_redis import EmbeddedRedis
+from dialstream.app.stack import Stack, StackConfig, start_stack
+from dialstream.app.supervisor import Supervisor
+from dialstream.domain.campaign import CampaignConfig, Contact, Flow
+from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig, Settings
-from dialstream.stack import Stack, StackConfig, start_stack
-from dialstream.supervisor import Supervisor
 
 __all__ = ["run"]
 

@@ -2,7 +2,7 @@
 
 Generates a 100,000-row CSV in a temporary directory (Indian and US numbers, a few bad,
 duplicate and foreign-zone rows, three variables each) and times one full pass of
-:func:`dialstream.contacts.read_contacts` over it, DNC screening included (an in-memory set).
+:func:`dialstream.domain.contacts.read_contacts` over it, DNC screening included (an in-memory set).
 Not a test: a figure to watch. Run ``python -m bench.contacts_ingest``.
 """
 
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from dialstream.contacts import ContactRow, read_contacts
+from dialstream.domain.contacts import ContactRow, read_contacts
 
 __all__ = ["run", "write_batch"]
 

@@ -24,13 +24,13 @@ import httpx
 import redis
 import yaml
 
-from dialstream.campaign import CampaignConfig, Contact, Flow, LegTag
-from dialstream.embedded_redis import EmbeddedRedis, free_port
-from dialstream.report import percentile
+from dialstream.app.embedded_redis import EmbeddedRedis, free_port
+from dialstream.app.stack import StackConfig, start_stack
+from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.domain.campaign import CampaignConfig, Contact, Flow, LegTag
+from dialstream.domain.report import percentile
 from dialstream.settings import EngineConfig, Settings
-from dialstream.stack import StackConfig, start_stack
-from dialstream.store import Store
-from dialstream.supervisor import ProcessSpec, Supervisor
+from dialstream.state.store import Store
 
 __all__ = ["run"]
 

@@ -17,9 +17,14 @@ import sys
 import grpc
 import httpx
 
-from dialstream.campaign import CampaignConfig, Flow
+from dialstream.domain.campaign import CampaignConfig, Flow
+from dialstream.exotel.proto import (
+    CallbackEventResponse,
+    CallbackServiceServicer,
+    add_servicer,
+    event_from_message,
+)
 from dialstream.settings import Settings
-from ingress.adapter import CallbackEventResponse, CallbackServiceServicer, add_servicer, event_from_message
 
 __all__ = ["InlineHandler", "main"]
 

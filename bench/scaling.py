@@ -31,12 +31,12 @@ import redis
 import yaml
 
 from bench.dispatch import SCENARIO, _offer
-from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.embedded_redis import EmbeddedRedis
+from dialstream.app.embedded_redis import EmbeddedRedis
+from dialstream.app.stack import Stack, StackConfig, start_stack
+from dialstream.app.supervisor import Supervisor
+from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.settings import EngineConfig, Settings
-from dialstream.stack import Stack, StackConfig, start_stack
-from dialstream.store import Store
-from dialstream.supervisor import Supervisor
+from dialstream.state.store import Store
 
 __all__ = ["run"]
 

@@ -7,10 +7,10 @@ Modules:
 * :mod:`bot.bots`, :mod:`bot.scripted` - the built-in ``echo``, ``greeter`` and ``scripted`` bots.
 * :mod:`bot.server` - :class:`~bot.server.BotServer`, the asyncio/websockets shell.
 * :mod:`bot.playout` - real-time pacing and chunking of outbound audio (no I/O).
-* :mod:`bot.fleet` - registration in Redis and ``select_bot`` for the Celery workers.
+* :mod:`dialstream.state.fleet` - registration in Redis and ``select_bot`` for the Celery workers.
 * :mod:`bot.config`, :mod:`bot.metrics` (errors live in :mod:`dialstream.errors`).
 
-This package's ``__init__`` imports only the bot API, so that ``import bot.fleet`` in a
+This package's ``__init__`` imports only the bot API, so that ``import dialstream.state.fleet`` in a
 Celery worker does not pull in websockets.
 """
 

@@ -10,7 +10,7 @@ Examples::
 each registering its own URL in the fleet with its own capacity and load. We chose
 consecutive ports over SO_REUSEPORT because the fleet balances by measured load per
 URL: with one shared port the kernel would spread streams blindly and the per-process
-load would be invisible to :func:`bot.fleet.select_bot`. The parent only forwards
+load would be invisible to :func:`dialstream.state.fleet.select_bot`. The parent only forwards
 SIGTERM/SIGINT to the workers and exits 1 if any of them failed.
 
 The Basic-auth credentials, the public URL, the Redis URL and the metrics port and bind

@@ -12,7 +12,7 @@ The bot acts through ``self.session``: :meth:`~Session.say` (PCM or text),
 audio out in the background.
 
 All audio a bot sees or produces is internal PCM: 16-bit little-endian mono at 8 kHz
-(:data:`dialstream.audio.INTERNAL_FORMAT`), whatever the stream's format.
+(:data:`dialstream.exotel.audio.INTERNAL_FORMAT`), whatever the stream's format.
 
 Example::
 
@@ -35,7 +35,7 @@ from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from dialstream.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
+from dialstream.exotel.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
 
 __all__ = ["CallInfo", "Session", "Bot"]
 

@@ -13,7 +13,7 @@ import os
 import wave
 from pathlib import Path
 
-from dialstream.audio import INTERNAL_RATE, SAMPLE_WIDTH, mulaw_decode, resample
+from dialstream.exotel.audio import INTERNAL_RATE, SAMPLE_WIDTH, mulaw_decode, resample
 
 __all__ = ["read_audio", "write_wav"]
 

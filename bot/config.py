@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from bot.fleet import KEY_PREFIX
-from dialstream.agentstream import CHUNK_MIN, chunk_violations
+from dialstream.exotel.agentstream import CHUNK_MIN, chunk_violations
+from dialstream.state.fleet import KEY_PREFIX
 
 __all__ = [
     "Timeouts",
@@ -103,7 +103,7 @@ class Pacing:
 
 @dataclass(frozen=True, slots=True)
 class Registration:
-    """Fleet registration in Redis (see :mod:`bot.fleet`).
+    """Fleet registration in Redis (see :mod:`dialstream.state.fleet`).
 
     * ``redis_url``: empty disables registration.
     * ``public_url``: what Celery workers hand to Exotel; empty means ``ws://host:port/``.

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 from collections import deque
 
-from dialstream.agentstream import (
+from dialstream.errors import PlayoutOverflow
+from dialstream.exotel.agentstream import (
     CHUNK_MIN,
     BotMessage,
     MediaFormat,
@@ -31,7 +32,6 @@ from dialstream.agentstream import (
     chunk_violations,
     split_into_chunks,
 )
-from dialstream.errors import PlayoutOverflow
 
 __all__ = ["Playout"]
 

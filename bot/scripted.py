@@ -36,9 +36,15 @@ from typing import Any, ClassVar
 import yaml
 
 from bot.api import Bot, CallInfo
-from bot.vad import DEFAULT_VAD, SPEECH_ENDED, SPEECH_STARTED, VadSettings, VoiceActivity
-from dialstream.audio import duration
+from bot.vad import (
+    DEFAULT_VAD,
+    SPEECH_ENDED,
+    SPEECH_STARTED,
+    VadSettings,
+    VoiceActivity,
+)
 from dialstream.errors import ConfigurationError
+from dialstream.exotel.audio import duration
 
 __all__ = ["Step", "Script", "ScriptedBot", "DEMO_SCRIPT"]
 

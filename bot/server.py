@@ -2,7 +2,7 @@
 
 Exotel connects to the bot; each connection is one call (one stream). Per stream the
 server runs one task, the receive loop: it parses each frame
-(:func:`dialstream.agentstream.parse_from_exotel`), converts caller audio to internal
+(:func:`dialstream.exotel.agentstream.parse_from_exotel`), converts caller audio to internal
 PCM, calls the bot's hooks in order, then sends what the hooks made due. Audio due
 later (:class:`bot.playout.Playout` paces it in real time) is sent by the process's
 one clock: a heap of per-stream deadlines behind a single loop timer. Sends are
@@ -50,13 +50,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from bot import fleet, metrics
+from bot import metrics
 from bot.api import Bot, CallInfo, Session
 from bot.audiofile import read_audio
 from bot.config import DEFAULT_CONFIG, BotServerConfig
 from bot.playout import Playout
 from bot.tts import TTS, BeepTTS, CachedTTS
-from dialstream.agentstream import (
+from dialstream.errors import AgentStreamProtocolError, PlayoutOverflow
+from dialstream.exotel.agentstream import (
     DEFAULT_MEDIA_FORMAT,
     Clear,
     Connected,
@@ -71,8 +72,8 @@ from dialstream.agentstream import (
     parameters_from_query,
     parse_from_exotel,
 )
-from dialstream.audio import Transcoder
-from dialstream.errors import AgentStreamProtocolError, PlayoutOverflow
+from dialstream.exotel.audio import Transcoder
+from dialstream.state import fleet
 
 __all__ = ["BotServer"]
 

@@ -1,7 +1,7 @@
 """Text-to-speech adapters.
 
 A bot says text through a :class:`TTS`: one ``async synthesize(text) -> PCM`` method
-returning internal PCM (16-bit, 8 kHz, mono; :data:`dialstream.audio.INTERNAL_FORMAT`).
+returning internal PCM (16-bit, 8 kHz, mono; :data:`dialstream.exotel.audio.INTERNAL_FORMAT`).
 Write one adapter per vendor; the server wraps whatever it is given in a
 :class:`CachedTTS`, so prompts known in advance are synthesised once per process,
 before the first call arrives.
@@ -26,7 +26,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from dialstream.audio import INTERNAL_FORMAT, silence, tone
+from dialstream.exotel.audio import INTERNAL_FORMAT, silence, tone
 
 __all__ = ["TTS", "BeepTTS", "CachedTTS"]
 

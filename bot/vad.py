@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dialstream.audio import INTERNAL_RATE, SAMPLE_WIDTH, energy
+from dialstream.exotel.audio import INTERNAL_RATE, SAMPLE_WIDTH, energy
 
 __all__ = ["VadSettings", "DEFAULT_VAD", "VoiceActivity", "SPEECH_STARTED", "SPEECH_ENDED"]
 

@@ -17,7 +17,7 @@ The hierarchy::
         └── LegsApiClientError   other HTTP 4xx: retrying will not help
 
 Code that translates I/O maps these in one place each: the ingress to gRPC status
-codes, the workers to retry decisions (``dialstream.retry``), the bot server to WebSocket
+codes, the workers to retry decisions (``dialstream.domain.retry``), the bot server to WebSocket
 close codes (``AgentStreamProtocolError.close_code``).
 """
 

@@ -19,12 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from dialstream.domain.limits import Budget, SlotCaps
 from dialstream.errors import ConfigurationError
-from dialstream.pacing import Budget
-from dialstream.slots import SlotCaps
+from dialstream.exotel.legs_api import LegsApiConfig
 
 if TYPE_CHECKING:
-    from dialstream.campaign import CampaignConfig
+    from dialstream.domain.campaign import CampaignConfig
 
 __all__ = ["Settings", "EngineConfig", "SANDBOX_ACCOUNT_SID", "SANDBOX_API_KEY", "SANDBOX_API_TOKEN"]
 
@@ -216,6 +216,11 @@ class Settings:
     def legs_base_url(self) -> str:
         """``{api_base_url}/v2/accounts/{account_sid}``, the prefix of every Legs API path."""
         return f"{self.api_base_url.rstrip('/')}/v2/accounts/{self.account_sid}"
+
+    @property
+    def legs_api(self) -> LegsApiConfig:
+        """What a :class:`~dialstream.exotel.legs_api.LegsClient` needs of these settings."""
+        return LegsApiConfig(self.legs_base_url, self.api_key, self.api_token, self.api_timeout)
 
 
 def _convert(raw: str, default: Any) -> Any:

@@ -13,13 +13,18 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import start_http_server
 
-from dialstream.broker import task_message as build_task_message
+from dialstream.broker.celery_app import (
+    EVENTS_QUEUE,
+    GIL_SWITCH_INTERVAL,
+    HANDLE_LEG_EVENT,
+    create_app,
+)
+from dialstream.broker.messages import task_argsrepr
+from dialstream.broker.messages import task_message as build_task_message
 from dialstream.settings import Settings
 from ingress.core import EventIngress
 from ingress.http import create_http_app
 from ingress.server import create_server
-from workers.app import EVENTS_QUEUE, GIL_SWITCH_INTERVAL, HANDLE_LEG_EVENT, create_app
-from workers.metrics import task_argsrepr
 
 __all__ = ["build_parser", "main", "serve"]
 

@@ -1,12 +1,12 @@
 """Accept a validated leg event: de-duplicate it, publish it, and only then acknowledge.
 
 Transport-free: the gRPC servicer and the HTTP endpoint both call :meth:`EventIngress.accept`.
-One Lua script (``dialstream/lua/ingress_accept.lua``) does, atomically, in one round trip:
+One Lua script (``dialstream/state/ingress_accept.lua``) does, atomically, in one round trip:
 
 1. claim the ``event_sid`` (``SET NX`` with a TTL) - a duplicate is acknowledged but not
    published again;
 2. push the event's Celery task onto the ``events`` queue (the broker is this Redis);
-3. arm a rescue timer (``dialstream.timers``), so the event is applied even if the worker
+3. arm a rescue timer (``dialstream.state.timers``), so the event is applied even if the worker
    that takes it dies.
 
 Either all of it happened or none: an error raises, the sender retries, and the retry is
@@ -23,17 +23,17 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
 from dialstream.errors import EventPublishError
-from dialstream.events import LEG_CONNECTING, LEG_RINGING, LegEvent
-from dialstream.lua import script
-from dialstream.store import keys
-from dialstream.timers import TIMERS_KEY, event_timer
+from dialstream.exotel.events import LEG_CONNECTING, LEG_RINGING, LegEvent
+from dialstream.state.scripts import script
+from dialstream.state.store import keys
+from dialstream.state.timers import TIMERS_KEY, event_timer
 
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE"]
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
 
-# The broker message that runs the event task for a payload (dialstream.broker.task_message).
+# The broker message that runs the event task for a payload (dialstream.broker.messages.task_message).
 TaskMessage = Callable[[dict[str, Any]], str]
 
 # Events that change nothing a callee hears or a report shows need no rescue.

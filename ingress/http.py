@@ -11,7 +11,7 @@ import time
 from aiohttp import web
 
 from dialstream.errors import EventPublishError, InvalidEvent
-from dialstream.events import LegEvent
+from dialstream.exotel.events import LegEvent
 from ingress.core import EVENTS_RECEIVED, EventIngress
 
 __all__ = ["create_http_app"]

@@ -14,7 +14,12 @@ import time
 import grpc
 
 from dialstream.errors import EventPublishError, InvalidEvent
-from ingress.adapter import CallbackEventResponse, CallbackServiceServicer, add_servicer, event_from_message
+from dialstream.exotel.proto import (
+    CallbackEventResponse,
+    CallbackServiceServicer,
+    add_servicer,
+    event_from_message,
+)
 from ingress.core import EVENTS_RECEIVED, EventIngress
 
 __all__ = ["CallbackServicer", "create_server"]

@@ -32,7 +32,13 @@ from sim.leg import Leg
 from sim.metrics import sandbox_registry
 from sim.ratelimit import Decision
 from sim.sandbox import LegNotActive, LegNotFound, LimitExceeded, Sandbox
-from sim.validation import NAMED_ACTIONS, BadRequest, action_params, create_leg_request, custom_param_of
+from sim.validation import (
+    NAMED_ACTIONS,
+    BadRequest,
+    action_params,
+    create_leg_request,
+    custom_param_of,
+)
 
 __all__ = ["build_app", "ApiError"]
 

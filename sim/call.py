@@ -19,8 +19,8 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from dialstream.agentstream import MediaFormat
-from dialstream.events import ACTION, LIFECYCLE
+from dialstream.exotel.agentstream import MediaFormat
+from dialstream.exotel.events import ACTION, LIFECYCLE
 from sim.callee import ANSWERED, BUSY, FAILED, FAILED_TO_CREATE, NO_ANSWER, CallPlan
 from sim.clock import Clock, rfc3339
 from sim.config import SandboxConfig

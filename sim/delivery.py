@@ -16,7 +16,7 @@ from typing import Any
 
 import grpc
 
-from ingress.adapter import CallbackServiceStub, message_from_dict
+from dialstream.exotel.proto import CallbackServiceStub, message_from_dict
 from sim.clock import Clock, rfc3339
 from sim.config import DeliveryPolicy
 from sim.faults import EventFate, EventFaults

@@ -15,7 +15,7 @@ and ``start`` are sent it emits ``stream_started``, then:
 It ends when the call ends (``stop`` reason ``callended``), on ``stop_stream`` (``stopped``)
 or when the bot closes the socket; each way emits ``stream_stopped``. A stream that never
 connects emits ``stream_stopped`` with ``event_data.error``. Wire formats come from
-:mod:`dialstream.agentstream`; this module only moves frames and keeps time.
+:mod:`dialstream.exotel.agentstream`; this module only moves frames and keeps time.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import websockets
 
-from dialstream import agentstream as proto
-from dialstream.audio import silence, tone
 from dialstream.errors import AgentStreamProtocolError
+from dialstream.exotel import agentstream as proto
+from dialstream.exotel.audio import silence, tone
 from sim.playout import Playout
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from dialstream.agentstream import AudioEncoding, MediaFormat
+from dialstream.exotel.agentstream import AudioEncoding, MediaFormat
 from sim.leg import LegRequest
 
 __all__ = [

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from dialstream.campaign import CampaignConfig, Contact
-from dialstream.demo import fetch_timelines
-from dialstream.report import CampaignReport, build_report
-from dialstream.stack import Stack
-from dialstream.store import Store
-from dialstream.submit import submit_contacts
+from dialstream.app.demo import fetch_timelines
+from dialstream.app.stack import Stack
+from dialstream.domain.campaign import CampaignConfig, Contact
+from dialstream.domain.report import CampaignReport, build_report
+from dialstream.engine.submit import submit_contacts
+from dialstream.state.store import Store
 from tests.utils import wait_for
 
 __all__ = ["submit", "run_campaign"]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from dialstream.embedded_redis import EmbeddedRedis
+from dialstream.app.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")

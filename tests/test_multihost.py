@@ -35,17 +35,17 @@ import pytest
 import redis
 import yaml
 
-from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.demo import fetch_timelines
-from dialstream.embedded_redis import _binary as valkey_binary
-from dialstream.report import build_report
+from dialstream.app.demo import fetch_timelines
+from dialstream.app.embedded_redis import _binary as valkey_binary
+from dialstream.app.stack import StackConfig, worker_argv
+from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE
+from dialstream.domain.campaign import CampaignConfig, Contact, Flow
+from dialstream.domain.report import build_report
 from dialstream.settings import EngineConfig, Settings
-from dialstream.stack import StackConfig, worker_argv
-from dialstream.store import Store
-from dialstream.supervisor import ProcessSpec, Supervisor
+from dialstream.state.store import Store
 from tests.campaigns import submit
 from tests.utils import wait_for
-from workers.app import DIAL_QUEUE, EVENTS_QUEUE
 
 pytestmark = pytest.mark.e2e
 

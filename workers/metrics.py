@@ -1,8 +1,7 @@
-"""What a worker shows the outside: Prometheus metrics, and task arguments Flower may display.
+"""What a worker shows the outside: Prometheus metrics.
 
 Metrics live in a registry of their own (like ``bot.metrics``), so tests read exact values
-and a process that merely imports this module (the ingress does, for :func:`task_argsrepr`)
-does not serve them. The :class:`WorkerMetrics` bootstep serves them on ``/metrics`` at
+and a process that merely imports this module does not serve them. The :class:`WorkerMetrics` bootstep serves them on ``/metrics`` at
 ``DIALSTREAM_METRICS_BIND:DIALSTREAM_METRICS_PORT`` (port 0: off). Importing this module in
 a worker installs the bootstep (see :func:`_install`), so every worker command loads it
 with ``--include workers.metrics``.
@@ -11,25 +10,25 @@ Workers run a thread pool (``-P threads``): one process, one registry. A prefork
 would need prometheus_client's multiprocess mode (``PROMETHEUS_MULTIPROC_DIR``) instead.
 
 Tasks record through the ``record_*`` helpers, so metric names and labels are defined here
-only. Task arguments: Celery shows ``argsrepr`` in task events, which Flower displays and
-keeps; :func:`task_argsrepr` names the leg, campaign and contact and masks phone numbers,
-for publishers to pass as ``argsrepr=`` (the ingress does).
+only.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 from celery import bootsteps
 from celery.signals import worker_init
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
-from dialstream.campaign import LegTag
-from dialstream.report import mask_phone
 from dialstream.settings import Settings
-from workers.app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION
 
 __all__ = [
     "REGISTRY",
@@ -42,7 +41,6 @@ __all__ = [
     "record_action",
     "record_legs_api",
     "record_rate_limit_wait",
-    "task_argsrepr",
     "WorkerMetrics",
 ]
 
@@ -97,7 +95,7 @@ def record_action(kind: str, result: str) -> None:
 
 
 def record_legs_api(operation: str, status: int, seconds: float) -> None:
-    """One Legs API request: the ``observe`` hook of :class:`dialstream.legs_api.LegsClient`."""
+    """One Legs API request: the ``observe`` hook of :class:`dialstream.exotel.legs_api.LegsClient`."""
     LEGS_API_SECONDS.labels(operation, str(status)).observe(seconds)
     error = _failure(status)
     if error:
@@ -119,30 +117,6 @@ def _failure(status: int) -> str:
 def record_rate_limit_wait(kind: str, seconds: float, granted: bool) -> None:
     """How long one request waited for the shared Legs API budget, and whether it got a grant."""
     RATE_LIMIT_WAIT.labels(kind, "yes" if granted else "no").observe(seconds)
-
-
-def task_argsrepr(task_name: str, args: Sequence[Any]) -> str:
-    """What Flower shows as a task's arguments: the leg, campaign and contact, no phone number.
-
-    ``dialstream.handle_leg_event`` carries Exotel's whole event (with the callee's number in
-    its leg snapshot), so its arguments are summarised rather than shown.
-    """
-    try:
-        if task_name == HANDLE_LEG_EVENT:
-            event, leg = args[0], args[0].get("data") or {}
-            tag = LegTag.decode(str(event.get("custom_param") or leg.get("custom_param") or ""))
-            where = f"campaign={tag.campaign_id} contact={tag.contact_id} attempt={tag.attempt}" if tag else "untagged"
-            to = f" to={mask_phone(str(leg['contact_uri']))}" if leg.get("contact_uri") else ""
-            return f"{event.get('event_name')} leg={event.get('leg_sid') or leg.get('leg_sid')} {where}{to}"
-        if task_name == SEND_ACTION:
-            leg_sid, action = args[0], args[1]
-            return f"{action.get('kind')} leg={leg_sid} action={action.get('action_id')}"
-        if task_name == DIAL_CONTACT:
-            attempt = args[2] if len(args) > 2 else 1
-            return f"dial campaign={args[0]} contact={args[1]} attempt={attempt}"
-    except (AttributeError, IndexError, KeyError, TypeError):
-        pass  # not the shape we publish: show nothing rather than something unmasked
-    return "(arguments hidden)"
 
 
 class WorkerMetrics(bootsteps.StartStopStep):

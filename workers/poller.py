@@ -9,7 +9,7 @@ in turn so that no campaign starves another, and enqueues a ``dial_contact`` tas
 The task then takes the real slot and budget grant (atomic, so a round that saw stale counts
 costs a short wait, never a broken limit).
 
-A taken contact is leased (``dialstream.redial``): if the task is lost with its worker, the
+A taken contact is leased (``dialstream.domain.redial``): if the task is lost with its worker, the
 contact is due again when the lease runs out. Nothing sleeps in a Celery countdown.
 """
 
@@ -26,13 +26,13 @@ import redis
 from celery import bootsteps
 from redis.exceptions import LockError
 
-from dialstream.pacing import Pacer
-from dialstream.redial import DialItem, DialQueue
+from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE
+from dialstream.broker.messages import task_argsrepr
 from dialstream.settings import EngineConfig, Settings
-from dialstream.slots import Slots
-from dialstream.store import Store
-from workers.app import DIAL_CONTACT, DIAL_QUEUE
-from workers.metrics import task_argsrepr
+from dialstream.state.dial_queue import DialItem, DialQueue
+from dialstream.state.pacing import Pacer
+from dialstream.state.slots import Slots
+from dialstream.state.store import Store
 
 __all__ = ["DialPoller", "DialPollerStep", "POLL_INTERVAL", "LEADER_KEY"]
 

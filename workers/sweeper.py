@@ -1,4 +1,4 @@
-"""A worker bootstep that fires due leg timers (``dialstream.timers``).
+"""A worker bootstep that fires due leg timers (``dialstream.state.timers``).
 
 Every worker node runs one sweeper thread; the atomic pop hands each due timer to exactly
 one of them, which applies it in place (most are no-ops costing one Redis round trip, so
@@ -17,7 +17,7 @@ import redis
 from celery import bootsteps
 
 from dialstream.settings import Settings
-from dialstream.timers import TimerQueue
+from dialstream.state.timers import TimerQueue
 
 __all__ = ["TimerSweeper", "SWEEP_INTERVAL"]
 

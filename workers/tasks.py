@@ -1,14 +1,14 @@
 """Celery tasks: the worker entry point (``celery -A workers.tasks worker ...``).
 
 The tasks only translate between Celery, Redis and the Legs API; what to do for an event
-is decided by ``dialstream.leg_state``, whether and when to dial by ``dialstream.dialing``,
-how often to retry a request by ``dialstream.retry``.
+is decided by ``dialstream.domain.leg_state``, whether and when to dial by ``dialstream.domain.dialing``,
+how often to retry a request by ``dialstream.domain.retry``.
 
 Every Legs API request first takes its share of the account's budget
-(``dialstream.pacing``): in-call actions may use all of it, dials only what leaves room for
+(``dialstream.state.pacing``): in-call actions may use all of it, dials only what leaves room for
 the actions of the calls already placed. A call holds a concurrency slot
-(``dialstream.slots``) from its dial to its end, kept alive by its events and by a heartbeat
-timer; the contact waits in its campaign's dial queue (``dialstream.redial``) until the
+(``dialstream.state.slots``) from its dial to its end, kept alive by its events and by a heartbeat
+timer; the contact waits in its campaign's dial queue (``dialstream.domain.redial``) until the
 workers' dial poller (``workers.poller``) hands it to :func:`dial_contact`.
 """
 
@@ -28,25 +28,61 @@ from celery import Task, group
 from celery.exceptions import Retry
 from celery.signals import worker_init
 
-from bot.fleet import select_bot
-from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.contacts import DEFAULT_TIMEZONE, contact_timezone, stream_parameters, stream_url
-from dialstream.dialing import Step, before_dial, next_dial, reserve_released, stream_released, with_history
-from dialstream.dnc import DncList
-from dialstream.errors import InvalidEvent, LegsApiClientError, LegsApiError, LegsApiRateLimited, NoBotAvailable
-from dialstream.events import LegEvent
-from dialstream.leg_state import Action, LegRecord, timers_for
-from dialstream.legs_api import LegsClient
-from dialstream.pacing import ACTION, DIAL, Pacer
-from dialstream.redial import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
-from dialstream.retry import DEFAULT_RETRY_POLICY
+from dialstream.broker.celery_app import (
+    DIAL_CONTACT,
+    GIL_SWITCH_INTERVAL,
+    HANDLE_LEG_EVENT,
+    SEND_ACTION,
+    create_app,
+)
+from dialstream.broker.messages import task_argsrepr
+from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
+from dialstream.domain.contacts import (
+    DEFAULT_TIMEZONE,
+    contact_timezone,
+    stream_parameters,
+    stream_url,
+)
+from dialstream.domain.dialing import (
+    Step,
+    before_dial,
+    next_dial,
+    reserve_released,
+    stream_released,
+    with_history,
+)
+from dialstream.domain.leg_state import Action, LegRecord, timers_for
+from dialstream.domain.limits import SlotCaps
+from dialstream.domain.retry import DEFAULT_RETRY_POLICY
+from dialstream.errors import (
+    InvalidEvent,
+    LegsApiClientError,
+    LegsApiError,
+    LegsApiRateLimited,
+    NoBotAvailable,
+)
+from dialstream.exotel.events import LegEvent
+from dialstream.exotel.legs_api import LegsClient
 from dialstream.settings import Settings
-from dialstream.slots import SlotCaps, Slots
-from dialstream.store import LEG_TTL, Store, keys
-from dialstream.timers import TimerQueue, event_timer, leg_timer, slot_timer
-from workers.app import DIAL_CONTACT, GIL_SWITCH_INTERVAL, HANDLE_LEG_EVENT, SEND_ACTION, create_app
-from workers.dispatch import add_error, call_result, commit_event, commit_timer
-from workers.metrics import record_action, record_event, record_legs_api, record_rate_limit_wait, task_argsrepr
+from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
+from dialstream.state.dnc import DncList
+from dialstream.state.fleet import select_bot
+from dialstream.state.leg_commit import (
+    add_error,
+    call_result,
+    commit_event,
+    commit_timer,
+)
+from dialstream.state.pacing import ACTION, DIAL, Pacer
+from dialstream.state.slots import Slots
+from dialstream.state.store import LEG_TTL, Store, keys
+from dialstream.state.timers import TimerQueue, event_timer, leg_timer, slot_timer
+from workers.metrics import (
+    record_action,
+    record_event,
+    record_legs_api,
+    record_rate_limit_wait,
+)
 from workers.poller import DialPollerStep
 from workers.sweeper import TimerSweeper
 
@@ -99,7 +135,7 @@ def runtime() -> _Runtime:
             _runtime = _Runtime(
                 settings=settings,
                 store=store,
-                legs=LegsClient(settings, observe=record_legs_api),
+                legs=LegsClient(settings.legs_api, observe=record_legs_api),
                 timers=TimerQueue(client),
                 queue=store.queue,
                 slots=Slots(client, settings.account_sid),

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from dialstream.agentstream import (
+from dialstream.exotel.agentstream import (
     DEFAULT_MEDIA_FORMAT,
     BotMessage,
     Clear,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.api import Bot, CallInfo
-from dialstream.agentstream import MediaFormat, Start
+from dialstream.exotel.agentstream import MediaFormat, Start
 
 
 def test_call_info_merges_url_and_start_parameters():

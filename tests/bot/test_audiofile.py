@@ -6,8 +6,8 @@ import pytest
 
 from bot.audiofile import read_audio, write_wav
 from bot.prompts import PROMPTS, PROMPTS_DIR
-from dialstream.agentstream import MediaFormat
-from dialstream.audio import INTERNAL_FORMAT, duration, tone
+from dialstream.exotel.agentstream import MediaFormat
+from dialstream.exotel.audio import INTERNAL_FORMAT, duration, tone
 
 
 def test_wav_round_trip(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 import bot
 
 MODULES = sorted(
-    {"bot", "dialstream.agentstream", "dialstream.audio"}
+    {"bot", "dialstream.exotel.agentstream", "dialstream.exotel.audio"}
     | {f"bot.{info.name}" for info in pkgutil.iter_modules(bot.__path__) if info.name != "__main__"}
 )
 
@@ -25,9 +25,9 @@ def test_module_exports_exist(name):
 
 
 def test_fleet_does_not_import_websockets():
-    """bot.fleet stays importable by Celery workers without pulling in websockets."""
+    """dialstream.state.fleet stays importable by Celery workers without pulling in websockets."""
     import subprocess
     import sys
 
-    code = "import sys, bot.fleet; sys.exit('websockets' in sys.modules)"
+    code = "import sys, dialstream.state.fleet; sys.exit('websockets' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

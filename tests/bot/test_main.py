@@ -19,12 +19,12 @@ import pytest
 import redis
 from websockets.asyncio.client import connect
 
-from bot import fleet
 from bot.__main__ import build_config, build_parser, main
-from dialstream.agentstream import OutboundMedia
-from dialstream.audio import tone
-from dialstream.embedded_redis import free_port
+from dialstream.app.embedded_redis import free_port
+from dialstream.exotel.agentstream import OutboundMedia
+from dialstream.exotel.audio import tone
 from dialstream.settings import Settings
+from dialstream.state import fleet
 from tests.bot.exotel import FakeExotel, run
 from tests.utils import MS
 

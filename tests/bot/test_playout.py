@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 from bot.playout import Playout
-from dialstream.agentstream import (
+from dialstream.errors import PlayoutOverflow
+from dialstream.exotel.agentstream import (
     CHUNK_MIN,
     MediaFormat,
     OutboundMark,
     OutboundMedia,
     chunk_violations,
 )
-from dialstream.errors import PlayoutOverflow
 
 MULAW = MediaFormat.mulaw(8000)  # 3200 bytes = 400 ms
 

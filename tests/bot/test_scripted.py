@@ -9,9 +9,9 @@ import pytest
 from bot.config import BotServerConfig
 from bot.scripted import DEMO_SCRIPT, Script, ScriptedBot
 from bot.server import BotServer
-from dialstream.agentstream import Clear, MediaFormat, OutboundMark
-from dialstream.audio import silence, tone
 from dialstream.errors import ConfigurationError
+from dialstream.exotel.agentstream import Clear, MediaFormat, OutboundMark
+from dialstream.exotel.audio import silence, tone
 from tests.bot.exotel import FakeExotel, run
 
 MULAW = MediaFormat.mulaw(8000)

@@ -20,7 +20,7 @@ from bot.bots import GreeterBot
 from bot.config import BotServerConfig, Limits, Pacing, Timeouts
 from bot.server import BotServer
 from bot.tts import TTS
-from dialstream.agentstream import (
+from dialstream.exotel.agentstream import (
     CHUNK_MIN,
     DEFAULT_MEDIA_FORMAT,
     Clear,
@@ -31,7 +31,7 @@ from dialstream.agentstream import (
     chunk_violations,
     encode,
 )
-from dialstream.audio import INTERNAL_FORMAT, tone
+from dialstream.exotel.audio import INTERNAL_FORMAT, tone
 from tests.bot.exotel import FakeExotel, basic_auth, run
 from tests.utils import MS
 from tests.utils import until as poll_until

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from bot.tts import TTS, BeepTTS, CachedTTS
-from dialstream.audio import duration, energy
+from dialstream.exotel.audio import duration, energy
 
 
 def test_beep_tts_is_deterministic_audible_pcm():

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.vad import SPEECH_ENDED, SPEECH_STARTED, VadSettings, VoiceActivity
-from dialstream.audio import INTERNAL_FORMAT, silence, tone
+from dialstream.exotel.audio import INTERNAL_FORMAT, silence, tone
 
 LOUD = 0.3
 

@@ -3,7 +3,7 @@ Dockerfile, the compose file and the Kubernetes manifests must be what the code 
 
 Commands are parsed by the real parsers (ours with argparse, Celery's and Flower's own),
 environment variables checked against ``dialstream.settings``, queue names against
-``workers.app``, and every metric named by the Grafana dashboard or KEDA against the metrics
+``dialstream.broker.celery_app``, and every metric named by the Grafana dashboard or KEDA against the metrics
 the processes define. The compose file is read as YAML after Compose's ``${VAR:-default}``
 interpolation, validated against the Compose Specification's JSON schema, and, where Docker
 Compose 2.24 or newer is installed (``docker compose`` or ``docker-compose``), run through
@@ -43,9 +43,9 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 import bot.__main__
 import ingress.__main__
 import sim.__main__
+from dialstream.app.stack import StackConfig, worker_argv
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, create_app
 from dialstream.settings import Settings
-from dialstream.stack import StackConfig, worker_argv
-from workers.app import DIAL_QUEUE, EVENTS_QUEUE, create_app
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -308,7 +308,7 @@ def test_every_command_is_accepted_by_the_processes_own_parser():
 
 
 def test_worker_commands_are_the_ones_the_stack_runs():
-    """A worker container runs exactly dialstream.stack.worker_argv for its queue, and every queue has workers."""
+    """A worker container runs exactly dialstream.app.stack.worker_argv for its queue, and every queue has workers."""
     queues = set()
     for container in dialstream_containers():
         if container.role.startswith("worker-"):
@@ -477,6 +477,7 @@ def test_keda_scales_each_worker_on_its_own_queue_and_the_bots_on_streams():
 def known_metrics() -> set[str]:
     """Every sample name the processes can expose: ingress, workers, bots, the sandbox, Flower."""
     import flower.events
+
     import ingress.core  # noqa: F401 - defines the ingress's metrics in the default registry
     from bot.metrics import REGISTRY as BOT
     from sim.metrics import sandbox_registry

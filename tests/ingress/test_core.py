@@ -11,12 +11,12 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from dialstream import events as ev
-from dialstream.embedded_redis import free_port
+from dialstream.app.embedded_redis import free_port
 from dialstream.errors import EventPublishError
-from dialstream.events import LegEvent
-from dialstream.store import keys
-from dialstream.timers import TIMERS_KEY
+from dialstream.exotel import events as ev
+from dialstream.exotel.events import LegEvent
+from dialstream.state.store import keys
+from dialstream.state.timers import TIMERS_KEY
 from ingress.core import ACCEPTED, DUPLICATE, EventIngress
 
 QUEUE = "test:ingress:events"

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import redis
 
-from dialstream.embedded_redis import EmbeddedRedis, free_port
+from dialstream.app.embedded_redis import EmbeddedRedis, free_port
+from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.exotel.proto import CallbackServiceStub, message_from_dict
 from dialstream.settings import Settings
-from dialstream.supervisor import ProcessSpec, Supervisor
-from ingress.adapter import CallbackServiceStub, message_from_dict
 from tests.utils import wait_for
 
 DB = 3  # this module's own database on the session's server

@@ -20,9 +20,14 @@ import aiohttp
 import grpc
 import websockets
 
-from dialstream import agentstream as proto
-from dialstream.events import LegEvent
-from ingress.adapter import CallbackEventResponse, CallbackServiceServicer, add_servicer, event_from_message
+from dialstream.exotel import agentstream as proto
+from dialstream.exotel.events import LegEvent
+from dialstream.exotel.proto import (
+    CallbackEventResponse,
+    CallbackServiceServicer,
+    add_servicer,
+    event_from_message,
+)
 from sim.callee import CalleeProfile
 from sim.config import SandboxConfig, Timing
 from sim.sandbox import Sandbox

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 
-from dialstream.events import ACTION, LIFECYCLE
+from dialstream.exotel.events import ACTION, LIFECYCLE
 from sim.callee import CalleeProfile
 from tests.sim.harness import async_test, fast_config, harness
 from tests.utils import MS

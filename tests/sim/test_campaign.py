@@ -6,9 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from dialstream import agentstream as proto
-from dialstream.audio import silence
-from dialstream.events import LegEvent
+from dialstream.exotel import agentstream as proto
+from dialstream.exotel.audio import silence
+from dialstream.exotel.events import LegEvent
 from sim.config import DeliveryPolicy, SandboxConfig
 from tests.sim.harness import Bot, Harness, async_test, harness, serve_bot, until
 from tests.utils import MS

@@ -7,7 +7,6 @@ import pytest
 from sim.config import Limits
 from tests.sim.harness import Bot, async_test, fast_config, harness, serve_bot
 
-
 # Leg details and event history
 
 

@@ -8,12 +8,20 @@ from typing import Any
 import pytest
 import websockets
 
-from dialstream import agentstream as proto
-from dialstream.audio import silence
-from dialstream.events import LegEvent
+from dialstream.exotel import agentstream as proto
+from dialstream.exotel.audio import silence
+from dialstream.exotel.events import LegEvent
 from sim.callee import CalleeProfile, Digit
 from sim.config import MediaConfig
-from tests.sim.harness import Bot, Harness, async_test, fast_config, harness, serve_bot, until
+from tests.sim.harness import (
+    Bot,
+    Harness,
+    async_test,
+    fast_config,
+    harness,
+    serve_bot,
+    until,
+)
 from tests.utils import MS
 
 MULAW = proto.MediaFormat.mulaw(8000)

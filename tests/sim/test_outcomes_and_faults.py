@@ -10,7 +10,15 @@ from sim.callee import CalleeProfile
 from sim.config import DeliveryPolicy
 from sim.faults import ApiFaults, Burst, CalleeFaults, EventFaults, Faults, StreamFaults
 from sim.scenario import Scenario
-from tests.sim.harness import ANSWERING, Bot, async_test, fast_config, harness, serve_bot, until
+from tests.sim.harness import (
+    ANSWERING,
+    Bot,
+    async_test,
+    fast_config,
+    harness,
+    serve_bot,
+    until,
+)
 from tests.utils import MS
 
 

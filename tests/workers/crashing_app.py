@@ -18,8 +18,8 @@ from typing import Any
 import redis
 from celery.signals import task_prerun
 
+from dialstream.broker.celery_app import HANDLE_LEG_EVENT
 from workers import tasks
-from workers.app import HANDLE_LEG_EVENT
 from workers.tasks import app
 
 __all__ = ["app", "CRASH_FLAG", "END_CRASH_FLAG"]

@@ -14,7 +14,7 @@ from typing import Any
 import redis
 from celery.signals import worker_init
 
-from dialstream.legs_api import CreatedLeg, LegsClient
+from dialstream.exotel.legs_api import CreatedLeg, LegsClient
 from workers.tasks import app
 
 __all__ = ["app", "CRASH_FLAG"]

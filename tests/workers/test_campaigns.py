@@ -22,12 +22,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dialstream.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.demo import fetch_timelines
-from dialstream.engine import CampaignEngine
+from dialstream.app.demo import fetch_timelines
+from dialstream.app.stack import Stack
+from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
+from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig
-from dialstream.stack import Stack
-from dialstream.store import keys
+from dialstream.state.store import keys
 from tests.utils import wait_for
 from tests.workers.dial_crash_app import CRASH_FLAG
 from tests.workers.test_faults import running_stack

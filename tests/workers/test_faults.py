@@ -23,13 +23,13 @@ import pytest
 import redis
 import yaml
 
-from bot import fleet
-from dialstream.campaign import CampaignConfig, Contact, Flow
-from dialstream.report import CampaignReport
+from dialstream.app.stack import Stack, StackConfig, start_stack
+from dialstream.app.supervisor import Supervisor
+from dialstream.domain.campaign import CampaignConfig, Contact, Flow
+from dialstream.domain.report import CampaignReport
 from dialstream.settings import Settings
-from dialstream.stack import Stack, StackConfig, start_stack
-from dialstream.store import Store
-from dialstream.supervisor import Supervisor
+from dialstream.state import fleet
+from dialstream.state.store import Store
 from tests import campaigns
 from tests.workers.crashing_app import CRASH_FLAG, END_CRASH_FLAG
 

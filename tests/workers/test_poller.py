@@ -7,11 +7,11 @@ import time
 import pytest
 import redis
 
-from dialstream.campaign import CampaignConfig, Contact
-from dialstream.engine import CampaignEngine
-from dialstream.pacing import DIAL
-from dialstream.redial import DialItem
+from dialstream.domain.campaign import CampaignConfig, Contact
+from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig
+from dialstream.state.dial_queue import DialItem
+from dialstream.state.pacing import DIAL
 from workers.poller import DialPoller
 
 DB = 10  # this module's database on the session's server

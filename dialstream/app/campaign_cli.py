@@ -1,0 +1,295 @@
+"""``dialstream campaign ...``: submit, steer, watch and report campaigns from the shell.
+
+    dialstream campaign submit FILE [--name N] [--id ID] [--flow F] [--greeting TEXT|URL]
+                               [--bot-url URL] [--max-concurrent N] [--window W] [--retries R]
+                               [--variables a,b,c] [--phone-column C] [--region R] [--paused]
+                               [--rejects PATH]
+    dialstream campaign status ID [--once] [--json]     live progress on a terminal
+    dialstream campaign list
+    dialstream campaign pause|resume|cancel ID
+    dialstream campaign report ID [--csv PATH] [--json PATH]   CSV on stdout without either
+    dialstream campaign dnc add|remove NUMBER... [--campaign ID]
+    dialstream campaign dnc load FILE [--campaign ID]
+
+Every command talks to the Redis the workers use (``REDIS_URL``); the account's limits come
+from the ``DIALSTREAM_*`` variables of :class:`~dialstream.settings.EngineConfig`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+import redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from dialstream.domain.campaign import CampaignConfig, Flow
+from dialstream.domain.contacts import RejectedRow
+from dialstream.domain.redial import DEFAULT_REDIAL_POLICY
+from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine, CampaignStatus
+from dialstream.errors import ConfigurationError
+from dialstream.settings import Settings
+
+__all__ = ["add_parser", "run", "parse_retries"]
+
+REFRESH = 0.5  # seconds between redraws of a live status
+_SHOWN_REJECTS = 20  # rejected rows printed by submit; all of them are in the report
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``campaign`` and its subcommands to the ``dialstream`` parser's subparsers."""
+    parser = subparsers.add_parser("campaign", help="submit, control, watch and report campaigns")
+    commands = parser.add_subparsers(dest="campaign_command", required=True)
+
+    submit = commands.add_parser("submit", help="submit a CSV or JSON-lines batch as a new campaign")
+    submit.add_argument("file", type=Path, help="contacts: a phone column, every other column a per-row variable")
+    submit.add_argument("--name", default="", help="a name for people (default: the file's name)")
+    submit.add_argument("--id", default="", help="campaign id (default: from the name, made unique)")
+    submit.add_argument("--flow", choices=[f.value for f in Flow], default=Flow.GREETING_SAY.value)
+    submit.add_argument("--greeting", default="", help="greeting_say: the text (default 'Hello!'); greeting_play: the audio URL")
+    submit.add_argument("--bot-url", default="", help="bot WebSocket URL (default: a live bot of the fleet)")
+    submit.add_argument("--max-concurrent", type=int, default=0, help="live calls of this campaign at once (0: no campaign cap)")
+    submit.add_argument("--window", default="", help="calling window in the callee's local time, e.g. 'mon-sat 09:00-20:00' (default: any time)")
+    submit.add_argument(
+        "--retries", default="default", type=parse_retries,
+        help="redials per outcome: 'busy=3/5m,no_answer=2/30m,failed=none' (dials in all / delay), "
+        "'default' (busy 3/5m, no_answer 3/30m, failed 2/10m, machine 2/1h) or 'none'",
+    )  # fmt: skip
+    submit.add_argument("--variables", default="", help="variables sent to the bot on its stream URL, in order (default: the first that fit)")
+    submit.add_argument("--phone-column", default=None, help="the phone column's header (default: phone, number, mobile...)")
+    submit.add_argument("--format", choices=["csv", "jsonl"], default=None, help="default: from the file's suffix")
+    submit.add_argument("--region", default="", help="region of numbers without a country code (default: DIALSTREAM_DEFAULT_REGION)")
+    submit.add_argument("--paused", action="store_true", help="load the campaign but do not start dialing")
+    submit.add_argument("--rejects", type=Path, help="also write every rejected row here (CSV)")
+
+    status = commands.add_parser("status", help="a campaign's progress (live on a terminal)")
+    status.add_argument("campaign_id")
+    status.add_argument("--once", action="store_true", help="print the status once, even on a terminal")
+    status.add_argument("--json", action="store_true", help="print the status once as JSON")
+
+    commands.add_parser("list", help="every campaign and where it is")
+    for name, help_text in (
+        ("pause", "stop new dials (calls in progress finish)"),
+        ("resume", "dial again"),
+        ("cancel", "stop for good: waiting contacts are recorded canceled, calls in progress finish"),
+    ):
+        commands.add_parser(name, help=help_text).add_argument("campaign_id")
+
+    report = commands.add_parser("report", help="one row per contact: attempts, final outcome, timings, error")
+    report.add_argument("campaign_id")
+    report.add_argument("--csv", type=Path, help="write the rows as CSV here")
+    report.add_argument("--json", type=Path, help="write the status and the rows as JSON here")
+
+    dnc = commands.add_parser("dnc", help="the do-not-call list (checked at upload and before every dial)")
+    dnc.add_argument("dnc_command", choices=["add", "remove", "load", "count"])
+    dnc.add_argument("values", nargs="*", help="numbers (add, remove) or one file, a number per line (load)")
+    dnc.add_argument("--campaign", default="", help="one campaign's list instead of the account's")
+    return parser
+
+
+def run(args: argparse.Namespace, settings: Settings, console: Console | None = None) -> int:
+    """Run a parsed ``campaign`` command; returns the exit status."""
+    console = console or Console()
+    if not settings.redis_url:
+        console.print("[red]dialstream campaign needs REDIS_URL: the Redis your workers use[/]")
+        return 2
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    try:
+        engine = CampaignEngine(client, settings.account_sid, settings.engine)
+        command = args.campaign_command
+        if command == "submit":
+            return _submit(engine, args, console)
+        if command == "dnc":
+            return _dnc(engine, args, console)
+        if command == "list":
+            return _list(engine, console)
+        if command == "status":
+            return _status(engine, args, console)
+        if command == "report":
+            return _report(engine, args, console)
+        if command == "cancel":
+            canceled = engine.cancel(args.campaign_id)
+            console.print(f"campaign {args.campaign_id} canceled: {canceled} contact(s) recorded canceled; calls in progress finish")
+            return 0
+        state = engine.pause(args.campaign_id) if command == "pause" else engine.resume(args.campaign_id)
+        console.print(f"campaign {args.campaign_id} is {state.value}")
+        return 0
+    except KeyError as exc:
+        console.print(f"[red]{exc.args[0]}[/]")
+        return 1
+    except (ValueError, ConfigurationError) as exc:
+        console.print(f"[red]{exc}[/]")
+        return 2
+    finally:
+        client.close()
+
+
+def parse_retries(text: str) -> dict[str, Any] | None:
+    """``--retries``: 'default', 'none', or 'outcome=attempts/delay,...' (delay: 90, 30s, 5m, 1h;
+    an outcome '=none' is never redialled). Raises ArgumentTypeError on a bad value."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if text == "default":
+        return DEFAULT_REDIAL_POLICY.to_dict()
+    rules: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        outcome, _, rule = part.partition("=")
+        attempts, _, delay = rule.partition("/")
+        duration = _DURATION.match(delay.strip())
+        if rule.strip() == "none":
+            rules[outcome.strip()] = None
+        elif attempts.strip().isdigit() and duration:
+            rules[outcome.strip()] = {"max_attempts": int(attempts), "delay": float(duration.group(1)) * _UNIT[duration.group(2)]}
+        else:
+            raise argparse.ArgumentTypeError(f"{part!r}: expected outcome=attempts/delay (e.g. busy=3/5m) or outcome=none")
+    return rules
+
+
+def _submit(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:
+    name = args.name or args.file.stem
+    campaign_id = args.id or f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-') or 'campaign'}-{uuid.uuid4().hex[:6]}"
+    flow = Flow(args.flow)
+    config = CampaignConfig(
+        campaign_id=campaign_id,
+        name=name,
+        flow=flow,
+        greeting_text=(args.greeting or "Hello!") if flow is Flow.GREETING_SAY else "Hello!",
+        greeting_url=args.greeting if flow is Flow.GREETING_PLAY else "",
+        bot_url=args.bot_url,
+        max_concurrent=args.max_concurrent,
+        window=args.window,
+        retries=args.retries,
+        stream_variables=tuple(v.strip() for v in args.variables.split(",") if v.strip()),
+    )
+    rejects = args.rejects.open("w", newline="", encoding="utf-8") if args.rejects else None
+    shown = 0
+
+    def rejected(row: RejectedRow) -> None:
+        nonlocal shown
+        if shown < _SHOWN_REJECTS:
+            console.print(f"[yellow]line {row.line_no}[/] rejected ({row.code.value}): {row.reason}", highlight=False)
+        shown += 1
+        if rejects is not None:
+            csv.writer(rejects).writerow([row.line_no, row.code.value, row.reason, row.raw])
+
+    try:
+        if rejects is not None:
+            csv.writer(rejects).writerow(["line", "code", "reason", "row"])
+        options: dict[str, Any] = {"phone_column": args.phone_column, "fmt": args.format, "paused": args.paused, "on_rejected": rejected}
+        if args.region:
+            options["region"] = args.region
+        report = engine.submit_file(config, args.file, **options)
+    finally:
+        if rejects is not None:
+            rejects.close()
+    if shown > _SHOWN_REJECTS:
+        console.print(f"... and {shown - _SHOWN_REJECTS} more rejected row(s): see the report")
+    codes = ", ".join(f"{code} {n}" for code, n in sorted(report.rejected_by_code.items())) or "none"
+    console.print(
+        f"campaign [bold]{campaign_id}[/] {report.state.value}: {report.accepted} contact(s) accepted, "
+        f"{report.rejected} rejected ({codes}); {report.rows_per_s:,.0f} rows/s"
+    )
+    return 0
+
+
+def _status(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:
+    status = engine.status(args.campaign_id)
+    if args.json:
+        console.print_json(json.dumps(status.to_dict()))
+        return 0
+    if args.once or not console.is_terminal or status.finished:
+        console.print(render_status(status))
+        return 0
+    with Live(render_status(status), console=console, refresh_per_second=4) as live:
+        try:
+            while not status.finished:
+                time.sleep(REFRESH)
+                status = engine.status(args.campaign_id)
+                live.update(render_status(status))
+        except KeyboardInterrupt:
+            pass  # watching stops; the campaign does not
+    return 0
+
+
+def render_status(status: CampaignStatus) -> Group:
+    """What ``status`` shows: a progress bar, counts per state, calls in flight, rate, budget."""
+    share = f"{status.done}/{status.total}" + (f" ({status.done / status.total:.0%})" if status.total else "")
+    head = Text.assemble((f"campaign {status.campaign_id}", "bold"), f" {status.name} ".rstrip() + " ", (status.state.value, "cyan"))
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=max(status.total, 1), completed=status.done, width=50), Text(share))
+    counts = (
+        f"pending {status.pending} (due now {status.due_now}) · dialing {status.dialing} · in flight {status.in_flight} · "
+        f"done {status.done} · rejected {status.rejected}"
+    )
+    outcomes = ", ".join(f"{name} {n}" for name, n in sorted(status.outcomes.items())) or "-"
+    rate = (
+        f"{status.dials} dial(s), {status.dials_last_minute:g} in the last minute · "
+        f"API {status.api_used}/{status.api_limit} in the window · 429s {status.throttled}"
+    )
+    return Group(head, bar, Text(counts), Text(f"outcomes: {outcomes}"), Text(rate))
+
+
+def _list(engine: CampaignEngine, console: Console) -> int:
+    table = Table("campaign", "name", "state", "done", "total", "pending", "in flight")
+    for campaign_id in engine.store.campaign_ids():
+        s = engine.status(campaign_id)
+        table.add_row(campaign_id, s.name, s.state.value, str(s.done), str(s.total), str(s.pending), str(s.in_flight))
+    console.print(table)
+    return 0
+
+
+def _report(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:
+    status = engine.status(args.campaign_id)
+    rows = list(engine.report(args.campaign_id))
+    if args.json:
+        args.json.write_text(json.dumps({"campaign": status.to_dict(), "contacts": rows}, indent=1))
+    if args.csv:
+        with args.csv.open("w", newline="", encoding="utf-8") as handle:
+            write_csv(rows, handle)
+    if not (args.csv or args.json):
+        write_csv(rows, sys.stdout)
+    else:
+        console.print(f"{len(rows)} row(s) written: " + ", ".join(str(p) for p in (args.csv, args.json) if p))
+    return 0
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
+    """Report rows as CSV (:data:`REPORT_COLUMNS`); the history as outcomes joined by ';'."""
+    writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "history": ";".join(str(o) for o in row["history"])})
+
+
+def _dnc(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:
+    campaign = args.campaign or None
+    where = f"campaign {campaign}'s" if campaign else "the account's"
+    if args.dnc_command == "count":
+        console.print(f"{engine.dnc.count(campaign)} number(s) on {where} DNC list")
+    elif args.dnc_command == "load":
+        if len(args.values) != 1:
+            raise ValueError("dnc load takes one file")
+        loaded = engine.dnc.load(args.values[0], campaign)
+        for line_no, text, reason in loaded.skipped:
+            console.print(f"[yellow]line {line_no}[/] skipped: {reason}: {text}", highlight=False)
+        console.print(f"{loaded.added} new number(s) on {where} DNC list ({loaded.read} read)")
+    elif args.dnc_command == "add":
+        console.print(f"{engine.dnc.add(args.values, campaign)} new number(s) on {where} DNC list")
+    else:
+        console.print(f"{engine.dnc.remove(args.values, campaign)} number(s) taken off {where} DNC list")
+    return 0

@@ -1,0 +1,98 @@
+"""The ``dialstream`` command.
+
+    dialstream demo [--contacts N] [--flow F] [--json-out PATH]   run a campaign end to end
+    dialstream up                                                the whole stack until Ctrl-C
+    dialstream campaign submit|status|pause|resume|cancel|report  run real campaigns
+    dialstream sim ...                                           the Exotel sandbox alone
+    dialstream bot ...                                           a bot server
+    dialstream ingress ...                                       the gRPC event ingress
+    dialstream worker --queue events|dial ...                    a Celery worker
+    dialstream settings                                          every environment variable
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from dialstream.app import campaign_cli, up
+from dialstream.app.stack import StackConfig, worker_argv
+from dialstream.domain.campaign import Flow
+from dialstream.errors import ConfigurationError
+from dialstream.settings import Settings
+
+__all__ = ["main"]
+
+# Subcommands that belong to another package: their own parser handles the arguments.
+_DELEGATED = {"sim": "sim.__main__", "bot": "bot.__main__", "ingress": "ingress.__main__"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialstream", description="Outbound voice-bot campaigns on Exotel.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="run a simulated campaign through the whole system")
+    demo.add_argument("--contacts", type=int, default=20, help="simulated contacts to call (default 20)")
+    demo.add_argument("--flow", choices=[f.value for f in Flow], default=Flow.GREETING_SAY.value)
+    demo.add_argument("--greeting", default="Hello!", help="greeting text for greeting_say (200-500 ms of speech)")
+    demo.add_argument("--json-out", type=Path, help="also write the report as JSON here")
+    demo.add_argument("--scenario", type=Path, help="sandbox scenario YAML (default: sim/scenarios/demo.yaml)")
+    demo.add_argument("--seed", type=int, default=7, help="sandbox random seed")
+    demo.add_argument("--timeout", type=float, default=150.0, help="seconds to wait for every call to end")
+
+    for name, help_text in (
+        ("sim", "run the Exotel sandbox"),
+        ("bot", "run a bot server"),
+        ("ingress", "run the gRPC event ingress"),
+    ):
+        commands.add_parser(name, help=help_text, add_help=False)
+
+    worker = commands.add_parser("worker", help="run a Celery worker for one queue")
+    worker.add_argument("--queue", choices=["events", "dial"], required=True)
+    worker.add_argument("--concurrency", "-c", type=int, default=StackConfig.concurrency, help="threads (default %(default)s)")
+    worker.add_argument("--name", default="", help="node name (default: the queue)")
+
+    up.add_parser(commands)
+    campaign_cli.add_parser(commands)
+    commands.add_parser("settings", help="list every environment variable and its default")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in _DELEGATED:
+        module = __import__(_DELEGATED[argv[0]], fromlist=["main"])
+        return int(module.main(argv[1:]) or 0)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        print(f"dialstream: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "demo":
+        from dialstream.app.demo import DemoOptions, run_demo
+
+        options = DemoOptions(
+            contacts=args.contacts, flow=Flow(args.flow), greeting=args.greeting, timeout=args.timeout,
+            json_out=args.json_out, scenario=args.scenario, seed=args.seed,
+        )  # fmt: skip
+        return run_demo(options, settings)
+    if args.command == "up":
+        return up.run(args, settings)
+    if args.command == "campaign":
+        return campaign_cli.run(args, settings)
+    if args.command == "worker":
+        # The same command `dialstream up`, the tests and deploy/ run.
+        argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))
+        os.execv(argv[0], argv)
+    if args.command == "settings":
+        for name, default, help_text in Settings.documentation():
+            print(f"{name:36} {default!s:40} {help_text}")
+        return 0
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,135 @@
+"""The whole system on one machine: sandbox, ingress, workers per queue, bots, Flower.
+
+``start_stack`` is what ``dialstream demo``, ``dialstream up``, the end-to-end tests and
+the benchmarks run; they differ only in the :class:`StackConfig` they pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dialstream.app.embedded_redis import free_port
+from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE
+from dialstream.errors import ConfigurationError
+from dialstream.settings import Settings
+
+__all__ = ["StackConfig", "Stack", "start_stack", "start_flower", "worker_argv"]
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    """Which processes to run. Worker counts are processes (Celery nodes), each running
+    ``concurrency`` tasks at once on a thread pool: the tasks wait on the Legs API and
+    Redis, not on the CPU, so threads (not prefork children) set how many calls a node
+    serves in parallel."""
+
+    events_workers: int = 1
+    dial_workers: int = 1
+    concurrency: int = 16
+    bots: int = 1
+    bot_kind: str = "greeter"
+    sandbox: bool = True
+    scenario: Path | None = None
+    seed: int = 7
+    worker_log_level: str = "INFO"
+    worker_app: str = "workers.tasks"  # the Celery app module (tests substitute one that crashes)
+    # Every process serves Prometheus /metrics on a free loopback port of its own (the
+    # sandbox on its API port); off, no process serves any, whatever the settings say.
+    metrics: bool = False
+    # Flower on 127.0.0.1:flower_port (0: a free port), HTTP Basic auth from the settings.
+    flower: bool = False
+    flower_port: int = 0
+
+
+@dataclass
+class Stack:
+    """Addresses of a running stack, and the settings every component was given."""
+
+    settings: Settings
+    sandbox_url: str = ""
+    bot_urls: tuple[str, ...] = ()
+    ingress_port: int = 0
+    worker_names: list[str] = field(default_factory=list)
+    metrics_urls: dict[str, str] = field(default_factory=dict)  # component name -> /metrics URL
+    flower_url: str = ""
+
+
+def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig = StackConfig()) -> Stack:
+    """Start every component under ``supervisor`` and wait until all are ready.
+
+    ``settings.redis_url`` must point at a running server. With ``config.sandbox`` the Legs
+    API is the local sandbox (and the account credentials the sandbox's), and the ingress
+    listens on a free loopback port. Without it Exotel itself sends the events, so the
+    ingress listens on ``settings.ingress_bind`` and Exotel is given ``settings.event_endpoint``.
+    """
+    bot_ports = [free_port() for _ in range(config.bots)]
+    bot_urls = tuple(f"ws://127.0.0.1:{port}/media" for port in bot_ports)
+    settings = settings.replace(bot_urls=bot_urls or settings.bot_urls, metrics_port=0)
+    if config.sandbox:
+        port = free_port()
+        settings = settings.replace(ingress_bind=f"127.0.0.1:{port}", event_endpoint=f"grpc://127.0.0.1:{port}")
+    stack = Stack(settings=settings, bot_urls=bot_urls, ingress_port=int(settings.ingress_bind.rpartition(":")[2]))
+
+    def start(name: str, argv: list[str], *, metrics_port: bool = True, **ready: Any) -> None:
+        """Start one component, with a metrics port of its own when ``config.metrics``."""
+        own = stack.settings
+        if config.metrics and metrics_port:
+            own = own.replace(metrics_port=free_port())
+            stack.metrics_urls[name] = f"http://127.0.0.1:{own.metrics_port}/metrics"
+        supervisor.start(ProcessSpec(name, argv, own.to_env(), **ready))
+
+    if config.sandbox:
+        sandbox_port = free_port()
+        stack.sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+        stack.settings = stack.settings.replace(api_base_url=stack.sandbox_url)
+        argv = ["-m", "sim", "--host", "127.0.0.1", "--port", str(sandbox_port), "--seed", str(config.seed)]
+        if config.scenario is not None:
+            argv += ["--scenario", str(config.scenario)]
+        # The sandbox serves /metrics on its API port.
+        start("sandbox", Supervisor.python(*argv), metrics_port=False, ready_port=sandbox_port)
+        if config.metrics:
+            stack.metrics_urls["sandbox"] = f"{stack.sandbox_url}/metrics"
+    for index, (port, url) in enumerate(zip(bot_ports, bot_urls, strict=True)):
+        # Its own URL, whatever DIALSTREAM_BOT_PUBLIC_URL the shell exports for a real fleet.
+        argv = ["-m", "bot", "--bot", config.bot_kind, "--host", "127.0.0.1", "--port", str(port), "--public-url", url]
+        start(f"bot-{index}", Supervisor.python(*argv), ready_port=port)
+    # Ready when it says so: its bind address need not be a loopback one.
+    argv = Supervisor.python("-m", "ingress", "--bind", stack.settings.ingress_bind)
+    start("ingress", argv, ready_text="ingress listening on")
+    for queue, count in ((EVENTS_QUEUE, config.events_workers), (DIAL_QUEUE, config.dial_workers)):
+        for index in range(count):
+            name = f"{queue}-{index}"
+            start(name, worker_argv(queue, name, config), ready_text=" ready.")
+            stack.worker_names.append(name)
+    if config.flower:
+        start_flower(supervisor, stack, config)
+    supervisor.wait_ready()
+    return stack
+
+
+def start_flower(supervisor: Supervisor, stack: Stack, config: StackConfig) -> None:
+    """Flower on loopback; the credentials go in its environment, not on its command line."""
+    settings = stack.settings
+    if not settings.flower_password:
+        raise ConfigurationError("Flower needs a password: set DIALSTREAM_FLOWER_PASSWORD")
+    port = config.flower_port or free_port()
+    stack.flower_url = f"http://127.0.0.1:{port}"
+    if config.metrics:
+        stack.metrics_urls["flower"] = f"{stack.flower_url}/metrics"
+    env = {**settings.to_env(), "FLOWER_BASIC_AUTH": f"{settings.flower_user}:{settings.flower_password}"}
+    argv = Supervisor.python("-m", "celery", "-A", config.worker_app, "flower", "--address=127.0.0.1", f"--port={port}")
+    supervisor.start(ProcessSpec("flower", argv, env, ready_port=port))
+
+
+def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
+    """The Celery worker command for one queue: a node of ``concurrency`` threads, with
+    ``workers.metrics`` loaded so it serves /metrics when given a port."""
+    return Supervisor.python(
+        "-m", "celery", "-A", config.worker_app, "worker",
+        "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
+        "--include", "workers.metrics",
+        "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
+    )  # fmt: skip

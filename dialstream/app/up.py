@@ -1,0 +1,164 @@
+"""``dialstream up``: the whole stack on this machine until Ctrl-C, with Flower and metrics.
+
+Starts Redis (an embedded Valkey unless ``REDIS_URL``), the Exotel sandbox (unless real
+Exotel credentials are configured, see :func:`uses_sandbox`), the gRPC ingress, Celery
+worker processes per queue, bots and Flower; prints one line per component with its
+address and its Prometheus ``/metrics`` URL; then waits. SIGINT or SIGTERM stops every
+process it started (as does any component exiting on its own, which is reported).
+
+Example::
+
+    dialstream up --events-workers 2 --bots 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import secrets
+import signal
+import sys
+import tempfile
+import threading
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from dialstream.app.embedded_redis import EmbeddedRedis
+from dialstream.app.stack import Stack, StackConfig, start_stack
+from dialstream.app.supervisor import ProcessFailed, Supervisor
+from dialstream.errors import ConfigurationError
+from dialstream.settings import SANDBOX_API_KEY, SANDBOX_API_TOKEN, Settings
+
+__all__ = ["add_parser", "run", "uses_sandbox", "main", "READY_LINE"]
+
+READY_LINE = "dialstream is up; Ctrl-C stops everything"
+_CHECK_INTERVAL = 0.5  # seconds between checks that every component is still running
+
+
+def uses_sandbox(settings: Settings) -> bool:
+    """The rule for the sandbox: it runs while the Exotel credentials are the sandbox's own.
+
+    Credentials, not the API URL, decide: whoever sets a real API key and token means to
+    dial for real, and the default URL is Exotel's, not the sandbox's.
+    """
+    return settings.api_key == SANDBOX_API_KEY and settings.api_token == SANDBOX_API_TOKEN
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``up`` to the CLI's subparsers (``argparse._SubParsersAction``)."""
+    defaults = StackConfig()
+    up = subparsers.add_parser(
+        "up",
+        help="run the whole stack locally until Ctrl-C (Flower, metrics; the sandbox unless real Exotel credentials)",
+        description=__doc__.splitlines()[0],
+    )
+    up.add_argument(
+        "--events-workers", type=int, default=defaults.events_workers, help="worker processes for queue events"
+    )
+    up.add_argument("--dial-workers", type=int, default=defaults.dial_workers, help="worker processes for queue dial")
+    up.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads per worker process")
+    up.add_argument("--bots", type=int, default=defaults.bots, help="bot processes (0: use DIALSTREAM_BOT_URLS)")
+    up.add_argument("--bot", default=defaults.bot_kind, help="built-in bot to run (default: %(default)s)")
+    up.add_argument("--flower-port", type=int, default=5555, help="Flower's port on 127.0.0.1; 0 picks a free one")
+    up.add_argument("--scenario", type=Path, help="sandbox scenario YAML")
+    up.add_argument("--seed", type=int, default=defaults.seed, help="sandbox random seed")
+    up.add_argument("--log-dir", type=Path, help="where each component's log goes (default: a new temporary directory)")
+    return up
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    """Run until SIGINT/SIGTERM; 0 after a requested stop, 1 if a component died, 2 if one did not start."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with ExitStack() as cleanup:
+            redis_note = ""
+            if not settings.redis_url:
+                server = cleanup.enter_context(EmbeddedRedis())
+                settings = settings.replace(redis_url=server.url)
+                redis_note = " (embedded Valkey)"
+            generated = not settings.flower_password
+            if generated:
+                settings = settings.replace(flower_password=secrets.token_urlsafe(12))
+            log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="dialstream-up-"))
+            supervisor = cleanup.enter_context(Supervisor(log_dir))
+            config = StackConfig(
+                events_workers=args.events_workers, dial_workers=args.dial_workers, concurrency=args.concurrency,
+                bots=args.bots, bot_kind=args.bot, sandbox=uses_sandbox(settings), scenario=args.scenario,
+                seed=args.seed, metrics=True, flower=True, flower_port=args.flower_port,
+            )  # fmt: skip
+            _say(f"starting; logs in {log_dir}")
+            try:
+                stack = start_stack(supervisor, settings, config)
+            except (ProcessFailed, ConfigurationError) as exc:
+                _say(f"a component failed to start: {exc}")
+                return 2
+            for line in status_lines(stack, redis_note, generated):
+                _say(line)
+            _say(READY_LINE)
+            while not stop.wait(_CHECK_INTERVAL):
+                try:
+                    supervisor.check_alive()
+                except ProcessFailed as exc:
+                    _say(f"a component stopped: {exc}")
+                    return 1
+            _say("stopping...")
+        _say("every component stopped")
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def status_lines(stack: Stack, redis_note: str, generated_password: bool) -> list[str]:
+    """One line per component: what it is, where it listens, its /metrics."""
+    settings, metrics = stack.settings, stack.metrics_urls
+
+    def line(name: str, what: str) -> str:
+        suffix = f"  metrics {metrics[name]}" if name in metrics else ""
+        return f"{name:10} {what}{suffix}"
+
+    lines = [line("redis", _redact(settings.redis_url) + redis_note)]
+    if stack.sandbox_url:
+        lines.append(line("sandbox", f"{stack.sandbox_url}  (Exotel sandbox: Legs API /v2, reports /sim/v1)"))
+    else:
+        lines.append(line("exotel", f"{settings.api_base_url}  (real account {settings.account_sid})"))
+    lines.append(line("ingress", f"grpc://{settings.ingress_bind}  (Exotel sends events to {settings.event_endpoint})"))
+    for name in stack.worker_names:
+        lines.append(line(name, f"celery worker, queue {name.rsplit('-', 1)[0]}"))
+    for index, url in enumerate(stack.bot_urls):
+        lines.append(line(f"bot-{index}", url))
+    password = settings.flower_password if generated_password else "from DIALSTREAM_FLOWER_PASSWORD"
+    lines.append(line("flower", f"{stack.flower_url}  (user {settings.flower_user}, password {password})"))
+    return lines
+
+
+def _redact(url: str) -> str:
+    """``redis://:secret@host`` -> ``redis://:***@host``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _say(text: str) -> None:
+    print(f"dialstream up: {text}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m dialstream.app.up [options]``: the same as ``dialstream up``."""
+    parser = argparse.ArgumentParser(prog="dialstream")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["up", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        settings = Settings.from_env()
+    except ConfigurationError as exc:
+        print(f"dialstream: {exc}", file=sys.stderr)
+        return 2
+    return run(args, settings)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

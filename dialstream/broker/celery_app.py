@@ -1,0 +1,85 @@
+"""The Celery app: configuration for short, latency-critical tasks on Redis.
+
+Two queues, so a burst of dialing can never delay an in-call action:
+
+- ``events``: leg events and the media actions they trigger (milliseconds each);
+- ``dial``:   create-leg calls and their retries; the nodes serving it also run the
+  campaign engine's dial poller (``workers.poller``).
+
+Run a worker per queue (scale by adding processes or machines, not ``-c``; the
+worker's parent process is the ceiling, see shared/design.md)::
+
+    celery -A dialstream.broker.celery_app worker -Q events -n events@%h --without-gossip --without-mingle
+    celery -A dialstream.broker.celery_app worker -Q dial   -n dial@%h   --without-gossip --without-mingle
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from dialstream.broker.transport import transport_for
+from dialstream.settings import Settings
+
+__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT", "GIL_SWITCH_INTERVAL"]
+
+EVENTS_QUEUE = "events"
+DIAL_QUEUE = "dial"
+
+# Task names are the contract between the ingress (which publishes by name, without
+# importing worker code) and the workers.
+HANDLE_LEG_EVENT = "dialstream.handle_leg_event"
+SEND_ACTION = "dialstream.send_action"
+DIAL_CONTACT = "dialstream.dial_contact"
+
+# Longer than any task may run (time limits below) and any countdown (API retry back-offs,
+# seconds), so Redis never re-delivers a task still running. It is also how long a dead
+# node's unacked tasks wait before re-delivery; in-call work does not wait for that (the
+# timers in dialstream.state.timers rescue it within a second), so it need not be short.
+VISIBILITY_TIMEOUT = 300
+
+# Workers and the ingress run several threads: one woken by its socket waits up to this long
+# for the GIL while another runs Python (5 ms by default, the whole dispatch budget).
+GIL_SWITCH_INTERVAL = 0.0005
+
+
+def create_app(settings: Settings) -> Celery:
+    """A Celery app on ``settings.redis_url``; importing tasks is left to the worker."""
+    app = Celery("dialstream", broker=settings.redis_url, set_as_current=False)
+    if transport := transport_for(settings.redis_url):
+        app.conf.broker_transport = transport
+    app.conf.update(
+        task_serializer="json",
+        accept_content=["json"],
+        task_ignore_result=True,  # nothing in the hot path waits on a result
+        task_acks_late=True,  # at-least-once: a task is acked after it ran ...
+        task_reject_on_worker_lost=True,  # ... and re-queued if its process died
+        task_queues=[Queue(EVENTS_QUEUE), Queue(DIAL_QUEUE)],
+        task_default_queue=EVENTS_QUEUE,
+        task_routes={
+            HANDLE_LEG_EVENT: {"queue": EVENTS_QUEUE},
+            SEND_ACTION: {"queue": EVENTS_QUEUE},
+            DIAL_CONTACT: {"queue": DIAL_QUEUE},
+        },
+        # Few reserved messages per thread: what a node holds when it dies waits for the
+        # visibility timeout (its leg events are rescued sooner by dialstream.state.timers).
+        worker_prefetch_multiplier=4,
+        task_time_limit=60,
+        task_soft_time_limit=50,
+        worker_max_tasks_per_child=10_000,
+        worker_send_task_events=True,  # Flower; costs 20-35 % throughput, worth the visibility
+        # Flower learns of a task when a worker receives it; a "sent" event would be one more
+        # broker publish per task on the hot path (the ingress's and each action's).
+        task_send_sent_event=False,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "socket_timeout": settings.redis_socket_timeout,
+            "socket_connect_timeout": settings.redis_socket_timeout,
+            "socket_keepalive": True,
+            "health_check_interval": 25,
+        },
+    )
+    app.conf.dialstream_settings = settings
+    return app

@@ -1,0 +1,176 @@
+"""Campaign configuration and the leg tag that routes a leg's events back to its contact.
+
+Pure data: no I/O. A campaign chooses its flow:
+
+- ``bot_first`` (approach 1): on ``leg_answered`` start the bot stream.
+- ``greeting_say`` / ``greeting_play`` (approach 2): start the stream together with a short
+  greeting (TTS text or an audio URL, 200-500 ms), stopped the moment ``stream_started``.
+
+and how it is dialled: its own concurrency cap, a calling window in the callee's local time,
+per-outcome redials, and which contact variables reach the bot. What every campaign of the
+account shares (the Legs API budget, the account's call and stream caps) is
+:class:`~dialstream.settings.EngineConfig`, part of the process's settings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from functools import cached_property
+from typing import Any
+
+from dialstream.domain.redial import NO_REDIALS, RedialPolicy
+from dialstream.domain.windows import CallingWindow
+from dialstream.errors import ConfigurationError
+from dialstream.exotel.legs_api import DEFAULT_CONTENT_TYPE
+
+__all__ = ["Flow", "CampaignState", "CampaignConfig", "Contact", "LegTag"]
+
+
+class Flow(StrEnum):
+    BOT_FIRST = "bot_first"
+    GREETING_SAY = "greeting_say"
+    GREETING_PLAY = "greeting_play"
+
+    @property
+    def has_greeting(self) -> bool:
+        return self is not Flow.BOT_FIRST
+
+
+class CampaignState(StrEnum):
+    """Where a campaign is. Only a running campaign is dialled; canceled and done are final."""
+
+    DRAFT = "draft"  # contacts still being loaded
+    RUNNING = "running"
+    PAUSED = "paused"  # no new dials; calls in progress finish
+    CANCELED = "canceled"  # pending contacts recorded as canceled; calls in progress finish
+    DONE = "done"  # every contact has its final record
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """Everything the workers need to run one campaign's calls."""
+
+    campaign_id: str
+    name: str = ""
+    flow: Flow = Flow.GREETING_SAY
+    greeting_text: str = "Hello!"
+    greeting_url: str = ""
+    # Empty: the workers pick a live bot from the fleet, else DIALSTREAM_BOT_URLS.
+    bot_url: str = ""
+    stream_direction: str = "bidirectional"
+    stream_content_type: str = DEFAULT_CONTENT_TYPE
+    ring_timeout: int = 30
+    time_limit: int = 14400
+    # Bot stream failover: wait this long for stream_started, then try another bot; after
+    # max_stream_attempts (including one reconnect after a bot drops mid-call) play the
+    # fallback message and hang up.
+    stream_start_timeout: float = 3.0
+    max_stream_attempts: int = 2
+    hold_message: str = "One moment please."
+    fallback_message: str = "Sorry, we are unable to connect you right now. We will call you back."
+    # Answering machines (amd_enable): "hangup", or "voicemail" to leave voicemail_message first.
+    amd_enable: bool = False
+    amd_action: str = "hangup"
+    voicemail_message: str = ""
+    # Dialing. Live calls of this campaign at once (0: only the account's caps apply).
+    max_concurrent: int = 0
+    # When calls may be placed, in the callee's local time (dialstream.domain.windows grammar,
+    # e.g. "mon-sat 09:00-20:00"); empty: at any time.
+    window: str = ""
+    # Redials per outcome, as RedialPolicy.from_dict reads them ({"busy": {"max_attempts": 3,
+    # "delay": 300}}); None: every contact is dialled once.
+    retries: Mapping[str, Any] | None = None
+    # Contact variables appended to the bot's stream URL, in this order, within Exotel's
+    # limits (3 pairs, 256 characters); empty: the contact's first variables that fit.
+    stream_variables: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.campaign_id or ":" in self.campaign_id:
+            raise ConfigurationError(f"campaign id {self.campaign_id!r} must be non-empty and contain no ':'")
+        object.__setattr__(self, "flow", Flow(self.flow))
+        if self.flow is Flow.GREETING_SAY and not self.greeting_text:
+            raise ConfigurationError("flow greeting_say needs a greeting text")
+        if self.flow is Flow.GREETING_PLAY and not self.greeting_url:
+            raise ConfigurationError("flow greeting_play needs a greeting audio URL")
+        if self.amd_action not in ("hangup", "voicemail"):
+            raise ConfigurationError(f"amd_action {self.amd_action!r} is not hangup/voicemail")
+        if self.amd_action == "voicemail" and not self.voicemail_message:
+            raise ConfigurationError("amd_action voicemail needs a voicemail_message")
+        if self.max_stream_attempts < 1 or self.stream_start_timeout <= 0:
+            raise ConfigurationError("max_stream_attempts must be >= 1 and stream_start_timeout > 0")
+        if self.stream_direction not in ("bidirectional", "unidirectional"):
+            raise ConfigurationError(f"stream direction {self.stream_direction!r} is not bidirectional/unidirectional")
+        if self.max_concurrent < 0:
+            raise ConfigurationError(f"max_concurrent {self.max_concurrent} must be >= 0 (0: no campaign cap)")
+        object.__setattr__(self, "stream_variables", tuple(self.stream_variables))  # a list, from JSON
+        # Parsed now so that a bad window or redial rule fails at submission, not at the first dial.
+        _ = self.calling_window, self.redial_policy
+
+    @cached_property
+    def calling_window(self) -> CallingWindow:
+        return CallingWindow.parse(self.window) if self.window else CallingWindow()
+
+    @cached_property
+    def redial_policy(self) -> RedialPolicy:
+        return NO_REDIALS if self.retries is None else RedialPolicy.from_dict(self.retries)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> CampaignConfig:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One row of a campaign: an E.164 number and its per-row variables."""
+
+    contact_id: str
+    phone: str
+    variables: Mapping[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps({"contact_id": self.contact_id, "phone": self.phone, "variables": dict(self.variables)})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Contact:
+        return cls(**json.loads(text))
+
+
+@dataclass(frozen=True, slots=True)
+class LegTag:
+    """What a leg's ``custom_param`` carries so every event names its campaign and contact.
+
+    Exotel echoes ``custom_param`` on every event of the leg, so a worker can route an
+    event that arrives before the create-leg response was even recorded.
+    """
+
+    campaign_id: str
+    contact_id: str
+    attempt: int = 1
+
+    @property
+    def call_id(self) -> str:
+        """``campaign:contact:attempt``: the call's concurrency slot and its entry in the API reserve."""
+        return f"{self.campaign_id}:{self.contact_id}:{self.attempt}"
+
+    def encode(self) -> str:
+        return json.dumps({"ds": 1, "c": self.campaign_id, "k": self.contact_id, "a": self.attempt}, separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, custom_param: str) -> LegTag | None:
+        """The tag in ``custom_param``, or None when the leg was not placed by dialstream."""
+        try:
+            raw: Any = json.loads(custom_param)
+        except ValueError:
+            return None
+        if not isinstance(raw, dict) or raw.get("ds") != 1:
+            return None
+        campaign, contact, attempt = raw.get("c"), raw.get("k"), raw.get("a", 1)
+        if not isinstance(campaign, str) or not isinstance(contact, str) or not isinstance(attempt, int):
+            return None
+        return cls(campaign, contact, attempt)

@@ -1,0 +1,463 @@
+"""The per-leg state machine: which Legs API actions a leg event calls for. Pure, no I/O.
+
+``apply_event(record, event, campaign)`` returns the leg's next record and the actions to
+send. The workers persist the record atomically (compare-and-set on ``version``, see
+``dialstream.state.store``) *before* sending anything, with the actions kept in the record's
+``outbox`` until they are dispatched; so a worker that dies in between leaves the actions
+for the re-delivered event to send, and an event applied twice has no second effect.
+
+Phases only move forward::
+
+    created -> connecting -> ringing -> answered -> streaming -> ended
+
+The greeting (approach 2) has its own state::
+
+    none -> requested -> playing -> stopping -> stopped
+                  \\-> stop_pending (stream started before the greeting did) -/
+
+Events may arrive duplicated or out of order; each rule below says what it does then.
+
+Timers are decisions too: ``apply_timer`` handles "``stream_started`` did not arrive in
+time" (try another bot, with a hold message so the callee is not left in silence) and
+"the fallback message never finished" (hang up anyway). After ``max_stream_attempts``
+(a bot dropping mid-call counts as one), the callee hears the fallback message and the
+call is hung up with the reason recorded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.exotel import events as ev
+
+__all__ = [
+    "Phase",
+    "GreetingState",
+    "StreamState",
+    "Ending",
+    "Action",
+    "LegRecord",
+    "Decision",
+    "Outcome",
+    "apply_event",
+    "apply_timer",
+    "timers_for",
+]
+
+
+class Phase(StrEnum):
+    CREATED = "created"
+    CONNECTING = "connecting"
+    RINGING = "ringing"
+    ANSWERED = "answered"
+    STREAMING = "streaming"
+    ENDED = "ended"
+
+
+_PHASE_ORDER = {phase: index for index, phase in enumerate(Phase)}
+
+
+class GreetingState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    PLAYING = "playing"
+    STOP_PENDING = "stop_pending"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class StreamState(StrEnum):
+    NONE = "none"
+    REQUESTED = "requested"
+    STARTED = "started"
+    STOPPED = "stopped"
+
+
+class Outcome(StrEnum):
+    """A call's final outcome, as the campaign report shows it."""
+
+    COMPLETED = "completed"  # answered, streamed to a bot, ended
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"  # the network or Exotel could not place the call
+    CANCELED = "canceled"
+    MACHINE = "machine"  # an answering machine picked up (amd_enable)
+    ANSWERED_NO_STREAM = "answered_no_stream"  # answered, but no bot could be kept on the call
+
+
+_TERMINAL_STATUS_OUTCOMES = {
+    "busy": Outcome.BUSY,
+    "no-answer": Outcome.NO_ANSWER,
+    "no_answer": Outcome.NO_ANSWER,
+    "failed": Outcome.FAILED,
+    "canceled": Outcome.CANCELED,
+    "cancelled": Outcome.CANCELED,
+}
+
+class Ending(StrEnum):
+    """Why the call is being wound down by us, if it is."""
+
+    NONE = ""
+    FALLBACK = "fallback"  # no bot could be reached: fallback message, then hang up
+    VOICEMAIL = "voicemail"  # answering machine: leave the message, then hang up
+    HANGUP = "hangup"  # hang-up sent
+
+
+# stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons).
+_CALL_ENDED_REASONS = ("callended", "caller_hangup")
+FALLBACK_TIMER = "fallback"
+FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
+_GREETING_STARTED = {ev.SAY_STARTED, ev.PLAY_STARTED}
+_GREETING_ENDED = {ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One Legs API call to make for a leg. ``action_id`` is unique within the leg and is
+    what makes sending it idempotent."""
+
+    action_id: str
+    kind: str  # start_stream | start_say | start_play | stop_say | stop_play | stop_stream | hangup
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action_id": self.action_id, "kind": self.kind, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Action:
+        return cls(raw["action_id"], raw["kind"], dict(raw.get("params") or {}))
+
+
+@dataclass(frozen=True)
+class LegRecord:
+    """Everything dialstream knows about one leg. Times are Unix seconds from event timestamps."""
+
+    leg_sid: str
+    campaign_id: str
+    contact_id: str
+    attempt: int = 1
+    flow: Flow = Flow.BOT_FIRST
+    phase: Phase = Phase.CREATED
+    greeting: GreetingState = GreetingState.NONE
+    stream: StreamState = StreamState.NONE
+    stream_attempts: int = 0
+    streams_started: int = 0
+    answered_at: float | None = None
+    stream_started_at: float | None = None
+    greeting_started_at: float | None = None
+    greeting_stopped_at: float | None = None
+    ended_at: float | None = None
+    terminal_status: str = ""
+    outcome: str = ""
+    reason: str = ""
+    stream_sid: str = ""
+    stream_action_id: str = ""  # the start_stream whose stream is live
+    greeting_kind: str = ""  # "say" | "play": how what the callee hears now was started
+    greeting_action_id: str = ""  # the start_say/start_play of what the callee hears now
+    ending: Ending = Ending.NONE
+    ending_action_id: str = ""  # the start_say of the fallback/voicemail message
+    machine: bool = False
+    action_counts: dict[str, int] = field(default_factory=dict)
+    outbox: tuple[Action, ...] = ()
+    errors: tuple[str, ...] = ()
+    version: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.phase is Phase.ENDED
+
+    def to_dict(self) -> dict[str, Any]:
+        # Shallow on purpose: dataclasses.asdict deep-copies, and this runs for every event.
+        raw = {f.name: getattr(self, f.name) for f in _RECORD_FIELDS}
+        raw["action_counts"] = dict(self.action_counts)
+        raw["outbox"] = [action.to_dict() for action in self.outbox]
+        raw["errors"] = list(self.errors)
+        return raw
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> LegRecord:
+        raw = dict(raw)
+        raw["flow"] = Flow(raw["flow"])
+        raw["phase"] = Phase(raw["phase"])
+        raw["greeting"] = GreetingState(raw["greeting"])
+        raw["stream"] = StreamState(raw["stream"])
+        raw["ending"] = Ending(raw["ending"])
+        raw["outbox"] = tuple(Action.from_dict(a) for a in raw.get("outbox", ()))
+        raw["errors"] = tuple(raw.get("errors", ()))
+        return cls(**raw)
+
+    @classmethod
+    def new(cls, leg_sid: str, tag: LegTag, campaign: CampaignConfig) -> LegRecord:
+        return cls(leg_sid, tag.campaign_id, tag.contact_id, attempt=tag.attempt, flow=campaign.flow)
+
+
+_RECORD_FIELDS = dataclasses.fields(LegRecord)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The result of applying one event: the next record and the actions to send now."""
+
+    record: LegRecord
+    actions: tuple[Action, ...] = ()
+
+
+def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    """Apply ``event`` to ``record``.
+
+    Returns the same ``record`` object when the event has no effect (a duplicate, a late
+    event for a dead leg, an event we do not act on); otherwise a :class:`Decision`.
+    """
+    handler = _HANDLERS.get(event.event_name)
+    if handler is None:
+        return record
+    return handler(record, event, campaign)
+
+
+def timers_for(record: LegRecord, actions: tuple[Action, ...], campaign: CampaignConfig) -> list[tuple[str, float]]:
+    """(timer id, seconds) to arm after dispatching ``actions``: each stream start is
+    watched for ``stream_started``; a fallback or voicemail message for its end."""
+    timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind == "start_stream"]
+    if any(a.action_id == record.ending_action_id for a in actions):
+        timers.append((FALLBACK_TIMER, FALLBACK_GRACE))
+    return timers
+
+
+def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> LegRecord | Decision:
+    """A timer armed by :func:`timers_for` fired. A stale timer returns ``record`` unchanged."""
+    if record.phase is Phase.ENDED or record.ending is Ending.HANGUP:
+        return record
+    if timer_id == FALLBACK_TIMER:
+        return _hangup(record) if record.ending is not Ending.NONE else record
+    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
+        return record  # that attempt was superseded, or its stream is up
+    return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+
+
+def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    target = Phase.CONNECTING if event.event_name == ev.LEG_CONNECTING else Phase.RINGING
+    if _PHASE_ORDER[record.phase] >= _PHASE_ORDER[target]:
+        return record  # duplicate or overtaken by a later event
+    return Decision(dataclasses.replace(record, phase=target))
+
+
+def _answered(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    if _PHASE_ORDER[record.phase] >= _PHASE_ORDER[Phase.ANSWERED]:
+        # A second leg_answered (even with a new event_sid) must not start a second stream;
+        # after leg_terminated nothing may be started on the dead leg.
+        return record
+    record = dataclasses.replace(record, phase=Phase.ANSWERED, answered_at=event.timestamp)
+    record, stream = _start_stream(record, campaign)
+    if not campaign.flow.has_greeting:
+        return Decision(record, (stream,))
+    if campaign.flow is Flow.GREETING_SAY:
+        record, greeting = _start_greeting(record, "say", {"text": campaign.greeting_text})
+    else:
+        record, greeting = _start_greeting(record, "play", {"url": campaign.greeting_url})
+    return Decision(record, (stream, greeting))
+
+
+def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    stream_sid = str(event.detail.get("stream_sid") or "")
+    if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP) or record.machine:
+        return record
+    if record.stream is StreamState.STARTED:
+        if not stream_sid or stream_sid == record.stream_sid:
+            return record  # a duplicate of the live stream's event
+        # A superseded attempt came up after all: stop it, so the leg keeps exactly one stream.
+        record, stop = _add_action(record, "stop_stream", {"stream_sid": stream_sid})
+        return Decision(record, (stop,))
+    record = dataclasses.replace(
+        record,
+        phase=Phase.STREAMING,
+        stream=StreamState.STARTED,
+        streams_started=record.streams_started + 1,
+        stream_started_at=record.stream_started_at or event.timestamp,
+        stream_sid=stream_sid,
+        stream_action_id=event.action_custom_parameter,
+        # A bot that comes up while the fallback message plays rescues the call.
+        ending=Ending.NONE,
+        ending_action_id="",
+        reason="",
+    )
+    if record.greeting is GreetingState.PLAYING:
+        return _stop_greeting(record, GreetingState.STOPPING)
+    if record.greeting is GreetingState.REQUESTED:
+        # The greeting was asked for but has not started (or its event is late): ask Exotel to
+        # stop it now, and again when say_started/play_started shows it exists.
+        return _stop_greeting(record, GreetingState.STOP_PENDING)
+    return Decision(record)
+
+
+def _greeting_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    if record.greeting not in (GreetingState.REQUESTED, GreetingState.STOP_PENDING) or _superseded(record, event):
+        return record
+    record = dataclasses.replace(record, greeting_started_at=record.greeting_started_at or event.timestamp)
+    if record.greeting is GreetingState.STOP_PENDING:
+        return _stop_greeting(record, GreetingState.STOPPING)
+    return Decision(dataclasses.replace(record, greeting=GreetingState.PLAYING))
+
+
+def _greeting_ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    if record.greeting in (GreetingState.NONE, GreetingState.STOPPED) or _superseded(record, event):
+        return record
+    record = dataclasses.replace(record, greeting=GreetingState.STOPPED, greeting_stopped_at=event.timestamp)
+    ending_message_done = record.ending in (Ending.FALLBACK, Ending.VOICEMAIL)
+    return _hangup(record) if ending_message_done else Decision(record)
+
+
+def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
+    """A say/play event of an earlier greeting (a hold message replaced by the fallback, say)."""
+    started_by = event.action_custom_parameter
+    return started_by.startswith("start_") and started_by != record.greeting_action_id
+
+
+def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    if record.stream is StreamState.REQUESTED and event.action_custom_parameter == latest and record.ending is Ending.NONE:
+        # The latest attempt failed before it started (handshake refused): no need to wait for its timer.
+        return _recover(record, campaign, f"stream {latest} failed: {event.detail.get('reason') or 'stopped'}")
+    if record.stream is not StreamState.STARTED:
+        return record
+    if event.action_custom_parameter and record.stream_action_id and event.action_custom_parameter != record.stream_action_id:
+        return record  # a superseded attempt's stream (stopped by us) ended
+    stream_sid = str(event.detail.get("stream_sid") or "")
+    if stream_sid and record.stream_sid and stream_sid != record.stream_sid:
+        return record
+    record = dataclasses.replace(record, stream=StreamState.STOPPED)
+    call_ending = event.detail.get("reason") in _CALL_ENDED_REASONS or event.data.get("state") in ("terminal", "completed")
+    if call_ending or record.phase is Phase.ENDED or record.ending is not Ending.NONE or record.machine:
+        return Decision(record)
+    return _recover(record, campaign, f"the bot stream stopped while the call was up ({event.detail.get('reason') or 'no reason'})")
+
+
+def _amd_result(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    result = str(event.detail.get("result") or "").upper()
+    if result != "MACHINE" or not campaign.amd_enable or record.machine or record.phase is Phase.ENDED:
+        return record
+    record = dataclasses.replace(record, machine=True, reason="answering machine")
+    actions: list[Action] = []
+    if record.stream in (StreamState.REQUESTED, StreamState.STARTED):
+        record, stop = _add_action(record, "stop_stream", {"stream_sid": record.stream_sid} if record.stream_sid else {})
+        record = dataclasses.replace(record, stream=StreamState.STOPPED)
+        actions.append(stop)
+    if record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOP_PENDING):
+        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        record = dataclasses.replace(record, greeting=GreetingState.STOPPING)
+        actions.append(stop)
+    if campaign.amd_action == "voicemail":
+        record, message = _start_greeting(record, "say", {"text": campaign.voicemail_message})
+        record = dataclasses.replace(record, ending=Ending.VOICEMAIL, ending_action_id=message.action_id)
+        return Decision(record, (*actions, message))
+    decision = _hangup(record)
+    return Decision(decision.record, (*actions, *decision.actions))
+
+
+def _ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    if record.phase is Phase.ENDED:
+        return record
+    status = str(event.data.get("terminal_status") or event.detail.get("terminal_status") or "")
+    reason = record.reason
+    if event.event_name == ev.LEG_FAILED_TO_CREATE:
+        outcome, reason = Outcome.FAILED, str(event.error.get("message") or "leg failed to create")
+    elif record.machine:
+        outcome = Outcome.MACHINE
+    elif record.answered_at is not None or status == "completed":
+        gave_up = record.ending in (Ending.FALLBACK, Ending.HANGUP)  # machines were handled above
+        outcome = Outcome.COMPLETED if record.streams_started and not gave_up else Outcome.ANSWERED_NO_STREAM
+        if outcome is Outcome.ANSWERED_NO_STREAM and not reason:
+            reason = "the call ended before the bot stream started"
+    else:
+        outcome, reason = _TERMINAL_STATUS_OUTCOMES.get(status, Outcome.FAILED), reason or status
+    return Decision(
+        dataclasses.replace(
+            record,
+            phase=Phase.ENDED,
+            ended_at=event.timestamp,
+            terminal_status=status,
+            outcome=outcome.value,
+            reason=reason,
+            # Anything not yet sent would act on a dead leg.
+            outbox=(),
+        )
+    )
+
+
+_HANDLERS = {
+    ev.LEG_CONNECTING: _progress,
+    ev.LEG_RINGING: _progress,
+    ev.LEG_ANSWERED: _answered,
+    ev.STREAM_STARTED: _stream_started,
+    ev.STREAM_STOPPED: _stream_stopped,
+    ev.AMD_RESULT_SUCCESS: _amd_result,
+    ev.LEG_TERMINATED: _ended,
+    ev.LEG_FAILED_TO_CREATE: _ended,
+    **{name: _greeting_started for name in _GREETING_STARTED},
+    **{name: _greeting_ended for name in _GREETING_ENDED},
+}
+
+
+def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
+    """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
+    record = dataclasses.replace(record, errors=(*record.errors, why))
+    callee_hears_something = record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING)
+    if record.stream_attempts < campaign.max_stream_attempts:
+        record, stream = _start_stream(record, campaign, avoid_tried_bots=True)
+        if callee_hears_something:
+            return Decision(record, (stream,))
+        record, hold = _start_greeting(record, "say", {"text": campaign.hold_message})
+        return Decision(record, (stream, hold))
+    actions: list[Action] = []
+    if callee_hears_something:
+        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        actions.append(stop)
+    record, message = _start_greeting(record, "say", {"text": campaign.fallback_message})
+    record = dataclasses.replace(
+        record,
+        ending=Ending.FALLBACK,
+        ending_action_id=message.action_id,
+        reason=f"no bot stream after {record.stream_attempts} attempt(s): {why}",
+    )
+    return Decision(record, (*actions, message))
+
+
+def _hangup(record: LegRecord) -> Decision:
+    record, hangup = _add_action(record, "hangup", {})
+    return Decision(dataclasses.replace(record, ending=Ending.HANGUP), (hangup,))
+
+
+def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bots: bool = False) -> tuple[LegRecord, Action]:
+    params = {
+        "url": campaign.bot_url,  # empty: the sender picks a live bot from the fleet
+        "direction": campaign.stream_direction,
+        "content_type": campaign.stream_content_type,
+        "avoid_tried_bots": avoid_tried_bots,
+    }
+    record, action = _add_action(record, "start_stream", params)
+    return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
+
+
+def _start_greeting(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
+    """Start something the callee hears from Exotel: the greeting, a hold or fallback message."""
+    record, action = _add_action(record, f"start_{kind}", params)
+    record = dataclasses.replace(record, greeting=GreetingState.REQUESTED, greeting_kind=kind, greeting_action_id=action.action_id)
+    return record, action
+
+
+def _stop_greeting(record: LegRecord, greeting: GreetingState) -> Decision:
+    record, action = _add_action(record, f"stop_{record.greeting_kind}", {})
+    return Decision(dataclasses.replace(record, greeting=greeting), (action,))
+
+
+def _add_action(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
+    count = record.action_counts.get(kind, 0) + 1
+    action = Action(f"{kind}#{count}", kind, params)
+    record = dataclasses.replace(
+        record, action_counts={**record.action_counts, kind: count}, outbox=(*record.outbox, action)
+    )
+    return record, action

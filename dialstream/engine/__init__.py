@@ -1,0 +1,1 @@
+"""The campaign engine: submit, control and report campaigns."""

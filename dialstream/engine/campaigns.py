@@ -1,0 +1,261 @@
+"""The campaign engine from Python: submit, pause, resume, cancel, watch and report campaigns.
+
+:class:`CampaignEngine` is what ``dialstream campaign ...`` runs; the dialing itself happens
+in the workers (``workers.poller`` takes due contacts, ``workers.tasks.dial_contact`` dials).
+
+- Pause stops new dials at once (the pollers only serve running campaigns; a dial already
+  handed out sends its contact back); calls in progress finish. Resume picks up where it was.
+- Cancel also records every contact not on a call as ``canceled`` at once (with its earlier
+  attempts in its history), so every contact has a final record; calls in progress finish
+  with their real outcome and are not redialled.
+- :meth:`CampaignEngine.status` reads counters kept as the campaign runs: a handful of Redis
+  reads whatever the campaign's size.
+- :meth:`CampaignEngine.report` gives one row per contact, rejected rows included.
+
+Example::
+
+    engine = CampaignEngine(client, settings.account_sid, settings.engine)
+    engine.submit_file(CampaignConfig("spring", max_concurrent=20), "batch.csv")
+    engine.pause("spring"); engine.resume("spring")
+    print(engine.status("spring").done)
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Any
+
+import redis
+
+from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
+from dialstream.domain.dialing import with_history
+from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
+from dialstream.settings import EngineConfig
+from dialstream.state.dial_queue import DialItem
+from dialstream.state.dnc import DncList
+from dialstream.state.leg_commit import call_result
+from dialstream.state.pacing import Pacer
+from dialstream.state.slots import Slots
+from dialstream.state.store import Store, keys
+
+__all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS"]
+
+REPORT_COLUMNS = (
+    "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid",
+    "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at",
+)  # fmt: skip
+_DRAIN = 1000  # contacts canceled per round trip
+_ROW_ID = re.compile(r"^r(\d+)$")  # the contact ids read_contacts gives: r{line}
+
+
+@dataclass(frozen=True)
+class CampaignStatus:
+    """A campaign at one moment, from its counters."""
+
+    campaign_id: str
+    name: str
+    state: CampaignState
+    total: int = 0  # contacts accepted
+    rejected: int = 0  # rows not accepted (invalid, duplicate, DNC at upload...)
+    done: int = 0  # contacts with a final record
+    pending: int = 0  # waiting in the queue: new, redials, closed windows, full caps
+    due_now: int = 0  # of those, waiting for nothing but room under the caps and budget
+    dialing: int = 0  # handed to a dial worker, leg not created yet
+    in_flight: int = 0  # calls holding a slot: being placed or up
+    dials: int = 0  # calls placed, every attempt counted
+    dials_last_minute: float = 0.0
+    next_due: float | None = None
+    outcomes: Mapping[str, int] = field(default_factory=dict)  # final outcome -> contacts
+    api_used: int = 0  # the account's Legs API requests in the current budget window
+    api_limit: int = 0
+    throttled: int = 0  # 429s the account got from the Legs API (the pacer should keep it 0)
+
+    @property
+    def finished(self) -> bool:
+        return self.state is CampaignState.DONE or (self.state is CampaignState.CANCELED and self.in_flight == 0 and self.dialing == 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "state": self.state.value, "outcomes": dict(self.outcomes)}
+
+
+class CampaignEngine:
+    """Campaigns of one account, over a synchronous Redis client (``decode_responses=True``)."""
+
+    def __init__(self, client: redis.Redis, account: str, engine: EngineConfig | None = None) -> None:
+        self.engine = engine or EngineConfig()
+        self.store = Store(client)
+        self.redis = client
+        self.slots = Slots(client, account)
+        self.pacer = Pacer(client, account, self.engine.budget)
+        self.dnc = DncList(client, account, region=self.engine.default_region)
+
+    # Submitting
+
+    def submit_file(self, config: CampaignConfig, source: str | Any | IO[bytes], **options: Any) -> SubmitReport:
+        """:func:`dialstream.engine.submit.submit_file` with this account's DNC list and default region."""
+        return submit_file(self.store, config, source, dnc=self.dnc, region=self.engine.default_region, **options)
+
+    def submit(self, config: CampaignConfig, contacts: Iterable[Contact], **options: Any) -> SubmitReport:
+        """:func:`dialstream.engine.submit.submit_contacts` with this account's DNC list and default region."""
+        return submit_contacts(self.store, config, contacts, dnc=self.dnc, region=self.engine.default_region, **options)
+
+    # Control
+
+    def pause(self, campaign_id: str) -> CampaignState:
+        return self._move(campaign_id, CampaignState.PAUSED, (CampaignState.RUNNING, CampaignState.PAUSED))
+
+    def resume(self, campaign_id: str) -> CampaignState:
+        return self._move(campaign_id, CampaignState.RUNNING, (CampaignState.PAUSED, CampaignState.RUNNING))
+
+    def cancel(self, campaign_id: str) -> int:
+        """Stop dialing for good and record every contact not on a call as canceled; returns how many.
+
+        Calls in progress finish, and are not redialled. A dial already under way at this
+        moment may still place its call: its real outcome then replaces ``canceled``.
+        """
+        allowed = (CampaignState.DRAFT, CampaignState.RUNNING, CampaignState.PAUSED, CampaignState.CANCELED)
+        self._move(campaign_id, CampaignState.CANCELED, allowed)
+        canceled = 0
+        while items := self.store.queue.drain(campaign_id, _DRAIN):
+            self._record_canceled(campaign_id, items)
+            canceled += len(items)
+        return canceled
+
+    def _move(self, campaign_id: str, target: CampaignState, allowed: tuple[CampaignState, ...]) -> CampaignState:
+        before, moved = self.store.set_state(campaign_id, target, allowed)
+        if before is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        if not moved:
+            raise ValueError(f"campaign {campaign_id!r} is {before.value}: it cannot become {target.value}")
+        return target
+
+    def _record_canceled(self, campaign_id: str, items: list[DialItem]) -> None:
+        ids = [item.contact_id for item in items]
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.campaign(campaign_id, "contacts"), ids)
+        pipe.hmget(keys.campaign(campaign_id, "results"), ids)
+        contacts, previous = pipe.execute()
+        pipe = self.redis.pipeline(transaction=False)
+        for item, raw_contact, raw_previous in zip(items, contacts, previous):
+            contact = Contact.from_json(raw_contact) if raw_contact else None
+            reason = f"the campaign was canceled before attempt {item.attempt}"
+            result = call_result(None, contact, outcome="canceled", reason=reason)
+            record = with_history(json.loads(raw_previous) if raw_previous else None, result, final=True)
+            self.store.record_result(campaign_id, item.contact_id, record, client=pipe)
+        pipe.execute()
+
+    # Visibility
+
+    def status(self, campaign_id: str, now: float | None = None) -> CampaignStatus:
+        """The campaign's counters now; KeyError for an unknown campaign."""
+        now = time.time() if now is None else now
+        due_key, leased_key, _, hash_key = self.store.queue.keys(campaign_id)
+        minute = int(now // 60)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(hash_key, "config", "state", "total")
+        pipe.hgetall(keys.campaign(campaign_id, "counts"))
+        pipe.scard(keys.campaign(campaign_id, "done"))
+        pipe.zcard(due_key)
+        pipe.zcount(due_key, "-inf", now)
+        pipe.zcard(leased_key)
+        pipe.zrange(due_key, 0, 0, withscores=True)
+        pipe.mget(keys.campaign(campaign_id, f"dials:{minute}"), keys.campaign(campaign_id, f"dials:{minute - 1}"))
+        (config, state, total), counts, done, pending, due_now, dialing, first, (this_minute, last_minute) = pipe.execute()
+        if config is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        # Dials in the minute ending now: this minute's, plus the part of the last one still inside.
+        into = now / 60 - minute
+        rate = int(this_minute or 0) + int(last_minute or 0) * (1 - into)
+        outcomes = {name.removeprefix("outcome:"): int(n) for name, n in counts.items() if name.startswith("outcome:") and int(n)}
+        return CampaignStatus(
+            campaign_id=campaign_id,
+            name=CampaignConfig.from_json(config).name,
+            state=CampaignState(state),
+            total=int(total or 0),
+            rejected=int(counts.get("rejected", 0)),
+            done=int(done),
+            pending=int(pending),
+            due_now=int(due_now),
+            dialing=int(dialing),
+            in_flight=self.slots.counts(campaign_id).campaign_calls,
+            dials=int(counts.get("dials", 0)),
+            dials_last_minute=round(rate, 1),
+            next_due=float(first[0][1]) if first else None,
+            outcomes=outcomes,
+            api_used=self.pacer.used(),
+            api_limit=self.pacer.budget.limit,
+            throttled=self.pacer.throttled_count(),
+        )
+
+    def report(self, campaign_id: str) -> Iterator[dict[str, Any]]:
+        """One row per contact (columns :data:`REPORT_COLUMNS`), rejected rows included, in file
+        order (contacts submitted from Python: by id). Times are ISO 8601 UTC."""
+        if self.store.campaign(campaign_id) is None:
+            raise KeyError(f"no campaign {campaign_id!r}")
+        results = self.store.results(campaign_id)
+        done = set(self.redis.smembers(keys.campaign(campaign_id, "done")))
+        due_key, leased_key, _, _ = self.store.queue.keys(campaign_id)
+        waiting = {json.loads(m)[0]: score for m, score in self.redis.zscan_iter(due_key, count=_DRAIN)}
+        dialing = {json.loads(m)[0] for m, _ in self.redis.zscan_iter(leased_key, count=_DRAIN)}
+        rows = [_contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing) for c in self.store.contacts(campaign_id)]
+        rows += [_rejected_row(raw) for raw in self.store.rejected(campaign_id)]
+        rows.sort(key=_row_order)
+        yield from rows
+
+
+def _contact_row(
+    contact: Contact, result: Mapping[str, Any] | None, final: bool, waiting: Mapping[str, float], dialing: set[str]
+) -> dict[str, Any]:
+    result = result or {}
+    match = _ROW_ID.match(contact.contact_id)
+    if final:
+        status = "done"
+    elif contact.contact_id in waiting:
+        status = "waiting" if result else "pending"
+    else:
+        status = "dialing" if contact.contact_id in dialing else "in_call"
+    return {
+        "contact_id": contact.contact_id,
+        "line": int(match.group(1)) if match else None,
+        "phone": contact.phone,
+        "status": status,
+        "attempts": int(result.get("attempts") or 0),
+        "outcome": result.get("outcome", "") if final else "",
+        "reason": result.get("reason", "") or "; ".join(result.get("errors") or ()),
+        "leg_sid": result.get("leg_sid", ""),
+        "answered_at": _iso(result.get("answered_at")),
+        "ended_at": _iso(result.get("ended_at")),
+        "answered_to_stream_ms": result.get("answered_to_stream_ms"),
+        "history": [entry.get("outcome") for entry in result.get("history") or ()] + ([] if final or not result else [result.get("outcome")]),
+        "next_attempt_at": _iso(waiting.get(contact.contact_id)),
+    }
+
+
+def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        **dict.fromkeys(REPORT_COLUMNS, None),
+        "contact_id": "",
+        "line": raw["line_no"],
+        "phone": "",
+        "status": "rejected",
+        "attempts": 0,
+        "outcome": raw["code"],
+        "reason": f"{raw['reason']}: {raw['raw']}",
+        "leg_sid": "",
+        "history": [],
+    }
+
+
+def _row_order(row: Mapping[str, Any]) -> tuple[float, str]:
+    return (row["line"] if row["line"] is not None else float("inf"), row["contact_id"])
+
+
+def _iso(moment: float | None) -> str | None:
+    if moment is None:
+        return None
+    return datetime.fromtimestamp(float(moment), timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

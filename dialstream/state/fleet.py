@@ -1,0 +1,162 @@
+"""The bot fleet in Redis: bots register, workers pick one per ``start_stream``.
+
+Each bot process sends a heartbeat every second with its public URL, capacity and
+current load; an entry expires ``ttl`` seconds after the last heartbeat, so a dead bot
+drops out of selection within seconds without anyone cleaning up. Static URLs (a bot
+run elsewhere, a vendor endpoint) can be registered without expiry.
+
+Key layout (``prefix`` defaults to ``ds:``, as every dialstream key)::
+
+    {prefix}bots            sorted set: url -> expiry (Unix ms, Redis clock); +inf = static
+    {prefix}bot:{url}       hash: url, capacity, load, static (0/1), updated_ms;
+                            expires with the heartbeat TTL unless static
+
+Every multi-step operation is a Lua script beside this module (``fleet_*.lua``), so it
+is atomic. The choice itself is the pure :func:`choose_bot`. This module imports
+neither asyncio nor websockets: Celery workers call :func:`select_bot` with their
+ordinary synchronous Redis client.
+
+Example::
+
+    url = select_bot(redis_client, static_urls=settings.bot_urls)
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from dialstream.errors import NoBotAvailable
+
+__all__ = [
+    "KEY_PREFIX",
+    "DEFAULT_TTL",
+    "BotRecord",
+    "choose_bot",
+    "heartbeat",
+    "register_static",
+    "deregister",
+    "live_bots",
+    "select_bot",
+    "index_key",
+    "bot_key",
+]
+
+KEY_PREFIX = "ds:"  # the prefix of all dialstream keys (dialstream.state.store); workers look here
+DEFAULT_TTL = 5.0
+"""Seconds a registration lives without a heartbeat (bots beat every second)."""
+
+
+def index_key(prefix: str = KEY_PREFIX) -> str:
+    return f"{prefix}bots"
+
+
+def bot_key(url: str, prefix: str = KEY_PREFIX) -> str:
+    return f"{prefix}bot:{url}"
+
+
+@dataclass(frozen=True, slots=True)
+class BotRecord:
+    """One registered bot. ``static`` entries never expire and report no live load."""
+
+    url: str
+    capacity: int
+    load: int = 0
+    static: bool = False
+
+    @property
+    def free(self) -> int:
+        return self.capacity - self.load
+
+
+def choose_bot(bots: Iterable[BotRecord], *, avoid: Collection[str] = ()) -> BotRecord | None:
+    """The bot a new stream should go to, or ``None`` if none has free capacity.
+
+    Live bots (those that send heartbeats) come first, because their load is measured;
+    static entries are the fallback. Among equals, the most free capacity wins, then the
+    URL, so the choice is deterministic. URLs in ``avoid`` (bots a retry already tried)
+    are chosen only when no other bot has room: avoided, not forbidden, so a one-bot
+    fleet still serves retries.
+    """
+    candidates = [bot for bot in bots if bot.free > 0]
+    preferred = [bot for bot in candidates if bot.url not in avoid] or candidates
+    if not preferred:
+        return None
+    return min(preferred, key=lambda bot: (bot.static, -bot.free, bot.url))
+
+
+def heartbeat(
+    client: redis.Redis, url: str, *, capacity: int, load: int, ttl: float = DEFAULT_TTL, prefix: str = KEY_PREFIX
+) -> None:
+    """Register ``url`` or refresh its registration for ``ttl`` more seconds."""
+    _run(client, "heartbeat", [index_key(prefix), bot_key(url, prefix)], [url, capacity, load, int(ttl * 1000), 0])
+
+
+def register_static(client: redis.Redis, url: str, *, capacity: int, prefix: str = KEY_PREFIX) -> None:
+    """Register a bot that sends no heartbeats; it stays until :func:`deregister`."""
+    _run(client, "heartbeat", [index_key(prefix), bot_key(url, prefix)], [url, capacity, 0, 0, 1])
+
+
+def deregister(client: redis.Redis, url: str, *, prefix: str = KEY_PREFIX) -> None:
+    """Remove ``url`` from selection at once (a draining bot calls this first)."""
+    _run(client, "deregister", [index_key(prefix), bot_key(url, prefix)], [url])
+
+
+def live_bots(client: redis.Redis, *, prefix: str = KEY_PREFIX) -> list[BotRecord]:
+    """Every registered bot that has not expired; expired index entries are pruned."""
+    rows = _run(client, "snapshot", [index_key(prefix)], [bot_key("", prefix)])
+    return [
+        BotRecord(url=_text(url), capacity=int(capacity), load=int(load), static=_text(static) == "1")
+        for url, capacity, load, static in rows
+    ]
+
+
+def select_bot(
+    client: redis.Redis,
+    *,
+    prefix: str = KEY_PREFIX,
+    static_urls: Sequence[str] = (),
+    exclude: Collection[str] = (),
+    reserve: bool = True,
+) -> str:
+    """The URL of the bot with the most free capacity.
+
+    With ``reserve`` (the default) the chosen live bot's load is counted up at once, so
+    that the selections made before its next heartbeat spread over the fleet; the
+    heartbeat then replaces the estimate with the measured load. When no registered bot
+    has room, one of ``static_urls`` (``Settings.bot_urls``) is picked at random. URLs in
+    ``exclude`` are avoided unless nothing else is available (see :func:`choose_bot`).
+
+    Raises:
+        NoBotAvailable: no registered bot has room and ``static_urls`` is empty.
+    """
+    chosen = choose_bot(live_bots(client, prefix=prefix), avoid=exclude)
+    if chosen is not None:
+        if reserve and not chosen.static:
+            _run(client, "reserve", [bot_key(chosen.url, prefix)], [])
+        return chosen.url
+    if static_urls:
+        return random.choice([url for url in static_urls if url not in exclude] or list(static_urls))
+    raise NoBotAvailable(
+        f"no bot registered under {index_key(prefix)!r} has free capacity, and no static bot URL is set"
+    )
+
+
+@functools.cache
+def _source(name: str) -> str:
+    return Path(__file__).with_name(f"fleet_{name}.lua").read_text()
+
+
+def _run(client: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
+    # register_script only hashes the text; EVALSHA falls back to loading it once per server.
+    return client.register_script(_source(name))(keys=keys, args=args)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

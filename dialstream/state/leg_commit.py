@@ -1,0 +1,123 @@
+"""Apply a leg event to its stored record: the atomic half of event handling.
+
+Celery-free so it can be driven directly in tests; ``workers.tasks`` wraps it in tasks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
+from dialstream.domain.leg_state import Decision, LegRecord, apply_event, apply_timer
+from dialstream.exotel.events import LegEvent
+from dialstream.state.store import Store
+
+__all__ = ["commit_event", "commit_timer", "add_error", "call_result", "ConcurrentUpdate"]
+
+_CAS_ATTEMPTS = 50
+
+
+class ConcurrentUpdate(RuntimeError):
+    """The leg record kept changing under us; the task is retried."""
+
+
+def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord, bool, bool]:
+    """Apply ``event`` atomically; returns (the record as stored, whether it just ended,
+    whether this call applied it: False for a duplicate or an event with no effect).
+
+    The returned record's ``outbox`` holds every action not yet dispatched, including any a
+    crashed worker left behind: the caller dispatches them all.
+    """
+    effective = False
+
+    def apply(current: LegRecord) -> LegRecord | Decision:
+        nonlocal effective
+        result = apply_event(current, event, campaign)
+        effective = isinstance(result, Decision)
+        return result
+
+    record, ended = _commit(
+        store, event.leg_sid, apply, event_sid=event.event_sid, initial=LegRecord.new(event.leg_sid, tag, campaign)
+    )
+    assert record is not None  # an initial record was given
+    return record, ended, effective
+
+
+def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:
+    """Apply a fired timer; None if the leg is unknown."""
+    return _commit(store, leg_sid, lambda current: apply_timer(current, timer_id, campaign))[0]
+
+
+def add_error(store: Store, leg_sid: str, error: str, *, reason: str = "") -> LegRecord | None:
+    """Append an error (and optionally a reason) to a leg's record."""
+
+    def append(current: LegRecord) -> Decision:
+        return Decision(dataclasses.replace(current, errors=(*current.errors, error), reason=reason or current.reason))
+
+    return _commit(store, leg_sid, append)[0]
+
+
+def _commit(
+    store: Store,
+    leg_sid: str,
+    transition: Callable[[LegRecord], LegRecord | Decision],
+    *,
+    event_sid: str = "",
+    initial: LegRecord | None = None,
+) -> tuple[LegRecord | None, bool]:
+    """Compare-and-set loop: read the record, apply ``transition``, write if nobody else did.
+
+    Returns (the record as stored, whether this write ended the leg). An event already
+    applied (``event_sid`` seen) or a transition with no effect writes nothing.
+    """
+    for _ in range(_CAS_ATTEMPTS):
+        record, version, applied = store.load_leg(leg_sid, event_sid)
+        if record is None:
+            if initial is None:
+                return None, False
+            record = initial
+        if applied:
+            return record, False  # a re-delivery: only a leftover outbox may need sending
+        result = transition(record)
+        if not isinstance(result, Decision):
+            return record, False
+        if store.save_leg(result.record, version, event_sid) >= 0:
+            return result.record, result.record.finished and not record.finished
+    raise ConcurrentUpdate(f"leg {leg_sid}: record changed {_CAS_ATTEMPTS} times in a row")
+
+
+def call_result(record: LegRecord | None, contact: Contact | None, *, outcome: str = "", reason: str = "") -> dict[str, Any]:
+    """The final per-contact record shown in reports."""
+    result: dict[str, Any] = {
+        "contact_id": contact.contact_id if contact else (record.contact_id if record else ""),
+        "phone": contact.phone if contact else "",
+        "recorded_at": time.time(),
+    }
+    if record is None:
+        result.update(outcome=outcome, reason=reason, leg_sid="", attempt=0)
+        return result
+
+    def ms(start: float | None, end: float | None) -> float | None:
+        return None if start is None or end is None else round((end - start) * 1000, 1)
+
+    result.update(
+        leg_sid=record.leg_sid,
+        attempt=record.attempt,
+        outcome=outcome or record.outcome,
+        reason=reason or record.reason,
+        flow=record.flow.value,
+        answered_at=record.answered_at,
+        stream_started_at=record.stream_started_at,
+        greeting_started_at=record.greeting_started_at,
+        greeting_stopped_at=record.greeting_stopped_at,
+        ended_at=record.ended_at,
+        answered_to_stream_ms=ms(record.answered_at, record.stream_started_at),
+        greeting_state=record.greeting.value,
+        streams_started=record.streams_started,
+        stream_attempts=record.stream_attempts,
+        errors=list(record.errors),
+    )
+    return result

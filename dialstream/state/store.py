@@ -1,0 +1,275 @@
+"""Redis keys and the operations on them; the Lua scripts live in ``dialstream/state/``.
+
+Key layout (every key starts with ``ds:``)::
+
+    ds:event:{event_sid}                  ingress de-duplication marker (TTL)
+    ds:leg:{leg_sid}                      hash {version, doc}: the LegRecord as JSON; {vars}: the
+                                          contact variables for the bot's stream URL
+    ds:leg:{leg_sid}:events               set of event_sids applied to the leg
+    ds:leg:{leg_sid}:sent                 set of action ids of the outbox already handed to Celery
+    ds:action:{leg_sid}:{action_id}       claim of one leg action by one Celery task id
+    ds:campaigns                          set of campaign ids
+    ds:campaigns:running                  set of the campaigns the dial pollers serve
+    ds:campaign:{id}                      hash {config, state, total, created_at, {state}_at}
+    ds:campaign:{id}:contacts             hash contact_id -> Contact JSON
+    ds:campaign:{id}:due|leased|leases    the campaign's dial queue (dialstream.domain.redial)
+    ds:campaign:{id}:legs                 hash contact_id -> leg_sid of its latest call
+    ds:campaign:{id}:results              hash contact_id -> latest call record JSON (``final``
+                                          false while a redial is due)
+    ds:campaign:{id}:done                 set of contact_ids with a final record
+    ds:campaign:{id}:counts               hash: dials, outcome:{outcome} (final records),
+                                          rejected, rejected:{code}
+    ds:campaign:{id}:rejected             hash line number -> rejected row JSON
+    ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
+    ds:bots, ds:bot:{url}                 the bot fleet (``dialstream.state.fleet``)
+    ds:timers                             leg, event and slot timers (``dialstream.state.timers``)
+
+A campaign's state moves ``draft -> running <-> paused``, then ``done`` when every contact has
+its final record, or ``canceled`` from any state but done (``lua/campaign_state.lua``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import redis
+
+from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
+from dialstream.domain.contacts import RejectedRow
+from dialstream.domain.leg_state import LegRecord
+from dialstream.state.dial_queue import DialQueue
+from dialstream.state.scripts import script
+
+__all__ = ["Store", "keys", "LEG_TTL", "RATE_BUCKET_TTL"]
+
+LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
+RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
+_SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
+
+
+class keys:  # noqa: N801 - a namespace of key builders, read as keys.leg(sid)
+    @staticmethod
+    def event(event_sid: str) -> str:
+        return f"ds:event:{event_sid}"
+
+    @staticmethod
+    def leg(leg_sid: str) -> str:
+        return f"ds:leg:{leg_sid}"
+
+    @staticmethod
+    def leg_events(leg_sid: str) -> str:
+        return f"ds:leg:{leg_sid}:events"
+
+    @staticmethod
+    def leg_sent(leg_sid: str) -> str:
+        return f"ds:leg:{leg_sid}:sent"
+
+    @staticmethod
+    def action(leg_sid: str, action_id: str) -> str:
+        return f"ds:action:{leg_sid}:{action_id}"
+
+    campaigns = "ds:campaigns"
+    running = "ds:campaigns:running"
+
+    @staticmethod
+    def campaign(campaign_id: str, part: str = "") -> str:
+        return f"ds:campaign:{campaign_id}" + (f":{part}" if part else "")
+
+
+class Store:
+    """dialstream's state in Redis, over one synchronous client."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.redis = client
+        self._leg_cas = script(client, "leg_cas.lua")
+        self._claim = script(client, "claim.lua")
+        self._record = script(client, "record_result.lua")
+        self._state = script(client, "campaign_state.lua")
+        self.queue = DialQueue(client)
+        self._campaign_cache: dict[str, CampaignConfig] = {}
+
+    # Legs
+
+    def load_leg(self, leg_sid: str, event_sid: str = "") -> tuple[LegRecord | None, int, bool]:
+        """(record or None, version, whether ``event_sid`` was already applied), read together.
+
+        The record's outbox leaves out the actions already dispatched (:meth:`mark_dispatched`).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(keys.leg(leg_sid), "version", "doc")
+        pipe.sismember(keys.leg_events(leg_sid), event_sid or "-")
+        pipe.smembers(keys.leg_sent(leg_sid))
+        (version, doc), applied, sent = pipe.execute()
+        if doc is None:
+            return None, 0, bool(applied)
+        record = LegRecord.from_dict(json.loads(doc))
+        if sent and record.outbox:
+            record = dataclasses.replace(record, outbox=tuple(a for a in record.outbox if a.action_id not in sent))
+        return record, int(version), bool(applied)
+
+    def mark_dispatched(self, leg_sid: str, action_ids: Iterable[str], *, client: Any = None) -> None:
+        """Record that these outbox actions are Celery's to deliver now (``client`` may be a pipeline).
+
+        A set beside the record, not a rewrite of it: no compare-and-set round trips on the
+        hot path; the next transition saves the record without them.
+        """
+        target = client if client is not None else self.redis
+        target.sadd(keys.leg_sent(leg_sid), *action_ids)
+        target.expire(keys.leg_sent(leg_sid), LEG_TTL)
+
+    def save_leg(self, record: LegRecord, expected_version: int, event_sid: str = "") -> int:
+        """Write ``record`` if the stored version is still ``expected_version``.
+
+        Returns the new version, or -1 when another worker got there first.
+        """
+        doc = json.dumps(record.to_dict())
+        keys_ = [keys.leg(record.leg_sid), keys.leg_events(record.leg_sid)]
+        return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL]))
+
+    def claim_action(self, leg_sid: str, action_id: str, kind: str, task_id: str) -> str:
+        """Whether this task may send the action now.
+
+        Returns ``"claimed"`` (nobody else has, or this is our own retry), ``"duplicate"``
+        (another task has it), ``"leg-ended"`` or ``"stream-up"`` (the action is moot).
+        """
+        result = int(self._claim(keys=[keys.action(leg_sid, action_id), keys.leg(leg_sid)], args=[task_id, LEG_TTL, kind]))
+        return {1: "claimed", 0: "duplicate", -1: "leg-ended", -2: "stream-up"}[result]
+
+    # Campaigns
+
+    def create_campaign(self, config: CampaignConfig, contacts: Iterable[Contact] = ()) -> int:
+        """Store a campaign as a draft (nothing is dialled) with ``contacts``; returns their number.
+
+        Raises ValueError if the campaign id is taken: a second batch never mixes into a campaign.
+        """
+        if not self.redis.hsetnx(keys.campaign(config.campaign_id), "config", config.to_json()):
+            raise ValueError(f"campaign {config.campaign_id!r} already exists")
+        total = 0
+        pipe = self.redis.pipeline(transaction=False)
+        for contact in contacts:
+            pipe.hset(keys.campaign(config.campaign_id, "contacts"), contact.contact_id, contact.to_json())
+            total += 1
+        pipe.hset(keys.campaign(config.campaign_id), mapping={"state": CampaignState.DRAFT.value, "total": total, "created_at": time.time()})
+        pipe.sadd(keys.campaigns, config.campaign_id)
+        pipe.execute()
+        return total
+
+    def add_contacts(self, campaign_id: str, batch: Sequence[tuple[Contact, float]]) -> None:
+        """Store contacts of a draft and queue their first dial, each not before its time."""
+        if not batch:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.campaign(campaign_id, "contacts"), mapping={c.contact_id: c.to_json() for c, _ in batch})
+        self.queue.add(campaign_id, ((contact.contact_id, 1, due) for contact, due in batch), client=pipe)
+        pipe.execute()
+
+    def add_rejected(self, campaign_id: str, rows: Sequence[RejectedRow]) -> None:
+        """Keep the rows that will not be dialled, with why, for the report."""
+        if not rows:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hset(keys.campaign(campaign_id, "rejected"), mapping={str(r.line_no): json.dumps(asdict(r)) for r in rows})
+        counts = keys.campaign(campaign_id, "counts")
+        pipe.hincrby(counts, "rejected", len(rows))
+        for row in rows:
+            pipe.hincrby(counts, f"rejected:{row.code.value}", 1)
+        pipe.execute()
+
+    def start_campaign(self, campaign_id: str, total: int, *, paused: bool = False) -> CampaignState:
+        """A loaded draft of ``total`` contacts starts (or waits, ``paused``); with none it is done."""
+        self.redis.hset(keys.campaign(campaign_id), "total", total)
+        target = CampaignState.DONE if total == 0 else CampaignState.PAUSED if paused else CampaignState.RUNNING
+        self.set_state(campaign_id, target, (CampaignState.DRAFT,))
+        return target
+
+    def set_state(self, campaign_id: str, target: CampaignState, allowed: Iterable[CampaignState]) -> tuple[CampaignState | None, bool]:
+        """Move the campaign to ``target`` if it is in an ``allowed`` state.
+
+        Returns (the state it was in, or None for an unknown campaign; whether it moved).
+        """
+        before, moved = self._state(
+            keys=[keys.campaign(campaign_id), keys.running],
+            args=[campaign_id, target.value, time.time(), *(state.value for state in allowed)],
+        )
+        return (None if before is None else CampaignState(_text(before))), bool(moved)
+
+    def campaign(self, campaign_id: str) -> CampaignConfig | None:
+        """A campaign's config; cached, since it never changes after creation."""
+        cached = self._campaign_cache.get(campaign_id)
+        if cached is None:
+            raw = self.redis.hget(keys.campaign(campaign_id), "config")
+            if raw is None:
+                return None
+            cached = self._campaign_cache[campaign_id] = CampaignConfig.from_json(raw)
+        return cached
+
+    def campaign_ids(self) -> list[str]:
+        return sorted(_text(c) for c in self.redis.smembers(keys.campaigns))
+
+    def running_campaigns(self) -> list[str]:
+        return sorted(_text(c) for c in self.redis.smembers(keys.running))
+
+    def contact(self, campaign_id: str, contact_id: str) -> Contact | None:
+        raw = self.redis.hget(keys.campaign(campaign_id, "contacts"), contact_id)
+        return None if raw is None else Contact.from_json(raw)
+
+    def contacts(self, campaign_id: str) -> Iterator[Contact]:
+        """Every contact of the campaign, a page at a time (in no particular order)."""
+        for _, raw in self.redis.hscan_iter(keys.campaign(campaign_id, "contacts"), count=_SCAN):
+            yield Contact.from_json(raw)
+
+    def rejected(self, campaign_id: str) -> list[dict[str, Any]]:
+        """The rows that were not accepted, in file order."""
+        rows = [json.loads(raw) for _, raw in self.redis.hscan_iter(keys.campaign(campaign_id, "rejected"), count=_SCAN)]
+        return sorted(rows, key=lambda row: row["line_no"])
+
+    def count_dial(self, campaign_id: str, now: float, *, client: Any) -> None:
+        """Count a placed call, in all and in its minute (``client``: a pipeline)."""
+        client.hincrby(keys.campaign(campaign_id, "counts"), "dials", 1)
+        bucket = keys.campaign(campaign_id, f"dials:{int(now // 60)}")
+        client.incr(bucket)
+        client.expire(bucket, RATE_BUCKET_TTL)
+
+    def record_result(
+        self, campaign_id: str, contact_id: str, result: Mapping[str, Any], *, final: bool = True, client: Any = None
+    ) -> None:
+        """Store a contact's latest record; a final one is counted once (its last outcome
+        wins) and may finish the campaign. An interim one never replaces a final one.
+        ``client`` may be a pipeline."""
+        self._record(
+            keys=[
+                keys.campaign(campaign_id, "results"),
+                keys.campaign(campaign_id, "done"),
+                keys.campaign(campaign_id, "counts"),
+                keys.campaign(campaign_id),
+                keys.running,
+            ],
+            args=[contact_id, json.dumps(result), "1" if final else "0", str(result.get("outcome", "")), campaign_id, time.time()],
+            client=client,
+        )
+
+    def result(self, campaign_id: str, contact_id: str) -> dict[str, Any] | None:
+        raw = self.redis.hget(keys.campaign(campaign_id, "results"), contact_id)
+        return None if raw is None else json.loads(raw)
+
+    def progress(self, campaign_id: str) -> tuple[int, int]:
+        """(contacts with a final record, contacts in the campaign)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.scard(keys.campaign(campaign_id, "done"))
+        pipe.hget(keys.campaign(campaign_id), "total")
+        done, total = pipe.execute()
+        return int(done), int(total or 0)
+
+    def results(self, campaign_id: str) -> dict[str, dict[str, Any]]:
+        """Every contact's latest record (final or not), by contact id."""
+        raw = self.redis.hscan_iter(keys.campaign(campaign_id, "results"), count=_SCAN)
+        return {_text(k): json.loads(v) for k, v in raw}
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,347 @@
+"""The leg state machine: the actions each event calls for, under duplicates and reordering."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.domain.leg_state import (
+    FALLBACK_GRACE,
+    Decision,
+    Ending,
+    GreetingState,
+    LegRecord,
+    Outcome,
+    Phase,
+    StreamState,
+    apply_event,
+    apply_timer,
+    timers_for,
+)
+from dialstream.exotel import events as ev
+from dialstream.exotel.events import LegEvent
+
+_sids = itertools.count(1)
+TAG = LegTag("camp", "c1")
+
+
+def event(name: str, at: float = 100.0, **extra) -> LegEvent:
+    kind = ev.LIFECYCLE if name.startswith("leg_") else ev.ACTION
+    return LegEvent(f"E{next(_sids):031d}", kind, name, at, "LEG1", **extra)
+
+
+def campaign(flow: Flow) -> CampaignConfig:
+    return CampaignConfig("camp", flow=flow, greeting_url="https://x/hi.wav", bot_url="ws://bot/media")
+
+
+def run(flow: Flow, *events: LegEvent) -> tuple[LegRecord, list[str]]:
+    """Apply events in order; return the final record and every action kind sent."""
+    config = campaign(flow)
+    record = LegRecord.new("LEG1", TAG, config)
+    sent: list[str] = []
+    for item in events:
+        result = apply_event(record, item, config)
+        if isinstance(result, Decision):
+            record = result.record
+            sent += [a.kind for a in result.actions]
+    return record, sent
+
+
+def test_bot_first_starts_only_the_stream():
+    """Approach 1: leg_answered -> start_stream, nothing else."""
+    record, sent = run(Flow.BOT_FIRST, event(ev.LEG_RINGING), event(ev.LEG_ANSWERED))
+    assert sent == ["start_stream"]
+    assert record.phase is Phase.ANSWERED and record.stream is StreamState.REQUESTED
+
+
+@pytest.mark.parametrize("flow, start, stop", [(Flow.GREETING_SAY, "start_say", "stop_say"), (Flow.GREETING_PLAY, "start_play", "stop_play")])
+def test_greeting_flow_starts_both_and_stops_greeting_on_stream_started(flow, start, stop):
+    """Approach 2: stream and greeting together on answer; the greeting is stopped on stream_started."""
+    greeting_started = ev.SAY_STARTED if flow is Flow.GREETING_SAY else ev.PLAY_STARTED
+    record, sent = run(flow, event(ev.LEG_ANSWERED), event(greeting_started), event(ev.STREAM_STARTED, 100.3))
+    assert sent == ["start_stream", start, stop]
+    assert record.greeting is GreetingState.STOPPING
+    assert record.phase is Phase.STREAMING and record.streams_started == 1
+
+
+def test_stream_started_before_greeting_started_stops_it_as_soon_as_it_exists():
+    """stream_started overtaking say_started: stop now, and again when the greeting shows up."""
+    record, sent = run(Flow.GREETING_SAY, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED), event(ev.SAY_STARTED))
+    assert sent == ["start_stream", "start_say", "stop_say", "stop_say"]
+    assert record.greeting is GreetingState.STOPPING
+
+
+def test_greeting_interrupted_is_recorded_as_stopped():
+    """say_interrupted after stop_say leaves the greeting stopped with its time."""
+    record, _ = run(
+        Flow.GREETING_SAY, event(ev.LEG_ANSWERED), event(ev.SAY_STARTED), event(ev.STREAM_STARTED), event(ev.SAY_INTERRUPTED, 101.0)
+    )
+    assert record.greeting is GreetingState.STOPPED
+    assert record.greeting_stopped_at == 101.0
+
+
+def test_second_leg_answered_with_new_sid_starts_nothing():
+    """A repeated leg_answered (new event_sid) never starts a second stream."""
+    record, sent = run(Flow.GREETING_SAY, event(ev.LEG_ANSWERED), event(ev.LEG_ANSWERED))
+    assert sent == ["start_stream", "start_say"]
+    assert record.stream_attempts == 1
+
+
+def test_duplicate_stream_started_counts_once():
+    """A repeated stream_started neither counts a second stream nor stops the greeting twice."""
+    record, sent = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED), event(ev.STREAM_STARTED))
+    assert record.streams_started == 1
+    assert sent == ["start_stream"]
+
+
+def test_terminated_before_answered_starts_nothing_on_the_dead_leg():
+    """leg_terminated processed before a late leg_answered: nothing is started."""
+    terminated = event(ev.LEG_TERMINATED, data={"terminal_status": "completed"})
+    record, sent = run(Flow.GREETING_SAY, terminated, event(ev.LEG_ANSWERED))
+    assert sent == []
+    assert record.phase is Phase.ENDED
+
+
+def test_ringing_after_answered_does_not_move_backwards():
+    """A late leg_ringing does not take an answered leg back to ringing."""
+    record, _ = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED), event(ev.LEG_RINGING))
+    assert record.phase is Phase.ANSWERED
+
+
+@pytest.mark.parametrize(
+    "status, outcome",
+    [("busy", Outcome.BUSY), ("no-answer", Outcome.NO_ANSWER), ("failed", Outcome.FAILED), ("canceled", Outcome.CANCELED)],
+)
+def test_unanswered_outcomes_come_from_terminal_status(status, outcome):
+    """An unanswered leg's outcome is its terminal_status."""
+    record, _ = run(Flow.BOT_FIRST, event(ev.LEG_RINGING), event(ev.LEG_TERMINATED, data={"terminal_status": status}))
+    assert record.outcome == outcome.value
+
+
+def test_answered_and_streamed_call_is_completed():
+    """An answered call that streamed ends as completed with its timings."""
+    record, _ = run(
+        Flow.BOT_FIRST,
+        event(ev.LEG_ANSWERED, 100.0),
+        event(ev.STREAM_STARTED, 100.25),
+        event(ev.STREAM_STOPPED, 103.0),
+        event(ev.LEG_TERMINATED, 103.0, data={"terminal_status": "completed"}),
+    )
+    assert record.outcome == Outcome.COMPLETED.value
+    assert record.stream_started_at - record.answered_at == pytest.approx(0.25)
+
+
+def test_answered_without_stream_is_its_own_outcome_with_a_reason():
+    """A call hung up before its stream came up ends as answered_no_stream, with that reason."""
+    record, _ = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.ANSWERED_NO_STREAM.value
+    assert record.reason == "the call ended before the bot stream started"
+
+
+def test_failed_to_create_carries_the_error_message():
+    """leg_failed_to_create ends the leg as failed with Exotel's error message."""
+    failed = event(ev.LEG_FAILED_TO_CREATE, event_data={"error": {"error_code": 3001, "message": "invalid number"}})
+    record, _ = run(Flow.BOT_FIRST, failed)
+    assert (record.outcome, record.reason) == ("failed", "invalid number")
+
+
+def test_ending_clears_unsent_actions():
+    """Actions still in the outbox when the leg ends are dropped: they would hit a dead leg."""
+    record, _ = run(Flow.GREETING_SAY, event(ev.LEG_ANSWERED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outbox == ()
+
+
+def test_action_ids_are_unique_per_kind():
+    """Two stop_say actions on one leg get different ids, so both can be sent once each."""
+    config = campaign(Flow.GREETING_SAY)
+    record = LegRecord.new("LEG1", TAG, config)
+    ids = []
+    for item in (event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED), event(ev.SAY_STARTED)):
+        result = apply_event(record, item, config)
+        record = result.record
+        ids += [a.action_id for a in result.actions]
+    assert ids == ["start_stream#1", "start_say#1", "stop_say#1", "stop_say#2"]
+
+
+def test_unhandled_events_return_the_record_unchanged():
+    """Events the machine does not act on return the very same record."""
+    config = campaign(Flow.BOT_FIRST)
+    record = LegRecord.new("LEG1", TAG, config)
+    assert apply_event(record, event("recording_available"), config) is record
+
+
+def test_record_round_trips_through_json_form():
+    """LegRecord.to_dict/from_dict preserve every field, including the outbox."""
+    record, _ = run(Flow.GREETING_SAY, event(ev.LEG_ANSWERED))
+    assert LegRecord.from_dict(record.to_dict()) == record
+
+
+# Failover, fallback and answering machines
+
+
+def step(record: LegRecord, config: CampaignConfig, item) -> tuple[LegRecord, list]:
+    """Apply an event, or a timer id given as a string."""
+    result = apply_timer(record, item, config) if isinstance(item, str) else apply_event(record, item, config)
+    if isinstance(result, Decision):
+        return result.record, list(result.actions)
+    return record, []
+
+
+def drive(config: CampaignConfig, *items) -> tuple[LegRecord, list]:
+    return drive_from(LegRecord.new("LEG1", TAG, config), config, *items)
+
+
+def kinds(actions) -> list[str]:
+    return [a.kind for a in actions]
+
+
+def test_stream_timeout_tries_another_bot_with_a_hold_message():
+    """No stream_started in time: start_stream again (avoiding tried bots) and a hold message, since the greeting ended."""
+    config = campaign(Flow.GREETING_SAY)
+    record, sent = drive(
+        config, event(ev.LEG_ANSWERED), event(ev.SAY_STARTED, action_custom_parameter="start_say#1"),
+        event(ev.SAY_COMPLETED, action_custom_parameter="start_say#1"), "start_stream#1",
+    )  # fmt: skip
+    assert kinds(sent) == ["start_stream", "start_say", "start_stream", "start_say"]
+    assert sent[2].params["avoid_tried_bots"] is True
+    assert sent[3].params["text"] == config.hold_message
+    assert record.stream_attempts == 2 and record.errors
+
+
+def test_stream_timeout_keeps_a_greeting_that_is_still_playing():
+    """If the callee still hears the greeting when the stream times out, only the stream is retried."""
+    record, sent = drive(campaign(Flow.GREETING_SAY), event(ev.LEG_ANSWERED), event(ev.SAY_STARTED), "start_stream#1")
+    assert kinds(sent) == ["start_stream", "start_say", "start_stream"]
+
+
+def test_timer_of_a_started_or_superseded_stream_does_nothing():
+    """A stream timer fires after its stream started, or after a newer attempt: no effect."""
+    config = campaign(Flow.BOT_FIRST)
+    record, _ = drive(config, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED, action_custom_parameter="start_stream#1"))
+    assert apply_timer(record, "start_stream#1", config) is record
+    record, _ = drive(config, event(ev.LEG_ANSWERED), "start_stream#1")
+    assert apply_timer(record, "start_stream#1", config) is record
+
+
+def test_all_attempts_failed_plays_fallback_then_hangs_up_with_reason():
+    """After max attempts the fallback message plays; when it completes the call is hung up, reason recorded."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), "start_stream#1", "start_stream#2")
+    assert kinds(sent) == ["start_stream", "start_stream", "start_say", "stop_say", "start_say"]
+    assert sent[-1].params["text"] == config.fallback_message
+    assert record.ending is Ending.FALLBACK and "no bot stream after 2 attempt(s)" in record.reason
+    record, more = drive_from(record, config, event(ev.SAY_STARTED, action_custom_parameter=sent[-1].action_id),
+                              event(ev.SAY_COMPLETED, action_custom_parameter=sent[-1].action_id))  # fmt: skip
+    assert kinds(more) == ["hangup"]
+    record, _ = drive_from(record, config, event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.ANSWERED_NO_STREAM.value and record.reason
+
+
+def test_fallback_timer_hangs_up_if_the_message_never_ends():
+    """The fallback grace timer hangs up a call whose fallback message never completed."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), "start_stream#1", "start_stream#2")
+    assert ("fallback", FALLBACK_GRACE) in timers_for(record, tuple(sent[-3:]), config)
+    record, more = drive_from(record, config, "fallback")
+    assert kinds(more) == ["hangup"]
+
+
+def test_bot_that_comes_up_during_the_fallback_rescues_the_call():
+    """A late stream_started during the fallback message cancels the fallback and stops the message."""
+    config = campaign(Flow.BOT_FIRST)
+    record, _ = drive(config, event(ev.LEG_ANSWERED), "start_stream#1", "start_stream#2", event(ev.SAY_STARTED))
+    record, more = drive_from(record, config, event(ev.STREAM_STARTED, event_data={"data": {"stream_sid": "S2"}}))
+    assert kinds(more) == ["stop_say"]
+    assert record.ending is Ending.NONE and record.streams_started == 1
+
+
+def test_superseded_stream_that_starts_late_is_stopped():
+    """Two streams came up (the timed-out attempt after all): the second is stopped by its stream_sid."""
+    config = campaign(Flow.BOT_FIRST)
+    record, _ = drive(config, event(ev.LEG_ANSWERED), "start_stream#1",
+                      event(ev.STREAM_STARTED, event_data={"data": {"stream_sid": "S2"}}, action_custom_parameter="start_stream#2"))  # fmt: skip
+    record, more = drive_from(record, config, event(ev.STREAM_STARTED, event_data={"data": {"stream_sid": "S1"}}))
+    assert kinds(more) == ["stop_stream"] and more[0].params == {"stream_sid": "S1"}
+    assert record.streams_started == 1 and record.stream_sid == "S2"
+    record, after = drive_from(record, config, event(ev.STREAM_STOPPED, event_data={"data": {"stream_sid": "S1"}}))
+    assert after == [] and record.stream is StreamState.STARTED
+
+
+def test_bot_drop_mid_call_reconnects_once_then_falls_back():
+    """A bot dropping mid-call gets one reconnect (with a hold message); a second drop plays the fallback."""
+    config = campaign(Flow.BOT_FIRST)
+    started = lambda sid: event(ev.STREAM_STARTED, event_data={"data": {"stream_sid": sid}})  # noqa: E731
+    stopped = lambda sid: event(ev.STREAM_STOPPED, event_data={"data": {"stream_sid": sid}})  # noqa: E731
+    record, sent = drive(config, event(ev.LEG_ANSWERED), started("S1"), stopped("S1"))
+    assert kinds(sent) == ["start_stream", "start_stream", "start_say"]
+    record, more = drive_from(record, config, started("S2"), stopped("S2"))
+    assert kinds(more) == ["stop_say", "start_say"]
+    assert record.ending is Ending.FALLBACK
+    record, _ = drive_from(record, config, event(ev.SAY_COMPLETED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.ANSWERED_NO_STREAM.value and "no bot stream after 2" in record.reason
+
+
+def test_stream_stopped_after_the_call_ended_does_not_reconnect():
+    """stream_stopped arriving after leg_terminated is recorded, nothing is started."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED),
+                         event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}), event(ev.STREAM_STOPPED))  # fmt: skip
+    assert kinds(sent) == ["start_stream"]
+
+
+def test_machine_with_hangup_policy_stops_the_stream_and_hangs_up():
+    """amd MACHINE with amd_action hangup: the stream is stopped and the leg hung up; outcome machine."""
+    config = CampaignConfig("camp", flow=Flow.BOT_FIRST, bot_url="ws://b/m", amd_enable=True)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.AMD_RESULT_SUCCESS, event_data={"data": {"result": "MACHINE"}}))
+    assert kinds(sent) == ["start_stream", "stop_stream", "hangup"]
+    record, _ = drive_from(record, config, event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.MACHINE.value
+
+
+def test_machine_with_voicemail_policy_leaves_the_message_then_hangs_up():
+    """amd MACHINE with amd_action voicemail: the message plays, then hang-up when it completes."""
+    config = CampaignConfig("camp", flow=Flow.GREETING_SAY, bot_url="ws://b/m", amd_enable=True,
+                            amd_action="voicemail", voicemail_message="Please call us back.")  # fmt: skip
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.SAY_STARTED),
+                         event(ev.AMD_RESULT_SUCCESS, event_data={"data": {"result": "MACHINE"}}))  # fmt: skip
+    assert kinds(sent) == ["start_stream", "start_say", "stop_stream", "stop_say", "start_say"]
+    voicemail = sent[-1]
+    record, more = drive_from(record, config, event(ev.SAY_INTERRUPTED, action_custom_parameter="start_say#1"))
+    assert more == []  # the greeting's interruption is not the voicemail's end
+    record, more = drive_from(record, config, event(ev.SAY_COMPLETED, action_custom_parameter=voicemail.action_id))
+    assert kinds(more) == ["hangup"]
+
+
+def test_human_amd_result_changes_nothing():
+    """amd HUMAN (or NOT_SURE) leaves the call to the bot."""
+    config = CampaignConfig("camp", flow=Flow.BOT_FIRST, bot_url="ws://b/m", amd_enable=True)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.AMD_RESULT_SUCCESS, event_data={"data": {"result": "HUMAN"}}))
+    assert kinds(sent) == ["start_stream"] and not record.machine
+
+
+def drive_from(record: LegRecord, config: CampaignConfig, *items) -> tuple[LegRecord, list]:
+    sent = []
+    for item in items:
+        record, actions = step(record, config, item)
+        sent += actions
+    return record, sent
+
+
+def test_stream_stopped_because_the_caller_hung_up_does_not_reconnect():
+    """stream_stopped with reason callended (arriving before leg_terminated) is the call ending, not a bot drop."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED),
+                         event(ev.STREAM_STOPPED, event_data={"data": {"reason": "callended"}}))  # fmt: skip
+    assert kinds(sent) == ["start_stream"]
+    assert record.stream is StreamState.STOPPED and not record.errors
+
+
+def test_failed_stream_attempt_recovers_without_waiting_for_its_timer():
+    """stream_stopped (failed) for the pending attempt tries the next bot at once."""
+    config = campaign(Flow.BOT_FIRST)
+    failed = event(ev.STREAM_STOPPED, event_data={"data": {"reason": "failed"}}, action_custom_parameter="start_stream#1")
+    record, sent = drive(config, event(ev.LEG_ANSWERED), failed)
+    assert kinds(sent) == ["start_stream", "start_stream", "start_say"]
+    assert "start_stream#1 failed" in record.errors[0]

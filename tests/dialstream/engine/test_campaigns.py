@@ -1,0 +1,196 @@
+"""Submitting, steering and reporting campaigns against a real Redis, with no workers: what users see before and after the dialing."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+import redis
+from rich.console import Console
+
+from dialstream.app import campaign_cli
+from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
+from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine
+from dialstream.errors import ConfigurationError
+from dialstream.settings import Settings
+from dialstream.state.dial_queue import DialItem
+
+DB = 9  # this module's database on the session's server
+ACCOUNT = "acct"
+NOW = datetime(2026, 6, 3, 10, 0, tzinfo=timezone.utc).timestamp()  # a Wednesday: 15:30 in Kolkata, 06:00 in New York
+
+BATCH = (
+    "phone,name,amount,timezone\n"
+    "98123 45601,Asha,500,\n"  # line 2: fine (national format)
+    "12345,Bad,1,\n"  # line 3: not a valid number
+    "+91 98123 45601,Again,2,\n"  # line 4: duplicate of line 2
+    "+919812345603,Blocked,3,\n"  # line 5: on the DNC list
+    "+1 212 555 0134,Bob,7,\n"  # line 6: fine, New York
+    "+919812345606,Zoned,8,Mars/Olympus\n"  # line 7: unknown zone
+    "+919812345607,Short,9\n"  # line 8: a column missing
+    ",Nobody,0,\n"  # line 9: no phone
+    "+919812345609,Dubai,4,Asia/Dubai\n"  # line 10: fine, zone from its column
+)
+
+
+@pytest.fixture
+def url(redis_url):
+    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    client.close()
+    return url
+
+
+@pytest.fixture
+def engine(client):
+    return CampaignEngine(client, ACCOUNT)
+
+
+@pytest.fixture
+def batch(tmp_path):
+    path = tmp_path / "batch.csv"
+    path.write_text(BATCH)
+    return path
+
+
+def test_a_batch_with_malformed_rows_loads_the_good_ones_and_reports_each_bad_one(engine, batch):
+    """Invalid, duplicate, DNC, bad-zone, short and phoneless rows are rejected with their line and reason; the rest are queued."""
+    engine.dnc.add(["+919812345603"])
+    seen = []
+    report = engine.submit_file(CampaignConfig("spring"), batch, clock=lambda: NOW, on_rejected=seen.append)
+    assert (report.accepted, report.rejected, report.state) == (3, 6, CampaignState.RUNNING)
+    assert report.rejected_by_code == {"invalid_number": 1, "duplicate": 1, "dnc": 1, "bad_timezone": 1, "bad_csv": 1, "missing_phone": 1}
+    assert [(r.line_no, r.code.value) for r in seen] == [
+        (3, "invalid_number"), (4, "duplicate"), (5, "dnc"), (7, "bad_timezone"), (8, "bad_csv"), (9, "missing_phone"),
+    ]  # fmt: skip
+    assert engine.store.contact("spring", "r2") == Contact("r2", "+919812345601", {"name": "Asha", "amount": "500", "timezone": ""})
+    rows = list(engine.report("spring"))
+    assert [(r["line"], r["status"], r["outcome"]) for r in rows] == [
+        (2, "pending", ""), (3, "rejected", "invalid_number"), (4, "rejected", "duplicate"), (5, "rejected", "dnc"),
+        (6, "pending", ""), (7, "rejected", "bad_timezone"), (8, "rejected", "bad_csv"), (9, "rejected", "missing_phone"),
+        (10, "pending", ""),
+    ]  # fmt: skip
+    assert "duplicate of row 2" in rows[2]["reason"] and "12345,Bad" in rows[1]["reason"]
+    status = engine.status("spring", now=NOW)
+    assert (status.total, status.rejected, status.pending, status.done) == (3, 6, 3, 0)
+
+
+def test_each_contact_waits_for_its_own_calling_window(engine, batch):
+    """With a 09:00-20:00 window at 10:00 UTC, Kolkata and Dubai are due now and New York at 09:00 its time."""
+    engine.submit_file(CampaignConfig("windowed", window="09:00-20:00"), batch, clock=lambda: NOW)
+    due = {item.contact_id: item.due for item in _queued(engine, "windowed")}
+    assert due == {"r2": NOW, "r5": NOW, "r6": datetime(2026, 6, 3, 13, 0, tzinfo=timezone.utc).timestamp(), "r10": NOW}
+    status = engine.status("windowed", now=NOW)
+    assert (status.pending, status.due_now, status.next_due) == (4, 3, NOW)
+
+
+def test_a_bad_file_fails_before_the_campaign_exists(engine, tmp_path):
+    """A file without a phone column raises ConfigurationError and leaves no campaign behind."""
+    path = tmp_path / "nophone.csv"
+    path.write_text("name,amount\nAsha,5\n")
+    with pytest.raises(ConfigurationError, match="no phone column"):
+        engine.submit_file(CampaignConfig("broken"), path)
+    assert engine.store.campaign("broken") is None and engine.store.campaign_ids() == []
+
+
+def test_contacts_from_python_keep_their_ids_and_are_checked_like_rows(engine):
+    """submit() validates numbers, rejects duplicates, and keeps each accepted contact's own id."""
+    contacts = [Contact("a", "+919900000001"), Contact("b", "not a number"), Contact("c", "+91 99000 00001"), Contact("d", "09900000004")]
+    report = engine.submit(CampaignConfig("py"), contacts)
+    assert (report.accepted, report.rejected_by_code) == (2, {"unparseable": 1, "duplicate": 1})
+    assert sorted(c.contact_id for c in engine.store.contacts("py")) == ["a", "d"]
+    assert engine.store.contact("py", "d").phone == "+919900000004"
+
+
+def test_a_campaign_id_is_never_reused(engine):
+    """Submitting a second batch under an existing id fails instead of mixing the two."""
+    engine.submit(CampaignConfig("once"), [Contact("a", "+919900000001")])
+    with pytest.raises(ValueError, match="already exists"):
+        engine.submit(CampaignConfig("once"), [Contact("b", "+919900000002")])
+
+
+def test_pause_resume_and_cancel(engine):
+    """Pause stops contacts being taken, resume gives them out again, cancel records the waiting ones as canceled."""
+    engine.submit(CampaignConfig("ctl"), [Contact(f"k{i}", f"+91990000000{i}") for i in range(1, 5)])
+    queue = engine.store.queue
+    assert engine.pause("ctl") is CampaignState.PAUSED and queue.pop_due("ctl", lease=30) == []
+    assert engine.resume("ctl") is CampaignState.RUNNING
+    taken = queue.pop_due("ctl", limit=1, lease=30)
+    assert len(taken) == 1 and engine.status("ctl").dialing == 1
+    assert engine.cancel("ctl") == 4  # the three queued and the one leased (its worker finds its lease gone)
+    assert not queue.renew(taken[0], 30)
+    status = engine.status("ctl")
+    assert (status.state, status.done, status.outcomes, status.pending, status.dialing) == (CampaignState.CANCELED, 4, {"canceled": 4}, 0, 0)
+    assert engine.cancel("ctl") == 0
+    with pytest.raises(ValueError, match="is canceled"):
+        engine.resume("ctl")
+    with pytest.raises(KeyError):
+        engine.pause("nope")
+
+
+def test_the_last_final_record_finishes_the_campaign_and_outcome_counts_follow_replacements(engine):
+    """Final records are counted once per contact, a later final one moves the count, an interim one never replaces a final one."""
+    engine.submit(CampaignConfig("fin"), [Contact("a", "+919900000001"), Contact("b", "+919900000002")])
+    store = engine.store
+    store.record_result("fin", "a", {"outcome": "canceled"})
+    store.record_result("fin", "a", {"outcome": "completed"})
+    store.record_result("fin", "a", {"outcome": "busy"}, final=False)
+    assert store.result("fin", "a")["outcome"] == "completed"
+    store.record_result("fin", "b", {"outcome": "busy"}, final=False)
+    assert engine.status("fin").state is CampaignState.RUNNING
+    store.record_result("fin", "b", {"outcome": "no_answer"})
+    status = engine.status("fin")
+    assert (status.state, status.outcomes, status.done) == (CampaignState.DONE, {"completed": 1, "no_answer": 1}, 2)
+    assert "fin" not in store.running_campaigns()
+
+
+def test_a_batch_with_no_good_row_is_done_at_once(engine, tmp_path):
+    """Nothing to dial: the campaign is done, its rejected rows still reported."""
+    path = tmp_path / "bad.csv"
+    path.write_text("phone\n123\n")
+    assert engine.submit_file(CampaignConfig("empty"), path).state is CampaignState.DONE
+    assert [r["status"] for r in engine.report("empty")] == ["rejected"]
+
+
+def cli(url: str, *argv: str) -> tuple[int, str]:
+    parser = argparse.ArgumentParser()
+    campaign_cli.add_parser(parser.add_subparsers(dest="command"))
+    console = Console(file=io.StringIO(), width=200)
+    status = campaign_cli.run(parser.parse_args(["campaign", *argv]), Settings.from_env({"REDIS_URL": url, "EXOTEL_ACCOUNT_SID": ACCOUNT}), console)
+    return status, console.file.getvalue()
+
+
+def test_the_cli_submits_steers_and_reports(url, engine, batch, tmp_path, capsys):
+    """campaign submit/status/pause/resume/report/cancel and dnc work from the command line, per-row rejections included."""
+    assert cli(url, "dnc", "add", "+919812345603")[0] == 0
+    status, out = cli(url, "submit", str(batch), "--id", "cli", "--window", "mon-fri 09:00-20:00", "--retries", "busy=3/5m,failed=none",
+                      "--max-concurrent", "4", "--variables", "name,amount", "--paused", "--rejects", str(tmp_path / "rejects.csv"))  # fmt: skip
+    assert status == 0 and "campaign cli paused: 3 contact(s) accepted, 6 rejected" in out
+    assert "line 5 rejected (dnc)" in out and "line 8 rejected (bad_csv)" in out
+    assert len((tmp_path / "rejects.csv").read_text().splitlines()) == 7
+    config = engine.store.campaign("cli")
+    assert (config.window, config.max_concurrent, config.stream_variables) == ("mon-fri 09:00-20:00", 4, ("name", "amount"))
+    assert config.redial_policy.busy.delay == 300 and config.redial_policy.failed is None
+    assert cli(url, "resume", "cli") == (0, "campaign cli is running\n")
+    status, out = cli(url, "status", "cli", "--json")
+    assert json.loads(out)["pending"] == 3
+    assert "pending 3" in cli(url, "status", "cli")[1]
+    assert cli(url, "report", "cli", "--csv", str(tmp_path / "r.csv"), "--json", str(tmp_path / "r.json"))[0] == 0
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
+    assert list(rows[0]) == list(REPORT_COLUMNS) and len(rows) == 9
+    assert len(json.loads((tmp_path / "r.json").read_text())["contacts"]) == 9
+    assert cli(url, "cancel", "cli")[1].startswith("campaign cli canceled: 3 contact(s) recorded canceled")
+    assert cli(url, "pause", "cli")[0] == 2 and cli(url, "status", "nope")[0] == 1
+    with pytest.raises(SystemExit):
+        cli(url, "submit", str(batch), "--retries", "busy=often")
+    capsys.readouterr()  # argparse's complaint about --retries
+
+
+def _queued(engine: CampaignEngine, campaign_id: str) -> list[DialItem]:
+    due_key = engine.store.queue.keys(campaign_id)[0]
+    return [DialItem(campaign_id, json.loads(m)[0], json.loads(m)[1], score) for m, score in engine.redis.zrange(due_key, 0, -1, withscores=True)]

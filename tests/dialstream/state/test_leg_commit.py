@@ -1,0 +1,137 @@
+"""Applying events to records stored in a real Redis: atomic, idempotent, crash-safe."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import uuid
+
+import pytest
+import redis
+
+from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.domain.leg_state import GreetingState, Phase
+from dialstream.exotel import events as ev
+from dialstream.exotel.events import LegEvent
+from dialstream.state.leg_commit import add_error, commit_event
+from dialstream.state.store import Store, keys
+
+_n = itertools.count()
+
+
+@pytest.fixture
+def store(redis_url):
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/4", decode_responses=True)
+    yield Store(client)
+    client.close()
+
+
+@pytest.fixture
+def leg_sid() -> str:
+    return uuid.uuid4().hex
+
+
+CAMPAIGN = CampaignConfig("camp", flow=Flow.GREETING_SAY, bot_url="ws://bot/media")
+TAG = LegTag("camp", "c1")
+
+
+def event(leg_sid: str, name: str) -> LegEvent:
+    kind = ev.LIFECYCLE if name.startswith("leg_") else ev.ACTION
+    return LegEvent(uuid.uuid4().hex, kind, name, 100.0 + next(_n), leg_sid)
+
+
+def test_answered_stores_the_actions_in_the_outbox(store, leg_sid):
+    """leg_answered is committed with start_stream and start_say waiting in the outbox."""
+    record, ended, _ = commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    assert [a.kind for a in record.outbox] == ["start_stream", "start_say"]
+    stored, version, _ = store.load_leg(leg_sid)
+    assert stored == record and version == 1 and not ended
+
+
+def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(store, leg_sid):
+    """A worker died after committing but before dispatching: the re-delivery returns the same actions, adds none."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    first, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == first.outbox
+    assert store.load_leg(leg_sid)[1] == 1  # nothing written the second time
+
+
+def test_dispatched_actions_leave_the_outbox(store, leg_sid):
+    """Once marked dispatched, actions are left out so a re-delivery sends nothing again,
+    and the next transition stores the record without them."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    record, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    store.mark_dispatched(leg_sid, [a.action_id for a in record.outbox])
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == ()
+    started, _, _ = commit_event(store, event(leg_sid, ev.STREAM_STARTED), TAG, CAMPAIGN)
+    assert [a.kind for a in started.outbox] == ["stop_say"]
+    doc = json.loads(store.redis.hget(keys.leg(leg_sid), "doc"))
+    assert [a["kind"] for a in doc["outbox"]] == ["stop_say"]
+
+
+def test_marking_part_of_the_outbox_keeps_the_rest(store, leg_sid):
+    """A worker that died after publishing only some actions leaves the others for the re-delivery."""
+    answered = event(leg_sid, ev.LEG_ANSWERED)
+    record, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    store.mark_dispatched(leg_sid, [record.outbox[0].action_id])
+    again, _, _ = commit_event(store, answered, TAG, CAMPAIGN)
+    assert again.outbox == record.outbox[1:]
+
+
+def test_concurrent_events_for_one_leg_are_all_applied(store, leg_sid):
+    """Events applied by many threads at once all land: compare-and-set retries lost races."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    barrier = threading.Barrier(3)
+
+    def apply(name: str) -> None:
+        barrier.wait()
+        commit_event(store, event(leg_sid, name), TAG, CAMPAIGN)
+
+    threads = [threading.Thread(target=apply, args=(name,)) for name in (ev.SAY_STARTED, ev.STREAM_STARTED, ev.LEG_RINGING)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    record, _, _ = store.load_leg(leg_sid)
+    assert record.phase is Phase.STREAMING
+    assert record.greeting in (GreetingState.STOPPING,)
+    assert record.streams_started == 1
+    assert [a.kind for a in record.outbox].count("stop_say") >= 1
+
+
+def test_terminated_reports_that_the_leg_just_ended_once(store, leg_sid):
+    """The commit that ends the leg says so; a duplicate of it does not."""
+    terminated = event(leg_sid, ev.LEG_TERMINATED)
+    _, ended, applied = commit_event(store, terminated, TAG, CAMPAIGN)
+    _, ended_again, applied_again = commit_event(store, terminated, TAG, CAMPAIGN)
+    assert (ended, ended_again) == (True, False)
+    assert (applied, applied_again) == (True, False)
+
+
+def test_action_claim_belongs_to_one_task_id(store, leg_sid):
+    """An action is claimed by one task id; its own retry may claim again, another task may not."""
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-a") == "claimed"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-a") == "claimed"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "task-b") == "duplicate"
+
+
+def test_late_action_on_a_moved_on_leg_is_refused(store, leg_sid):
+    """No stream or greeting is started on a leg whose stream is up, and nothing is sent to an ended leg."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    commit_event(store, event(leg_sid, ev.STREAM_STARTED), TAG, CAMPAIGN)
+    assert store.claim_action(leg_sid, "start_stream#1", "start_stream", "late-task") == "stream-up"
+    assert store.claim_action(leg_sid, "start_say#1", "start_say", "late-task") == "stream-up"
+    commit_event(store, event(leg_sid, ev.LEG_TERMINATED), TAG, CAMPAIGN)
+    assert store.claim_action(leg_sid, "stop_say#1", "stop_say", "late-task") == "leg-ended"
+
+
+def test_errors_are_appended_with_a_reason(store, leg_sid):
+    """add_error keeps every error and sets the reason."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    add_error(store, leg_sid, "first")
+    record = add_error(store, leg_sid, "second", reason="bot stream could not be started")
+    assert record.errors == ("first", "second")
+    assert record.reason == "bot stream could not be started"
