@@ -29,7 +29,7 @@ from tests.utils import wait_for
 
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 PASSWORD = "up-test-secret"
 LINE = re.compile(r"^dialstream up: (\S+)\s+(\S+).*?(?:metrics (\S+))?$")
 

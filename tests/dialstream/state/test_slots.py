@@ -19,7 +19,7 @@ from dialstream.state.slots import Slots
 from tests.dialstream.engine.engine_children import slots_hammer, start_children, stop_children
 from tests.utils import MS, wait_for
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
