@@ -37,12 +37,6 @@ from dialstream.broker.celery_app import (
 )
 from dialstream.broker.messages import task_argsrepr
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.domain.contacts import (
-    DEFAULT_TIMEZONE,
-    contact_timezone,
-    stream_parameters,
-    stream_url,
-)
 from dialstream.domain.dialing import (
     Step,
     before_dial,
@@ -53,6 +47,7 @@ from dialstream.domain.dialing import (
 )
 from dialstream.domain.leg_state import Action, LegRecord, timers_for
 from dialstream.domain.limits import SlotCaps
+from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import (
     InvalidEvent,
@@ -63,6 +58,7 @@ from dialstream.errors import (
 )
 from dialstream.exotel.events import LegEvent
 from dialstream.exotel.legs_api import LegsClient
+from dialstream.exotel.stream_url import stream_parameters, stream_url
 from dialstream.settings import Settings
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
 from dialstream.state.dnc import DncList

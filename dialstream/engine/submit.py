@@ -30,13 +30,13 @@ from typing import IO
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import (
-    DEFAULT_REGION,
     ContactRow,
     RejectedRow,
     RowResult,
     check_contacts,
     read_contacts,
 )
+from dialstream.domain.phones import DEFAULT_REGION
 from dialstream.state.dnc import DncList
 from dialstream.state.store import Store
 

@@ -24,7 +24,7 @@ from typing import IO
 
 import redis
 
-from dialstream.domain.contacts import DEFAULT_REGION, normalize_number
+from dialstream.domain.phones import DEFAULT_REGION, normalize_number
 
 __all__ = ["DncList", "LoadReport", "is_blocked", "DEFAULT_ACCOUNT"]
 

@@ -10,18 +10,11 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from dialstream.domain.campaign import Contact
-from dialstream.domain.contacts import (
-    ContactRow,
-    RejectCode,
-    RejectedRow,
-    contact_timezone,
-    normalize_number,
-    read_contacts,
-    stream_parameters,
-    stream_url,
-    timezone_for,
-)
+from dialstream.domain.contact_files import RejectCode
+from dialstream.domain.contacts import ContactRow, RejectedRow, read_contacts
+from dialstream.domain.phones import contact_timezone, normalize_number, timezone_for
 from dialstream.errors import ConfigurationError
+from dialstream.exotel.stream_url import stream_parameters, stream_url
 
 
 def csv_bytes(*lines: str) -> io.BytesIO:

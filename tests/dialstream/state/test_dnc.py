@@ -9,7 +9,8 @@ import pytest
 import redis
 from redis.connection import Connection
 
-from dialstream.domain.contacts import RejectCode, RejectedRow, read_contacts
+from dialstream.domain.contact_files import RejectCode
+from dialstream.domain.contacts import RejectedRow, read_contacts
 from dialstream.state.dnc import DncList, is_blocked
 
 DB = 7  # the campaign-engine tests' database on the session's server
