@@ -25,7 +25,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 
 from bench.contacts_ingest import write_batch
@@ -36,6 +35,7 @@ from dialstream.app.supervisor import Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig, Settings
+from dialstream.state.client import connect
 
 __all__ = ["run"]
 
@@ -52,7 +52,7 @@ def ingest(rows: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="dialstream-bench-") as tmp, EmbeddedRedis() as server:
         path = Path(tmp) / "batch.csv"
         write_batch(path, rows)
-        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client = connect(server.url)
         engine = CampaignEngine(client, "bench")
         started = time.perf_counter()
         report = engine.submit_file(CampaignConfig("ingest", window="09:00-20:00"), path, paused=True)
@@ -133,7 +133,7 @@ def _stack(scenario: dict[str, Any], engine_config: EngineConfig) -> Iterator[tu
     with EmbeddedRedis() as server, Supervisor(work / "logs") as supervisor:
         settings = Settings.from_env({"REDIS_URL": server.url}).replace(engine=engine_config)
         stack = start_stack(supervisor, settings, StackConfig(scenario=work / "scenario.yaml"))
-        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client = connect(server.url)
         try:
             yield stack, CampaignEngine(client, stack.settings.account_sid, engine_config)
         finally:

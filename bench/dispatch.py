@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 import yaml
 
 from dialstream.app.embedded_redis import EmbeddedRedis, free_port
@@ -30,6 +29,7 @@ from dialstream.app.supervisor import ProcessSpec, Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow, LegTag
 from dialstream.domain.report import percentile
 from dialstream.settings import EngineConfig, Settings
+from dialstream.state.client import connect
 from dialstream.state.store import Store
 
 __all__ = ["run"]
@@ -63,7 +63,7 @@ def run(
     with EmbeddedRedis() as server, Supervisor(work / "logs") as supervisor:
         settings = Settings.from_env({"REDIS_URL": server.url}).replace(engine=EngineConfig(api_budget=10_000_000))
         stack = start_stack(supervisor, settings, StackConfig(scenario=scenario, bots=2, events_workers=events_workers))
-        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client = connect(server.url)
         store = Store(client)
         say_start_ms = 80.0  # sim.config.Timing.say_start_ms, the scenario keeps the default
         for rate in rates:

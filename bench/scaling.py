@@ -27,7 +27,6 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 
 from bench.dispatch import SCENARIO, _offer
@@ -36,6 +35,7 @@ from dialstream.app.stack import Stack, StackConfig, start_stack
 from dialstream.app.supervisor import Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.settings import EngineConfig, Settings
+from dialstream.state.client import connect
 from dialstream.state.store import Store
 
 __all__ = ["run"]
@@ -65,7 +65,7 @@ def run(
         "events_workers": {},
     }
     with EmbeddedRedis() as server:
-        client = redis.Redis.from_url(server.url, decode_responses=True)
+        client = connect(server.url)
         store = Store(client)
         for count in workers:
             config = StackConfig(events_workers=count, dial_workers=0, bots=2, scenario=scenario)

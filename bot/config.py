@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dialstream.exotel.agentstream import CHUNK_MIN, chunk_violations
-from dialstream.state.fleet import KEY_PREFIX
+from dialstream.state import keys
 
 __all__ = [
     "Timeouts",
@@ -113,7 +113,7 @@ class Registration:
 
     redis_url: str = ""
     public_url: str = ""
-    key_prefix: str = KEY_PREFIX
+    key_prefix: str = keys.PREFIX
     heartbeat: float = 1.0
     ttl: float = 5.0
 

@@ -74,6 +74,7 @@ from dialstream.exotel.agentstream import (
 )
 from dialstream.exotel.audio import Transcoder
 from dialstream.state import fleet
+from dialstream.state.client import connect
 
 __all__ = ["BotServer"]
 
@@ -144,7 +145,7 @@ class BotServer:
             raise
         registration = self.config.registration
         if registration.redis_url:
-            self._redis = redis.Redis.from_url(registration.redis_url, socket_timeout=registration.heartbeat * 2)
+            self._redis = connect(registration.redis_url, timeout=registration.heartbeat * 2)
             await self._heartbeat()
             self._heartbeat_task = asyncio.create_task(self._heartbeat_loop(), name="bot-heartbeat")
 

@@ -9,7 +9,6 @@ import signal
 import sys
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp import web
 from prometheus_client import start_http_server
 
@@ -22,6 +21,7 @@ from dialstream.broker.celery_app import (
 from dialstream.broker.messages import task_argsrepr
 from dialstream.broker.messages import task_message as build_task_message
 from dialstream.settings import Settings
+from dialstream.state.client import connect_async
 from ingress.core import EventIngress
 from ingress.http import create_http_app
 from ingress.server import create_server
@@ -45,9 +45,7 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
         argsrepr = task_argsrepr(HANDLE_LEG_EVENT, args)
         return build_task_message(celery_app, HANDLE_LEG_EVENT, args, queue=EVENTS_QUEUE, argsrepr=argsrepr)
 
-    redis_client = aioredis.Redis.from_url(
-        settings.redis_url, socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout
-    )
+    redis_client = connect_async(settings.redis_url, timeout=settings.redis_socket_timeout, decode_responses=False)
     ingress = EventIngress(
         redis_client, task_message, queue=EVENTS_QUEUE, dedupe_ttl=settings.dedupe_ttl, rescue_after=settings.event_rescue_after
     )

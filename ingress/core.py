@@ -24,9 +24,9 @@ from prometheus_client import Counter, Histogram
 
 from dialstream.errors import EventPublishError
 from dialstream.exotel.events import LEG_CONNECTING, LEG_RINGING, LegEvent
+from dialstream.state import keys
 from dialstream.state.scripts import script
-from dialstream.state.store import keys
-from dialstream.state.timers import TIMERS_KEY, event_timer
+from dialstream.state.timers import event_timer
 
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE"]
 
@@ -67,7 +67,7 @@ class EventIngress:
         started = time.perf_counter()
         try:
             published = await self._accept(
-                keys=[keys.event(event.event_sid), self._queue, TIMERS_KEY],
+                keys=[keys.event(event.event_sid), self._queue, keys.timers()],
                 args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after],
             )
         except Exception as exc:  # any Redis failure means we cannot promise anything

@@ -29,19 +29,20 @@ from redis.exceptions import LockError
 from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE
 from dialstream.broker.messages import task_argsrepr
 from dialstream.settings import EngineConfig, Settings
+from dialstream.state import keys
+from dialstream.state.client import connect_settings
 from dialstream.state.dial_queue import DialItem, DialQueue
 from dialstream.state.pacing import Pacer
 from dialstream.state.slots import Slots
 from dialstream.state.store import Store
 
-__all__ = ["DialPoller", "DialPollerStep", "POLL_INTERVAL", "LEADER_KEY"]
+__all__ = ["DialPoller", "DialPollerStep", "POLL_INTERVAL"]
 
 log = logging.getLogger("dialstream.poller")
 
 POLL_INTERVAL = 0.05  # seconds between rounds that dialled nothing: bounds a due contact's wait
 MAX_IDLE_WAIT = 1.0  # the longest nap, even when the budget says "not for a while"
 BATCH = 100  # contacts taken from one campaign per round, at most
-LEADER_KEY = "ds:dialer:leader"
 LEADER_TTL = 3.0  # seconds a dead poller's lock outlives it
 
 
@@ -137,7 +138,7 @@ class DialPollerStep(bootsteps.StartStopStep):
 
     def _run(self, app: Any) -> None:
         settings: Settings = app.conf.dialstream_settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_socket_timeout, decode_responses=True)
+        client = connect_settings(settings)
 
         def send(items: list[DialItem]) -> None:
             # One round trip for the whole batch; Flower shows the contact, not the lease token.
@@ -148,7 +149,7 @@ class DialPollerStep(bootsteps.StartStopStep):
                     app.send_task(DIAL_CONTACT, args=args, queue=DIAL_QUEUE, producer=producer, argsrepr=argsrepr)
 
         poller = DialPoller(client, settings.account_sid, settings.engine, send)
-        leader = client.lock(LEADER_KEY, timeout=LEADER_TTL, blocking=False, thread_local=False)
+        leader = client.lock(keys.dialer_leader(), timeout=LEADER_TTL, blocking=False, thread_local=False)
         leading = False
         while not self._stop.is_set():
             wait = LEADER_TTL / 3

@@ -13,10 +13,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import redis
 from celery import bootsteps
 
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 from dialstream.state.timers import TimerQueue
 
 __all__ = ["TimerSweeper", "SWEEP_INTERVAL"]
@@ -38,7 +38,7 @@ class TimerSweeper(bootsteps.StartStopStep):
 
     def start(self, worker: Any) -> None:
         settings: Settings = worker.app.conf.dialstream_settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_socket_timeout, decode_responses=True)
+        client = connect_settings(settings)
         self._thread = threading.Thread(target=self._run, args=(TimerQueue(client),), name="timer-sweeper", daemon=True)
         self._thread.start()
 

@@ -23,7 +23,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from celery import Task, group
 from celery.exceptions import Retry
 from celery.signals import worker_init
@@ -60,6 +59,8 @@ from dialstream.exotel.events import LegEvent
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.exotel.stream_url import stream_parameters, stream_url
 from dialstream.settings import Settings
+from dialstream.state import keys
+from dialstream.state.client import connect_settings
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
 from dialstream.state.dnc import DncList
 from dialstream.state.fleet import select_bot
@@ -71,7 +72,7 @@ from dialstream.state.leg_commit import (
 )
 from dialstream.state.pacing import ACTION, DIAL, Pacer
 from dialstream.state.slots import Slots
-from dialstream.state.store import LEG_TTL, Store, keys
+from dialstream.state.store import LEG_TTL, Store
 from dialstream.state.timers import TimerQueue, event_timer, leg_timer, slot_timer
 from workers.metrics import (
     record_action,
@@ -121,12 +122,7 @@ def runtime() -> _Runtime:
     with _runtime_lock:
         if _runtime is None or _runtime.pid != os.getpid():
             settings: Settings = app.conf.dialstream_settings
-            client = redis.Redis.from_url(
-                settings.redis_url,
-                socket_timeout=settings.redis_socket_timeout,
-                socket_connect_timeout=settings.redis_socket_timeout,
-                decode_responses=True,
-            )
+            client = connect_settings(settings)
             store = Store(client)
             _runtime = _Runtime(
                 settings=settings,
@@ -379,7 +375,7 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
 
 def _pick_bot_url(rt: _Runtime, leg_sid: str, *, avoid_tried: bool) -> str:
     """The live bot with the most free capacity (a retry avoids the bots this leg already tried)."""
-    tried_key = keys.leg(leg_sid) + ":bots"
+    tried_key = keys.leg_bots(leg_sid)
     tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
     try:
         url = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)

@@ -28,7 +28,6 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
-import redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
@@ -41,6 +40,7 @@ from dialstream.domain.redial import DEFAULT_REDIAL_POLICY
 from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine, CampaignStatus
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 
 __all__ = ["add_parser", "run", "parse_retries"]
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
     if not settings.redis_url:
         console.print("[red]dialstream campaign needs REDIS_URL: the Redis your workers use[/]")
         return 2
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    client = connect_settings(settings)
     try:
         engine = CampaignEngine(client, settings.account_sid, settings.engine)
         command = args.campaign_command

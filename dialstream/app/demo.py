@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -37,6 +36,7 @@ from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.domain.report import CampaignReport, build_report, mask_phone
 from dialstream.engine.submit import submit_contacts
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 from dialstream.state.store import Store
 
 __all__ = ["DemoOptions", "run_demo", "demo_contacts", "fetch_timelines", "wait_for_campaign"]
@@ -83,7 +83,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
             f"[dim]sandbox {stack.sandbox_url} · ingress grpc://127.0.0.1:{stack.ingress_port} · "
             f"bot {', '.join(stack.bot_urls)} · logs {log_dir}[/]"
         )
-        client = redis.Redis.from_url(stack.settings.redis_url, decode_responses=True, socket_timeout=5)
+        client = connect_settings(stack.settings)
         cleanup.callback(client.close)
         store = Store(client)
         campaign = CampaignConfig(

@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from dialstream.errors import EmbeddedRedisError
+from dialstream.state.client import connect
 
 __all__ = ["EmbeddedRedis", "free_port"]
 
@@ -100,7 +101,7 @@ class EmbeddedRedis:
         ]  # fmt: skip
         self._process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.startup_timeout
-        client = redis.Redis.from_url(self.url, socket_timeout=1, socket_connect_timeout=1)
+        client = connect(self.url, timeout=1)
         try:
             while True:
                 if self._process.poll() is not None:

@@ -36,12 +36,13 @@ from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.dialing import with_history
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
+from dialstream.state import keys
 from dialstream.state.dial_queue import DialItem
 from dialstream.state.dnc import DncList
 from dialstream.state.leg_commit import call_result
 from dialstream.state.pacing import Pacer
 from dialstream.state.slots import Slots
-from dialstream.state.store import Store, keys
+from dialstream.state.store import Store
 
 __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS"]
 

@@ -33,6 +33,7 @@ from typing import Any
 
 import redis
 
+from dialstream.state import keys
 from dialstream.state.scripts import script
 
 __all__ = ["SCHEDULED", "NOT_HOLDER", "CANCELED", "DialItem", "_member", "DialQueue", "_item"]
@@ -83,7 +84,7 @@ class DialQueue:
 
     def keys(self, campaign_id: str) -> list[str]:
         """[due, leased, leases, campaign hash] of one campaign."""
-        base = f"{self.prefix}:campaign:{campaign_id}"
+        base = keys.campaign(campaign_id, prefix=self.prefix)
         return [f"{base}:due", f"{base}:leased", f"{base}:leases", base]
 
     def add(self, campaign_id: str, entries: Iterable[tuple[str, int, float]], *, client: Any = None) -> None:

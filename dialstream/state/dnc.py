@@ -25,6 +25,7 @@ from typing import IO
 import redis
 
 from dialstream.domain.phones import DEFAULT_REGION, normalize_number
+from dialstream.state import keys
 
 __all__ = ["DncList", "LoadReport", "is_blocked", "DEFAULT_ACCOUNT"]
 
@@ -53,7 +54,7 @@ class DncList:
         self.region = region
 
     def key(self, campaign_id: str | None = None) -> str:
-        base = f"{self.prefix}:dnc:{self.account}"
+        base = keys.dnc(self.account, prefix=self.prefix)
         return f"{base}:campaign:{campaign_id}" if campaign_id else base
 
     def normalize(self, number: str) -> str:

@@ -33,9 +33,9 @@ from typing import Any
 import redis
 
 from dialstream.errors import NoBotAvailable
+from dialstream.state import keys
 
 __all__ = [
-    "KEY_PREFIX",
     "DEFAULT_TTL",
     "BotRecord",
     "choose_bot",
@@ -44,21 +44,10 @@ __all__ = [
     "deregister",
     "live_bots",
     "select_bot",
-    "index_key",
-    "bot_key",
 ]
 
-KEY_PREFIX = "ds:"  # the prefix of all dialstream keys (dialstream.state.store); workers look here
 DEFAULT_TTL = 5.0
 """Seconds a registration lives without a heartbeat (bots beat every second)."""
-
-
-def index_key(prefix: str = KEY_PREFIX) -> str:
-    return f"{prefix}bots"
-
-
-def bot_key(url: str, prefix: str = KEY_PREFIX) -> str:
-    return f"{prefix}bot:{url}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,25 +81,25 @@ def choose_bot(bots: Iterable[BotRecord], *, avoid: Collection[str] = ()) -> Bot
 
 
 def heartbeat(
-    client: redis.Redis, url: str, *, capacity: int, load: int, ttl: float = DEFAULT_TTL, prefix: str = KEY_PREFIX
+    client: redis.Redis, url: str, *, capacity: int, load: int, ttl: float = DEFAULT_TTL, prefix: str = keys.PREFIX
 ) -> None:
     """Register ``url`` or refresh its registration for ``ttl`` more seconds."""
-    _run(client, "heartbeat", [index_key(prefix), bot_key(url, prefix)], [url, capacity, load, int(ttl * 1000), 0])
+    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], [url, capacity, load, int(ttl * 1000), 0])
 
 
-def register_static(client: redis.Redis, url: str, *, capacity: int, prefix: str = KEY_PREFIX) -> None:
+def register_static(client: redis.Redis, url: str, *, capacity: int, prefix: str = keys.PREFIX) -> None:
     """Register a bot that sends no heartbeats; it stays until :func:`deregister`."""
-    _run(client, "heartbeat", [index_key(prefix), bot_key(url, prefix)], [url, capacity, 0, 0, 1])
+    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], [url, capacity, 0, 0, 1])
 
 
-def deregister(client: redis.Redis, url: str, *, prefix: str = KEY_PREFIX) -> None:
+def deregister(client: redis.Redis, url: str, *, prefix: str = keys.PREFIX) -> None:
     """Remove ``url`` from selection at once (a draining bot calls this first)."""
-    _run(client, "deregister", [index_key(prefix), bot_key(url, prefix)], [url])
+    _run(client, "deregister", [keys.bots(prefix), keys.bot(url, prefix)], [url])
 
 
-def live_bots(client: redis.Redis, *, prefix: str = KEY_PREFIX) -> list[BotRecord]:
+def live_bots(client: redis.Redis, *, prefix: str = keys.PREFIX) -> list[BotRecord]:
     """Every registered bot that has not expired; expired index entries are pruned."""
-    rows = _run(client, "snapshot", [index_key(prefix)], [bot_key("", prefix)])
+    rows = _run(client, "snapshot", [keys.bots(prefix)], [keys.bot("", prefix)])
     return [
         BotRecord(url=_text(url), capacity=int(capacity), load=int(load), static=_text(static) == "1")
         for url, capacity, load, static in rows
@@ -120,7 +109,7 @@ def live_bots(client: redis.Redis, *, prefix: str = KEY_PREFIX) -> list[BotRecor
 def select_bot(
     client: redis.Redis,
     *,
-    prefix: str = KEY_PREFIX,
+    prefix: str = keys.PREFIX,
     static_urls: Sequence[str] = (),
     exclude: Collection[str] = (),
     reserve: bool = True,
@@ -139,12 +128,12 @@ def select_bot(
     chosen = choose_bot(live_bots(client, prefix=prefix), avoid=exclude)
     if chosen is not None:
         if reserve and not chosen.static:
-            _run(client, "reserve", [bot_key(chosen.url, prefix)], [])
+            _run(client, "reserve", [keys.bot(chosen.url, prefix)], [])
         return chosen.url
     if static_urls:
         return random.choice([url for url in static_urls if url not in exclude] or list(static_urls))
     raise NoBotAvailable(
-        f"no bot registered under {index_key(prefix)!r} has free capacity, and no static bot URL is set"
+        f"no bot registered under {keys.bots(prefix)!r} has free capacity, and no static bot URL is set"
     )
 
 

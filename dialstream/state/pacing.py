@@ -42,6 +42,7 @@ from typing import Any
 import redis
 
 from dialstream.domain.limits import Budget, Grant
+from dialstream.state import keys
 from dialstream.state.scripts import script
 
 __all__ = ["Pacer", "ACTION", "DIAL", "DEFAULT_ACCOUNT"]
@@ -62,9 +63,9 @@ class Pacer:
     ) -> None:
         self.redis = client
         self.budget = budget or Budget()
-        self.grants_key = f"{prefix}:pacing:{account}:grants"
-        self.awaiting_key = f"{prefix}:pacing:{account}:awaiting"
-        self.throttled_key = f"{prefix}:pacing:{account}:throttled"
+        self.grants_key = keys.pacing(account, "grants", prefix)
+        self.awaiting_key = keys.pacing(account, "awaiting", prefix)
+        self.throttled_key = keys.pacing(account, "throttled", prefix)
         self._rate_limit = script(client, "rate_limit.lua")
         self._awaiting_add = script(client, "awaiting_add.lua")
         self._awaiting_count = script(client, "awaiting_count.lua")

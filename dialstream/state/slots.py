@@ -32,6 +32,7 @@ from typing import Any
 import redis
 
 from dialstream.domain.limits import SlotCaps, SlotCounts, SlotGrant
+from dialstream.state import keys
 from dialstream.state.scripts import script
 
 __all__ = ["Slots", "DEFAULT_ACCOUNT"]
@@ -44,11 +45,10 @@ class Slots:
 
     def __init__(self, client: redis.Redis, account: str = DEFAULT_ACCOUNT, *, prefix: str = "ds") -> None:
         self.redis = client
-        base = f"{prefix}:slots:{account}"
-        self.calls_key = f"{base}:calls"
-        self.streams_key = f"{base}:streams"
-        self.holders_key = f"{base}:holders"
-        self._campaign_prefix = f"{base}:campaign:"
+        self.calls_key = keys.slots(account, "calls", prefix)
+        self.streams_key = keys.slots(account, "streams", prefix)
+        self.holders_key = keys.slots(account, "holders", prefix)
+        self._campaign_prefix = keys.slots(account, "campaign:", prefix)
         self._acquire = script(client, "slot_acquire.lua")
         self._refresh = script(client, "slot_refresh.lua")
         self._release = script(client, "slot_release.lua")

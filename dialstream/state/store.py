@@ -1,31 +1,9 @@
-"""Redis keys and the operations on them; the Lua scripts live in ``dialstream/state/``.
+"""Legs and campaigns in Redis: leg records by compare-and-set, campaigns, contacts and results.
 
-Key layout (every key starts with ``ds:``)::
-
-    ds:event:{event_sid}                  ingress de-duplication marker (TTL)
-    ds:leg:{leg_sid}                      hash {version, doc}: the LegRecord as JSON; {vars}: the
-                                          contact variables for the bot's stream URL
-    ds:leg:{leg_sid}:events               set of event_sids applied to the leg
-    ds:leg:{leg_sid}:sent                 set of action ids of the outbox already handed to Celery
-    ds:action:{leg_sid}:{action_id}       claim of one leg action by one Celery task id
-    ds:campaigns                          set of campaign ids
-    ds:campaigns:running                  set of the campaigns the dial pollers serve
-    ds:campaign:{id}                      hash {config, state, total, created_at, {state}_at}
-    ds:campaign:{id}:contacts             hash contact_id -> Contact JSON
-    ds:campaign:{id}:due|leased|leases    the campaign's dial queue (dialstream.domain.redial)
-    ds:campaign:{id}:legs                 hash contact_id -> leg_sid of its latest call
-    ds:campaign:{id}:results              hash contact_id -> latest call record JSON (``final``
-                                          false while a redial is due)
-    ds:campaign:{id}:done                 set of contact_ids with a final record
-    ds:campaign:{id}:counts               hash: dials, outcome:{outcome} (final records),
-                                          rejected, rejected:{code}
-    ds:campaign:{id}:rejected             hash line number -> rejected row JSON
-    ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
-    ds:bots, ds:bot:{url}                 the bot fleet (``dialstream.state.fleet``)
-    ds:timers                             leg, event and slot timers (``dialstream.state.timers``)
+Keys are named in ``dialstream.state.keys``; the Lua scripts sit beside this module.
 
 A campaign's state moves ``draft -> running <-> paused``, then ``done`` when every contact has
-its final record, or ``canceled`` from any state but done (``lua/campaign_state.lua``).
+its final record, or ``canceled`` from any state but done (``campaign_state.lua``).
 """
 
 from __future__ import annotations
@@ -42,43 +20,15 @@ import redis
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.leg_state import LegRecord
+from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
 
-__all__ = ["Store", "keys", "LEG_TTL", "RATE_BUCKET_TTL"]
+__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL"]
 
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
-
-
-class keys:  # noqa: N801 - a namespace of key builders, read as keys.leg(sid)
-    @staticmethod
-    def event(event_sid: str) -> str:
-        return f"ds:event:{event_sid}"
-
-    @staticmethod
-    def leg(leg_sid: str) -> str:
-        return f"ds:leg:{leg_sid}"
-
-    @staticmethod
-    def leg_events(leg_sid: str) -> str:
-        return f"ds:leg:{leg_sid}:events"
-
-    @staticmethod
-    def leg_sent(leg_sid: str) -> str:
-        return f"ds:leg:{leg_sid}:sent"
-
-    @staticmethod
-    def action(leg_sid: str, action_id: str) -> str:
-        return f"ds:action:{leg_sid}:{action_id}"
-
-    campaigns = "ds:campaigns"
-    running = "ds:campaigns:running"
-
-    @staticmethod
-    def campaign(campaign_id: str, part: str = "") -> str:
-        return f"ds:campaign:{campaign_id}" + (f":{part}" if part else "")
 
 
 class Store:
@@ -155,7 +105,7 @@ class Store:
             pipe.hset(keys.campaign(config.campaign_id, "contacts"), contact.contact_id, contact.to_json())
             total += 1
         pipe.hset(keys.campaign(config.campaign_id), mapping={"state": CampaignState.DRAFT.value, "total": total, "created_at": time.time()})
-        pipe.sadd(keys.campaigns, config.campaign_id)
+        pipe.sadd(keys.campaigns(), config.campaign_id)
         pipe.execute()
         return total
 
@@ -193,7 +143,7 @@ class Store:
         Returns (the state it was in, or None for an unknown campaign; whether it moved).
         """
         before, moved = self._state(
-            keys=[keys.campaign(campaign_id), keys.running],
+            keys=[keys.campaign(campaign_id), keys.running_campaigns()],
             args=[campaign_id, target.value, time.time(), *(state.value for state in allowed)],
         )
         return (None if before is None else CampaignState(_text(before))), bool(moved)
@@ -209,10 +159,10 @@ class Store:
         return cached
 
     def campaign_ids(self) -> list[str]:
-        return sorted(_text(c) for c in self.redis.smembers(keys.campaigns))
+        return sorted(_text(c) for c in self.redis.smembers(keys.campaigns()))
 
     def running_campaigns(self) -> list[str]:
-        return sorted(_text(c) for c in self.redis.smembers(keys.running))
+        return sorted(_text(c) for c in self.redis.smembers(keys.running_campaigns()))
 
     def contact(self, campaign_id: str, contact_id: str) -> Contact | None:
         raw = self.redis.hget(keys.campaign(campaign_id, "contacts"), contact_id)
@@ -247,7 +197,7 @@ class Store:
                 keys.campaign(campaign_id, "done"),
                 keys.campaign(campaign_id, "counts"),
                 keys.campaign(campaign_id),
-                keys.running,
+                keys.running_campaigns(),
             ],
             args=[contact_id, json.dumps(result), "1" if final else "0", str(result.get("outcome", "")), campaign_id, time.time()],
             client=client,

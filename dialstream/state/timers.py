@@ -2,7 +2,7 @@
 
 A timer is a JSON member of one sorted set scored by its due time on the Redis server's
 clock. Nothing is held in a worker's memory, so a worker (or a whole machine) that dies
-loses no timer: the sweepers of the remaining workers fire it. Two kinds:
+loses no timer: the sweepers of the remaining workers fire it. Three kinds:
 
 - ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
   published it. Applying an event is idempotent, so this is a no-op when the
@@ -19,11 +19,11 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from dialstream.state import keys
 from dialstream.state.scripts import script
 
-__all__ = ["TimerQueue", "TIMERS_KEY", "event_timer", "leg_timer", "slot_timer"]
+__all__ = ["TimerQueue", "event_timer", "leg_timer", "slot_timer"]
 
-TIMERS_KEY = "ds:timers"
 
 
 def event_timer(payload: Mapping[str, Any]) -> str:
@@ -47,7 +47,7 @@ def _armed(member: dict[str, Any]) -> str:
 class TimerQueue:
     """The sorted set of armed timers, over a synchronous Redis client."""
 
-    def __init__(self, client: Any, key: str = TIMERS_KEY) -> None:
+    def __init__(self, client: Any, key: str = keys.timers()) -> None:
         self.key = key
         self._client = client
         self._add = script(client, "timers_add.lua")

@@ -179,7 +179,7 @@ def test_metrics_listen_on_the_metrics_bind_address(spawn_bot):
 
 def test_sigterm_drains_then_exits(spawn_bot, redis_url):
     """SIGTERM deregisters, refuses new streams, lets the call in progress finish, then exits 0."""
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
     bot = spawn_bot(
         "--bot", "echo", "--port", "0", "--redis-url", redis_url, "--key-prefix", prefix, "--drain-timeout", "10"
     )
@@ -248,7 +248,7 @@ def test_workers_listen_on_consecutive_ports(spawn_bot):
 def test_workers_register_the_public_url_from_the_environment_each_on_its_port(spawn_bot, redis_url):
     """With DIALSTREAM_BOT_PUBLIC_URL and --workers 2, each worker registers that URL with its own port."""
     port = consecutive_free_ports(2)
-    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
     bot = spawn_bot(
         "--bot", "echo", "--port", str(port), "--workers", "2", "--redis-url", redis_url, "--key-prefix", prefix,
         lines=2, env={"DIALSTREAM_BOT_PUBLIC_URL": "ws://lb.example:9000/media"},

@@ -15,8 +15,7 @@ from dialstream.app.embedded_redis import free_port
 from dialstream.errors import EventPublishError
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
-from dialstream.state.store import keys
-from dialstream.state.timers import TIMERS_KEY
+from dialstream.state import keys
 from ingress.core import ACCEPTED, DUPLICATE, EventIngress
 
 QUEUE = "test:ingress:events"
@@ -39,9 +38,9 @@ def clean(redis_client: redis.Redis):
     """No message or timer of these tests is left for another test's worker to find."""
     yield
     redis_client.delete(QUEUE)
-    for member in redis_client.zrange(TIMERS_KEY, 0, -1):
+    for member in redis_client.zrange(keys.timers(), 0, -1):
         if LEG_PREFIX in member:
-            redis_client.zrem(TIMERS_KEY, member)
+            redis_client.zrem(keys.timers(), member)
 
 
 def accept(redis_url: str, *events: LegEvent) -> list[str]:
@@ -57,7 +56,7 @@ def accept(redis_url: str, *events: LegEvent) -> list[str]:
 
 
 def rescue_timers(client: redis.Redis, leg_event: LegEvent) -> list[tuple[str, float]]:
-    return [(m, s) for m, s in client.zrange(TIMERS_KEY, 0, -1, withscores=True) if leg_event.event_sid in m]
+    return [(m, s) for m, s in client.zrange(keys.timers(), 0, -1, withscores=True) if leg_event.event_sid in m]
 
 
 def test_an_event_is_claimed_published_and_given_a_rescue_timer(redis_url, redis_client):

@@ -27,7 +27,7 @@ from dialstream.app.stack import Stack
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig
-from dialstream.state.store import keys
+from dialstream.state import keys
 from tests.utils import wait_for
 from tests.workers.dial_crash_app import CRASH_FLAG
 from tests.workers.test_faults import running_stack

@@ -14,7 +14,7 @@ from bot.bots import EchoBot
 from bot.config import BotServerConfig, Registration
 from bot.server import BotServer
 from dialstream.errors import NoBotAvailable
-from dialstream.state import fleet
+from dialstream.state import fleet, keys
 from dialstream.state.fleet import BotRecord, choose_bot, select_bot
 from tests.bot.exotel import FakeExotel, run
 from tests.utils import MS, wait_for
@@ -23,11 +23,11 @@ from tests.utils import MS, wait_for
 @pytest.fixture
 def prefix(redis_client: redis.Redis) -> Iterator[str]:
     """A key prefix of this test's own; its keys are deleted afterwards."""
-    value = f"test-{uuid.uuid4().hex[:8]}:"
+    value = f"test-{uuid.uuid4().hex[:8]}"
     yield value
-    keys = list(redis_client.scan_iter(f"{value}*"))
-    if keys:
-        redis_client.delete(*keys)
+    leftovers = list(redis_client.scan_iter(f"{value}:*"))
+    if leftovers:
+        redis_client.delete(*leftovers)
 
 
 # --- The pure decision ---------------------------------------------------------------
@@ -67,10 +67,10 @@ def test_heartbeat_registers_and_select_returns_it(redis_client, prefix):
     fleet.heartbeat(redis_client, "ws://bot1:8765/", capacity=10, load=3, prefix=prefix)
     assert fleet.live_bots(redis_client, prefix=prefix) == [BotRecord("ws://bot1:8765/", 10, 3)]
     assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://bot1:8765/"
-    entry = redis_client.hgetall(f"{prefix}bot:ws://bot1:8765/")
+    entry = redis_client.hgetall(f"{prefix}:bot:ws://bot1:8765/")
     assert (entry["capacity"], entry["load"], entry["static"]) == ("10", "3", "0")
-    assert 0 < redis_client.pttl(f"{prefix}bot:ws://bot1:8765/") <= 5000
-    assert redis_client.zscore(f"{prefix}bots", "ws://bot1:8765/") > time.time() * 1000
+    assert 0 < redis_client.pttl(f"{prefix}:bot:ws://bot1:8765/") <= 5000
+    assert redis_client.zscore(f"{prefix}:bots", "ws://bot1:8765/") > time.time() * 1000
 
 
 def test_select_spreads_load_by_reserving(redis_client, prefix):
@@ -93,21 +93,21 @@ def test_dead_bot_expires_from_selection(redis_client, prefix):
     assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://dying"
     time.sleep(300 * MS)
     assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://alive"
-    assert redis_client.zrange(f"{prefix}bots", 0, -1) == ["ws://alive"]
+    assert redis_client.zrange(f"{prefix}:bots", 0, -1) == ["ws://alive"]
 
 
 def test_reservation_never_revives_an_expired_bot(redis_client, prefix):
     """Reserving a bot whose hash expired does not recreate it without a TTL."""
     fleet.heartbeat(redis_client, "ws://gone", capacity=10, load=0, ttl=100 * MS, prefix=prefix)
     time.sleep(150 * MS)
-    fleet._run(redis_client, "reserve", [fleet.bot_key("ws://gone", prefix)], [])
-    assert not redis_client.exists(fleet.bot_key("ws://gone", prefix))
+    fleet._run(redis_client, "reserve", [keys.bot("ws://gone", prefix)], [])
+    assert not redis_client.exists(keys.bot("ws://gone", prefix))
 
 
 def test_static_bot_never_expires_and_deregister_removes(redis_client, prefix):
     """A static registration has no TTL and serves as a fallback until deregistered."""
     fleet.register_static(redis_client, "wss://vendor.example/stream", capacity=50, prefix=prefix)
-    assert redis_client.pttl(fleet.bot_key("wss://vendor.example/stream", prefix)) == -1
+    assert redis_client.pttl(keys.bot("wss://vendor.example/stream", prefix)) == -1
     assert select_bot(redis_client, prefix=prefix) == "wss://vendor.example/stream"
     assert fleet.live_bots(redis_client, prefix=prefix)[0].load == 0  # static entries are not reserved
     fleet.deregister(redis_client, "wss://vendor.example/stream", prefix=prefix)

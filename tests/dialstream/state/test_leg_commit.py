@@ -14,8 +14,9 @@ from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import GreetingState, Phase
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
+from dialstream.state import keys
 from dialstream.state.leg_commit import add_error, commit_event
-from dialstream.state.store import Store, keys
+from dialstream.state.store import Store
 
 _n = itertools.count()
 
