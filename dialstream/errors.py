@@ -5,6 +5,7 @@ The hierarchy::
     DialstreamError
     ├── ConfigurationError       a setting or a campaign option is invalid
     ├── InvalidEvent             a leg event is malformed (missing or mistyped field)
+    ├── EventRefused             a leg event's sender may not send it (credentials, account)
     ├── EventPublishError        the ingress could not hand an event to the broker
     ├── EmbeddedRedisError       the embedded Valkey server would not start
     ├── AgentStreamProtocolError an AgentStream WebSocket frame is malformed (carries the close code)
@@ -27,6 +28,7 @@ __all__ = [
     "DialstreamError",
     "ConfigurationError",
     "InvalidEvent",
+    "EventRefused",
     "EventPublishError",
     "EmbeddedRedisError",
     "AgentStreamProtocolError",
@@ -55,6 +57,18 @@ class InvalidEvent(DialstreamError):
         super().__init__(f"invalid leg event: {field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class EventRefused(DialstreamError):
+    """The sender of a leg event lacks credentials, or the event is for another account.
+
+    ``unauthenticated`` tells the two apart: the doors answer 401/UNAUTHENTICATED for a
+    missing or wrong credential and 403/PERMISSION_DENIED for a foreign account.
+    """
+
+    def __init__(self, reason: str, *, unauthenticated: bool = False) -> None:
+        super().__init__(reason)
+        self.unauthenticated = unauthenticated
 
 
 class EventPublishError(DialstreamError):

@@ -137,6 +137,56 @@ class Settings:
         "DIALSTREAM_DEDUPE_TTL", "Seconds an event_sid is remembered for de-duplication.", 86400
     )
 
+    ingress_tls_cert: str = _env(
+        "DIALSTREAM_INGRESS_TLS_CERT",
+        "PEM certificate chain both ingress doors serve (Exotel delivers events only over TLS); "
+        "read again when the file changes. Empty: plaintext (loopback only, see DIALSTREAM_INGRESS_INSECURE).",
+        "",
+    )
+    ingress_tls_key: str = _env("DIALSTREAM_INGRESS_TLS_KEY", "PEM private key of DIALSTREAM_INGRESS_TLS_CERT.", "")
+    ingress_client_ca: str = _env(
+        "DIALSTREAM_INGRESS_CLIENT_CA",
+        "PEM CA bundle; when set, both doors require a client certificate it signed (mutual TLS).",
+        "",
+    )
+    ingress_token: str = _env(
+        "DIALSTREAM_INGRESS_TOKEN",
+        "Bearer token the gRPC door requires in the 'authorization' call metadata (and the HTTPS door in "
+        "its Authorization header), e.g. behind a TLS-terminating balancer. Empty: none.",
+        "",
+        repr=False,
+    )
+    ingress_insecure: bool = _env(
+        "DIALSTREAM_INGRESS_INSECURE",
+        "Allow the ingress to listen in plaintext on a non-loopback address (insecure: anyone who "
+        "reaches it can forge call events).",
+        False,
+    )
+    ingress_health_bind: str = _env(
+        "DIALSTREAM_INGRESS_HEALTH_BIND",
+        "host:port of a plaintext gRPC port serving only grpc.health.v1 (Kubernetes gRPC probes cannot "
+        "speak TLS). Empty: off; health is always served on the ingress's own port too.",
+        "",
+    )
+    events_http_bind: str = _env(
+        "DIALSTREAM_EVENTS_HTTP_BIND",
+        "host:port of the HTTPS event door (Exotel's HTTPS event-endpoint shape, POST /v1/events). Empty: off.",
+        "",
+    )
+    events_http_user: str = _env(
+        "DIALSTREAM_EVENTS_HTTP_USER", "HTTP Basic user the HTTPS event door requires (empty: no Basic auth).", ""
+    )
+    events_http_password: str = _env(
+        "DIALSTREAM_EVENTS_HTTP_PASSWORD", "HTTP Basic password of DIALSTREAM_EVENTS_HTTP_USER.", "", repr=False
+    )
+    tag_secret: str = _env(
+        "DIALSTREAM_TAG_SECRET",
+        "Key that signs each leg's custom_param, so the ingress knows events of legs dialstream placed. "
+        "Empty: a random key shared through Redis.",
+        "",
+        repr=False,
+    )
+
     event_rescue_after: float = _env(
         "DIALSTREAM_EVENT_RESCUE_AFTER",
         "Seconds after publishing leg_answered that any live worker re-applies it (a no-op unless "

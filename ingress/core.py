@@ -1,16 +1,24 @@
-"""Accept a validated leg event: de-duplicate it, publish it, and only then acknowledge.
+"""Admit a validated leg event, de-duplicate it, publish it, and only then acknowledge.
 
-Transport-free: the gRPC servicer and the HTTP endpoint both call :meth:`EventIngress.accept`.
-One Lua script (``dialstream/state/ingress_accept.lua``) does, atomically, in one round trip:
+Transport-free: the gRPC servicer and the HTTPS door both call :meth:`EventIngress.accept`
+once they have checked the sender's credentials. What is admitted:
 
-1. claim the ``event_sid`` (``SET NX`` with a TTL) - a duplicate is acknowledged but not
-   published again;
-2. push the event's Celery task onto the ``events`` queue (the broker is this Redis);
-3. arm a rescue timer (``dialstream.state.timers``), so the event is applied even if the worker
-   that takes it dies.
+- the event is for our account (``account_sid``), else :class:`EventRefused`;
+- its name is one Exotel documents (``KNOWN_EVENT_NAMES``), else it is acknowledged and
+  dropped (``IGNORED``): Exotel must not retry it, and no worker should spend a task on it;
+- it is for a leg dialstream placed: its ``custom_param`` carries our signed tag, or the leg
+  already has a record; else it is acknowledged and dropped. So a forged event can neither
+  end a live call's record nor make the workers spend the account's API budget.
 
-Either all of it happened or none: an error raises, the sender retries, and the retry is
-published rather than mistaken for a duplicate. An event is never acknowledged and lost.
+One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
+round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
+push the event's Celery task onto the ``events`` queue, and arm a rescue timer
+(``dialstream.state.timers``) so the event is applied even if its worker dies. Either all of
+it happened or none: an error raises, the sender retries, and the retry is published rather
+than mistaken for a duplicate. An event is never acknowledged and lost.
+
+The task carries the event without the callee's full number (it is masked): a task body and
+a rescue timer keep a reference to the contact (the tag), not the number.
 """
 
 from __future__ import annotations
@@ -22,24 +30,39 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
-from dialstream.errors import EventPublishError
-from dialstream.exotel.events import LEG_CONNECTING, LEG_RINGING, LegEvent
+from dialstream.domain.campaign import LegTag
+from dialstream.domain.report import mask_phone
+from dialstream.errors import EventPublishError, EventRefused
+from dialstream.exotel.events import (
+    KNOWN_EVENT_NAMES,
+    LEG_CONNECTING,
+    LEG_RINGING,
+    LegEvent,
+)
 from dialstream.state import keys
 from dialstream.state.scripts import script
+from dialstream.state.secrets import shared_secret_async
 from dialstream.state.timers import event_timer
 
-__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE"]
+__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
 
 ACCEPTED = "accepted"
 DUPLICATE = "duplicate"
+IGNORED = "ignored"
 
 # The broker message that runs the event task for a payload (dialstream.broker.messages.task_message).
 TaskMessage = Callable[[dict[str, Any]], str]
 
 # Events that change nothing a callee hears or a report shows need no rescue.
 _PROGRESS_ONLY = frozenset({LEG_CONNECTING, LEG_RINGING})
+_UNKNOWN_LEG = -1
 
-EVENTS_RECEIVED = Counter("dialstream_ingress_events_total", "Leg events received, by result", ["result"])
+EVENTS_RECEIVED = Counter(
+    "dialstream_ingress_events_total",
+    "Leg events received, by result: accepted, duplicate, invalid, unauthenticated, foreign "
+    "(another account), unknown_event, unknown_leg, error (not published; the sender retries).",
+    ["result"],
+)
 PUBLISH_SECONDS = Histogram(
     "dialstream_ingress_publish_seconds",
     "Time to de-duplicate and publish one event (one Redis round trip)",
@@ -48,34 +71,73 @@ PUBLISH_SECONDS = Histogram(
 
 
 class EventIngress:
-    """De-duplicate and publish leg events onto the broker queue ``queue``."""
+    """Admit, de-duplicate and publish leg events of ``account_sid`` onto the broker queue ``queue``.
+
+    ``tag_secret`` is ``DIALSTREAM_TAG_SECRET``; empty, the deployment's shared one in Redis.
+    """
 
     def __init__(
-        self, redis_client: aioredis.Redis, task_message: TaskMessage, *, queue: str, dedupe_ttl: int, rescue_after: float
+        self,
+        redis_client: aioredis.Redis,
+        task_message: TaskMessage,
+        *,
+        queue: str,
+        account_sid: str,
+        tag_secret: str = "",
+        dedupe_ttl: int,
+        rescue_after: float,
     ) -> None:
         self._task_message = task_message
         self._queue = queue
+        self._account_sid = account_sid
+        self._configured_secret = tag_secret
+        self._tag_secret = b""  # read from Redis on first use (the ingress may start before Redis answers)
+        self._redis = redis_client
         self._ttl = dedupe_ttl
         self._rescue_after = rescue_after
         self._accept = script(redis_client, "ingress_accept.lua")
 
     async def accept(self, event: LegEvent) -> str:
-        """Return ``ACCEPTED`` or ``DUPLICATE``; raise :class:`EventPublishError` if the
-        event could not be published (the sender must retry)."""
-        payload = event.to_dict()
+        """Return ``ACCEPTED``, ``DUPLICATE`` or ``IGNORED`` (acknowledge all three).
+
+        Raises:
+            EventRefused: the event is for another account (do not retry).
+            EventPublishError: the event could not be published now (the sender must retry).
+        """
+        if event.account_sid != self._account_sid:
+            EVENTS_RECEIVED.labels("foreign").inc()
+            raise EventRefused(f"event {event.event_sid} is for account {event.account_sid!r}, not this one")
+        if event.event_name not in KNOWN_EVENT_NAMES:
+            EVENTS_RECEIVED.labels("unknown_event").inc()
+            return IGNORED
+        payload = _task_payload(event)
         timer = "" if event.event_name in _PROGRESS_ONLY else event_timer(payload)
         started = time.perf_counter()
         try:
+            if not self._tag_secret:
+                self._tag_secret = await shared_secret_async(self._redis, "tags", self._configured_secret)
+            ours = LegTag.verify(event.custom_param, self._tag_secret) is not None
             published = await self._accept(
-                keys=[keys.event(event.event_sid), self._queue, keys.timers()],
-                args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after],
+                keys=[keys.event(event.event_sid), self._queue, keys.timers(), keys.leg(event.leg_sid)],
+                args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after, "" if ours else "1"],
             )
         except Exception as exc:  # any Redis failure means we cannot promise anything
             EVENTS_RECEIVED.labels("error").inc()
             raise EventPublishError(f"could not publish event {event.event_sid}: {exc}") from exc
+        if published == _UNKNOWN_LEG:
+            EVENTS_RECEIVED.labels("unknown_leg").inc()
+            return IGNORED
         if not published:
             EVENTS_RECEIVED.labels(DUPLICATE).inc()
             return DUPLICATE
         PUBLISH_SECONDS.observe(time.perf_counter() - started)
         EVENTS_RECEIVED.labels(ACCEPTED).inc()
         return ACCEPTED
+
+
+def _task_payload(event: LegEvent) -> dict[str, Any]:
+    payload = event.to_dict()
+    number = payload["data"].get("contact_uri")
+    if isinstance(number, str) and number:
+        payload["data"]["contact_uri"] = mask_phone(number)
+    return payload

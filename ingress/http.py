@@ -1,24 +1,44 @@
-"""The second door: Exotel's HTTPS JSON event endpoint shape, into the same ingress.
+"""The HTTPS door: Exotel's HTTPS event-endpoint shape, into the same ingress core.
 
 ``POST /v1/events`` with the documented event JSON (and ``X-Exotel-Event-Sid``). Any 2xx
-acknowledges; 400 means malformed (Exotel does not retry other 4xx); 503 asks for a retry.
+acknowledges; 400 means malformed and 403 another account (Exotel does not retry other
+4xx); 401 asks for credentials (HTTP Basic, which Exotel can send, or the bearer token);
+503 asks for a retry. TLS is the caller's ``ssl_context`` (``ingress.tls``).
 """
 
 from __future__ import annotations
 
+import hmac
 import time
 
 from aiohttp import web
 
-from dialstream.errors import EventPublishError, InvalidEvent
+from dialstream.errors import EventPublishError, EventRefused, InvalidEvent
+from dialstream.exotel.basic_auth import basic_auth_matches
 from dialstream.exotel.events import LegEvent
 from ingress.core import EVENTS_RECEIVED, EventIngress
 
-__all__ = ["create_http_app"]
+__all__ = ["create_http_app", "MAX_BODY_BYTES"]
+
+MAX_BODY_BYTES = 64 * 1024  # as the gRPC door's message cap
 
 
-def create_http_app(ingress: EventIngress) -> web.Application:
+def create_http_app(ingress: EventIngress, *, user: str = "", password: str = "", token: str = "") -> web.Application:
+    """The door's app; with ``user`` (HTTP Basic) or ``token`` (Bearer) set, one of them is required."""
+    bearer = f"Bearer {token}" if token else ""
+
+    def authorized(request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if user and basic_auth_matches(header, user, password):
+            return True
+        return bool(bearer) and hmac.compare_digest(header.encode(), bearer.encode())
+
     async def receive(request: web.Request) -> web.Response:
+        if (user or bearer) and not authorized(request):
+            EVENTS_RECEIVED.labels("unauthenticated").inc()
+            return web.json_response(
+                {"error": "credentials required"}, status=401, headers={"WWW-Authenticate": 'Basic realm="dialstream events"'}
+            )
         try:
             body = await request.json()
         except ValueError:
@@ -34,10 +54,12 @@ def create_http_app(ingress: EventIngress) -> web.Application:
             return web.json_response({"error": str(exc)}, status=400)
         try:
             result = await ingress.accept(event)
+        except EventRefused as exc:
+            return web.json_response({"error": str(exc)}, status=403)
         except EventPublishError as exc:
             return web.json_response({"error": str(exc)}, status=503)
         return web.json_response({"status": result})
 
-    app = web.Application(client_max_size=256 * 1024)
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
     app.router.add_post("/v1/events", receive)
     return app

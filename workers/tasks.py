@@ -49,7 +49,6 @@ from dialstream.domain.limits import SlotCaps
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import (
-    InvalidEvent,
     LegsApiClientError,
     LegsApiError,
     LegsApiRateLimited,
@@ -71,6 +70,7 @@ from dialstream.state.leg_commit import (
     commit_timer,
 )
 from dialstream.state.pacing import ACTION, DIAL, Pacer
+from dialstream.state.secrets import shared_secret
 from dialstream.state.slots import Slots
 from dialstream.state.store import LEG_TTL, Store
 from dialstream.state.timers import TimerQueue, event_timer, leg_timer, slot_timer
@@ -109,6 +109,7 @@ class _Runtime:
     slots: Slots
     pacer: Pacer
     dnc: DncList
+    tag_secret: bytes  # signs each leg's custom_param (dialstream.state.secrets)
     pid: int
 
 
@@ -133,6 +134,7 @@ def runtime() -> _Runtime:
                 slots=Slots(client, settings.account_sid),
                 pacer=Pacer(client, settings.account_sid, settings.engine.budget),
                 dnc=DncList(client, settings.account_sid, region=settings.engine.default_region),
+                tag_secret=shared_secret(client, "tags", settings.tag_secret),
                 pid=os.getpid(),
             )
         return _runtime
@@ -146,9 +148,9 @@ def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
 
 def _handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
     try:
-        event = LegEvent.from_dict(payload)
-    except InvalidEvent as exc:  # the ingress validates; this guards other publishers
-        log.error("dropping malformed event: %s", exc)
+        event = LegEvent.from_task(payload)
+    except (KeyError, TypeError) as exc:  # the ingress validated it; this guards other publishers
+        log.error("dropping a task that is not a leg event: %r", exc)
         return "invalid"
     tag = LegTag.decode(event.custom_param)
     if tag is None:
@@ -448,7 +450,7 @@ def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1
             contact.phone,
             exophone=rt.settings.exophone,
             leg_event_endpoint=rt.settings.event_endpoint,
-            custom_param=LegTag(campaign_id, contact_id, attempt).encode(),
+            custom_param=LegTag(campaign_id, contact_id, attempt).encode(rt.tag_secret),
             ring_timeout=campaign.ring_timeout,
             time_limit=campaign.time_limit,
             amd_enable=campaign.amd_enable,

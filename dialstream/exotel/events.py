@@ -1,9 +1,12 @@
 """The internal leg-event model: what every process after the ingress sees.
 
-A :class:`LegEvent` is built from Exotel's documented event JSON (the HTTPS event endpoint
-shape, also the Celery task payload) by :meth:`LegEvent.from_dict`, or from the gRPC wire
-message by ``dialstream.exotel.proto``. Validation lives here so that both doors reject the same
-malformed events with the same :class:`~dialstream.errors.InvalidEvent`.
+One form from the wire to the state machine: the ingress validates Exotel's event once into
+a :class:`LegEvent` (:meth:`LegEvent.from_dict` for the HTTPS door's JSON,
+``dialstream.exotel.proto`` for the gRPC message), the broker carries :meth:`LegEvent.to_dict`
+as the task's argument, and the worker rebuilds the same LegEvent from it
+(:meth:`LegEvent.from_task`) without validating it a second time. Validation lives here so
+that both doors reject the same malformed events with the same
+:class:`~dialstream.errors.InvalidEvent`.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ __all__ = [
     "PLAY_INTERRUPTED",
     "PLAY_FAILED_TO_START",
     "KNOWN_EVENT_NAMES",
+    "SID_CHARS",
+    "NAME_CHARS",
+    "PARAMETER_CHARS",
 ]
 
 LIFECYCLE = "leg_lifecycle_event"
@@ -58,14 +64,28 @@ PLAY_COMPLETED = "play_completed"
 PLAY_INTERRUPTED = "play_interrupted"
 PLAY_FAILED_TO_START = "play_failed_to_start"
 
+# Every leg event Exotel documents (shared/reference/exotel.md, section 2.2). The ingress
+# publishes only these: a name outside the catalogue is acknowledged and dropped, so a
+# forged or garbled name never costs a worker task.
 KNOWN_EVENT_NAMES = frozenset(
     {
         LEG_CONNECTING, LEG_RINGING, LEG_ANSWERED, LEG_TERMINATED, LEG_FAILED_TO_CREATE,
         AMD_RESULT_SUCCESS, STREAM_INITIATED, STREAM_STARTED, STREAM_STOPPED,
         SAY_STARTED, SAY_COMPLETED, SAY_INTERRUPTED,
         PLAY_STARTED, PLAY_COMPLETED, PLAY_INTERRUPTED, PLAY_FAILED_TO_START,
+        "leg_joined_bridge", "leg_left_bridge",
+        "gather_initiated", "gather_started", "gather_success",
+        "recording_started", "recording_stopped", "recording_available",
+        "dial_initiated", "dial_success", "dial_completed",
+        "hold_success", "unhold_success", "mute_success", "unmute_success", "digits_sent",
     }
 )  # fmt: skip
+
+# Longest accepted text fields. Exotel's SIDs are 32 characters and event names short; the
+# caps keep a hostile sender from parking megabytes in Redis, logs and task bodies.
+SID_CHARS = 64
+NAME_CHARS = 64
+PARAMETER_CHARS = 2048
 
 _EVENT_TYPES = frozenset({LIFECYCLE, ACTION})
 
@@ -123,19 +143,33 @@ class LegEvent:
         if event_type not in _EVENT_TYPES:
             raise InvalidEvent("event_type", f"{event_type!r} is not one of {sorted(_EVENT_TYPES)}")
         return cls(
-            event_sid=_text(raw, "event_sid", required=True),
+            event_sid=_text(raw, "event_sid", required=True, limit=SID_CHARS),
             event_type=event_type,
-            event_name=_text(raw, "event_name", required=True),
+            event_name=_text(raw, "event_name", required=True, limit=NAME_CHARS),
             timestamp=parse_timestamp(raw.get("event_timestamp")),
-            leg_sid=_text(raw, "leg_sid") or _text(data, "leg_sid", where="data.leg_sid", required=True),
-            account_sid=_text(raw, "account_sid") or _text(data, "account_sid", where="data.account_sid"),
-            action_sid=_text(raw, "action_sid"),
-            action_custom_parameter=_text(raw, "action_custom_parameter"),
-            custom_param=_text(raw, "custom_param") or _text(data, "custom_param", where="data.custom_param"),
+            leg_sid=_text(raw, "leg_sid", limit=SID_CHARS)
+            or _text(data, "leg_sid", where="data.leg_sid", required=True, limit=SID_CHARS),
+            account_sid=_text(raw, "account_sid", limit=SID_CHARS)
+            or _text(data, "account_sid", where="data.account_sid", limit=SID_CHARS),
+            action_sid=_text(raw, "action_sid", limit=SID_CHARS),
+            action_custom_parameter=_text(raw, "action_custom_parameter", limit=PARAMETER_CHARS),
+            custom_param=_text(raw, "custom_param", limit=PARAMETER_CHARS)
+            or _text(data, "custom_param", where="data.custom_param", limit=PARAMETER_CHARS),
             event_data=event_data,
             data=data,
             received_at=_number(raw, "received_at"),
         )
+
+    @classmethod
+    def from_task(cls, payload: Mapping[str, Any]) -> LegEvent:
+        """The event the ingress validated, back from its task payload (:meth:`to_dict`).
+
+        Not validated again: the ingress is the trust boundary, and the broker carries only
+        what it published.
+        """
+        fields = dict(payload)
+        fields["timestamp"] = fields.pop("event_timestamp")
+        return cls(**fields)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form; ``from_dict(to_dict(e)) == e``."""
@@ -188,7 +222,7 @@ def _mapping(raw: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value
 
 
-def _text(raw: Mapping[str, Any], key: str, *, where: str = "", required: bool = False) -> str:
+def _text(raw: Mapping[str, Any], key: str, *, where: str = "", required: bool = False, limit: int = NAME_CHARS) -> str:
     value = raw.get(key)
     if value is None or value == "":
         if required:
@@ -196,6 +230,8 @@ def _text(raw: Mapping[str, Any], key: str, *, where: str = "", required: bool =
         return ""
     if not isinstance(value, str):
         raise InvalidEvent(where or key, f"expected a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise InvalidEvent(where or key, f"longer than {limit} characters")
     return value
 
 

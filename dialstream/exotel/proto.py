@@ -17,6 +17,7 @@ from dialstream.exotel.events import LegEvent, parse_timestamp
 from protos.exotel.callback.v1 import callback_pb2, callback_pb2_grpc
 
 __all__ = [
+    "SERVICE_NAME",
     "CallbackEvent",
     "CallbackEventResponse",
     "event_from_message",
@@ -31,6 +32,7 @@ CallbackEventResponse = callback_pb2.CallbackEventResponse
 CallbackServiceServicer = callback_pb2_grpc.CallbackServiceServicer
 CallbackServiceStub = callback_pb2_grpc.CallbackServiceStub
 add_servicer = callback_pb2_grpc.add_CallbackServiceServicer_to_server
+SERVICE_NAME = callback_pb2.DESCRIPTOR.services_by_name["CallbackService"].full_name
 
 
 def event_from_message(message: callback_pb2.CallbackEvent, *, received_at: float = 0.0) -> LegEvent:

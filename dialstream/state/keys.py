@@ -31,6 +31,7 @@ Key layout::
     ds:timers                             leg, event and slot timers (state.timers)
     ds:dialer:leader                      lock held by the one dial poller that serves campaigns
     ds:bots, ds:bot:{url}                 the bot fleet (state.fleet)
+    ds:secret:{name}                      a secret the deployment's processes share (state.secrets)
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ __all__ = [
     "dialer_leader",
     "bots",
     "bot",
+    "secret",
 ]
 
 PREFIX = "ds"
@@ -135,3 +137,7 @@ def bots(prefix: str = PREFIX) -> str:
 
 def bot(url: str, prefix: str = PREFIX) -> str:
     return f"{prefix}:bot:{url}"
+
+
+def secret(name: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}:secret:{name}"

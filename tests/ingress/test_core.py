@@ -1,4 +1,4 @@
-"""EventIngress.accept against a real Redis: claim, publish and rescue timer happen together or not at all."""
+"""EventIngress.accept against a real Redis: what it admits, and claim, publish and rescue timer together or not at all."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import redis
 import redis.asyncio as aioredis
 
 from dialstream.app.embedded_redis import free_port
-from dialstream.errors import EventPublishError
+from dialstream.domain.campaign import LegTag
+from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from ingress.core import ACCEPTED, DUPLICATE, EventIngress
+from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, EventIngress
 
 QUEUE = "test:ingress:events"
 RESCUE_AFTER = 30.0
@@ -27,10 +28,20 @@ def message(payload: dict) -> str:
 
 
 LEG_PREFIX = "Ltestcore"
+ACCOUNT = "acct1"
+SECRET = "test-tag-secret"
+TAG = LegTag("camp", "c1").encode(SECRET.encode())
 
 
-def event(name: str = ev.LEG_ANSWERED) -> LegEvent:
-    return LegEvent(uuid.uuid4().hex, ev.LIFECYCLE, name, time.time(), f"{LEG_PREFIX}{uuid.uuid4().hex[:8]}")
+def event(name: str = ev.LEG_ANSWERED, *, account: str = ACCOUNT, custom_param: str = TAG, data: dict | None = None) -> LegEvent:
+    leg_sid = f"{LEG_PREFIX}{uuid.uuid4().hex[:8]}"
+    return LegEvent(
+        uuid.uuid4().hex, ev.LIFECYCLE, name, time.time(), leg_sid, account_sid=account, custom_param=custom_param, data=data or {}
+    )
+
+
+def count(result: str) -> float:
+    return EVENTS_RECEIVED.labels(result)._value.get()
 
 
 @pytest.fixture(autouse=True)
@@ -46,7 +57,9 @@ def clean(redis_client: redis.Redis):
 def accept(redis_url: str, *events: LegEvent) -> list[str]:
     async def run() -> list[str]:
         client = aioredis.Redis.from_url(redis_url)
-        ingress = EventIngress(client, message, queue=QUEUE, dedupe_ttl=60, rescue_after=RESCUE_AFTER)
+        ingress = EventIngress(
+            client, message, queue=QUEUE, account_sid=ACCOUNT, tag_secret=SECRET, dedupe_ttl=60, rescue_after=RESCUE_AFTER
+        )
         try:
             return [await ingress.accept(e) for e in events]
         finally:
@@ -66,7 +79,7 @@ def test_an_event_is_claimed_published_and_given_a_rescue_timer(redis_url, redis
     assert json.loads(redis_client.rpop(QUEUE)) == {"event_sid": answered.event_sid}
     assert redis_client.get(keys.event(answered.event_sid)) == answered.leg_sid
     [(member, due)] = rescue_timers(redis_client, answered)
-    assert json.loads(member) == {"kind": "event", "event": answered.to_dict()}
+    assert json.loads(member) == {"kind": "event", "event": answered.to_dict()}  # nothing to mask: no number
     seconds, micros = redis_client.time()
     assert abs(due - (seconds + micros / 1e6 + RESCUE_AFTER)) < 5
 
@@ -92,3 +105,71 @@ def test_redis_down_raises_and_claims_nothing(redis_url, redis_client):
         accept(f"redis://127.0.0.1:{free_port()}/0", answered)
     assert accept(redis_url, answered) == [ACCEPTED]
     assert redis_client.llen(QUEUE) == 1
+
+
+def test_an_event_for_another_account_is_refused_and_counted(redis_url, redis_client):
+    """account_sid not ours: EventRefused (the door answers 403), nothing published, counted as foreign."""
+    before = count("foreign")
+    with pytest.raises(EventRefused, match="account"):
+        accept(redis_url, event(account="someone-else"))
+    assert redis_client.llen(QUEUE) == 0 and count("foreign") == before + 1
+
+
+def test_an_unknown_event_name_is_acknowledged_but_reaches_no_worker(redis_url, redis_client):
+    """A name outside Exotel's catalogue: IGNORED (no retry from the sender), no task, no timer, counted."""
+    odd = event("leg_exploded")
+    before = count("unknown_event")
+    assert accept(redis_url, odd) == [IGNORED]
+    assert redis_client.llen(QUEUE) == 0 and rescue_timers(redis_client, odd) == []
+    assert count("unknown_event") == before + 1
+
+
+@pytest.mark.parametrize(
+    "custom_param",
+    ["", LegTag("camp", "c1").encode(), LegTag("camp", "c1").encode(b"another-secret"), '{"ds":1,"c":"camp","k":"c1","a":1,"s":"00"}'],
+    ids=["untagged", "unsigned", "signed-by-another", "forged-signature"],
+)
+def test_an_event_for_a_leg_we_did_not_place_changes_nothing(redis_url, redis_client, custom_param):
+    """No valid signed tag and no leg record: IGNORED, no task, no timer, counted as unknown_leg."""
+    forged = event(ev.LEG_TERMINATED, custom_param=custom_param)
+    before = count("unknown_leg")
+    assert accept(redis_url, forged) == [IGNORED]
+    assert redis_client.llen(QUEUE) == 0 and rescue_timers(redis_client, forged) == []
+    assert not redis_client.exists(keys.event(forged.event_sid))  # a later genuine delivery is not a "duplicate"
+    assert count("unknown_leg") == before + 1
+
+
+def test_an_untagged_event_of_a_leg_with_a_record_is_published(redis_url, redis_client):
+    """A leg dialstream already recorded (e.g. placed without a tag) is known by its record."""
+    known = event(custom_param="")
+    redis_client.hset(keys.leg(known.leg_sid), "version", 1)
+    try:
+        assert accept(redis_url, known) == [ACCEPTED]
+    finally:
+        redis_client.delete(keys.leg(known.leg_sid))
+    assert redis_client.llen(QUEUE) == 1
+
+
+def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_client):
+    """data.contact_uri is masked in the task and the rescue timer: they keep the tag, not the number."""
+    answered = event(data={"leg_sid": "x", "contact_uri": "+919812345678"})
+    payloads = []
+    accept_with = message
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(redis_url)
+
+        def keep(payload: dict) -> str:
+            payloads.append(payload)
+            return accept_with(payload)
+
+        ingress = EventIngress(client, keep, queue=QUEUE, account_sid=ACCOUNT, tag_secret=SECRET, dedupe_ttl=60, rescue_after=RESCUE_AFTER)
+        try:
+            assert await ingress.accept(answered) == ACCEPTED
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())
+    [(member, _)] = rescue_timers(redis_client, answered)
+    assert payloads[0]["data"]["contact_uri"] == "+9198*****678"
+    assert "+919812345678" not in member and "+9198*****678" in member

@@ -15,11 +15,14 @@ import redis
 
 from dialstream.app.embedded_redis import EmbeddedRedis, free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.domain.campaign import LegTag
 from dialstream.exotel.proto import CallbackServiceStub, message_from_dict
-from dialstream.settings import Settings
+from dialstream.settings import SANDBOX_ACCOUNT_SID, Settings
+from dialstream.state.secrets import shared_secret
 from tests.utils import wait_for
 
 DB = 3  # this module's own database on the session's server
+TAG = ""  # the signed custom_param of this module's legs, set once the ingress made its secret
 
 
 def db_url(redis_url: str, db: int) -> str:
@@ -37,19 +40,22 @@ def ingress(redis_url, tmp_path_factory) -> Iterator[tuple[CallbackServiceStub, 
         supervisor.start(ProcessSpec("ingress", argv, env, ready_port=port))
         supervisor.wait_ready()
         client = redis.Redis.from_url(url, decode_responses=True)
+        global TAG
+        TAG = LegTag("camp", "c1").encode(shared_secret(client, "tags"))
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             yield CallbackServiceStub(channel), client, http_port
         client.close()
 
 
 def leg_event(**overrides) -> dict:
+    """A leg_answered of a leg dialstream placed: our account, a tag signed with the deployment's secret."""
     event = {
         "event_sid": uuid.uuid4().hex,
         "event_type": "leg_lifecycle_event",
         "event_name": "leg_answered",
         "event_timestamp": time.time(),
         "event_data": {"data": {}},
-        "data": {"leg_sid": "L" * 27 + "00000", "account_sid": "acc", "state": "connected"},
+        "data": {"leg_sid": "L" * 27 + "00000", "account_sid": SANDBOX_ACCOUNT_SID, "state": "connected", "custom_param": TAG},
     }
     event.update(overrides)
     return event
@@ -93,8 +99,11 @@ def test_duplicate_event_sid_is_acknowledged_but_published_once(ingress):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"event_sid": ""}, {"event_name": ""}, {"event_type": "nonsense"}, {"data": {"state": "connected"}}, {"event_timestamp": None}],
-    ids=["no-event-sid", "no-event-name", "bad-event-type", "no-leg-sid", "no-timestamp"],
+    [
+        {"event_sid": ""}, {"event_name": ""}, {"event_type": "nonsense"}, {"data": {"state": "connected"}},
+        {"event_timestamp": None}, {"event_sid": "x" * 65}, {"custom_param": "x" * 5000},
+    ],
+    ids=["no-event-sid", "no-event-name", "bad-event-type", "no-leg-sid", "no-timestamp", "long-sid", "long-custom-param"],
 )
 def test_malformed_event_gets_invalid_argument_and_nothing_is_published(ingress, overrides):
     """An event missing a required field is refused with INVALID_ARGUMENT; the queue does not grow."""
@@ -124,11 +133,12 @@ def test_publish_failure_is_unavailable_and_the_retry_is_published(redis_url, tm
     """With the broker down the RPC fails UNAVAILABLE (not acked); once it is back, the same event is published."""
     broker = EmbeddedRedis()
     port = free_port()
-    env = Settings.from_env({"REDIS_URL": broker.url}).to_env()
+    env = Settings.from_env({"REDIS_URL": broker.url, "DIALSTREAM_TAG_SECRET": "configured"}).to_env()
     with Supervisor(tmp_path_factory.mktemp("ingress-down")) as supervisor:
         supervisor.start(ProcessSpec("ingress", Supervisor.python("-m", "ingress", "--bind", f"127.0.0.1:{port}"), env, ready_port=port))
         supervisor.wait_ready()
-        event = leg_event()
+        tag = LegTag("camp", "c1").encode(b"configured")
+        event = leg_event(data={"leg_sid": "L" * 27 + "00000", "account_sid": SANDBOX_ACCOUNT_SID, "custom_param": tag})
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = CallbackServiceStub(channel)
             with pytest.raises(grpc.RpcError) as info:
