@@ -363,7 +363,8 @@ def test_dockerfile_builds_every_package_and_exposes_the_ports_the_manifests_use
     settings = Settings.from_env(env)
     exposed = {int(p) for p in re.search(r"^EXPOSE (.+)$", text, re.MULTILINE).group(1).split()}
     ingress_port = int(settings.ingress_bind.rpartition(":")[2])
-    assert exposed == {ingress_port, settings.metrics_port, 8765, 5555}
+    health_port = int(settings.ingress_health_bind.rpartition(":")[2])
+    assert exposed == {ingress_port, health_port, settings.metrics_port, 8765, 5555}
     for container in k8s_containers():
         if container.role != "redis":
             assert set(container.ports.values()) <= exposed, container.where
@@ -424,6 +425,9 @@ def test_kubernetes_services_probes_and_budgets_point_at_what_exists():
     for container in k8s_containers():
         for probe in ("readinessProbe", "livenessProbe"):
             spec = container.raw[probe]
+            if "grpc" in spec:  # kubelet's gRPC probes take a port number, not a name
+                assert spec["grpc"]["port"] in container.ports.values(), f"{container.where} {probe}"
+                continue
             port = (spec.get("httpGet") or spec.get("tcpSocket") or {}).get("port")
             assert port is None or port in container.ports, f"{container.where} {probe} port {port}"
 
