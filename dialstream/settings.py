@@ -162,6 +162,16 @@ class Settings:
         "reaches it can forge call events).",
         False,
     )
+    ingress_spool_dir: str = _env(
+        "DIALSTREAM_INGRESS_SPOOL_DIR",
+        "Directory where the ingress keeps events it acknowledged while Redis was down, until they "
+        "are published (one per ingress process). Empty: no spool; such events are answered "
+        "UNAVAILABLE and Exotel retries only briefly.",
+        "",
+    )
+    ingress_spool_max: int = _env(
+        "DIALSTREAM_INGRESS_SPOOL_MAX", "Events the spool may hold; beyond, the ingress answers UNAVAILABLE.", 10000
+    )
     ingress_health_bind: str = _env(
         "DIALSTREAM_INGRESS_HEALTH_BIND",
         "host:port of a plaintext gRPC port serving only grpc.health.v1 (Kubernetes gRPC probes cannot "

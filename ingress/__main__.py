@@ -28,6 +28,7 @@ from dialstream.state.client import connect_async
 from ingress.core import EventIngress
 from ingress.http import create_http_app
 from ingress.server import create_health_server, create_server
+from ingress.spool import EventSpool
 from ingress.tls import ServerCertificates
 
 __all__ = ["build_parser", "main", "serve", "check_bind"]
@@ -86,6 +87,7 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
         tag_secret=settings.tag_secret,
         dedupe_ttl=settings.dedupe_ttl,
         rescue_after=settings.event_rescue_after,
+        spool=EventSpool(settings.ingress_spool_dir, max_events=settings.ingress_spool_max) if settings.ingress_spool_dir else None,
     )
     credentials = certificates.grpc_credentials() if certificates else None
     server, port, health = create_server(ingress, bind, credentials=credentials, token=settings.ingress_token)
@@ -113,7 +115,7 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    watch = asyncio.create_task(_watch(redis_client, health, certificates, stop))
+    watch = asyncio.create_task(_watch(redis_client, ingress, health, certificates, stop))
     await stop.wait()
     await health.enter_graceful_shutdown()
     watch.cancel()
@@ -127,20 +129,26 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
     celery_app.close()
 
 
-async def _watch(redis_client: Any, health: Any, certificates: ServerCertificates | None, stop: asyncio.Event) -> None:
-    """Health follows Redis (an ingress that cannot publish should not get traffic); the HTTPS
-    door's certificate follows its files."""
+async def _watch(
+    redis_client: Any, ingress: EventIngress, health: Any, certificates: ServerCertificates | None, stop: asyncio.Event
+) -> None:
+    """Health follows Redis (an ingress that cannot publish should not get traffic); spooled
+    events are published once Redis answers; the HTTPS door's certificate follows its files."""
     status, since_refresh = None, 0.0
     while not stop.is_set():
         try:
             await redis_client.ping()
-            new = SERVING
+            redis_up = True
         except Exception:  # noqa: BLE001 - any failure means events cannot be published now
-            new = NOT_SERVING
+            redis_up = False
+        if redis_up and (published := await ingress.replay()):
+            log.warning("published %d events spooled while Redis was down", published)
+        # Without Redis the ingress still takes events while its spool has room.
+        new = SERVING if redis_up or ingress.spool_has_room else NOT_SERVING
         if new != status:
             await health.set("", new)
             if status is not None:
-                log.warning("Redis %s: health %s", "answers again" if new == SERVING else "does not answer", "SERVING" if new == SERVING else "NOT_SERVING")
+                log.warning("health %s", "SERVING" if new == SERVING else "NOT_SERVING (Redis down, spool full or off)")
             status = new
         since_refresh += HEALTH_INTERVAL
         if certificates is not None and since_refresh >= CERT_REFRESH_INTERVAL:

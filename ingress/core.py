@@ -43,10 +43,12 @@ from dialstream.state import keys
 from dialstream.state.scripts import script
 from dialstream.state.secrets import shared_secret_async
 from dialstream.state.timers import event_timer
+from ingress.spool import EventSpool, SpoolFull
 
-__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
+__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
 
 ACCEPTED = "accepted"
+SPOOLED = "spooled"  # durable on the ingress's disk, published when Redis answers (ingress.spool)
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 
@@ -59,8 +61,9 @@ _UNKNOWN_LEG = -1
 
 EVENTS_RECEIVED = Counter(
     "dialstream_ingress_events_total",
-    "Leg events received, by result: accepted, duplicate, invalid, unauthenticated, foreign "
-    "(another account), unknown_event, unknown_leg, error (not published; the sender retries).",
+    "Leg events received, by result: accepted, spooled (Redis down; on disk until published), "
+    "duplicate, invalid, unauthenticated, foreign (another account), unknown_event, unknown_leg, "
+    "error (not durable; the sender retries). A spooled event is counted again when it is replayed.",
     ["result"],
 )
 PUBLISH_SECONDS = Histogram(
@@ -86,6 +89,7 @@ class EventIngress:
         tag_secret: str = "",
         dedupe_ttl: int,
         rescue_after: float,
+        spool: EventSpool | None = None,
     ) -> None:
         self._task_message = task_message
         self._queue = queue
@@ -93,16 +97,17 @@ class EventIngress:
         self._configured_secret = tag_secret
         self._tag_secret = b""  # read from Redis on first use (the ingress may start before Redis answers)
         self._redis = redis_client
+        self._spool = spool
         self._ttl = dedupe_ttl
         self._rescue_after = rescue_after
         self._accept = script(redis_client, "ingress_accept.lua")
 
     async def accept(self, event: LegEvent) -> str:
-        """Return ``ACCEPTED``, ``DUPLICATE`` or ``IGNORED`` (acknowledge all three).
+        """Return ``ACCEPTED``, ``SPOOLED``, ``DUPLICATE`` or ``IGNORED`` (acknowledge them all).
 
         Raises:
             EventRefused: the event is for another account (do not retry).
-            EventPublishError: the event could not be published now (the sender must retry).
+            EventPublishError: the event could not be made durable now (the sender must retry).
         """
         if event.account_sid != self._account_sid:
             EVENTS_RECEIVED.labels("foreign").inc()
@@ -111,6 +116,40 @@ class EventIngress:
             EVENTS_RECEIVED.labels("unknown_event").inc()
             return IGNORED
         payload = _task_payload(event)
+        try:
+            return await self._publish(event, payload)
+        except EventPublishError:
+            if self._spool is None:
+                EVENTS_RECEIVED.labels("error").inc()
+                raise
+            try:
+                self._spool.append(payload)
+            except (SpoolFull, OSError) as exc:
+                EVENTS_RECEIVED.labels("error").inc()
+                raise EventPublishError(f"could not publish event {event.event_sid}, nor spool it: {exc}") from exc
+            EVENTS_RECEIVED.labels(SPOOLED).inc()
+            return SPOOLED
+
+    @property
+    def spool_has_room(self) -> bool:
+        """Whether an event could be made durable without Redis now."""
+        return self._spool is not None and len(self._spool) < self._spool.max_events
+
+    async def replay(self) -> int:
+        """Publish what the spool holds, oldest first, until Redis fails again; the number published."""
+        done = 0
+        if self._spool is None:
+            return done
+        for path, payload in self._spool.pending():
+            try:
+                await self._publish(LegEvent.from_task(payload), payload)
+            except EventPublishError:
+                break
+            self._spool.remove(path)
+            done += 1
+        return done
+
+    async def _publish(self, event: LegEvent, payload: dict[str, Any]) -> str:
         timer = "" if event.event_name in _PROGRESS_ONLY else event_timer(payload)
         started = time.perf_counter()
         try:
@@ -122,7 +161,6 @@ class EventIngress:
                 args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after, "" if ours else "1"],
             )
         except Exception as exc:  # any Redis failure means we cannot promise anything
-            EVENTS_RECEIVED.labels("error").inc()
             raise EventPublishError(f"could not publish event {event.event_sid}: {exc}") from exc
         if published == _UNKNOWN_LEG:
             EVENTS_RECEIVED.labels("unknown_leg").inc()
