@@ -73,9 +73,9 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
         settings = settings.replace(ingress_bind=f"127.0.0.1:{port}", event_endpoint=f"grpc://127.0.0.1:{port}")
     stack = Stack(settings=settings, bot_urls=bot_urls, ingress_port=int(settings.ingress_bind.rpartition(":")[2]))
 
-    def start(name: str, argv: list[str], *, metrics_port: bool = True, **ready: Any) -> None:
+    def start(name: str, argv: list[str], *, metrics_port: bool = True, own: Settings | None = None, **ready: Any) -> None:
         """Start one component, with a metrics port of its own when ``config.metrics``."""
-        own = stack.settings
+        own = own or stack.settings
         if config.metrics and metrics_port:
             own = own.replace(metrics_port=free_port())
             stack.metrics_urls[name] = f"http://127.0.0.1:{own.metrics_port}/metrics"
@@ -98,7 +98,9 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
         start(f"bot-{index}", Supervisor.python(*argv), ready_port=port)
     # Ready when it says so: its bind address need not be a loopback one.
     argv = Supervisor.python("-m", "ingress", "--bind", stack.settings.ingress_bind)
-    start("ingress", argv, ready_text="ingress listening on")
+    # Events acknowledged while Redis restarts wait on disk rather than being refused.
+    spool = stack.settings.ingress_spool_dir or str(supervisor.log_dir / "ingress-spool")
+    start("ingress", argv, own=stack.settings.replace(ingress_spool_dir=spool), ready_text="ingress listening on")
     for queue, count in ((EVENTS_QUEUE, config.events_workers), (DIAL_QUEUE, config.dial_workers)):
         for index in range(count):
             name = f"{queue}-{index}"
