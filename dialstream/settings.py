@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 from dialstream.domain.limits import Budget, SlotCaps
+from dialstream.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.legs_api import LegsApiConfig
 
@@ -245,8 +246,38 @@ class Settings:
         repr=False,
     )
 
+    # HTTP API (api/) and the CLI driving a stack through it
+    api_bind: str = _env(
+        "DIALSTREAM_API_BIND", "host:port the HTTP API (and its dashboard and /metrics) listens on.", "127.0.0.1:8080"
+    )
+    api_url: str = _env(
+        "DIALSTREAM_API_URL",
+        "The HTTP API the CLI drives instead of Redis (as --api URL does); empty: Redis, or the stack `up` runs here.",
+        "",
+    )
+    api_client_key: str = _env(
+        "DIALSTREAM_API_KEY", "API key the CLI sends with DIALSTREAM_API_URL / --api (dialstream apikey create).", "", repr=False
+    )
+
+    # Webhooks (workers.webhooks)
+    webhook_retry_schedule: tuple[str, ...] = _env(
+        "DIALSTREAM_WEBHOOK_RETRY_SCHEDULE",
+        "Seconds between a webhook's failed attempts, comma-separated; after the last it is dead-lettered "
+        "(default about 28 hours in all).",
+        tuple(f"{d:g}" for d in DEFAULT_RETRY_SCHEDULE),
+    )
+    webhook_timeout: float = _env("DIALSTREAM_WEBHOOK_TIMEOUT", "Seconds a webhook receiver has to answer one attempt.", 10.0)
+
     # The account's shared limits: variables of their own (see EngineConfig).
     engine: EngineConfig = field(default_factory=EngineConfig)
+
+    def __post_init__(self) -> None:
+        try:
+            valid = all(delay >= 0 for delay in self.webhook_schedule)
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ConfigurationError(f"DIALSTREAM_WEBHOOK_RETRY_SCHEDULE={','.join(self.webhook_retry_schedule)!r}: expected seconds, comma-separated")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -271,6 +302,11 @@ class Settings:
                 default = "(sandbox token)"
             rows.append((f.metadata["env"], default, f.metadata["help"]))
         return rows
+
+    @property
+    def webhook_schedule(self) -> tuple[float, ...]:
+        """DIALSTREAM_WEBHOOK_RETRY_SCHEDULE as seconds."""
+        return tuple(float(delay) for delay in self.webhook_retry_schedule)
 
     @property
     def legs_base_url(self) -> str:

@@ -74,6 +74,7 @@ from dialstream.state.secrets import shared_secret
 from dialstream.state.slots import Slots
 from dialstream.state.store import LEG_TTL, Store
 from dialstream.state.timers import TimerQueue, event_timer, leg_timer, slot_timer
+from dialstream.state.webhooks import call_completed, leg_event, record_final
 from workers.metrics import (
     record_action,
     record_event,
@@ -171,6 +172,7 @@ def _handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
     # What follows the group's publish goes in one round trip.
     pipe = rt.store.redis.pipeline(transaction=False)
     _dispatch(rt, record, campaign, pipe)
+    leg_event(pipe, event.event_name, record)  # webhook call.answered
     if ending:
         _call_ended(rt, record, campaign, pipe)  # its rescue stays armed until the call is recorded
         return event.event_name
@@ -221,6 +223,7 @@ def _attempt_over(
     redial rule says so, else record the contact's final result. ``lease`` is the contact's
     lease to give up (a dial that could not be placed), atomically with the redial."""
     campaign_id, contact_id = item.campaign_id, item.contact_id
+    call_completed(rt.store.redis, campaign_id, result)  # webhook
     previous = rt.store.result(campaign_id, contact_id) if item.attempt > 1 else None
     zone = contact_timezone(contact) if contact else DEFAULT_TIMEZONE
     due = next_dial(campaign, str(result.get("outcome")), item.attempt, zone, time.time())
@@ -235,7 +238,7 @@ def _attempt_over(
         previous = with_history(previous, result, final=False)
         result = call_result(None, contact, outcome="canceled", reason=f"the campaign was canceled before attempt {item.attempt + 1}")
         lease = None
-    rt.store.record_result(campaign_id, contact_id, with_history(previous, result, final=True))
+    record_final(rt.store, campaign_id, contact_id, contact, with_history(previous, result, final=True))  # + webhooks
     if lease is not None:
         rt.queue.ack([lease])  # after the record: a worker dying in between leaves the contact to be taken again
     return str(result.get("outcome"))
@@ -485,6 +488,7 @@ def _dial_failed(task: Task, rt: _Runtime, campaign: CampaignConfig, contact: Co
     a fresh grant); a 429 sends the contact back for after Retry-After; anything else ends the
     attempt as failed, which the campaign's redial rule may retry later."""
     call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
+    rt.store.note_error(item.campaign_id, str(exc))  # status says why nothing is dialled
     if isinstance(exc, LegsApiRateLimited):
         rt.pacer.throttled()
         record_action(CREATE_LEG, "rate_limited")

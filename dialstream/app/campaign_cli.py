@@ -20,13 +20,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import re
 import sys
 import time
-import uuid
-from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -36,8 +33,13 @@ from rich.text import Text
 
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.contacts import RejectedRow
-from dialstream.domain.redial import DEFAULT_REDIAL_POLICY
-from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine, CampaignStatus
+from dialstream.domain.redial import parse_redials
+from dialstream.engine.campaigns import (
+    CampaignEngine,
+    CampaignStatus,
+    new_campaign_id,
+    write_report_csv,
+)
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
@@ -46,8 +48,6 @@ __all__ = ["add_parser", "run", "parse_retries"]
 
 REFRESH = 0.5  # seconds between redraws of a live status
 _SHOWN_REJECTS = 20  # rejected rows printed by submit; all of them are in the report
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
-_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -139,30 +139,16 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
 
 
 def parse_retries(text: str) -> dict[str, Any] | None:
-    """``--retries``: 'default', 'none', or 'outcome=attempts/delay,...' (delay: 90, 30s, 5m, 1h;
-    an outcome '=none' is never redialled). Raises ArgumentTypeError on a bad value."""
-    text = text.strip().lower()
-    if text == "none":
-        return None
-    if text == "default":
-        return DEFAULT_REDIAL_POLICY.to_dict()
-    rules: dict[str, Any] = {}
-    for part in filter(None, (p.strip() for p in text.split(","))):
-        outcome, _, rule = part.partition("=")
-        attempts, _, delay = rule.partition("/")
-        duration = _DURATION.match(delay.strip())
-        if rule.strip() == "none":
-            rules[outcome.strip()] = None
-        elif attempts.strip().isdigit() and duration:
-            rules[outcome.strip()] = {"max_attempts": int(attempts), "delay": float(duration.group(1)) * _UNIT[duration.group(2)]}
-        else:
-            raise argparse.ArgumentTypeError(f"{part!r}: expected outcome=attempts/delay (e.g. busy=3/5m) or outcome=none")
-    return rules
+    """``--retries``: :func:`dialstream.domain.redial.parse_redials`, an argparse type."""
+    try:
+        return parse_redials(text)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _submit(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:
     name = args.name or args.file.stem
-    campaign_id = args.id or f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-') or 'campaign'}-{uuid.uuid4().hex[:6]}"
+    campaign_id = args.id or new_campaign_id(name)
     flow = Flow(args.flow)
     config = CampaignConfig(
         campaign_id=campaign_id,
@@ -241,7 +227,8 @@ def render_status(status: CampaignStatus) -> Group:
         f"{status.dials} dial(s), {status.dials_last_minute:g} in the last minute · "
         f"API {status.api_used}/{status.api_limit} in the window · 429s {status.throttled}"
     )
-    return Group(head, bar, Text(counts), Text(f"outcomes: {outcomes}"), Text(rate))
+    waiting = [Text(f"waiting: {reason}", style="yellow") for reason in status.waiting_for]
+    return Group(head, bar, Text(counts), Text(f"outcomes: {outcomes}"), Text(rate), *waiting)
 
 
 def _list(engine: CampaignEngine, console: Console) -> int:
@@ -260,20 +247,12 @@ def _report(engine: CampaignEngine, args: argparse.Namespace, console: Console) 
         args.json.write_text(json.dumps({"campaign": status.to_dict(), "contacts": rows}, indent=1))
     if args.csv:
         with args.csv.open("w", newline="", encoding="utf-8") as handle:
-            write_csv(rows, handle)
+            write_report_csv(rows, handle)
     if not (args.csv or args.json):
-        write_csv(rows, sys.stdout)
+        write_report_csv(rows, sys.stdout)
     else:
         console.print(f"{len(rows)} row(s) written: " + ", ".join(str(p) for p in (args.csv, args.json) if p))
     return 0
-
-
-def write_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
-    """Report rows as CSV (:data:`REPORT_COLUMNS`); the history as outcomes joined by ';'."""
-    writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "history": ";".join(str(o) for o in row["history"])})
 
 
 def _dnc(engine: CampaignEngine, args: argparse.Namespace, console: Console) -> int:

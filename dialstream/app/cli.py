@@ -6,7 +6,9 @@
     dialstream sim ...                                           the Exotel sandbox alone
     dialstream bot ...                                           a bot server
     dialstream ingress ...                                       the gRPC event ingress
-    dialstream worker --queue events|dial ...                    a Celery worker
+    dialstream api ...                                           the HTTP API, dashboard and /metrics
+    dialstream apikey create|list|revoke                         the HTTP API's keys
+    dialstream worker --queue events|dial|webhooks ...           a Celery worker
     dialstream settings                                          every environment variable
 """
 
@@ -17,8 +19,12 @@ import os
 import sys
 from pathlib import Path
 
-from dialstream.app import campaign_cli, up
+import redis
+from rich.console import Console
+
+from dialstream.app import apikey_cli, campaign_cli, up
 from dialstream.app.stack import StackConfig, worker_argv
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
@@ -26,7 +32,7 @@ from dialstream.settings import Settings
 __all__ = ["main"]
 
 # Subcommands that belong to another package: their own parser handles the arguments.
-_DELEGATED = {"sim": "sim.__main__", "bot": "bot.__main__", "ingress": "ingress.__main__"}
+_DELEGATED = {"sim": "sim.__main__", "bot": "bot.__main__", "ingress": "ingress.__main__", "api": "api.__main__"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,16 +52,18 @@ def build_parser() -> argparse.ArgumentParser:
         ("sim", "run the Exotel sandbox"),
         ("bot", "run a bot server"),
         ("ingress", "run the gRPC event ingress"),
+        ("api", "run the HTTP API (campaigns, DNC, webhooks, dashboard, /metrics)"),
     ):
         commands.add_parser(name, help=help_text, add_help=False)
 
     worker = commands.add_parser("worker", help="run a Celery worker for one queue")
-    worker.add_argument("--queue", choices=["events", "dial"], required=True)
+    worker.add_argument("--queue", choices=[EVENTS_QUEUE, DIAL_QUEUE, WEBHOOKS_QUEUE], required=True)
     worker.add_argument("--concurrency", "-c", type=int, default=StackConfig.concurrency, help="threads (default %(default)s)")
     worker.add_argument("--name", default="", help="node name (default: the queue)")
 
     up.add_parser(commands)
     campaign_cli.add_parser(commands)
+    apikey_cli.add_parser(commands)
     commands.add_parser("settings", help="list every environment variable and its default")
     return parser
 
@@ -83,6 +91,18 @@ def main(argv: list[str] | None = None) -> int:
         return up.run(args, settings)
     if args.command == "campaign":
         return campaign_cli.run(args, settings)
+    if args.command == "apikey":
+        if not settings.redis_url:
+            print("dialstream apikey: needs REDIS_URL, the Redis of the stack whose API the keys open", file=sys.stderr)
+            return 2
+        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+        try:
+            return apikey_cli.run(args, client, Console())
+        except KeyError as exc:
+            print(f"dialstream apikey: {exc.args[0]}", file=sys.stderr)
+            return 1
+        finally:
+            client.close()
     if args.command == "worker":
         # The same command `dialstream up`, the tests and deploy/ run.
         argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))

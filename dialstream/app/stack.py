@@ -132,6 +132,6 @@ def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
     return Supervisor.python(
         "-m", "celery", "-A", config.worker_app, "worker",
         "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
-        "--include", "workers.metrics",
+        "--include", "workers.metrics,workers.webhooks",
         "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
     )  # fmt: skip

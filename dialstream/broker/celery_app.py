@@ -1,10 +1,12 @@
 """The Celery app: configuration for short, latency-critical tasks on Redis.
 
-Two queues, so a burst of dialing can never delay an in-call action:
+Three queues, so a burst of dialing (or a slow webhook receiver) can never delay an in-call action:
 
-- ``events``: leg events and the media actions they trigger (milliseconds each);
-- ``dial``:   create-leg calls and their retries; the nodes serving it also run the
-  campaign engine's dial poller (``workers.poller``).
+- ``events``:   leg events and the media actions they trigger (milliseconds each);
+- ``dial``:     create-leg calls and their retries; the nodes serving it also run the
+  campaign engine's dial poller (``workers.poller``);
+- ``webhooks``: webhook deliveries (HTTP to the customer's receivers, seconds at worst); the
+  nodes serving it also run the sweeper that hands them out (``workers.webhooks``).
 
 Run a worker per queue (scale by adding processes or machines, not ``-c``; the
 worker's parent process is the ceiling, see shared/design.md)::
@@ -21,16 +23,21 @@ from kombu import Queue
 from dialstream.broker.transport import transport_for
 from dialstream.settings import Settings
 
-__all__ = ["create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT", "GIL_SWITCH_INTERVAL"]
+__all__ = [
+    "create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "WEBHOOKS_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT",
+    "DELIVER_WEBHOOK", "GIL_SWITCH_INTERVAL",
+]  # fmt: skip
 
 EVENTS_QUEUE = "events"
 DIAL_QUEUE = "dial"
+WEBHOOKS_QUEUE = "webhooks"
 
 # Task names are the contract between the ingress (which publishes by name, without
 # importing worker code) and the workers.
 HANDLE_LEG_EVENT = "dialstream.handle_leg_event"
 SEND_ACTION = "dialstream.send_action"
 DIAL_CONTACT = "dialstream.dial_contact"
+DELIVER_WEBHOOK = "dialstream.deliver_webhook"
 
 # Longer than any task may run (time limits below) and any countdown (API retry back-offs,
 # seconds), so Redis never re-delivers a task still running. It is also how long a dead
@@ -54,12 +61,13 @@ def create_app(settings: Settings) -> Celery:
         task_ignore_result=True,  # nothing in the hot path waits on a result
         task_acks_late=True,  # at-least-once: a task is acked after it ran ...
         task_reject_on_worker_lost=True,  # ... and re-queued if its process died
-        task_queues=[Queue(EVENTS_QUEUE), Queue(DIAL_QUEUE)],
+        task_queues=[Queue(EVENTS_QUEUE), Queue(DIAL_QUEUE), Queue(WEBHOOKS_QUEUE)],
         task_default_queue=EVENTS_QUEUE,
         task_routes={
             HANDLE_LEG_EVENT: {"queue": EVENTS_QUEUE},
             SEND_ACTION: {"queue": EVENTS_QUEUE},
             DIAL_CONTACT: {"queue": DIAL_QUEUE},
+            DELIVER_WEBHOOK: {"queue": WEBHOOKS_QUEUE},
         },
         # Few reserved messages per thread: what a node holds when it dies waits for the
         # visibility timeout (its leg events are rescued sooner by dialstream.state.timers).

@@ -146,6 +146,8 @@ class LegRecord:
     stream: StreamState = StreamState.NONE
     stream_attempts: int = 0
     streams_started: int = 0
+    connecting_at: float | None = None  # leg_connecting: Exotel is dialling
+    ringing_at: float | None = None
     answered_at: float | None = None
     stream_started_at: float | None = None
     greeting_started_at: float | None = None
@@ -241,9 +243,15 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
 
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     target = Phase.CONNECTING if event.event_name == ev.LEG_CONNECTING else Phase.RINGING
-    if _PHASE_ORDER[record.phase] >= _PHASE_ORDER[target]:
-        return record  # duplicate or overtaken by a later event
-    return Decision(dataclasses.replace(record, phase=target))
+    changes: dict[str, Any] = {}
+    stamp = "connecting_at" if target is Phase.CONNECTING else "ringing_at"
+    if getattr(record, stamp) is None and not record.finished:
+        changes[stamp] = event.timestamp  # for the call's timeline, even when a later event overtook it
+    if _PHASE_ORDER[record.phase] < _PHASE_ORDER[target]:
+        changes["phase"] = target
+    if not changes:
+        return record  # a duplicate, or late for a leg that ended
+    return Decision(dataclasses.replace(record, **changes))
 
 
 def _answered(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:

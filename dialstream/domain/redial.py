@@ -8,13 +8,14 @@ nor are completed or canceled calls.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from dialstream.errors import ConfigurationError
 
-__all__ = ["RedialRule", "RedialPolicy", "NEVER_REDIALLED", "DEFAULT_REDIAL_POLICY", "NO_REDIALS"]
+__all__ = ["RedialRule", "RedialPolicy", "NEVER_REDIALLED", "DEFAULT_REDIAL_POLICY", "NO_REDIALS", "parse_redials"]
 
 # Outcomes that must never lead to another dial, whatever a campaign configures.
 NEVER_REDIALLED = frozenset({"invalid", "dnc", "completed", "canceled"})
@@ -99,3 +100,30 @@ DEFAULT_REDIAL_POLICY = RedialPolicy()
 NO_REDIALS = RedialPolicy(**{name: None for name in _OUTCOMES})
 
 
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)([smh]?)$")
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600}
+
+
+def parse_redials(text: str) -> dict[str, Any] | None:
+    """The short form people type (``--retries``, the API's ``retries`` as text): 'default',
+    'none', or 'outcome=attempts/delay,...' (delay: 90, 30s, 5m, 1h; 'outcome=none': never
+    redialled). Returns what ``CampaignConfig.retries`` holds; ConfigurationError on a bad value."""
+    text = text.strip().lower()
+    if text == "none":
+        return None
+    if text == "default":
+        return DEFAULT_REDIAL_POLICY.to_dict()
+    rules: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        outcome, _, rule = part.partition("=")
+        attempts, _, delay = rule.partition("/")
+        duration = _DURATION.match(delay.strip())
+        if rule.strip() == "none":
+            rules[outcome.strip()] = None
+        elif attempts.strip().isdigit() and duration:
+            rules[outcome.strip()] = {"max_attempts": int(attempts), "delay": float(duration.group(1)) * _UNIT[duration.group(2)]}
+        else:
+            raise ConfigurationError(f"{part!r}: expected outcome=attempts/delay (e.g. busy=3/5m) or outcome=none")
+    return rules

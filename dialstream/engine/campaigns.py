@@ -22,18 +22,21 @@ Example::
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import IO, Any
+from typing import IO, Any, TextIO
 
 import redis
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.dialing import with_history
+from dialstream.domain.progress import DialFacts, waiting_for
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
 from dialstream.state import keys
@@ -43,8 +46,9 @@ from dialstream.state.leg_commit import call_result
 from dialstream.state.pacing import Pacer
 from dialstream.state.slots import Slots
 from dialstream.state.store import Store
+from dialstream.state.webhooks import campaign_check, record_final
 
-__all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS"]
+__all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_id", "write_report_csv"]
 
 REPORT_COLUMNS = (
     "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid",
@@ -52,6 +56,11 @@ REPORT_COLUMNS = (
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
 _ROW_ID = re.compile(r"^r(\d+)$")  # the contact ids read_contacts gives: r{line}
+
+
+def new_campaign_id(name: str) -> str:
+    """An id for a campaign called ``name``: its name in URL-safe words and a random suffix."""
+    return f"{re.sub(r'[^a-z0-9]+', '-', name.lower()).strip('-')[:40] or 'campaign'}-{uuid.uuid4().hex[:6]}"
 
 
 @dataclass(frozen=True)
@@ -75,13 +84,14 @@ class CampaignStatus:
     api_used: int = 0  # the account's Legs API requests in the current budget window
     api_limit: int = 0
     throttled: int = 0  # 429s the account got from the Legs API (the pacer should keep it 0)
+    waiting_for: tuple[str, ...] = ()  # why contacts wait instead of being dialled (dialstream.domain.progress)
 
     @property
     def finished(self) -> bool:
         return self.state is CampaignState.DONE or (self.state is CampaignState.CANCELED and self.in_flight == 0 and self.dialing == 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "state": self.state.value, "outcomes": dict(self.outcomes)}
+        return {**asdict(self), "state": self.state.value, "outcomes": dict(self.outcomes), "waiting_for": list(self.waiting_for)}
 
 
 class CampaignEngine:
@@ -105,6 +115,20 @@ class CampaignEngine:
         """:func:`dialstream.engine.submit.submit_contacts` with this account's DNC list and default region."""
         return submit_contacts(self.store, config, contacts, dnc=self.dnc, region=self.engine.default_region, **options)
 
+    def resolve(self, ref: str) -> str:
+        """The id of the campaign ``ref`` names: its id, its name, or the start of its id, if
+        only one campaign matches; KeyError if none does, ValueError if several do."""
+        if self.store.campaign(ref) is not None:
+            return ref
+        ids = self.store.campaign_ids()
+        by_name = [cid for cid in ids if (config := self.store.campaign(cid)) is not None and config.name == ref]
+        matches = by_name or [cid for cid in ids if cid.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ValueError(f"{len(matches)} campaigns match {ref!r}: use one of their ids ({', '.join(matches)})")
+        raise KeyError(f"no campaign {ref!r}")
+
     # Control
 
     def pause(self, campaign_id: str) -> CampaignState:
@@ -125,6 +149,7 @@ class CampaignEngine:
         while items := self.store.queue.drain(campaign_id, _DRAIN):
             self._record_canceled(campaign_id, items)
             canceled += len(items)
+        campaign_check(self.store, campaign_id)
         return canceled
 
     def _move(self, campaign_id: str, target: CampaignState, allowed: tuple[CampaignState, ...]) -> CampaignState:
@@ -147,7 +172,7 @@ class CampaignEngine:
             reason = f"the campaign was canceled before attempt {item.attempt}"
             result = call_result(None, contact, outcome="canceled", reason=reason)
             record = with_history(json.loads(raw_previous) if raw_previous else None, result, final=True)
-            self.store.record_result(campaign_id, item.contact_id, record, client=pipe)
+            record_final(self.store, campaign_id, item.contact_id, contact, record, client=pipe)
         pipe.execute()
 
     # Visibility
@@ -158,7 +183,7 @@ class CampaignEngine:
         due_key, leased_key, _, hash_key = self.store.queue.keys(campaign_id)
         minute = int(now // 60)
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(hash_key, "config", "state", "total")
+        pipe.hmget(hash_key, "config", "state", "total", "last_error", "last_error_at")
         pipe.hgetall(keys.campaign(campaign_id, "counts"))
         pipe.scard(keys.campaign(campaign_id, "done"))
         pipe.zcard(due_key)
@@ -166,16 +191,29 @@ class CampaignEngine:
         pipe.zcard(leased_key)
         pipe.zrange(due_key, 0, 0, withscores=True)
         pipe.mget(keys.campaign(campaign_id, f"dials:{minute}"), keys.campaign(campaign_id, f"dials:{minute - 1}"))
-        (config, state, total), counts, done, pending, due_now, dialing, first, (this_minute, last_minute) = pipe.execute()
+        pipe.exists(keys.dialer_leader())
+        (config, state, total, last_error, last_error_at), counts, done, pending, due_now, dialing, first, rates, dialer = pipe.execute()
         if config is None:
             raise KeyError(f"no campaign {campaign_id!r}")
+        this_minute, last_minute = rates
+        campaign = CampaignConfig.from_json(config)
+        slots = self.slots.counts(campaign_id)
+        api_used = self.pacer.used()
+        budget = self.pacer.budget
+        facts = DialFacts(
+            state=state, now=now, pending=int(pending), due_now=int(due_now), dialing=int(dialing),
+            in_flight=slots.campaign_calls, next_due=float(first[0][1]) if first else None, window=campaign.window,
+            max_concurrent=campaign.max_concurrent, account_calls=slots.account_calls, max_calls=self.engine.max_calls,
+            api_used=api_used, dial_limit=budget.limit - budget.headroom, dialer_running=bool(dialer),
+            last_error=last_error or "", last_error_at=float(last_error_at) if last_error_at else None,
+        )  # fmt: skip
         # Dials in the minute ending now: this minute's, plus the part of the last one still inside.
         into = now / 60 - minute
         rate = int(this_minute or 0) + int(last_minute or 0) * (1 - into)
         outcomes = {name.removeprefix("outcome:"): int(n) for name, n in counts.items() if name.startswith("outcome:") and int(n)}
         return CampaignStatus(
             campaign_id=campaign_id,
-            name=CampaignConfig.from_json(config).name,
+            name=campaign.name,
             state=CampaignState(state),
             total=int(total or 0),
             rejected=int(counts.get("rejected", 0)),
@@ -183,14 +221,15 @@ class CampaignEngine:
             pending=int(pending),
             due_now=int(due_now),
             dialing=int(dialing),
-            in_flight=self.slots.counts(campaign_id).campaign_calls,
+            in_flight=slots.campaign_calls,
             dials=int(counts.get("dials", 0)),
             dials_last_minute=round(rate, 1),
             next_due=float(first[0][1]) if first else None,
             outcomes=outcomes,
-            api_used=self.pacer.used(),
-            api_limit=self.pacer.budget.limit,
+            api_used=api_used,
+            api_limit=budget.limit,
             throttled=self.pacer.throttled_count(),
+            waiting_for=waiting_for(facts),
         )
 
     def report(self, campaign_id: str) -> Iterator[dict[str, Any]]:
@@ -234,6 +273,7 @@ def _contact_row(
         "answered_to_stream_ms": result.get("answered_to_stream_ms"),
         "history": [entry.get("outcome") for entry in result.get("history") or ()] + ([] if final or not result else [result.get("outcome")]),
         "next_attempt_at": _iso(waiting.get(contact.contact_id)),
+        "variables": dict(contact.variables),  # the row's other input columns
     }
 
 
@@ -249,7 +289,23 @@ def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
         "reason": f"{raw['reason']}: {raw['raw']}",
         "leg_sid": "",
         "history": [],
+        "variables": {},
     }
+
+
+def write_report_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
+    """Report rows as CSV: :data:`REPORT_COLUMNS`, then the input columns (``input_`` before a
+    name the report already uses); the history as outcomes joined by ';'."""
+    rows = list(rows)
+    inputs: dict[str, None] = {}
+    for row in rows:
+        inputs.update(dict.fromkeys(row.get("variables") or ()))
+    names = {name: f"input_{name}" if name in REPORT_COLUMNS else name for name in inputs}
+    writer = csv.DictWriter(handle, fieldnames=[*REPORT_COLUMNS, *names.values()], extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        variables = {names[k]: v for k, v in (row.get("variables") or {}).items()}
+        writer.writerow({**row, **variables, "history": ";".join(str(o) for o in row["history"])})
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple[float, str]:

@@ -37,6 +37,7 @@ from dialstream.domain.contacts import (
     read_contacts,
 )
 from dialstream.domain.phones import DEFAULT_REGION
+from dialstream.errors import ConfigurationError
 from dialstream.state.dnc import DncList
 from dialstream.state.store import Store
 
@@ -76,7 +77,7 @@ def submit_file(
 ) -> SubmitReport:
     """Create campaign ``config`` from a CSV/JSONL file and start it (or leave it ``paused``).
 
-    A problem with the whole file (no phone column, an unknown format) raises
+    A problem with the whole file (no phone column, an unknown format, no row at all) raises
     ConfigurationError before anything is stored; a bad row is rejected on its own and
     passed to ``on_rejected`` as it is met.
     """
@@ -113,6 +114,8 @@ def _load(
 ) -> SubmitReport:
     started = time.perf_counter()
     first = next(rows, None)  # a bad file fails here, before the campaign exists
+    if first is None:
+        raise ConfigurationError("no contacts: the input has no rows")
     now = clock()
     opening: dict[str, float] = {}  # the window's next opening per zone, as of ``now``
 

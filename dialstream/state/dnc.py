@@ -154,6 +154,15 @@ class DncList:
     def count(self, campaign_id: str | None = None) -> int:
         return int(self.redis.scard(self.key(campaign_id)))
 
+    def members(self, campaign_id: str | None = None, limit: int = 1000) -> list[str]:
+        """Up to ``limit`` numbers of the list, sorted (the list itself has no order)."""
+        found = []
+        for number in self.redis.sscan_iter(self.key(campaign_id), count=_BATCH):
+            found.append(number.decode() if isinstance(number, bytes) else number)
+            if len(found) >= limit:
+                break
+        return sorted(found)
+
 
 def is_blocked(
     client: redis.Redis, number: str, campaign_id: str | None = None, *, account: str = DEFAULT_ACCOUNT, prefix: str = "ds"

@@ -15,7 +15,8 @@ Key layout::
     ds:action:{leg_sid}:{action_id}       claim of one leg action by one Celery task id
     ds:campaigns                          set of campaign ids
     ds:campaigns:running                  set of the campaigns the dial pollers serve
-    ds:campaign:{id}                      hash {config, state, total, created_at, {state}_at}
+    ds:campaign:{id}                      hash {config, state, total, created_at, {state}_at,
+                                          last_error, last_error_at (the latest failed dial)}
     ds:campaign:{id}:contacts             hash contact_id -> Contact JSON
     ds:campaign:{id}:due|leased|leases    the campaign's dial queue (state.dial_queue)
     ds:campaign:{id}:legs                 hash contact_id -> leg_sid of its latest call
@@ -31,6 +32,10 @@ Key layout::
     ds:timers                             leg, event and slot timers (state.timers)
     ds:dialer:leader                      lock held by the one dial poller that serves campaigns
     ds:bots, ds:bot:{url}                 the bot fleet (state.fleet)
+    ds:apikeys, ds:apikeys:sha256         the HTTP API's keys, by id and by the hash of the token (state.api_keys)
+    ds:wh:endpoint:{id}, ds:wh:endpoints[:account|:campaign:{id}]   webhook endpoints (state.webhooks)
+    ds:wh:msg:{msg_id}, ds:wh:delivery:{msg_id}.{endpoint}         webhook messages and deliveries
+    ds:wh:due, ds:wh:dead                 deliveries to (re)send, by when; dead-lettered ones
     ds:secret:{name}                      a secret the deployment's processes share (state.secrets)
 """
 
@@ -55,6 +60,8 @@ __all__ = [
     "bots",
     "bot",
     "secret",
+    "api_keys",
+    "webhook",
 ]
 
 PREFIX = "ds"
@@ -141,3 +148,17 @@ def bot(url: str, prefix: str = PREFIX) -> str:
 
 def secret(name: str, prefix: str = PREFIX) -> str:
     return f"{prefix}:secret:{name}"
+
+
+# The HTTP API's keys and the webhooks
+
+
+def api_keys(part: str = "", prefix: str = PREFIX) -> str:
+    """The keys by id, or with ``part`` ``sha256`` the index by the token's hash."""
+    return f"{prefix}:apikeys" + (f":{part}" if part else "")
+
+
+def webhook(part: str, prefix: str = PREFIX) -> str:
+    """``part``: ``endpoint:{id}``, ``endpoints``, ``endpoints:account``, ``endpoints:campaign:{id}``,
+    ``msg:{msg_id}``, ``delivery:{id}``, ``due``, ``dead``."""
+    return f"{prefix}:wh:{part}"

@@ -109,6 +109,8 @@ def call_result(record: LegRecord | None, contact: Contact | None, *, outcome: s
         outcome=outcome or record.outcome,
         reason=reason or record.reason,
         flow=record.flow.value,
+        connecting_at=record.connecting_at,
+        ringing_at=record.ringing_at,
         answered_at=record.answered_at,
         stream_started_at=record.stream_started_at,
         greeting_started_at=record.greeting_started_at,

@@ -178,6 +178,10 @@ class Store:
         rows = [json.loads(raw) for _, raw in self.redis.hscan_iter(keys.campaign(campaign_id, "rejected"), count=_SCAN)]
         return sorted(rows, key=lambda row: row["line_no"])
 
+    def note_error(self, campaign_id: str, error: str, *, client: Any = None) -> None:
+        """Remember the latest Legs API error on a dial of the campaign: status shows it as a reason."""
+        (client or self.redis).hset(keys.campaign(campaign_id), mapping={"last_error": error[:300], "last_error_at": time.time()})
+
     def count_dial(self, campaign_id: str, now: float, *, client: Any) -> None:
         """Count a placed call, in all and in its minute (``client``: a pipeline)."""
         client.hincrby(keys.campaign(campaign_id, "counts"), "dials", 1)

@@ -182,7 +182,8 @@ def test_the_cli_submits_steers_and_reports(url, engine, batch, tmp_path, capsys
     assert "pending 3" in cli(url, "status", "cli")[1]
     assert cli(url, "report", "cli", "--csv", str(tmp_path / "r.csv"), "--json", str(tmp_path / "r.json"))[0] == 0
     rows = list(csv.DictReader(io.StringIO((tmp_path / "r.csv").read_text())))
-    assert list(rows[0]) == list(REPORT_COLUMNS) and len(rows) == 9
+    assert list(rows[0]) == [*REPORT_COLUMNS, "name", "amount", "timezone"] and len(rows) == 9
+    assert [(row["contact_id"], row["name"]) for row in rows if row["status"] != "rejected"] == [("r2", "Asha"), ("r6", "Bob"), ("r10", "Dubai")]
     assert len(json.loads((tmp_path / "r.json").read_text())["contacts"]) == 9
     assert cli(url, "cancel", "cli")[1].startswith("campaign cli canceled: 3 contact(s) recorded canceled")
     assert cli(url, "pause", "cli")[0] == 2 and cli(url, "status", "nope")[0] == 1
