@@ -1,4 +1,4 @@
-"""The whole system on one machine: sandbox, ingress, workers per queue, bots, Flower.
+"""The whole system on one machine: sandbox, ingress, workers per queue, bots, the HTTP API, Flower.
 
 ``start_stack`` is what ``dialstream demo``, ``dialstream up``, the end-to-end tests and
 the benchmarks run; they differ only in the :class:`StackConfig` they pass.
@@ -12,11 +12,11 @@ from typing import Any
 
 from dialstream.app.embedded_redis import free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor
-from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 
-__all__ = ["StackConfig", "Stack", "start_stack", "start_flower", "worker_argv"]
+__all__ = ["StackConfig", "Stack", "start_stack", "start_api", "start_flower", "worker_argv"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class StackConfig:
 
     events_workers: int = 1
     dial_workers: int = 1
+    webhooks_workers: int = 0  # `up` runs one; the demo and most tests need none
     concurrency: int = 16
     bots: int = 1
     bot_kind: str = "greeter"
@@ -42,6 +43,9 @@ class StackConfig:
     # Flower on 127.0.0.1:flower_port (0: a free port), HTTP Basic auth from the settings.
     flower: bool = False
     flower_port: int = 0
+    # The HTTP API (its dashboard and /metrics) on api_port (0: a free one), on settings.api_bind's host.
+    api: bool = False
+    api_port: int = 0
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Stack:
     worker_names: list[str] = field(default_factory=list)
     metrics_urls: dict[str, str] = field(default_factory=dict)  # component name -> /metrics URL
     flower_url: str = ""
+    api_url: str = ""
 
 
 def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig = StackConfig()) -> Stack:
@@ -101,15 +106,30 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
     # Events acknowledged while Redis restarts wait on disk rather than being refused.
     spool = stack.settings.ingress_spool_dir or str(supervisor.log_dir / "ingress-spool")
     start("ingress", argv, own=stack.settings.replace(ingress_spool_dir=spool), ready_text="ingress listening on")
-    for queue, count in ((EVENTS_QUEUE, config.events_workers), (DIAL_QUEUE, config.dial_workers)):
+    queues = ((EVENTS_QUEUE, config.events_workers), (DIAL_QUEUE, config.dial_workers), (WEBHOOKS_QUEUE, config.webhooks_workers))
+    for queue, count in queues:
         for index in range(count):
             name = f"{queue}-{index}"
             start(name, worker_argv(queue, name, config), ready_text=" ready.")
             stack.worker_names.append(name)
+    if config.api:
+        start_api(supervisor, stack, config)
     if config.flower:
         start_flower(supervisor, stack, config)
     supervisor.wait_ready()
     return stack
+
+
+def start_api(supervisor: Supervisor, stack: Stack, config: StackConfig) -> None:
+    """The HTTP API on ``config.api_port`` (0: a free port) of DIALSTREAM_API_BIND's host; it serves its own /metrics."""
+    host = stack.settings.api_bind.rpartition(":")[0] or "127.0.0.1"
+    port = config.api_port or free_port()
+    stack.settings = stack.settings.replace(api_bind=f"{host}:{port}")
+    stack.api_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+    if config.metrics:
+        stack.metrics_urls["api"] = f"{stack.api_url}/metrics"
+    argv = Supervisor.python("-m", "api", "--bind", stack.settings.api_bind)
+    supervisor.start(ProcessSpec("api", argv, stack.settings.to_env(), ready_port=port))
 
 
 def start_flower(supervisor: Supervisor, stack: Stack, config: StackConfig) -> None:
