@@ -13,8 +13,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 
-from api import account, campaigns, dashboard, problems, webhooks
-from api.metrics import metrics_app
+from api import account, campaigns, dashboard, metrics, problems, webhooks
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import Settings
 
@@ -43,8 +42,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     app = FastAPI(title="dialstream", version="1", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings, app.state.redis, app.state.engine = settings, client, engine
+    app.state.metrics_registry = metrics.registry_for(engine)
     problems.install(app)
-    for module in (account, campaigns, webhooks, dashboard):
+    for module in (account, campaigns, webhooks, dashboard, metrics):
         app.include_router(module.router)
-    app.mount("/metrics", metrics_app(engine))
     return app

@@ -109,8 +109,7 @@ def _submit(request: Request, body: BaseModel, source: IO[Any], fmt: str, defaul
 
 @router.get("", dependencies=[auth.read], summary="Every campaign and where it is")
 def list_campaigns(request: Request) -> list[dict[str, Any]]:
-    engine = engine_of(request)
-    return [engine.status(cid).to_dict() for cid in engine.store.campaign_ids()]
+    return [status.to_dict() for status in engine_of(request).statuses()]
 
 
 @router.get("/{ref}", dependencies=[auth.read], summary="A campaign's progress, rate, calls in flight and why it waits")

@@ -42,7 +42,7 @@ async def stream(request: Request) -> StreamingResponse:
     engine = request.app.state.engine
 
     def statuses() -> list[dict]:
-        return [{**s.to_dict(), "finished": s.finished} for s in map(engine.status, engine.store.campaign_ids())]
+        return [{**s.to_dict(), "finished": s.finished} for s in engine.statuses()]
 
     async def events() -> AsyncIterator[str]:
         while not await request.is_disconnected():

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, make_asgi_app
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.state.webhooks import Webhooks
 
-__all__ = ["CampaignCollector", "metrics_app"]
+__all__ = ["CampaignCollector", "registry_for", "router"]
+
+router = APIRouter()
 
 
 class CampaignCollector(Collector):
@@ -58,7 +61,13 @@ class CampaignCollector(Collector):
         yield from (contacts, outcomes, dials, running, webhooks)
 
 
-def metrics_app(engine: CampaignEngine):  # noqa: ANN201 - an ASGI app
+def registry_for(engine: CampaignEngine) -> CollectorRegistry:
+    """A registry of this API's own (not the process's default one) with the campaigns' collector."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(CampaignCollector(engine))
-    return make_asgi_app(registry)
+    return registry
+
+
+@router.get("/metrics", tags=["health"], summary="Prometheus metrics: every campaign's contacts by state and outcomes")
+def metrics(request: Request) -> Response:
+    return Response(generate_latest(request.app.state.metrics_registry), media_type=CONTENT_TYPE_LATEST)

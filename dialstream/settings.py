@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
@@ -301,6 +302,20 @@ class Settings:
             if not f.repr and f.default:
                 default = "(sandbox token)"
             rows.append((f.metadata["env"], default, f.metadata["help"]))
+        return rows
+
+    def in_effect(self) -> list[tuple[str, str, str]]:
+        """(variable, value in effect, help) for every setting; secrets (and a password in a
+        URL) masked, so the table can be pasted into a bug report."""
+        values = {**_write(self), **_write(self.engine)}
+        rows = []
+        for f in (*_env_fields(type(self)), *_env_fields(EngineConfig)):
+            value = values[f.metadata["env"]]
+            if not f.repr and value:
+                value = "***"
+            elif "://" in value and "@" in value:
+                value = re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", value)
+            rows.append((f.metadata["env"], value, f.metadata["help"]))
         return rows
 
     @property

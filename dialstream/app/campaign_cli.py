@@ -11,8 +11,13 @@
     dialstream campaign dnc add|remove NUMBER... [--campaign ID]
     dialstream campaign dnc load FILE [--campaign ID]
 
-Every command talks to the Redis the workers use (``REDIS_URL``); the account's limits come
-from the ``DIALSTREAM_*`` variables of :class:`~dialstream.settings.EngineConfig`.
+ID is a campaign's id, its name, or the start of its id. Every command talks to the Redis
+the workers use: ``REDIS_URL``, else the stack a ``dialstream up`` runs in this directory
+(``dialstream.app.run_state``). With ``--api URL`` (or ``DIALSTREAM_API_URL``) and
+``DIALSTREAM_API_KEY`` it drives a remote stack through its HTTP API instead
+(``dialstream.app.remote``). The account's limits come from the ``DIALSTREAM_*`` variables of
+:class:`~dialstream.settings.EngineConfig`. Mistakes (a missing file, an unknown campaign, a
+bad number) are one line on stderr and a non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from rich.console import Console, Group
 from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from dialstream.app.remote import RemoteEngine
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.redial import parse_redials
@@ -53,7 +60,9 @@ _SHOWN_REJECTS = 20  # rejected rows printed by submit; all of them are in the r
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``campaign`` and its subcommands to the ``dialstream`` parser's subparsers."""
     parser = subparsers.add_parser("campaign", help="submit, control, watch and report campaigns")
-    commands = parser.add_subparsers(dest="campaign_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--api", default=None, metavar="URL", help="drive the stack behind this HTTP API (key: DIALSTREAM_API_KEY)")
+    commands = _Commands(parser.add_subparsers(dest="campaign_command", required=True), common)
 
     submit = commands.add_parser("submit", help="submit a CSV or JSON-lines batch as a new campaign")
     submit.add_argument("file", type=Path, help="contacts: a phone column, every other column a per-row variable")
@@ -101,16 +110,31 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     return parser
 
 
+class _Commands:
+    """The subcommands' adder, giving each the common options (``--api``)."""
+
+    def __init__(self, subparsers: Any, common: argparse.ArgumentParser) -> None:
+        self.subparsers, self.common = subparsers, common
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
+
+
 def run(args: argparse.Namespace, settings: Settings, console: Console | None = None) -> int:
     """Run a parsed ``campaign`` command; returns the exit status."""
     console = console or Console()
-    if not settings.redis_url:
-        console.print("[red]dialstream campaign needs REDIS_URL: the Redis your workers use[/]")
+    errors = Console(stderr=True, file=console.file if console.file is not sys.stdout else None)
+    api_url = args.api or settings.api_url
+    if not (api_url or settings.redis_url):
+        errors.print("dialstream campaign: no stack found: run dialstream up here, or set REDIS_URL (or --api URL)", highlight=False, soft_wrap=True)
         return 2
-    client = connect_settings(settings)
+    client = None if api_url else connect_settings(settings)
+    engine: CampaignEngine | RemoteEngine | None = None
     try:
-        engine = CampaignEngine(client, settings.account_sid, settings.engine)
+        engine = RemoteEngine(api_url, settings.api_client_key) if api_url else CampaignEngine(client, settings.account_sid, settings.engine)
         command = args.campaign_command
+        if getattr(args, "campaign_id", None):
+            args.campaign_id = engine.resolve(args.campaign_id)
         if command == "submit":
             return _submit(engine, args, console)
         if command == "dnc":
@@ -129,13 +153,22 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
         console.print(f"campaign {args.campaign_id} is {state.value}")
         return 0
     except KeyError as exc:
-        console.print(f"[red]{exc.args[0]}[/]")
+        errors.print(f"dialstream campaign: {exc.args[0]}", highlight=False, soft_wrap=True)
         return 1
     except (ValueError, ConfigurationError) as exc:
-        console.print(f"[red]{exc}[/]")
+        errors.print(f"dialstream campaign: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except OSError as exc:  # a file that is not there or not readable
+        errors.print(f"dialstream campaign: cannot read {exc.filename}: {exc.strerror}" if exc.filename else f"dialstream campaign: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except redis.RedisError as exc:
+        errors.print(f"dialstream campaign: the stack's Redis does not answer: {exc}", highlight=False, soft_wrap=True)
         return 2
     finally:
-        client.close()
+        if client is not None:
+            client.close()
+        if isinstance(engine, RemoteEngine):
+            engine.close()
 
 
 def parse_retries(text: str) -> dict[str, Any] | None:
@@ -231,12 +264,13 @@ def render_status(status: CampaignStatus) -> Group:
     return Group(head, bar, Text(counts), Text(f"outcomes: {outcomes}"), Text(rate), *waiting)
 
 
-def _list(engine: CampaignEngine, console: Console) -> int:
-    table = Table("campaign", "name", "state", "done", "total", "pending", "in flight")
-    for campaign_id in engine.store.campaign_ids():
-        s = engine.status(campaign_id)
-        table.add_row(campaign_id, s.name, s.state.value, str(s.done), str(s.total), str(s.pending), str(s.in_flight))
-    console.print(table)
+def _list(engine: CampaignEngine | RemoteEngine, console: Console) -> int:
+    """One line per campaign, ids whole whatever the terminal's width (they are what commands take)."""
+    rows = [("campaign", "name", "state", "done", "total", "pending", "in flight")]
+    rows += [(s.campaign_id, s.name, s.state.value, str(s.done), str(s.total), str(s.pending), str(s.in_flight)) for s in engine.statuses()]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        console.print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip(), highlight=False, soft_wrap=True)
     return 0
 
 

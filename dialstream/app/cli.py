@@ -9,7 +9,7 @@
     dialstream api ...                                           the HTTP API, dashboard and /metrics
     dialstream apikey create|list|revoke                         the HTTP API's keys
     dialstream worker --queue events|dial|webhooks ...           a Celery worker
-    dialstream settings                                          every environment variable
+    dialstream settings                                          every variable and its value in effect
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from dialstream.app import apikey_cli, campaign_cli, up
+from dialstream.app import apikey_cli, campaign_cli, run_state, up
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(commands)
     campaign_cli.add_parser(commands)
     apikey_cli.add_parser(commands)
-    commands.add_parser("settings", help="list every environment variable and its default")
+    commands.add_parser("settings", help="every environment variable and the value in effect (secrets masked)")
     return parser
 
 
@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"dialstream: {exc}", file=sys.stderr)
         return 2
+    if args.command in ("campaign", "apikey") and not settings.redis_url:
+        running = run_state.read()  # the stack `dialstream up` runs in this directory
+        if running:
+            settings = settings.replace(redis_url=running["redis_url"])
     if args.command == "demo":
         from dialstream.app.demo import DemoOptions, run_demo
 
@@ -93,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return campaign_cli.run(args, settings)
     if args.command == "apikey":
         if not settings.redis_url:
-            print("dialstream apikey: needs REDIS_URL, the Redis of the stack whose API the keys open", file=sys.stderr)
+            print("dialstream apikey: no stack found: run dialstream up here, or set REDIS_URL to its Redis", file=sys.stderr)
             return 2
         client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
         try:
@@ -108,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))
         os.execv(argv[0], argv)
     if args.command == "settings":
-        for name, default, help_text in Settings.documentation():
-            print(f"{name:36} {default!s:40} {help_text}")
+        for name, value, help_text in settings.in_effect():
+            print(f"{name:36} {value:40} {help_text}")
         return 0
     return 2
 

@@ -142,7 +142,11 @@ def start_flower(supervisor: Supervisor, stack: Stack, config: StackConfig) -> N
     if config.metrics:
         stack.metrics_urls["flower"] = f"{stack.flower_url}/metrics"
     env = {**settings.to_env(), "FLOWER_BASIC_AUTH": f"{settings.flower_user}:{settings.flower_password}"}
-    argv = Supervisor.python("-m", "celery", "-A", config.worker_app, "flower", "--address=127.0.0.1", f"--port={port}")
+    # The args column (each task's masked argsrepr: leg, campaign, contact) is what tells calls apart.
+    argv = Supervisor.python(
+        "-m", "celery", "-A", config.worker_app, "flower", "--address=127.0.0.1", f"--port={port}",
+        "--tasks_columns=name,uuid,state,args,received,runtime,worker",
+    )  # fmt: skip
     supervisor.start(ProcessSpec("flower", argv, env, ready_port=port))
 
 

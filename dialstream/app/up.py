@@ -1,10 +1,15 @@
-"""``dialstream up``: the whole stack on this machine until Ctrl-C, with Flower and metrics.
+"""``dialstream up``: the whole stack on this machine until Ctrl-C, with the API, Flower and metrics.
 
-Starts Redis (an embedded Valkey unless ``REDIS_URL``), the Exotel sandbox (unless real
-Exotel credentials are configured, see :func:`uses_sandbox`), the gRPC ingress, Celery
-worker processes per queue, bots and Flower; prints one line per component with its
-address and its Prometheus ``/metrics`` URL; then waits. SIGINT or SIGTERM stops every
-process it started (as does any component exiting on its own, which is reported).
+First checks what it needs: the ports of the API and Flower (and the ingress, for real
+Exotel) are free, no other ``up`` runs in this directory, a given ``REDIS_URL`` answers; it
+refuses in one line otherwise, before starting anything. Then starts Redis (an embedded
+Valkey unless ``REDIS_URL``), the Exotel sandbox (unless real Exotel credentials are
+configured, see :func:`uses_sandbox`), the gRPC ingress, Celery worker processes per queue,
+bots, the HTTP API and Flower; prints one line per component with its address and its
+Prometheus ``/metrics`` URL, the dashboard's URL and a first API key; writes
+``.ds-run/stack.json`` (:mod:`dialstream.app.run_state`) so the CLI finds the stack; then
+waits. SIGINT or SIGTERM stops every process it started (as does any component exiting on
+its own, which is reported).
 
 Example::
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 import argparse
 import secrets
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -24,11 +30,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import redis
+
+from dialstream.app import run_state
 from dialstream.app.embedded_redis import EmbeddedRedis
 from dialstream.app.stack import Stack, StackConfig, start_stack
 from dialstream.app.supervisor import ProcessFailed, Supervisor
 from dialstream.errors import ConfigurationError
 from dialstream.settings import SANDBOX_API_KEY, SANDBOX_API_TOKEN, Settings
+from dialstream.state.api_keys import ApiKeys
 
 __all__ = ["add_parser", "run", "uses_sandbox", "main", "READY_LINE"]
 
@@ -57,10 +67,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--events-workers", type=int, default=defaults.events_workers, help="worker processes for queue events"
     )
     up.add_argument("--dial-workers", type=int, default=defaults.dial_workers, help="worker processes for queue dial")
+    up.add_argument("--webhooks-workers", type=int, default=1, help="worker processes for queue webhooks")
     up.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads per worker process")
     up.add_argument("--bots", type=int, default=defaults.bots, help="bot processes (0: use DIALSTREAM_BOT_URLS)")
     up.add_argument("--bot", default=defaults.bot_kind, help="built-in bot to run (default: %(default)s)")
     up.add_argument("--flower-port", type=int, default=5555, help="Flower's port on 127.0.0.1; 0 picks a free one")
+    up.add_argument("--api-port", type=int, default=None, help="the HTTP API's port (default: DIALSTREAM_API_BIND's); 0 picks a free one")
     up.add_argument("--scenario", type=Path, help="sandbox scenario YAML")
     up.add_argument("--seed", type=int, default=defaults.seed, help="sandbox random seed")
     up.add_argument("--log-dir", type=Path, help="where each component's log goes (default: a new temporary directory)")
@@ -69,6 +81,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; 0 after a requested stop, 1 if a component died, 2 if one did not start."""
+    api_port = int(settings.api_bind.rpartition(":")[2]) if args.api_port is None else args.api_port
+    refusal = preflight(settings, args.flower_port, api_port)
+    if refusal:
+        _say(refusal)
+        return 2
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -87,6 +104,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 events_workers=args.events_workers, dial_workers=args.dial_workers, concurrency=args.concurrency,
                 bots=args.bots, bot_kind=args.bot, sandbox=uses_sandbox(settings), scenario=args.scenario,
                 seed=args.seed, metrics=True, flower=True, flower_port=args.flower_port,
+                webhooks_workers=args.webhooks_workers, api=True, api_port=api_port,
             )  # fmt: skip
             _say(f"starting; logs in {log_dir}")
             try:
@@ -96,6 +114,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 2
             for line in status_lines(stack, redis_note, generated):
                 _say(line)
+            token = first_key(stack.settings)
+            _say(f"{'dashboard':10} {stack.api_url}/dashboard#key={token}")
+            _say(f"{'apikey':10} {token}  (write scope; more: dialstream apikey create)")
+            run_state.write(state_of(stack))
+            cleanup.callback(run_state.remove)
+            _say(f"{'state':10} {run_state.STATE_FILE}: the CLI here finds this stack by itself")
             _say(READY_LINE)
             while not stop.wait(_CHECK_INTERVAL):
                 try:
@@ -109,6 +133,61 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def preflight(settings: Settings, flower_port: int, api_port: int) -> str:
+    """Why ``up`` must not start, in one line, or ''. Nothing is started before this passes."""
+    running = run_state.read()
+    if running:
+        return f"another dialstream up (pid {running['pid']}) runs in this directory: its API is {running.get('api_url')}"
+    api_host = settings.api_bind.rpartition(":")[0] or "127.0.0.1"
+    wanted = [("the API", api_host, api_port), ("Flower", "127.0.0.1", flower_port)]
+    if not uses_sandbox(settings):
+        host, _, port = settings.ingress_bind.rpartition(":")
+        wanted.append(("the ingress", host, int(port)))
+    for what, host, port in wanted:
+        if port and _taken(host, port):
+            return f"port {port} on {host} ({what}) is taken: stop what uses it, or choose another port (see dialstream up --help)"
+    if settings.redis_url:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        try:
+            client.ping()
+        except redis.RedisError as exc:
+            return f"the Redis at {_redact(settings.redis_url)} does not answer ({exc}); unset REDIS_URL for an embedded one"
+        finally:
+            client.close()
+    return ""
+
+
+def _taken(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def first_key(settings: Settings) -> str:
+    """A write key for the person who started the stack (a new one each time; old ones stay valid until revoked)."""
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    try:
+        return ApiKeys(client).create("write", name="dialstream up")[1]
+    finally:
+        client.close()
+
+
+def state_of(stack: Stack) -> dict[str, object]:
+    """What the CLI needs to find this stack (``.ds-run/stack.json``)."""
+    return {
+        "redis_url": stack.settings.redis_url,
+        "api_url": stack.api_url,
+        "dashboard_url": f"{stack.api_url}/dashboard",
+        "flower_url": stack.flower_url,
+        "sandbox_url": stack.sandbox_url,
+        "ports": {"api": int(stack.api_url.rpartition(":")[2]), "flower": int(stack.flower_url.rpartition(":")[2]), "ingress": stack.ingress_port},
+    }
 
 
 def status_lines(stack: Stack, redis_note: str, generated_password: bool) -> list[str]:
@@ -129,6 +208,7 @@ def status_lines(stack: Stack, redis_note: str, generated_password: bool) -> lis
         lines.append(line(name, f"celery worker, queue {name.rsplit('-', 1)[0]}"))
     for index, url in enumerate(stack.bot_urls):
         lines.append(line(f"bot-{index}", url))
+    lines.append(line("api", f"{stack.api_url}  (docs {stack.api_url}/docs)"))
     password = settings.flower_password if generated_password else "from DIALSTREAM_FLOWER_PASSWORD"
     lines.append(line("flower", f"{stack.flower_url}  (user {settings.flower_user}, password {password})"))
     return lines

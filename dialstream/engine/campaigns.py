@@ -232,6 +232,10 @@ class CampaignEngine:
             waiting_for=waiting_for(facts),
         )
 
+    def statuses(self) -> list[CampaignStatus]:
+        """Every campaign's status, by id."""
+        return [self.status(campaign_id) for campaign_id in self.store.campaign_ids()]
+
     def report(self, campaign_id: str) -> Iterator[dict[str, Any]]:
         """One row per contact (columns :data:`REPORT_COLUMNS`), rejected rows included, in file
         order (contacts submitted from Python: by id). Times are ISO 8601 UTC."""

@@ -38,6 +38,7 @@ from dialstream.domain.contacts import (
 )
 from dialstream.domain.phones import DEFAULT_REGION
 from dialstream.errors import ConfigurationError
+from dialstream.state.dial_queue import in_order
 from dialstream.state.dnc import DncList
 from dialstream.state.store import Store
 
@@ -132,7 +133,7 @@ def _load(
     codes: Counter[str] = Counter()
     for row in itertools.chain(() if first is None else (first,), rows):
         if isinstance(row, ContactRow):
-            accepted.append((row.contact, not_before(row.timezone)))
+            accepted.append((row.contact, in_order(not_before(row.timezone), total)))  # file order among equals
             total += 1
         else:
             rejected.append(row)

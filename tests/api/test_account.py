@@ -6,6 +6,7 @@ import os
 
 import httpx
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from dialstream.app.embedded_redis import free_port
 from dialstream.app.supervisor import Supervisor
@@ -49,3 +50,17 @@ def test_the_bot_fleet_is_listed(reader, api_redis_url):
     client.close()
     bots = {bot["url"]: bot for bot in reader.get("/v1/bots").json()}
     assert bots["ws://10.0.0.7:8765/media"] == {"url": "ws://10.0.0.7:8765/media", "capacity": 20, "load": 3, "free": 17, "static": False}
+
+
+def test_metrics_give_each_campaigns_contacts_by_state_and_outcomes(writer, api_url):
+    """/metrics (no key: Prometheus scrapes it) has a campaign's pending and done contacts and its outcomes."""
+    writer.post("/v1/campaigns", json={"campaign_id": "metered", "contacts": [{"phone": "+919812345691"}, {"phone": "+919812345692"}]}).raise_for_status()
+    writer.post("/v1/campaigns/metered/cancel").raise_for_status()
+    samples = {
+        (s.name, s.labels.get("state") or s.labels.get("outcome")): s.value
+        for family in text_string_to_metric_families(httpx.get(f"{api_url}/metrics").text)
+        for s in family.samples
+        if s.labels.get("campaign") == "metered"
+    }
+    assert samples[("dialstream_campaign_contacts", "done")] == 2 and samples[("dialstream_campaign_contacts", "pending")] == 0
+    assert samples[("dialstream_campaign_outcomes", "canceled")] == 2

@@ -75,14 +75,23 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+NOT_COMPONENTS = ("starting;", "dialstream", "dashboard", "apikey", "state")
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without any dialstream or Exotel setting (and no REDIS_URL)."""
+    return {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("EXOTEL_", "DIALSTREAM_"))}
+
+
 @pytest.fixture
 def up(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, tuple[str, str | None]]]]:
-    """``python -m dialstream.app.up`` with an embedded Valkey and a free Flower port; the status lines by component."""
-    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("EXOTEL_", "DIALSTREAM_"))}
-    env["DIALSTREAM_FLOWER_PASSWORD"] = PASSWORD
+    """``python -m dialstream.app.up`` in ``tmp_path/here`` with an embedded Valkey and free Flower and API
+    ports; the status lines by component (and the dashboard, apikey and state lines under their names)."""
+    env = {**clean_env(), "DIALSTREAM_FLOWER_PASSWORD": PASSWORD}
+    (tmp_path / "here").mkdir()
     process = subprocess.Popen(
-        [sys.executable, "-m", "dialstream.app.up", "--flower-port", "0", "--bots", "1", "--log-dir", str(tmp_path / "logs")],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [sys.executable, "-m", "dialstream.app.up", "--flower-port", "0", "--api-port", "0", "--bots", "1", "--log-dir", str(tmp_path / "logs")],
+        cwd=tmp_path / "here", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         lines = read_until_ready(process.stdout, timeout=90)
@@ -114,8 +123,10 @@ def scrape(url: str) -> dict[str, float]:
 def test_up_serves_flower_and_metrics_carries_calls_and_stops_everything_on_ctrl_c(up):
     """Every component prints a line; Flower (with auth) and each /metrics answer; tasks show masked args; SIGINT stops all."""
     process, components = up
-    assert set(components) == {"redis", "sandbox", "ingress", "events-0", "dial-0", "bot-0", "flower"}
+    extra = {name: components.pop(name) for name in NOT_COMPONENTS if name in components}
+    assert set(components) == {"redis", "sandbox", "ingress", "events-0", "dial-0", "webhooks-0", "bot-0", "api", "flower"}
     assert all(metrics for name, (_, metrics) in components.items() if name != "redis")
+    assert extra["dashboard"][0] == f"{components['api'][0]}/dashboard#key={extra['apikey'][0]}"
     flower = components["flower"][0]
     assert httpx.get(f"{flower}/healthcheck", timeout=10).text == "OK"
     assert httpx.get(f"{flower}/api/workers", timeout=10).status_code == 401
@@ -138,6 +149,8 @@ def test_up_serves_flower_and_metrics_carries_calls_and_stops_everything_on_ctrl
         return response.json()
 
     tasks = wait_for(lambda: [t for t in flower_tasks().values() if t.get("args")], timeout=30)
+    page = httpx.get(f"{flower}/tasks", auth=("dialstream", PASSWORD), timeout=10).text
+    assert "<th>args</th>" in page.replace(" ", "").lower() or ">args<" in page.lower()  # the args column is shown
     for task in tasks:
         assert f"campaign={campaign.campaign_id}" in task["args"] and "leg=" in task["args"]
         assert not any(phone in task["args"] or phone[1:] in task["args"] for phone in phones)
@@ -155,7 +168,7 @@ def test_up_serves_flower_and_metrics_carries_calls_and_stops_everything_on_ctrl
     assert metrics["events-0"]["dialstream_rate_limit_wait_seconds_count{granted=yes,kind=action}"] >= len(phones)
 
     children = descendants(process.pid)
-    assert len(children) >= 7
+    assert len(children) >= 9
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 0, output
@@ -168,3 +181,35 @@ def test_the_sandbox_runs_unless_real_exotel_credentials_are_configured():
     assert uses_sandbox(Settings.from_env({}))
     assert uses_sandbox(Settings.from_env({"EXOTEL_API_BASE_URL": "http://10.0.0.5:8080"}))
     assert not uses_sandbox(Settings.from_env({"EXOTEL_API_KEY": "live-key", "EXOTEL_API_TOKEN": "live-token"}))
+
+
+def dialstream(cwd: Path, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The ``dialstream`` command as a user runs it in ``cwd``, without REDIS_URL."""
+    return subprocess.run([sys.executable, "-m", "dialstream.app.cli", *argv], cwd=cwd, env={**clean_env(), **(env or {})},
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_the_cli_finds_the_stack_a_second_up_refuses_and_the_api_drives_it_remotely(up, tmp_path):
+    """In up's directory the CLI needs no REDIS_URL; a second up refuses in one line (same directory, or a port taken)
+    before starting anything; --api with the printed key drives the same stack from anywhere."""
+    process, components = up
+    here = tmp_path / "here"
+    assert (here / ".ds-run" / "stack.json").exists()
+    submitted = dialstream(here, "campaign", "submit", str(ROOT / "tests" / "dialstream" / "app" / "two.csv"), "--name", "found", "--paused")
+    assert submitted.returncode == 0, submitted.stdout + submitted.stderr
+    listed = dialstream(here, "campaign", "list")
+    assert listed.returncode == 0 and "found" in listed.stdout
+    again = dialstream(here, "up", "--api-port", "0", "--flower-port", "0")
+    assert again.returncode == 2 and "another dialstream up" in again.stdout and "Traceback" not in again.stdout + again.stderr
+    (tmp_path / "elsewhere").mkdir()
+    api_port = components["api"][0].rpartition(":")[2]
+    taken = dialstream(tmp_path / "elsewhere", "up", "--api-port", api_port, "--flower-port", "0")
+    assert taken.returncode == 2 and f"port {api_port} on 127.0.0.1 (the API) is taken" in taken.stdout
+    key = components["apikey"][0]
+    remote = dialstream(tmp_path / "elsewhere", "campaign", "status", "found", "--api", components["api"][0], "--once", env={"DIALSTREAM_API_KEY": key})
+    assert remote.returncode == 0 and "campaign found-" in remote.stdout and "paused" in remote.stdout, remote.stderr
+    lost = dialstream(tmp_path / "elsewhere", "campaign", "list")
+    assert lost.returncode == 2 and lost.stderr.strip().startswith("dialstream campaign: no stack found")
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert not (here / ".ds-run" / "stack.json").exists()

@@ -83,10 +83,10 @@ def test_a_batch_with_malformed_rows_loads_the_good_ones_and_reports_each_bad_on
 def test_each_contact_waits_for_its_own_calling_window(engine, batch):
     """With a 09:00-20:00 window at 10:00 UTC, Kolkata and Dubai are due now and New York at 09:00 its time."""
     engine.submit_file(CampaignConfig("windowed", window="09:00-20:00"), batch, clock=lambda: NOW)
-    due = {item.contact_id: item.due for item in _queued(engine, "windowed")}
+    due = {item.contact_id: round(item.due, 3) for item in _queued(engine, "windowed")}  # a microsecond apart: file order
     assert due == {"r2": NOW, "r5": NOW, "r6": datetime(2026, 6, 3, 13, 0, tzinfo=timezone.utc).timestamp(), "r10": NOW}
-    status = engine.status("windowed", now=NOW)
-    assert (status.pending, status.due_now, status.next_due) == (4, 3, NOW)
+    status = engine.status("windowed", now=NOW + 1)
+    assert (status.pending, status.due_now, round(status.next_due, 3)) == (4, 3, NOW)
 
 
 def test_a_bad_file_fails_before_the_campaign_exists(engine, tmp_path):
@@ -195,3 +195,35 @@ def test_the_cli_submits_steers_and_reports(url, engine, batch, tmp_path, capsys
 def _queued(engine: CampaignEngine, campaign_id: str) -> list[DialItem]:
     due_key = engine.store.queue.keys(campaign_id)[0]
     return [DialItem(campaign_id, json.loads(m)[0], json.loads(m)[1], score) for m, score in engine.redis.zrange(due_key, 0, -1, withscores=True)]
+
+
+def test_contacts_due_together_are_dialled_in_file_order(engine, tmp_path):
+    """Rows r2..r13, all due at once, leave the queue in file order, not in text order of their ids (r10 before r2)."""
+    path = tmp_path / "ordered.csv"
+    path.write_text("phone\n" + "".join(f"+9198123456{i:02d}\n" for i in range(12)))
+    engine.submit_file(CampaignConfig("ordered"), path, clock=lambda: NOW)
+    taken = engine.store.queue.pop_due("ordered", NOW + 1, 100, lease=30)
+    assert [item.contact_id for item in taken] == [f"r{line}" for line in range(2, 14)]
+    assert all(abs(item.due - NOW) < 0.001 for item in taken)
+
+
+def test_cli_mistakes_are_one_line_and_campaigns_are_named_by_name(url, tmp_path):
+    """A missing file, an empty file and a bad DNC number each print one line and exit 2; a name stands for its id; list keeps ids whole."""
+    for argv, expected in (
+        (("submit", str(tmp_path / "nowhere.csv")), "No such file or directory"),
+        (("dnc", "add", "+919812345611", "call me maybe"), "call me maybe"),
+    ):
+        status, out = cli(url, *argv)
+        assert status == 2 and expected in out and len(out.strip().splitlines()) == 1 and "Traceback" not in out
+    (tmp_path / "empty.csv").write_text("phone,name\n")
+    assert cli(url, "submit", str(tmp_path / "empty.csv")) == (2, "dialstream campaign: no contacts: the input has no rows\n")
+    (tmp_path / "one.csv").write_text("phone\n+919812345612\n")
+    assert cli(url, "submit", str(tmp_path / "one.csv"), "--name", "a rather long campaign name for a narrow terminal")[0] == 0
+    campaign_id = cli(url, "list")[1].splitlines()[1].split()[0]
+    assert campaign_id.startswith("a-rather-long-campaign-name-for-a-narrow-") and len(campaign_id) > 40
+    assert cli(url, "pause", "a rather long campaign name for a narrow terminal") == (0, f"campaign {campaign_id} is paused\n")
+    console = Console(file=io.StringIO(), width=40)
+    parser = argparse.ArgumentParser()
+    campaign_cli.add_parser(parser.add_subparsers(dest="command"))
+    campaign_cli.run(parser.parse_args(["campaign", "list"]), Settings.from_env({"REDIS_URL": url, "EXOTEL_ACCOUNT_SID": ACCOUNT}), console)
+    assert campaign_id in console.file.getvalue()
