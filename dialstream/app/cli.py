@@ -8,6 +8,7 @@
     dialstream ingress ...                                       the gRPC event ingress
     dialstream api ...                                           the HTTP API, dashboard and /metrics
     dialstream apikey create|list|revoke                         the HTTP API's keys
+    dialstream webhook add|list|remove|dead|replay               webhook endpoints and dead letters
     dialstream worker --queue events|dial|webhooks ...           a Celery worker
     dialstream settings                                          every variable and its value in effect
 """
@@ -22,7 +23,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from dialstream.app import apikey_cli, campaign_cli, run_state, up
+from dialstream.app import apikey_cli, campaign_cli, run_state, up, webhook_cli
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(commands)
     campaign_cli.add_parser(commands)
     apikey_cli.add_parser(commands)
+    webhook_cli.add_parser(commands)
     commands.add_parser("settings", help="every environment variable and the value in effect (secrets masked)")
     return parser
 
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"dialstream: {exc}", file=sys.stderr)
         return 2
-    if args.command in ("campaign", "apikey") and not settings.redis_url:
+    if args.command in ("campaign", "apikey", "webhook") and not settings.redis_url:
         running = run_state.read()  # the stack `dialstream up` runs in this directory
         if running:
             settings = settings.replace(redis_url=running["redis_url"])
@@ -95,18 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         return up.run(args, settings)
     if args.command == "campaign":
         return campaign_cli.run(args, settings)
-    if args.command == "apikey":
-        if not settings.redis_url:
-            print("dialstream apikey: no stack found: run dialstream up here, or set REDIS_URL to its Redis", file=sys.stderr)
-            return 2
-        client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
-        try:
-            return apikey_cli.run(args, client, Console())
-        except KeyError as exc:
-            print(f"dialstream apikey: {exc.args[0]}", file=sys.stderr)
-            return 1
-        finally:
-            client.close()
+    if args.command in ("apikey", "webhook"):
+        return _redis_command(args, settings)
     if args.command == "worker":
         # The same command `dialstream up`, the tests and deploy/ run.
         argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))
@@ -116,6 +108,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:36} {value:40} {help_text}")
         return 0
     return 2
+
+
+def _redis_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``apikey`` and ``webhook``: commands on the stack's Redis, their mistakes one line on stderr."""
+    if not settings.redis_url:
+        print(f"dialstream {args.command}: no stack found: run dialstream up here, or set REDIS_URL to its Redis", file=sys.stderr)
+        return 2
+    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    module = apikey_cli if args.command == "apikey" else webhook_cli
+    try:
+        return module.run(args, client, Console())
+    except KeyError as exc:
+        print(f"dialstream {args.command}: {exc.args[0]}", file=sys.stderr)
+        return 1
+    except (ConfigurationError, redis.RedisError) as exc:
+        print(f"dialstream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        client.close()
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 import redis
 
+from dialstream.app import cli
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.app.supervisor import ProcessSpec, Supervisor
 from dialstream.broker.celery_app import WEBHOOKS_QUEUE
@@ -69,8 +70,9 @@ def test_webhooks_sent_while_the_receiver_is_down_all_arrive_signed_once_it_is_b
     wait_for(lambda: webhooks.counts() == {"pending": 0, "dead": 0}, timeout=10)
 
 
-def test_a_receiver_failing_every_attempt_dead_letters_and_replay_delivers(client, worker, receiver):
-    """HTTP 500 on every attempt of the schedule: the delivery is dead; replayed once the receiver is fixed, it arrives with the same id."""
+def test_a_receiver_failing_every_attempt_dead_letters_and_replay_delivers(client, worker, receiver, monkeypatch, capsys):
+    """HTTP 500 on every attempt of the schedule: the delivery is dead (dialstream webhook dead lists it); replayed
+    with dialstream webhook replay once the receiver is fixed, it arrives with the same id."""
     webhooks = Webhooks(client)
     receiver.secret = webhooks.add_endpoint(receiver.url).secret
     receiver.status = 500
@@ -80,6 +82,9 @@ def test_a_receiver_failing_every_attempt_dead_letters_and_replay_delivers(clien
     (dead,) = webhooks.dead()
     assert dead.attempts == len(SCHEDULE.split(",")) + 1 and dead.last_error == "HTTP 500" and receiver.messages == {}
     receiver.status = 204
-    assert webhooks.replay() == 1
+    kwargs = client.connection_pool.connection_kwargs
+    monkeypatch.setenv("REDIS_URL", f"redis://{kwargs['host']}:{kwargs['port']}/{DB}")
+    assert cli.main(["webhook", "dead"]) == 0 and dead.id in capsys.readouterr().out
+    assert cli.main(["webhook", "replay"]) == 0 and "1 delivery(ies) due again" in capsys.readouterr().out
     wait_for(lambda: len(receiver.messages) == 1, timeout=30)
     assert list(receiver.messages) == [dead.msg_id] and receiver.invalid == []
