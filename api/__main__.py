@@ -17,13 +17,17 @@ from api.app import create_app
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dialstream api", description="Serve the HTTP API, its dashboard and /metrics.")
+    parser.add_argument("--bind", default="", help="host:port (default: DIALSTREAM_API_BIND)")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="dialstream api", description="Serve the HTTP API, its dashboard and /metrics.")
-    parser.add_argument("--bind", default="", help="host:port (default: DIALSTREAM_API_BIND)")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
     except ConfigurationError as exc:

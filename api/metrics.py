@@ -29,17 +29,12 @@ class CampaignCollector(Collector):
     def __init__(self, engine: CampaignEngine) -> None:
         self.engine = engine
 
+    def describe(self) -> Iterator[Metric]:
+        """The families, without samples (no Redis read): what registering and the deploy checks need."""
+        yield from self._families()
+
     def collect(self) -> Iterator[Metric]:
-        contacts = GaugeMetricFamily(
-            "dialstream_campaign_contacts",
-            "Contacts of a campaign by state: pending (queued, due or not), dialing, in_flight (calls up), done, rejected.",
-            labels=["campaign", "name", "state"],
-        )
-        outcomes = GaugeMetricFamily(
-            "dialstream_campaign_outcomes", "Contacts of a campaign with a final record, by outcome.", labels=["campaign", "name", "outcome"]
-        )
-        dials = CounterMetricFamily("dialstream_campaign_dials", "Calls a campaign placed, every attempt counted.", labels=["campaign", "name"])
-        running = GaugeMetricFamily("dialstream_campaign_running", "1 while a campaign is running, else 0.", labels=["campaign", "name"])
+        contacts, outcomes, dials, running, webhooks = self._families()
         for campaign_id in self.engine.store.campaign_ids():
             try:
                 status = self.engine.status(campaign_id)
@@ -55,10 +50,24 @@ class CampaignCollector(Collector):
                 outcomes.add_metric([*ids, outcome], count)
             dials.add_metric(ids, status.dials)
             running.add_metric(ids, 1 if status.state.value == "running" else 0)
-        webhooks = GaugeMetricFamily("dialstream_webhook_deliveries", "Webhook deliveries waiting (new or retrying) and dead-lettered.", labels=["state"])
         for state, count in Webhooks(self.engine.redis).counts().items():
             webhooks.add_metric([state], count)
         yield from (contacts, outcomes, dials, running, webhooks)
+
+    @staticmethod
+    def _families() -> tuple[Metric, ...]:
+        contacts = GaugeMetricFamily(
+            "dialstream_campaign_contacts",
+            "Contacts of a campaign by state: pending (queued, due or not), dialing, in_flight (calls up), done, rejected.",
+            labels=["campaign", "name", "state"],
+        )
+        outcomes = GaugeMetricFamily(
+            "dialstream_campaign_outcomes", "Contacts of a campaign with a final record, by outcome.", labels=["campaign", "name", "outcome"]
+        )
+        dials = CounterMetricFamily("dialstream_campaign_dials", "Calls a campaign placed, every attempt counted.", labels=["campaign", "name"])
+        running = GaugeMetricFamily("dialstream_campaign_running", "1 while a campaign is running, else 0.", labels=["campaign", "name"])
+        webhooks = GaugeMetricFamily("dialstream_webhook_deliveries", "Webhook deliveries waiting (new or retrying) and dead-lettered.", labels=["state"])
+        return contacts, outcomes, dials, running, webhooks
 
 
 def registry_for(engine: CampaignEngine) -> CollectorRegistry:

@@ -40,11 +40,12 @@ from celery.bin.celery import celery as celery_cli
 from flower.options import options as flower_options
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 
+import api.__main__
 import bot.__main__
 import ingress.__main__
 import sim.__main__
 from dialstream.app.stack import StackConfig, worker_argv
-from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, create_app
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE, create_app
 from dialstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,8 +55,8 @@ VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["versi
 SETTINGS_ENV = {name for name, _, _ in Settings.documentation()}
 # Variables that are not dialstream settings: Flower's own, and the pod's address.
 OTHER_ENV = {"FLOWER_BASIC_AUTH", "POD_IP", "PYTHONUNBUFFERED"}
-PYTHON_MODULES = {"ingress": ingress.__main__, "bot": bot.__main__, "sim": sim.__main__}
-ROLES = ("ingress", "worker-events", "worker-dial", "bot", "flower")
+PYTHON_MODULES = {"ingress": ingress.__main__, "bot": bot.__main__, "sim": sim.__main__, "api": api.__main__}
+ROLES = ("ingress", "worker-events", "worker-dial", "worker-webhooks", "bot", "api", "flower")
 COMPOSE_SPEC = Path(__file__).with_name("compose-spec.json")
 # compose.yaml uses env_file's `required:`, which Docker Compose has read since 2.24.0 (and
 # the top-level `name:`, which Compose 1.x rejects).
@@ -185,7 +186,7 @@ def test_every_manifest_and_the_dashboard_parse():
     """The compose file, each Kubernetes manifest and the Grafana dashboard are valid YAML/JSON of the expected shape."""
     assert set(compose()["services"]) == {"redis", *ROLES, "sandbox"}
     kinds = {(d["kind"], d["metadata"]["name"]) for d in k8s_documents()}
-    for role in ("ingress", "worker-events", "worker-dial", "bots", "flower"):
+    for role in ("ingress", "worker-events", "worker-dial", "worker-webhooks", "bots", "api", "flower"):
         assert ("Deployment", role) in kinds
     assert {name for kind, name in kinds if kind == "ScaledObject"} == {"worker-events", "worker-dial", "bots"}
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
@@ -317,7 +318,7 @@ def test_worker_commands_are_the_ones_the_stack_runs():
             queues.add((container.where.split(":")[0], queue))
             expected = worker_argv(queue, queue, StackConfig())
             assert container.command == ["celery", *expected[3:]], container.where
-    assert queues == {(where, q) for where in ("compose", "k8s") for q in (EVENTS_QUEUE, DIAL_QUEUE)}
+    assert queues == {(where, q) for where in ("compose", "k8s") for q in (EVENTS_QUEUE, DIAL_QUEUE, WEBHOOKS_QUEUE)}
 
 
 def test_images_are_the_project_image_at_its_version_and_redis_is_recent():
@@ -364,7 +365,8 @@ def test_dockerfile_builds_every_package_and_exposes_the_ports_the_manifests_use
     exposed = {int(p) for p in re.search(r"^EXPOSE (.+)$", text, re.MULTILINE).group(1).split()}
     ingress_port = int(settings.ingress_bind.rpartition(":")[2])
     health_port = int(settings.ingress_health_bind.rpartition(":")[2])
-    assert exposed == {ingress_port, health_port, settings.metrics_port, 8765, 5555}
+    api_port = int(settings.api_bind.rpartition(":")[2])
+    assert exposed == {ingress_port, health_port, settings.metrics_port, 8765, 5555, api_port}
     for container in k8s_containers():
         if container.role != "redis":
             assert set(container.ports.values()) <= exposed, container.where
@@ -378,7 +380,7 @@ def test_ports_agree_between_commands_settings_and_manifests():
         metrics = Settings.from_env(
             {"DIALSTREAM_METRICS_PORT": str(container.env.get("DIALSTREAM_METRICS_PORT", 9100))}
         )
-        if container.where.startswith("k8s:") and container.role != "flower":
+        if container.where.startswith("k8s:") and container.role not in ("flower", "api"):  # those serve /metrics on their own port
             assert ports["metrics"] == metrics.metrics_port == 9100, container.where
             assert container.env["DIALSTREAM_METRICS_BIND"] == "0.0.0.0"
         if container.role == "ingress":
@@ -392,6 +394,8 @@ def test_ports_agree_between_commands_settings_and_manifests():
             assert urlsplit(params["public_url"]).port == params["port"], container.where
         if container.role == "flower":
             assert params["port"] in ports.values()
+        if container.role == "api":
+            assert int(params["bind"].rpartition(":")[2]) in ports.values(), container.where
 
 
 def test_kubernetes_services_probes_and_budgets_point_at_what_exists():
@@ -421,6 +425,7 @@ def test_kubernetes_services_probes_and_budgets_point_at_what_exists():
         "worker-events",
         "worker-dial",
         "bots",
+        "api",
     }
     for container in k8s_containers():
         for probe in ("readinessProbe", "livenessProbe"):
@@ -483,13 +488,14 @@ def known_metrics() -> set[str]:
     import flower.events
 
     import ingress.core  # noqa: F401 - defines the ingress's metrics in the default registry
+    from api.metrics import CampaignCollector
     from bot.metrics import REGISTRY as BOT
     from sim.metrics import sandbox_registry
     from sim.sandbox import Sandbox
     from workers.metrics import REGISTRY as WORKER
 
     flower.events.get_prometheus_metrics()
-    names = set()
+    names = {f"{family.name}{suffix}" for family in CampaignCollector(None).describe() for suffix in ("", "_total")}  # type: ignore[arg-type]
     for registry in (DEFAULT_REGISTRY, BOT, WORKER, sandbox_registry(Sandbox())):
         for family in registry.collect():
             names.add(family.name)
@@ -522,6 +528,7 @@ def test_every_metric_on_the_dashboard_is_one_the_processes_export():
         "dialstream_legs_api_",
         "dialstream_bot_",
         "dialstream_sim_",
+        "dialstream_campaign_",
         "flower_",
     ):
         assert any(name.startswith(prefix) for name in used), prefix
