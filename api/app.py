@@ -10,12 +10,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import redis
 from fastapi import FastAPI
 
 from api import account, campaigns, dashboard, metrics, problems, webhooks
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 
 __all__ = ["create_app"]
 
@@ -29,10 +29,7 @@ Every `/v1` route needs an API key (`dialstream apikey create --scope read|write
 
 def create_app(settings: Settings) -> FastAPI:
     """The application over ``settings.redis_url``; its client closes when the app shuts down."""
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True,
-        socket_timeout=settings.redis_socket_timeout, socket_connect_timeout=settings.redis_socket_timeout,
-    )  # fmt: skip
+    client = connect_settings(settings)
     engine = CampaignEngine(client, settings.account_sid, settings.engine)
 
     @asynccontextmanager

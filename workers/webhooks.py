@@ -19,13 +19,13 @@ import time
 from typing import Any
 
 import httpx
-import redis
 from celery import Task, bootsteps
 from celery.signals import worker_init
 
 from dialstream.broker.celery_app import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
 from dialstream.domain.webhooks import headers
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 from dialstream.state.webhooks import Webhooks
 from workers.tasks import app
 
@@ -43,7 +43,7 @@ def _clients() -> tuple[Webhooks, httpx.Client, Settings]:
     """This thread's Redis and HTTP clients (the worker's pool threads each keep their own)."""
     if getattr(_local, "clients", None) is None:
         settings: Settings = app.conf.dialstream_settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_socket_timeout, decode_responses=True)
+        client = connect_settings(settings)
         http = httpx.Client(timeout=settings.webhook_timeout, follow_redirects=False)
         _local.clients = (Webhooks(client, schedule=settings.webhook_schedule), http, settings)
     return _local.clients
@@ -102,8 +102,7 @@ class WebhookSweeper(bootsteps.StartStopStep):
 
     def _run(self, celery: Any) -> None:
         settings: Settings = celery.conf.dialstream_settings
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=settings.redis_socket_timeout, decode_responses=True)
-        webhooks = Webhooks(client)
+        webhooks = Webhooks(connect_settings(settings))
         while not self._stop.is_set():
             try:
                 due = webhooks.take_due(BATCH, lease(settings))

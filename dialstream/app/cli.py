@@ -29,6 +29,7 @@ from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEU
 from dialstream.domain.campaign import Flow
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
+from dialstream.state.client import connect_settings
 
 __all__ = ["main"]
 
@@ -115,7 +116,7 @@ def _redis_command(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.redis_url:
         print(f"dialstream {args.command}: no stack found: run dialstream up here, or set REDIS_URL to its Redis", file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    client = connect_settings(settings)
     module = apikey_cli if args.command == "apikey" else webhook_cli
     try:
         return module.run(args, client, Console())

@@ -39,6 +39,7 @@ from dialstream.app.supervisor import ProcessFailed, Supervisor
 from dialstream.errors import ConfigurationError
 from dialstream.settings import SANDBOX_API_KEY, SANDBOX_API_TOKEN, Settings
 from dialstream.state.api_keys import ApiKeys
+from dialstream.state.client import connect, connect_settings
 
 __all__ = ["add_parser", "run", "uses_sandbox", "main", "READY_LINE"]
 
@@ -149,7 +150,7 @@ def preflight(settings: Settings, flower_port: int, api_port: int) -> str:
         if port and _taken(host, port):
             return f"port {port} on {host} ({what}) is taken: stop what uses it, or choose another port (see dialstream up --help)"
     if settings.redis_url:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=3, socket_connect_timeout=3)
+        client = connect(settings.redis_url, timeout=3)
         try:
             client.ping()
         except redis.RedisError as exc:
@@ -171,7 +172,7 @@ def _taken(host: str, port: int) -> bool:
 
 def first_key(settings: Settings) -> str:
     """A write key for the person who started the stack (a new one each time; old ones stay valid until revoked)."""
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    client = connect_settings(settings)
     try:
         return ApiKeys(client).create("write", name="dialstream up")[1]
     finally:

@@ -44,8 +44,8 @@ from dialstream.domain.campaign import Contact
 from dialstream.domain.leg_state import LegRecord
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.events import LEG_ANSWERED
-from dialstream.state.scripts import script
 from dialstream.state import keys
+from dialstream.state.scripts import script
 from dialstream.state.store import Store
 
 __all__ = ["Endpoint", "Delivery", "Webhooks", "RETENTION", "leg_event", "call_completed", "record_final", "campaign_check"]

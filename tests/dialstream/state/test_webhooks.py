@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis
 
 from dialstream.domain.campaign import CampaignConfig, Contact
 from dialstream.domain.webhooks import message_id
