@@ -60,3 +60,11 @@ def test_the_readme_documents_every_variable():
     """Each variable of `dialstream settings` has a row in the README's configuration table."""
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert [name for name, _, _ in Settings.documentation() if f"`{name}`" not in readme] == []
+
+
+def test_the_values_in_effect_mask_secrets():
+    """`dialstream settings` shows each variable's value in effect; tokens, keys and a password in a URL are masked."""
+    settings = Settings.from_env({"REDIS_URL": "redis://:hunter2@redis:6379/0", "EXOTEL_API_TOKEN": "s3cret", "DIALSTREAM_API_KEY": "dsk_x", "DIALSTREAM_MAX_CALLS": "7"})
+    shown = {name: value for name, value, _ in settings.in_effect()}
+    assert shown["REDIS_URL"] == "redis://:***@redis:6379/0" and shown["EXOTEL_API_TOKEN"] == "***" and shown["DIALSTREAM_API_KEY"] == "***"
+    assert shown["DIALSTREAM_MAX_CALLS"] == "7" and set(shown) == {name for name, _, _ in Settings.documentation()}
