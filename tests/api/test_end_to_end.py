@@ -23,7 +23,7 @@ from tests.utils import wait_for
 
 pytestmark = pytest.mark.e2e
 
-DB = 10
+DB = 5  # this module's database on the session's server
 SCENARIO = {
     "seed": 41,
     "callee": {"answer": 1.0, "ring_ms": [200, 400], "talk_ms": [1500, 2500]},
