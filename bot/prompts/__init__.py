@@ -1,7 +1,7 @@
 """Prompt audio shipped with the bot: small 8 kHz 16-bit mono WAV files.
 
 They are generated, not recorded: :data:`PROMPTS` maps each file to the sentence it
-stands for, rendered by the offline :class:`~bot.tts.BeepTTS` (a tone per syllable).
+stands for, spoken by the offline :class:`~bot.tts.EspeakTTS` (espeak-ng's ``en-us`` voice).
 Regenerate after editing a sentence with ``python -m bot.prompts``. ``demo.yaml`` is the
 script ``python -m bot --bot scripted`` runs by default.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.audiofile import write_wav
-from bot.tts import BeepTTS
+from bot.tts import EspeakTTS
 
 __all__ = ["PROMPTS", "PROMPTS_DIR", "generate"]
 
@@ -28,7 +28,7 @@ PROMPTS = {
 
 def generate(directory: Path = PROMPTS_DIR) -> list[Path]:
     """Render every prompt into ``directory``; return the files written."""
-    tts = BeepTTS()
+    tts = EspeakTTS()
     written = []
     for name, text in PROMPTS.items():
         path = directory / name
