@@ -76,7 +76,7 @@ def dial_rate(count: int) -> dict[str, Any]:
     with _stack(scenario, LIFTED) as (stack, engine):
         contacts = [Contact(f"b{i}", f"+9191{i:08d}") for i in range(count)]
         started = time.time()
-        engine.submit(CampaignConfig(f"rate-{uuid.uuid4().hex[:6]}", flow=Flow.BOT_FIRST), contacts)
+        engine.submit(CampaignConfig(f"rate-{uuid.uuid4().hex[:6]}", flow=Flow.BOT_FIRST, window="any"), contacts)
         campaign_id = engine.store.campaign_ids()[0]
         _wait(lambda: engine.status(campaign_id).finished, 30 + count / 20)
         dialled = sorted(call["timeline"]["dialed"] for call in fetch_timelines(stack.sandbox_url).values())
@@ -101,7 +101,7 @@ def budget(windows: int) -> dict[str, Any]:
     with _stack(scenario, engine_config) as (stack, engine):
         # Far more contacts than the budget can reach in the run: a backlog all along.
         backlog = limit * windows
-        campaign = CampaignConfig(f"budget-{uuid.uuid4().hex[:6]}", greeting_text="Hi")
+        campaign = CampaignConfig(f"budget-{uuid.uuid4().hex[:6]}", greeting_text="Hi", window="any")
         started = time.time()
         engine.submit(campaign, [Contact(f"u{i}", f"+9192{i:08d}") for i in range(backlog)])
         time.sleep(windows * engine_config.api_window + 2)

@@ -69,7 +69,7 @@ def run(
         for rate in rates:
             at_rate: dict[str, Any] = {}
             for flow in flows:
-                campaign = CampaignConfig(f"bench-{uuid.uuid4().hex[:6]}", flow=Flow(flow), greeting_text="Hello!")
+                campaign = CampaignConfig(f"bench-{uuid.uuid4().hex[:6]}", flow=Flow(flow), greeting_text="Hello!", window="any")
                 count = int(rate * duration)
                 contacts = [Contact(f"c{i}", f"+9197{i:08d}") for i in range(count)]
                 store.create_campaign(campaign, contacts)

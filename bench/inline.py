@@ -84,7 +84,7 @@ async def serve(settings: Settings, bind: str, campaign: CampaignConfig, bot_url
 def main(argv: list[str]) -> int:
     """``python -m bench.inline BIND FLOW BOT_URL``; the Legs API comes from the environment."""
     bind, flow, bot_url = argv
-    asyncio.run(serve(Settings.from_env(), bind, CampaignConfig("inline", flow=Flow(flow)), bot_url))
+    asyncio.run(serve(Settings.from_env(), bind, CampaignConfig("inline", flow=Flow(flow), window="any"), bot_url))
     return 0
 
 

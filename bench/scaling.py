@@ -89,7 +89,7 @@ def run(
 
 def _step(stack: Stack, store: Store, rate: float, seconds: float) -> dict[str, Any]:
     """Offer ``rate`` answered calls/s for ``seconds``; the sandbox's dispatch figures."""
-    campaign = CampaignConfig(f"scale-{uuid.uuid4().hex[:6]}", flow=Flow.GREETING_SAY, greeting_text="Hello!")
+    campaign = CampaignConfig(f"scale-{uuid.uuid4().hex[:6]}", flow=Flow.GREETING_SAY, greeting_text="Hello!", window="any")
     contacts = [Contact(f"c{i}", f"+9196{i:08d}") for i in range(int(rate * seconds))]
     store.create_campaign(campaign, contacts)
     offered = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, stack.settings.event_endpoint)

@@ -223,7 +223,7 @@ def cluster(hosts: dict[str, Host], tmp_path: Path) -> Iterator[Cluster]:
 
 def start_campaign(cluster: Cluster, count: int) -> tuple[CampaignConfig, list[Contact]]:
     campaign = CampaignConfig(
-        f"mh-{uuid.uuid4().hex[:6]}", flow=Flow.GREETING_SAY, greeting_text="Hello!", max_concurrent=MAX_CONCURRENT
+        f"mh-{uuid.uuid4().hex[:6]}", flow=Flow.GREETING_SAY, greeting_text="Hello!", max_concurrent=MAX_CONCURRENT, window="any"
     )
     contacts = [Contact(f"c{i:04d}", f"+9197{i:08d}") for i in range(count)]
     submit(cluster.store, campaign, contacts)

@@ -41,6 +41,7 @@ from dialstream.app.remote import RemoteEngine
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.redial import parse_redials
+from dialstream.domain.windows import SAFE_HOURS
 from dialstream.engine.campaigns import (
     CampaignEngine,
     CampaignStatus,
@@ -72,7 +73,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     submit.add_argument("--greeting", default="", help="greeting_say: the text (default 'Hello!'); greeting_play: the audio URL")
     submit.add_argument("--bot-url", default="", help="bot WebSocket URL (default: a live bot of the fleet)")
     submit.add_argument("--max-concurrent", type=int, default=0, help="live calls of this campaign at once (0: no campaign cap)")
-    submit.add_argument("--window", default="", help="calling window in the callee's local time, e.g. 'mon-sat 09:00-20:00' (default: any time)")
+    submit.add_argument(
+        "--window", default=SAFE_HOURS,
+        help="calling window in the callee's local time, e.g. 'mon-sat 09:00-20:00'; 'any' for any time (default: %(default)s, the TRAI/TCPA hours)",
+    )  # fmt: skip
     submit.add_argument(
         "--retries", default="default", type=parse_retries,
         help="redials per outcome: 'busy=3/5m,no_answer=2/30m,failed=none' (dials in all / delay), "
@@ -261,6 +265,9 @@ def render_status(status: CampaignStatus) -> Group:
         f"API {status.api_used}/{status.api_limit} in the window · 429s {status.throttled}"
     )
     waiting = [Text(f"waiting: {reason}", style="yellow") for reason in status.waiting_for]
+    if status.windows_closed:
+        closed = ", ".join(f"{zone} until {opens}" for zone, opens in status.windows_closed.items())
+        waiting.append(Text(f"waiting for the calling window {status.window}: {closed}", style="yellow"))
     return Group(head, bar, Text(counts), Text(f"outcomes: {outcomes}"), Text(rate), *waiting)
 
 

@@ -34,6 +34,7 @@ from dialstream.app.stack import StackConfig, start_stack
 from dialstream.app.supervisor import ProcessFailed, Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.domain.report import CampaignReport, build_report, mask_phone
+from dialstream.domain.windows import ANY_TIME
 from dialstream.engine.submit import submit_contacts
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
@@ -89,6 +90,7 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
         campaign = CampaignConfig(
             campaign_id=f"demo-{uuid.uuid4().hex[:8]}", name="demo", flow=options.flow, greeting_text=options.greeting,
             greeting_url="https://example.com/greeting.wav" if options.flow is Flow.GREETING_PLAY else "",
+            window=ANY_TIME,  # the sandbox's callees take calls at any hour
         )  # fmt: skip
         contacts = demo_contacts(options.contacts)
         submit_contacts(store, campaign, contacts)

@@ -24,7 +24,7 @@ from functools import cached_property
 from typing import Any
 
 from dialstream.domain.redial import NO_REDIALS, RedialPolicy
-from dialstream.domain.windows import CallingWindow
+from dialstream.domain.windows import SAFE_HOURS, CallingWindow
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.legs_api import DEFAULT_CONTENT_TYPE
 
@@ -80,8 +80,9 @@ class CampaignConfig:
     # Dialing. Live calls of this campaign at once (0: only the account's caps apply).
     max_concurrent: int = 0
     # When calls may be placed, in the callee's local time (dialstream.domain.windows grammar,
-    # e.g. "mon-sat 09:00-20:00"); empty: at any time.
-    window: str = ""
+    # e.g. "mon-sat 09:00-20:00"; "any": at any time). Empty is stored as SAFE_HOURS, so the
+    # stored config always says which window is in force.
+    window: str = SAFE_HOURS
     # Redials per outcome, as RedialPolicy.from_dict reads them ({"busy": {"max_attempts": 3,
     # "delay": 300}}); None: every contact is dialled once.
     retries: Mapping[str, Any] | None = None
@@ -108,12 +109,13 @@ class CampaignConfig:
         if self.max_concurrent < 0:
             raise ConfigurationError(f"max_concurrent {self.max_concurrent} must be >= 0 (0: no campaign cap)")
         object.__setattr__(self, "stream_variables", tuple(self.stream_variables))  # a list, from JSON
+        object.__setattr__(self, "window", self.window.strip() or SAFE_HOURS)
         # Parsed now so that a bad window or redial rule fails at submission, not at the first dial.
         _ = self.calling_window, self.redial_policy
 
     @cached_property
     def calling_window(self) -> CallingWindow:
-        return CallingWindow.parse(self.window) if self.window else CallingWindow()
+        return CallingWindow.parse(self.window)
 
     @cached_property
     def redial_policy(self) -> RedialPolicy:

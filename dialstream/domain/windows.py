@@ -8,6 +8,10 @@ Grammar (case-insensitive; whitespace around separators is free)::
     day-item := DAY | DAY "-" DAY              DAY: mon tue wed thu fri sat sun; "fri-mon" wraps
     range  := HH:MM "-" HH:MM                  end "24:00" means midnight at the end of the day
 
+A campaign that names no window gets :data:`SAFE_HOURS`, 09:00-21:00 every day in the
+callee's local time: India's TRAI and the US TCPA both forbid telemarketing calls outside
+about those hours. ``"any"`` (:data:`ANY_TIME`) says "at any time" explicitly.
+
 Examples: ``"09:00-20:00"`` (every day), ``"mon-fri 09:00-13:00,14:00-20:00; sat 10:00-14:00"``,
 ``"22:00-02:00"`` (crosses midnight: a range whose end is not after its start ends the next
 day; its days name the day it opens on, so ``"fri 22:00-02:00"`` includes Saturday 01:00).
@@ -34,7 +38,10 @@ from zoneinfo import ZoneInfo
 
 from dialstream.errors import ConfigurationError
 
-__all__ = ["CallingWindow", "WindowRule", "TimeRange", "DAYS"]
+__all__ = ["CallingWindow", "WindowRule", "TimeRange", "DAYS", "SAFE_HOURS", "ANY_TIME", "local_iso"]
+
+SAFE_HOURS = "09:00-21:00"  # a campaign's window when it names none (TRAI, TCPA)
+ANY_TIME = "any"  # the window that is always open, chosen explicitly
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 _DAY_INDEX = {name: index for index, name in enumerate(DAYS)}
@@ -81,7 +88,9 @@ class CallingWindow:
 
     @classmethod
     def parse(cls, text: str) -> CallingWindow:
-        """Parse the grammar in the module docstring; ConfigurationError says what is wrong."""
+        """Parse the grammar in the module docstring, or ``"any"``; ConfigurationError says what is wrong."""
+        if text.strip().lower() == ANY_TIME:
+            return cls(text=ANY_TIME)
         rules = tuple(_parse_rule(part.strip(), text) for part in text.split(";"))
         return cls(rules, text.strip())
 
@@ -92,6 +101,12 @@ class CallingWindow:
             if end > now:
                 return max(start, now)
         raise AssertionError("unreachable: every rule opens within a week")  # pragma: no cover
+
+    def opens_at(self, now_utc: datetime, tz: str) -> datetime | None:
+        """When the window next opens (UTC) if it is closed at ``now_utc``; None while it is open."""
+        now = _as_utc(now_utc)
+        opening = self.next_allowed(now, tz)
+        return None if opening == now else opening
 
     def is_open(self, now_utc: datetime, tz: str) -> bool:
         now = _as_utc(now_utc)
@@ -132,6 +147,11 @@ class CallingWindow:
 
     def __str__(self) -> str:
         return self.text
+
+
+def local_iso(moment: datetime, tz: str) -> str:
+    """``moment`` as the callee's wall clock shows it, ISO 8601 with its offset (``2026-03-03T09:00:00-05:00``)."""
+    return _as_utc(moment).astimezone(_zone(tz)).isoformat(timespec="seconds")
 
 
 def _parse_rule(rule: str, text: str) -> WindowRule:

@@ -11,6 +11,7 @@ in the workers (``workers.poller`` takes due contacts, ``workers.tasks.dial_cont
 - :meth:`CampaignEngine.status` reads counters kept as the campaign runs: a handful of Redis
   reads whatever the campaign's size.
 - :meth:`CampaignEngine.report` gives one row per contact, rejected rows included.
+- Both say whose calling window is closed now and until when, in the callee's local time.
 
 Example::
 
@@ -36,7 +37,9 @@ import redis
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.dialing import with_history
+from dialstream.domain.phones import contact_timezone
 from dialstream.domain.progress import DialFacts, waiting_for
+from dialstream.domain.windows import CallingWindow, local_iso
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
 from dialstream.state import keys
@@ -52,7 +55,7 @@ __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_i
 
 REPORT_COLUMNS = (
     "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid",
-    "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at",
+    "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "timezone", "window_opens_at",
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
 _ROW_ID = re.compile(r"^r(\d+)$")  # the contact ids read_contacts gives: r{line}
@@ -85,13 +88,18 @@ class CampaignStatus:
     api_limit: int = 0
     throttled: int = 0  # 429s the account got from the Legs API (the pacer should keep it 0)
     waiting_for: tuple[str, ...] = ()  # why contacts wait instead of being dialled (dialstream.domain.progress)
+    window: str = ""  # the calling window in force
+    # Zones of the campaign's contacts whose window is closed now -> when it opens (their local
+    # time, ISO 8601); only while contacts are pending.
+    windows_closed: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def finished(self) -> bool:
         return self.state is CampaignState.DONE or (self.state is CampaignState.CANCELED and self.in_flight == 0 and self.dialing == 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "state": self.state.value, "outcomes": dict(self.outcomes), "waiting_for": list(self.waiting_for)}
+        plain = {"outcomes": dict(self.outcomes), "waiting_for": list(self.waiting_for), "windows_closed": dict(self.windows_closed)}
+        return {**asdict(self), "state": self.state.value, **plain}
 
 
 class CampaignEngine:
@@ -192,7 +200,8 @@ class CampaignEngine:
         pipe.zrange(due_key, 0, 0, withscores=True)
         pipe.mget(keys.campaign(campaign_id, f"dials:{minute}"), keys.campaign(campaign_id, f"dials:{minute - 1}"))
         pipe.exists(keys.dialer_leader())
-        (config, state, total, last_error, last_error_at), counts, done, pending, due_now, dialing, first, rates, dialer = pipe.execute()
+        pipe.hkeys(keys.campaign(campaign_id, "zones"))
+        (config, state, total, last_error, last_error_at), counts, done, pending, due_now, dialing, first, rates, dialer, zones = pipe.execute()
         if config is None:
             raise KeyError(f"no campaign {campaign_id!r}")
         this_minute, last_minute = rates
@@ -200,9 +209,10 @@ class CampaignEngine:
         slots = self.slots.counts(campaign_id)
         api_used = self.pacer.used()
         budget = self.pacer.budget
+        closed = _WindowOpenings(campaign.calling_window, now).closed(zones) if int(pending) else {}
         facts = DialFacts(
             state=state, now=now, pending=int(pending), due_now=int(due_now), dialing=int(dialing),
-            in_flight=slots.campaign_calls, next_due=float(first[0][1]) if first else None, window=campaign.window,
+            in_flight=slots.campaign_calls, next_due=float(first[0][1]) if first else None, window=campaign.window if closed else "",
             max_concurrent=campaign.max_concurrent, account_calls=slots.account_calls, max_calls=self.engine.max_calls,
             api_used=api_used, dial_limit=budget.limit - budget.headroom, dialer_running=bool(dialer),
             last_error=last_error or "", last_error_at=float(last_error_at) if last_error_at else None,
@@ -230,32 +240,67 @@ class CampaignEngine:
             api_limit=budget.limit,
             throttled=self.pacer.throttled_count(),
             waiting_for=waiting_for(facts),
+            window=campaign.window,
+            windows_closed=closed,
         )
 
     def statuses(self) -> list[CampaignStatus]:
         """Every campaign's status, by id."""
         return [self.status(campaign_id) for campaign_id in self.store.campaign_ids()]
 
-    def report(self, campaign_id: str) -> Iterator[dict[str, Any]]:
+    def report(self, campaign_id: str, now: float | None = None) -> Iterator[dict[str, Any]]:
         """One row per contact (columns :data:`REPORT_COLUMNS`), rejected rows included, in file
-        order (contacts submitted from Python: by id). Times are ISO 8601 UTC."""
-        if self.store.campaign(campaign_id) is None:
+        order (contacts submitted from Python: by id). Times are ISO 8601 UTC, except
+        ``window_opens_at``: when a waiting contact's closed window opens, in its local time."""
+        config = self.store.campaign(campaign_id)
+        if config is None:
             raise KeyError(f"no campaign {campaign_id!r}")
+        opening = _WindowOpenings(config.calling_window, time.time() if now is None else now)
         results = self.store.results(campaign_id)
         done = set(self.redis.smembers(keys.campaign(campaign_id, "done")))
         due_key, leased_key, _, _ = self.store.queue.keys(campaign_id)
         waiting = {json.loads(m)[0]: score for m, score in self.redis.zscan_iter(due_key, count=_DRAIN)}
         dialing = {json.loads(m)[0] for m, _ in self.redis.zscan_iter(leased_key, count=_DRAIN)}
-        rows = [_contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing) for c in self.store.contacts(campaign_id)]
+        rows = [
+            _contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing, opening)
+            for c in self.store.contacts(campaign_id)
+        ]
         rows += [_rejected_row(raw) for raw in self.store.rejected(campaign_id)]
         rows.sort(key=_row_order)
         yield from rows
 
 
+class _WindowOpenings:
+    """When each zone's closed window opens (local ISO 8601), computed once per zone."""
+
+    def __init__(self, window: CallingWindow, now: float) -> None:
+        self.window = window
+        self._moment = datetime.fromtimestamp(now, timezone.utc)
+        self._by_zone: dict[str, str | None] = {}
+
+    def __call__(self, zone: str) -> str | None:
+        if zone not in self._by_zone:
+            opens = self.window.opens_at(self._moment, zone)
+            self._by_zone[zone] = None if opens is None else local_iso(opens, zone)
+        return self._by_zone[zone]
+
+    def closed(self, zones: Iterable[str]) -> dict[str, str]:
+        """Zone -> when its window opens, for the ``zones`` whose window is closed now."""
+        return {zone: opens for zone in sorted(zones) if (opens := self(zone))}
+
+
 def _contact_row(
-    contact: Contact, result: Mapping[str, Any] | None, final: bool, waiting: Mapping[str, float], dialing: set[str]
+    contact: Contact,
+    result: Mapping[str, Any] | None,
+    final: bool,
+    waiting: Mapping[str, float],
+    dialing: set[str],
+    opening: _WindowOpenings,
 ) -> dict[str, Any]:
     result = result or {}
+    zone = contact_timezone(contact)
+    opens = opening(zone) if contact.contact_id in waiting and not final else None
+    reason = result.get("reason", "") or "; ".join(result.get("errors") or ())
     match = _ROW_ID.match(contact.contact_id)
     if final:
         status = "done"
@@ -270,13 +315,15 @@ def _contact_row(
         "status": status,
         "attempts": int(result.get("attempts") or 0),
         "outcome": result.get("outcome", "") if final else "",
-        "reason": result.get("reason", "") or "; ".join(result.get("errors") or ()),
+        "reason": reason or (f"waits for its calling window {opening.window} ({zone}) until {opens}" if opens else ""),
         "leg_sid": result.get("leg_sid", ""),
         "answered_at": _iso(result.get("answered_at")),
         "ended_at": _iso(result.get("ended_at")),
         "answered_to_stream_ms": result.get("answered_to_stream_ms"),
         "history": [entry.get("outcome") for entry in result.get("history") or ()] + ([] if final or not result else [result.get("outcome")]),
         "next_attempt_at": _iso(waiting.get(contact.contact_id)),
+        "timezone": zone,
+        "window_opens_at": opens,
         "variables": dict(contact.variables),  # the row's other input columns
     }
 

@@ -131,9 +131,11 @@ def _load(
     rejected: list[RejectedRow] = []
     total = 0
     codes: Counter[str] = Counter()
+    zones: Counter[str] = Counter()
     for row in itertools.chain(() if first is None else (first,), rows):
         if isinstance(row, ContactRow):
             accepted.append((row.contact, in_order(not_before(row.timezone), total)))  # file order among equals
+            zones[row.timezone] += 1
             total += 1
         else:
             rejected.append(row)
@@ -146,5 +148,6 @@ def _load(
             accepted, rejected = [], []
     store.add_contacts(config.campaign_id, accepted)
     store.add_rejected(config.campaign_id, rejected)
+    store.count_zones(config.campaign_id, zones)
     state = store.start_campaign(config.campaign_id, total, paused=paused)
     return SubmitReport(config.campaign_id, state, total, sum(codes.values()), dict(codes), time.perf_counter() - started)

@@ -24,6 +24,7 @@ Key layout::
     ds:campaign:{id}:done                 set of contact_ids with a final record
     ds:campaign:{id}:counts               hash: dials, outcome:{outcome}, rejected, rejected:{code}
     ds:campaign:{id}:rejected             hash line number -> rejected row JSON
+    ds:campaign:{id}:zones                hash time zone -> contacts called in it (their windows)
     ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
     ds:pacing:{account}:grants|awaiting|throttled    the Legs API budget (state.pacing)
     ds:slots:{account}:calls|streams|holders         concurrency slots (state.slots)

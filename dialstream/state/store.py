@@ -118,6 +118,15 @@ class Store:
         self.queue.add(campaign_id, ((contact.contact_id, 1, due) for contact, due in batch), client=pipe)
         pipe.execute()
 
+    def count_zones(self, campaign_id: str, zones: Mapping[str, int]) -> None:
+        """Count contacts per time zone, so that status can say whose calling window is closed."""
+        if not zones:
+            return
+        pipe = self.redis.pipeline(transaction=False)
+        for zone, count in zones.items():
+            pipe.hincrby(keys.campaign(campaign_id, "zones"), zone, count)
+        pipe.execute()
+
     def add_rejected(self, campaign_id: str, rows: Sequence[RejectedRow]) -> None:
         """Keep the rows that will not be dialled, with why, for the report."""
         if not rows:

@@ -78,7 +78,7 @@ def test_a_backlog_uses_the_budget_without_a_429_keeps_the_caps_and_never_delays
         engine = CampaignEngine(store.redis, running.settings.account_sid, EngineConfig.from_env(engine_env))
         for name, first in (("pa", 0), ("pb", 100)):
             contacts = [Contact(f"c{i}", f"+9193{first + i:08d}") for i in range(40)]
-            engine.submit(CampaignConfig(name, max_concurrent=5, greeting_text="Hi"), contacts)
+            engine.submit(CampaignConfig(name, max_concurrent=5, greeting_text="Hi", window="any"), contacts)
         wait_for(lambda: engine.pacer.used() >= 0.9 * BUDGET, timeout=25)
         backlog = engine.status("pa").pending + engine.status("pb").pending
         engine.cancel("pa"), engine.cancel("pb")
@@ -106,7 +106,7 @@ def test_a_dial_worker_killed_holding_a_slot_loses_no_contact_and_no_capacity(re
     with running_stack(redis_url, tmp_path, scenario, db=OWN_DB, env=env, dial_workers=2, worker_app="tests.workers.dial_crash_app") as (running, store):
         engine = CampaignEngine(store.redis, running.settings.account_sid)
         contacts = [Contact(f"k{i}", f"+91920000000{i}") for i in range(5)]
-        engine.submit(CampaignConfig("crash", flow="bot_first", max_concurrent=1), contacts)
+        engine.submit(CampaignConfig("crash", flow="bot_first", max_concurrent=1, window="any"), contacts)
         crashed = wait_for(lambda: store.redis.get(CRASH_FLAG), timeout=10)
         assert engine.status("crash").in_flight == 1  # the dead worker's slot, not yet expired
         finish(engine, "crash", timeout=40)
@@ -132,7 +132,7 @@ def test_each_outcome_is_redialled_by_its_own_rule(stack):
     running, engine = stack
     retries = {"busy": {"max_attempts": 3, "delay": 0.5}, "no_answer": {"max_attempts": 2, "delay": 0.5},
                "failed": {"max_attempts": 2, "delay": 0.5}, "machine": None}  # fmt: skip
-    config = CampaignConfig("redials", flow="bot_first", ring_timeout=2, amd_enable=True, retries=retries)
+    config = CampaignConfig("redials", flow="bot_first", ring_timeout=2, amd_enable=True, retries=retries, window="any")
     numbers = [*NUMBERS, "+919700000005"]
     engine.submit(config, [Contact(f"k{i}", number) for i, number in enumerate(numbers, 1)])
     finish(engine, "redials")
@@ -152,7 +152,7 @@ def test_a_number_put_on_the_dnc_list_mid_campaign_is_never_dialled(stack, tmp_p
     running, engine = stack
     path = tmp_path / "batch.csv"
     path.write_text("phone,name,amount\n+919600000001,Asha,500\n+919600000002,Bob,7\nbad,x,1\n+919600000003,Chen,12\n+919600000004,Dev,9\n")
-    report = engine.submit_file(CampaignConfig("dnc-mid", flow="bot_first", max_concurrent=1), path)
+    report = engine.submit_file(CampaignConfig("dnc-mid", flow="bot_first", max_concurrent=1, window="any"), path)
     assert (report.accepted, report.rejected) == (4, 1)
     wait_for(lambda: engine.redis.hget(keys.campaign("dnc-mid", "legs"), "r2"), timeout=10)
     engine.dnc.add(["+919600000003"], "dnc-mid")
@@ -187,7 +187,7 @@ def test_each_contact_is_dialled_inside_its_own_calling_window(stack):
 def test_pause_holds_new_dials_resume_restarts_them_and_cancel_lets_live_calls_finish(stack):
     """Paused: no dial while the calls on the line finish; resumed: dialing again; canceled: the rest canceled, live calls complete."""
     running, engine = stack
-    engine.submit(CampaignConfig("steer", flow="bot_first", max_concurrent=2), [Contact(f"s{i}", f"+9194000000{i:02d}") for i in range(10)])
+    engine.submit(CampaignConfig("steer", flow="bot_first", max_concurrent=2, window="any"), [Contact(f"s{i}", f"+9194000000{i:02d}") for i in range(10)])
     wait_for(lambda: engine.status("steer").dials >= 2, timeout=10)
     engine.pause("steer")
     wait_for(lambda: engine.status("steer").in_flight == 0, timeout=10)

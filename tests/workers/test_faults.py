@@ -58,7 +58,7 @@ def running_stack(
 
 
 def run_campaign(stack: Stack, store: Store, count: int, **campaign: Any) -> tuple[CampaignReport, dict, dict]:
-    config = CampaignConfig(f"f-{uuid.uuid4().hex[:8]}", **{"flow": Flow.GREETING_SAY, **campaign})
+    config = CampaignConfig(f"f-{uuid.uuid4().hex[:8]}", **{"flow": Flow.GREETING_SAY, "window": "any", **campaign})
     contacts = [Contact(f"c{i}", f"+91980000{i:04d}") for i in range(count)]
     return campaigns.run_campaign(stack, store, config, contacts)
 

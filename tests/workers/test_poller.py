@@ -38,7 +38,7 @@ def poller(client: redis.Redis, engine: EngineConfig = EngineConfig()) -> tuple[
 def test_a_campaign_gets_no_more_than_its_cap_minus_what_it_already_holds(client):
     """With max_concurrent 3, one call live and one contact handed out, one more is handed out; nothing while paused."""
     engine = CampaignEngine(client, ACCOUNT)
-    engine.submit(CampaignConfig("capped", max_concurrent=3), contacts(10))
+    engine.submit(CampaignConfig("capped", max_concurrent=3, window="any"), contacts(10))
     engine.slots.acquire("capped", "capped:live:1", EngineConfig().slot_caps(engine.store.campaign("capped")), ttl=30)
     engine.store.queue.pop_due("capped", limit=1, lease=30)
     dial, sent = poller(client)
@@ -52,8 +52,8 @@ def test_a_campaign_gets_no_more_than_its_cap_minus_what_it_already_holds(client
 def test_the_account_cap_is_shared_and_campaigns_take_turns(client):
     """Two campaigns under an account cap of 4 split it, and each round starts with the other campaign."""
     engine = CampaignEngine(client, ACCOUNT)
-    engine.submit(CampaignConfig("a"), contacts(10))
-    engine.submit(CampaignConfig("b"), contacts(10, start=100))
+    engine.submit(CampaignConfig("a", window="any"), contacts(10))
+    engine.submit(CampaignConfig("b", window="any"), contacts(10, start=100))
     dial, sent = poller(client, EngineConfig(max_calls=4, max_dialing=2))
     assert dial.poll()[0] == 4
     assert sorted(i.campaign_id for i in sent) == ["a", "a", "b", "b"]  # max_dialing 2 per campaign
@@ -63,7 +63,7 @@ def test_the_account_cap_is_shared_and_campaigns_take_turns(client):
 def test_dials_stop_where_the_budget_stops_and_leave_the_reserve(client):
     """With 40 requests a window, 2 always kept for in-call actions and 3 reserved per call, nine dials fit; once they hold their grants, none."""
     engine = CampaignEngine(client, ACCOUNT, EngineConfig(api_budget=40))
-    engine.submit(CampaignConfig("paced"), contacts(20))
+    engine.submit(CampaignConfig("paced", window="any"), contacts(20))
     dial, sent = poller(client, EngineConfig(api_budget=40))
     count, _ = dial.poll()
     assert count == 9  # (40 - 2 - 3) / 4, rounded up: each dial also reserves its call's 3 actions
@@ -77,7 +77,7 @@ def test_dials_stop_where_the_budget_stops_and_leave_the_reserve(client):
 def test_a_lease_that_ran_out_holds_no_room_and_its_contact_is_offered_again(client):
     """A contact taken by a worker that died long ago does not count against the cap: it is handed out again, under a new token."""
     engine = CampaignEngine(client, ACCOUNT)
-    engine.submit(CampaignConfig("lost", max_concurrent=1), contacts(1), clock=lambda: time.time() - 200)
+    engine.submit(CampaignConfig("lost", max_concurrent=1, window="any"), contacts(1), clock=lambda: time.time() - 200)
     lost = engine.store.queue.pop_due("lost", time.time() - 100, limit=1, lease=30)[0]  # its lease ended 70 s ago
     dial, sent = poller(client)
     assert dial.poll()[0] == 1 and sent[0].contact_id == lost.contact_id and sent[0].token != lost.token

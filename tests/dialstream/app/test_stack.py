@@ -39,7 +39,7 @@ def stack(redis_url, tmp_path_factory) -> Iterator[tuple[Stack, Store]]:
 def run_campaign(stack: tuple[Stack, Store], flow: Flow, count: int = 4):
     running, store = stack
     campaign = CampaignConfig(
-        f"t-{uuid.uuid4().hex[:8]}", flow=flow, greeting_text="Hello!", greeting_url="https://example.com/hi.wav"
+        f"t-{uuid.uuid4().hex[:8]}", flow=flow, greeting_text="Hello!", greeting_url="https://example.com/hi.wav", window="any"
     )
     contacts = [Contact(f"c{i}", f"+91990000{i:04d}") for i in range(count)]
     return campaigns.run_campaign(running, store, campaign, contacts, timeout=60)

@@ -136,7 +136,7 @@ def test_up_serves_flower_and_metrics_carries_calls_and_stops_everything_on_ctrl
     redis_url = components["redis"][0]
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     store = Store(client)
-    campaign = CampaignConfig(f"up-{uuid.uuid4().hex[:6]}", greeting_text="Hello!")
+    campaign = CampaignConfig(f"up-{uuid.uuid4().hex[:6]}", greeting_text="Hello!", window="any")
     phones = ["+919900001111", "+919900002222"]
     submit(store, campaign, [Contact(f"c{i}", phone) for i, phone in enumerate(phones)])
     wait_for(lambda: store.progress(campaign.campaign_id)[0] == len(phones), timeout=60)

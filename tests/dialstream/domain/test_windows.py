@@ -6,7 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from dialstream.domain.windows import CallingWindow, TimeRange
+from dialstream.domain.campaign import CampaignConfig
+from dialstream.domain.windows import (
+    ANY_TIME,
+    SAFE_HOURS,
+    CallingWindow,
+    TimeRange,
+    local_iso,
+)
 from dialstream.errors import ConfigurationError
 
 UTC = timezone.utc
@@ -168,3 +175,24 @@ def test_the_default_window_is_always_open():
     """CallingWindow() allows any time."""
     now = utc(2026, 3, 8, 7, 0)
     assert CallingWindow().next_allowed(now, "America/New_York") == now
+
+
+def test_a_campaign_without_a_window_calls_only_in_safe_hours():
+    """No window means 09:00-21:00 local, stored as such: a New York or London callee at 22:24 waits until 09:00 their time."""
+    config = CampaignConfig("c")
+    assert config.window == SAFE_HOURS == "09:00-21:00"
+    assert CampaignConfig("c", window="  ").window == SAFE_HOURS  # an empty value from JSON or a form
+    assert CampaignConfig.from_json(config.to_json()).window == SAFE_HOURS
+    new_york = utc(2026, 3, 3, 3, 24)  # 22:24 EST on Monday 2 March
+    opens = config.calling_window.opens_at(new_york, "America/New_York")
+    assert opens == utc(2026, 3, 3, 14, 0) and local_iso(opens, "America/New_York") == "2026-03-03T09:00:00-05:00"
+    london = utc(2026, 7, 1, 21, 24)  # 22:24 BST
+    assert local_iso(config.calling_window.next_allowed(london, "Europe/London"), "Europe/London") == "2026-07-02T09:00:00+01:00"
+    assert config.calling_window.opens_at(utc(2026, 7, 1, 12, 0), "Europe/London") is None  # 13:00: open
+
+
+def test_any_overrides_safe_hours_explicitly():
+    """window "any" (any case) is always open and stays "any" in the stored config."""
+    config = CampaignConfig("c", window="ANY")
+    assert config.calling_window.is_open(utc(2026, 3, 3, 3, 24), "America/New_York")
+    assert str(config.calling_window) == ANY_TIME

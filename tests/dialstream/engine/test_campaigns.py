@@ -89,6 +89,32 @@ def test_each_contact_waits_for_its_own_calling_window(engine, batch):
     assert (status.pending, status.due_now, round(status.next_due, 3)) == (4, 3, NOW)
 
 
+@pytest.mark.parametrize(
+    "phone, zone, moment, opens",
+    [
+        ("+1 212 555 0134", "America/New_York", datetime(2026, 6, 3, 2, 24, tzinfo=timezone.utc), "2026-06-03T09:00:00-04:00"),
+        ("+44 20 7946 0958", "Europe/London", datetime(2026, 6, 2, 21, 24, tzinfo=timezone.utc), "2026-06-03T09:00:00+01:00"),
+    ],
+)
+def test_without_a_window_a_callee_at_22_24_waits_until_09_00_their_time(engine, tmp_path, phone, zone, moment, opens):
+    """The default safe hours queue a US or UK contact submitted at 22:24 its time for 09:00, and status and report say so."""
+    path = tmp_path / "late.csv"
+    path.write_text(f"phone\n{phone}\n")
+    now = moment.timestamp()
+    engine.submit_file(CampaignConfig("late"), path, clock=lambda: now)
+    assert engine.store.campaign("late").window == "09:00-21:00"
+    [item] = _queued(engine, "late")
+    assert item.due == datetime.fromisoformat(opens).timestamp()
+    status = engine.status("late", now=now)
+    assert (status.window, status.windows_closed, status.due_now) == ("09:00-21:00", {zone: opens}, 0)
+    assert f"waiting for the calling window 09:00-21:00: {zone} until {opens}" in _rendered(campaign_cli.render_status(status))
+    [row] = engine.report("late", now=now)
+    assert (row["status"], row["timezone"], row["window_opens_at"]) == ("pending", zone, opens)
+    assert row["reason"] == f"waits for its calling window 09:00-21:00 ({zone}) until {opens}"
+    at_ten = datetime.fromisoformat(opens).timestamp() + 3600
+    assert engine.status("late", now=at_ten).windows_closed == {} and next(engine.report("late", now=at_ten))["window_opens_at"] is None
+
+
 def test_a_bad_file_fails_before_the_campaign_exists(engine, tmp_path):
     """A file without a phone column raises ConfigurationError and leaves no campaign behind."""
     path = tmp_path / "nophone.csv"
@@ -116,7 +142,7 @@ def test_a_campaign_id_is_never_reused(engine):
 
 def test_pause_resume_and_cancel(engine):
     """Pause stops contacts being taken, resume gives them out again, cancel records the waiting ones as canceled."""
-    engine.submit(CampaignConfig("ctl"), [Contact(f"k{i}", f"+91990000000{i}") for i in range(1, 5)])
+    engine.submit(CampaignConfig("ctl", window="any"), [Contact(f"k{i}", f"+91990000000{i}") for i in range(1, 5)])
     queue = engine.store.queue
     assert engine.pause("ctl") is CampaignState.PAUSED and queue.pop_due("ctl", lease=30) == []
     assert engine.resume("ctl") is CampaignState.RUNNING
@@ -190,6 +216,12 @@ def test_the_cli_submits_steers_and_reports(url, engine, batch, tmp_path, capsys
     with pytest.raises(SystemExit):
         cli(url, "submit", str(batch), "--retries", "busy=often")
     capsys.readouterr()  # argparse's complaint about --retries
+
+
+def _rendered(renderable) -> str:
+    console = Console(file=io.StringIO(), width=200)
+    console.print(renderable)
+    return console.file.getvalue()
 
 
 def _queued(engine: CampaignEngine, campaign_id: str) -> list[DialItem]:
