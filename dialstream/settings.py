@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
+from dialstream.domain.caller_id import CallerIdPool, parse_regions
 from dialstream.domain.limits import Budget, SlotCaps
 from dialstream.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from dialstream.errors import ConfigurationError
@@ -121,7 +122,17 @@ class Settings:
     api_token: str = _env(
         "EXOTEL_API_TOKEN", "API token (HTTP Basic password).", SANDBOX_API_TOKEN, repr=False
     )
-    exophone: str = _env("EXOTEL_EXOPHONE", "Caller ID for outbound legs.", "+918030752400")
+    exophone: str = _env("EXOTEL_EXOPHONE", "Caller ID for outbound legs (a pool of one when EXOTEL_EXOPHONES is empty).", "+918030752400")
+    exophones: tuple[str, ...] = _env(
+        "EXOTEL_EXOPHONES", "Comma-separated caller-ID pool of the account (a campaign may name its own); empty: EXOTEL_EXOPHONE.", ()
+    )
+    exophone_regions: tuple[str, ...] = _env(
+        "EXOTEL_EXOPHONE_REGIONS",
+        "Comma-separated KEY=EXOPHONE local-presence map; KEY is an E.164 prefix (+9180), a place as phonenumbers "
+        "names it (Karnataka) or a region code (US). Without an entry, a callee gets the pool's nearest exophone.",
+        (),
+    )
+    exophone_daily_cap: int = _env("EXOTEL_EXOPHONE_DAILY_CAP", "Calls a day per exophone (0: no cap).", 0)
     api_timeout: float = _env(
         "DIALSTREAM_API_TIMEOUT", "Seconds for one Legs API request (connect+read).", 5.0
     )
@@ -322,6 +333,11 @@ class Settings:
     def webhook_schedule(self) -> tuple[float, ...]:
         """DIALSTREAM_WEBHOOK_RETRY_SCHEDULE as seconds."""
         return tuple(float(delay) for delay in self.webhook_retry_schedule)
+
+    def caller_id_pool(self, campaign: CampaignConfig | None = None) -> CallerIdPool:
+        """The exophones ``campaign`` calls from: its own, else the account's pool, else EXOTEL_EXOPHONE."""
+        numbers = (campaign.exophones if campaign else ()) or self.exophones or (self.exophone,)
+        return CallerIdPool(numbers, self.exophone_daily_cap, parse_regions(self.exophone_regions))
 
     @property
     def legs_base_url(self) -> str:

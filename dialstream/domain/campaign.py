@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
@@ -29,6 +30,8 @@ from dialstream.errors import ConfigurationError
 from dialstream.exotel.legs_api import DEFAULT_CONTENT_TYPE
 
 __all__ = ["Flow", "CampaignState", "CampaignConfig", "Contact", "LegTag"]
+
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 
 
 class Flow(StrEnum):
@@ -89,6 +92,8 @@ class CampaignConfig:
     # Contact variables appended to the bot's stream URL, in this order, within Exotel's
     # limits (3 pairs, 256 characters); empty: the contact's first variables that fit.
     stream_variables: tuple[str, ...] = ()
+    # Caller IDs of this campaign (dialstream.domain.caller_id); empty: the account's pool.
+    exophones: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.campaign_id or ":" in self.campaign_id:
@@ -109,6 +114,10 @@ class CampaignConfig:
         if self.max_concurrent < 0:
             raise ConfigurationError(f"max_concurrent {self.max_concurrent} must be >= 0 (0: no campaign cap)")
         object.__setattr__(self, "stream_variables", tuple(self.stream_variables))  # a list, from JSON
+        object.__setattr__(self, "exophones", tuple(self.exophones))
+        for number in self.exophones:
+            if not _E164.match(number):
+                raise ConfigurationError(f"exophone {number!r} is not an E.164 number like +918030752400")
         object.__setattr__(self, "window", self.window.strip() or SAFE_HOURS)
         # Parsed now so that a bad window or redial rule fails at submission, not at the first dial.
         _ = self.calling_window, self.redial_policy

@@ -39,6 +39,7 @@ class CallRow:
     phone: str
     outcome: str
     leg_sid: str = ""
+    exophone: str = ""  # the caller ID the callee saw
     reason: str = ""
     answered_to_stream_ms: float | None = None
     answered_to_first_audio_ms: float | None = None
@@ -101,6 +102,7 @@ def build_report(
                 phone=str(result.get("phone", "")),
                 outcome=str(result.get("outcome", "")),
                 leg_sid=str(result.get("leg_sid", "")),
+                exophone=str(result.get("exophone", "")),
                 reason=str(result.get("reason", "")),
                 answered_to_stream_ms=result.get("answered_to_stream_ms"),
                 answered_to_first_audio_ms=figures.get("answer_to_first_audio_ms"),

@@ -54,7 +54,7 @@ from dialstream.state.webhooks import campaign_check, record_final
 __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_id", "write_report_csv"]
 
 REPORT_COLUMNS = (
-    "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid",
+    "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid", "exophone",
     "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "timezone", "window_opens_at",
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
@@ -317,6 +317,7 @@ def _contact_row(
         "outcome": result.get("outcome", "") if final else "",
         "reason": reason or (f"waits for its calling window {opening.window} ({zone}) until {opens}" if opens else ""),
         "leg_sid": result.get("leg_sid", ""),
+        "exophone": result.get("exophone", ""),
         "answered_at": _iso(result.get("answered_at")),
         "ended_at": _iso(result.get("ended_at")),
         "answered_to_stream_ms": result.get("answered_to_stream_ms"),
@@ -339,6 +340,7 @@ def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
         "outcome": raw["code"],
         "reason": f"{raw['reason']}: {raw['raw']}",
         "leg_sid": "",
+        "exophone": "",
         "history": [],
         "variables": {},
     }

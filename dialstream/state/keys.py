@@ -37,6 +37,7 @@ Key layout::
     ds:wh:endpoint:{id}, ds:wh:endpoints[:account|:campaign:{id}]   webhook endpoints (state.webhooks)
     ds:wh:msg:{msg_id}, ds:wh:delivery:{msg_id}.{endpoint}         webhook messages and deliveries
     ds:wh:due, ds:wh:dead                 deliveries to (re)send, by when; dead-lettered ones
+    ds:exophone:{number}:calls:{day}      calls from one exophone on one day (state.caller_ids)
     ds:secret:{name}                      a secret the deployment's processes share (state.secrets)
 """
 
@@ -63,6 +64,7 @@ __all__ = [
     "secret",
     "api_keys",
     "webhook",
+    "exophone_calls",
 ]
 
 PREFIX = "ds"
@@ -163,3 +165,11 @@ def webhook(part: str, prefix: str = PREFIX) -> str:
     """``part``: ``endpoint:{id}``, ``endpoints``, ``endpoints:account``, ``endpoints:campaign:{id}``,
     ``msg:{msg_id}``, ``delivery:{id}``, ``due``, ``dead``."""
     return f"{prefix}:wh:{part}"
+
+
+# Caller IDs
+
+
+def exophone_calls(exophone: str, day: str, prefix: str = PREFIX) -> str:
+    """Calls placed from ``exophone`` on ``day`` (YYYY-MM-DD at the exophone's home)."""
+    return f"{prefix}:exophone:{exophone}:calls:{day}"

@@ -160,13 +160,14 @@ def test_pause_resume_and_cancel(engine):
 
 
 def test_the_last_final_record_finishes_the_campaign_and_outcome_counts_follow_replacements(engine):
-    """Final records are counted once per contact, a later final one moves the count, an interim one never replaces a final one."""
+    """Final records are counted once per contact, a later final one moves the count, an interim one never replaces a final one; the report shows each call's caller ID."""
     engine.submit(CampaignConfig("fin"), [Contact("a", "+919900000001"), Contact("b", "+919900000002")])
     store = engine.store
     store.record_result("fin", "a", {"outcome": "canceled"})
-    store.record_result("fin", "a", {"outcome": "completed"})
+    store.record_result("fin", "a", {"outcome": "completed", "exophone": "+918030752400"})
     store.record_result("fin", "a", {"outcome": "busy"}, final=False)
     assert store.result("fin", "a")["outcome"] == "completed"
+    assert {row["contact_id"]: row["exophone"] for row in engine.report("fin")} == {"a": "+918030752400", "b": ""}  # the caller ID used
     store.record_result("fin", "b", {"outcome": "busy"}, final=False)
     assert engine.status("fin").state is CampaignState.RUNNING
     store.record_result("fin", "b", {"outcome": "no_answer"})
