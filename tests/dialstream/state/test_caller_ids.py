@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from dialstream.domain.caller_id import CallerIdPool
-from dialstream.state.caller_ids import COUNTER_TTL, CallerIds
 from dialstream.state import keys
+from dialstream.state.caller_ids import COUNTER_TTL, CallerIds
 
 BANGALORE, MUMBAI, NEW_YORK = "+918030752400", "+912261234567", "+12125550100"
 NOW = datetime(2026, 6, 3, 10, 0, tzinfo=timezone.utc).timestamp()
