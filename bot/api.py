@@ -11,6 +11,11 @@ The bot acts through ``self.session``: :meth:`~Session.say` (PCM or text),
 (barge-in) and :meth:`~Session.hangup`. These return at once; the server paces the
 audio out in the background.
 
+It reports the call's business outcome with :meth:`Bot.set_disposition` and a callback the
+callee asked for with :meth:`Bot.schedule_callback`. Both return at once too: they go to
+:attr:`Bot.outcomes` (Redis, beside the leg, when the process has one) off the event loop,
+and from there to the campaign's report and statistics.
+
 All audio a bot sees or produces is internal PCM: 16-bit little-endian mono at 8 kHz
 (:data:`dialstream.exotel.audio.INTERNAL_FORMAT`), whatever the stream's format.
 
@@ -23,21 +28,34 @@ Example::
             self.session.say("Say something.")
 
         def on_dtmf(self, digit: str) -> None:
-            if digit == "#":
+            if digit == "1":
+                self.set_disposition("interested", product="loan")
+            elif digit == "2":
+                self.schedule_callback(time.time() + 3600)
+            elif digit == "#":
                 self.session.hangup()
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from datetime import datetime
+from typing import Any, ClassVar, Protocol, TypeVar
 
+from dialstream.domain.call_outcome import CallbackRequest, Disposition
 from dialstream.exotel.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
 
-__all__ = ["CallInfo", "Session", "Bot"]
+__all__ = ["CallInfo", "Session", "Bot", "OutcomeRecorder"]
+
+log = logging.getLogger("dialstream.bot")
+_Reported = TypeVar("_Reported", Disposition, CallbackRequest)
+_writes: set[asyncio.Future[None]] = set()  # outcome writes in flight: held so none is collected unfinished
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +138,15 @@ class Session(ABC):
         """Names of the marks Exotel has echoed, in order: what the callee has heard."""
 
 
+class OutcomeRecorder(Protocol):
+    """Where bots' dispositions and callback requests go, by the call's ``call_sid`` (the leg):
+    :class:`dialstream.state.call_outcomes.CallOutcomes` in a process that has a Redis."""
+
+    def set_disposition(self, leg_sid: str, disposition: Disposition) -> None: ...
+
+    def request_callback(self, leg_sid: str, request: CallbackRequest) -> None: ...
+
+
 class Bot:
     """Base class of every bot. Override the hooks you need; each defaults to doing nothing.
 
@@ -127,10 +154,53 @@ class Bot:
         prompts: texts this bot will say, synthesised once per process before the server
             starts listening, so that saying them costs no TTS latency.
         session: set by the server before :meth:`on_start`.
+        outcomes: where :meth:`set_disposition` and :meth:`schedule_callback` are recorded,
+            set once per process by whoever runs the bot (None: kept on the bot only).
+        disposition, callback: the last ones this call set.
     """
 
     prompts: ClassVar[tuple[str, ...]] = ()
+    outcomes: ClassVar[OutcomeRecorder | None] = None
     session: Session
+    disposition: Disposition | None = None
+    callback: CallbackRequest | None = None
+
+    def set_disposition(self, code: str, **data: Any) -> Disposition:
+        """The call's business outcome: ``code`` (1-64 of a-z 0-9 _ . : -, e.g. ``promise_to_pay``)
+        and JSON ``data`` (at most 2,000 characters). A later one replaces it.
+
+        Raises:
+            ValueError: a bad code or data.
+        """
+        self.disposition = Disposition.create(code, data, now=time.time())
+        self._record(self.outcomes.set_disposition if self.outcomes else None, self.disposition)
+        return self.disposition
+
+    def schedule_callback(self, at: datetime | str | float, *, note: str = "") -> CallbackRequest:
+        """Ask the campaign to call back at ``at``: an aware datetime, Unix seconds, or ISO 8601
+        text; a naive datetime or text without an offset is the callee's local time. The
+        campaign dials then, inside the callee's calling window. A later request replaces it.
+
+        Raises:
+            ValueError: not a time, in the past, or more than 60 days away.
+        """
+        self.callback = CallbackRequest.create(at, now=time.time(), note=note)
+        self._record(self.outcomes.request_callback if self.outcomes else None, self.callback)
+        return self.callback
+
+    def _record(self, write: Callable[[str, _Reported], None] | None, value: _Reported) -> None:
+        """Hand ``value`` to ``write`` in a thread: a Redis round trip must not stall the other calls."""
+        if write is None:
+            return
+        call_sid = self.session.call.call_sid
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # called outside the server (a script, a test): write at once
+            write(call_sid, value)
+            return
+        future = loop.run_in_executor(None, write, call_sid, value)
+        _writes.add(future)
+        future.add_done_callback(_written)
 
     def on_start(self, call: CallInfo) -> Awaitable[None] | None:
         """The call's ``start`` frame arrived; ``self.session`` is ready."""
@@ -148,3 +218,9 @@ class Bot:
         """The call ended. ``reason`` is Exotel's (``callended``, ``stopped``...) or the
         server's: ``hangup`` (the bot hung up), ``disconnected``, ``idle timeout``,
         ``protocol error``, ``shutdown``."""
+
+
+def _written(future: asyncio.Future[None]) -> None:
+    _writes.discard(future)
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("a call outcome was not recorded: %s", future.exception())

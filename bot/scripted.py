@@ -14,8 +14,18 @@ the TTS adapter); then the caller's input decides the next step:
         dtmf: {"1": sales, "2": support}
         speech: thanks             # the caller spoke a turn
         no_input: goodbye          # nothing for no_input_ms after the prompt was heard
-      sales:   {play: sales.wav, next: goodbye}    # next: as soon as the prompt was heard
+      sales:   {play: sales.wav, next: goodbye, disposition: interested}   # next: once the prompt was heard
+      later:                                       # a callback the callee chose from the menu
+        say: "We will call you back in an hour."
+        disposition: {code: callback_requested, channel: menu}
+        callback_after: 3600                       # seconds from now
+        hangup: true
       goodbye: {play: goodbye.wav, hangup: true}   # hang up once the prompt was heard
+
+Entering a step with ``disposition`` (a code, or a mapping of ``code`` and data) sets the call's
+disposition (:meth:`~bot.api.Bot.set_disposition`): the menu choice or the kind of answer
+becomes the call's outcome in the report. ``callback_after`` asks for a callback that many
+seconds later (:meth:`~bot.api.Bot.schedule_callback`).
 
 Caller speech (energy-based, :mod:`bot.vad`) or a key press while a prompt plays
 interrupts it (barge-in: ``clear``), unless the step says ``barge_in: false``. A key that
@@ -28,6 +38,7 @@ is not in ``dtmf`` replays the step.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +54,7 @@ from bot.vad import (
     VadSettings,
     VoiceActivity,
 )
+from dialstream.domain.call_outcome import Disposition
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.audio import duration
 
@@ -64,6 +76,9 @@ class Step:
     no_input: str = ""
     hangup: bool = False
     barge_in: bool = True
+    disposition: str = ""
+    disposition_data: Mapping[str, Any] = field(default_factory=dict)
+    callback_after: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +124,7 @@ class Script:
 
 
 def _step(name: str, body: Any, base: Path, source: str) -> Step:
-    known = {"say", "play", "dtmf", "speech", "next", "no_input", "hangup", "barge_in"}
+    known = {"say", "play", "dtmf", "speech", "next", "no_input", "hangup", "barge_in", "disposition", "callback_after"}
     if not isinstance(body, dict) or set(body) - known:
         raise ConfigurationError(f"{source}: step {name!r} must be a mapping of {sorted(known)}")
     if body.get("say") and body.get("play"):
@@ -122,6 +137,13 @@ def _step(name: str, body: Any, base: Path, source: str) -> Step:
     dtmf = body.get("dtmf", {})
     if not isinstance(dtmf, dict):
         raise ConfigurationError(f"{source}: step {name!r}: 'dtmf' must map digits to steps")
+    code, data = _disposition(name, body.get("disposition"), source)
+    try:
+        callback_after = float(body.get("callback_after", 0))
+    except (TypeError, ValueError):
+        callback_after = -1.0
+    if callback_after < 0:
+        raise ConfigurationError(f"{source}: step {name!r}: 'callback_after' must be seconds >= 0")
     return Step(
         name=name,
         say=str(body.get("say", "")),
@@ -132,7 +154,23 @@ def _step(name: str, body: Any, base: Path, source: str) -> Step:
         no_input=str(body.get("no_input", "")),
         hangup=bool(body.get("hangup", False)),
         barge_in=bool(body.get("barge_in", True)),
+        disposition=code,
+        disposition_data=data,
+        callback_after=callback_after,
     )
+
+
+def _disposition(step: str, raw: Any, source: str) -> tuple[str, dict[str, Any]]:
+    """(code, data) of a step's ``disposition``: a code, or a mapping with ``code``; checked now."""
+    if not raw:
+        return "", {}
+    data = dict(raw) if isinstance(raw, dict) else {"code": raw}
+    code = str(data.pop("code", ""))
+    try:
+        Disposition.create(code, data, now=0)
+    except ValueError as exc:
+        raise ConfigurationError(f"{source}: step {step!r}: {exc}") from None
+    return code, data
 
 
 class ScriptedBot(Bot):
@@ -182,6 +220,10 @@ class ScriptedBot(Bot):
     def _enter(self, name: str) -> None:
         self.step = self.script.steps[name]
         self.path.append(name)
+        if self.step.disposition:
+            self.set_disposition(self.step.disposition, **self.step.disposition_data)
+        if self.step.callback_after:
+            self.schedule_callback(time.time() + self.step.callback_after)
         self._prompt_heard = False
         self._quiet_ms = 0.0
         mark = f"step-{len(self.path)}-{name}"

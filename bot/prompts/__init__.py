@@ -18,10 +18,11 @@ __all__ = ["PROMPTS", "PROMPTS_DIR", "generate"]
 PROMPTS_DIR = Path(__file__).parent
 
 PROMPTS = {
-    "welcome.wav": "Welcome to dialstream. Press one for sales, two for support, or tell us what you need.",
+    "welcome.wav": "Welcome to dialstream. Press one for sales, two for support, three to be called back later, or tell us what you need.",
     "sales.wav": "Connecting you to sales.",
     "support.wav": "Connecting you to support.",
     "thanks.wav": "Thank you, we noted that.",
+    "callback.wav": "We will call you back in an hour.",
     "goodbye.wav": "Goodbye!",
 }
 

@@ -265,6 +265,8 @@ def render_status(status: CampaignStatus) -> Group:
         f"API {status.api_used}/{status.api_limit} in the window · 429s {status.throttled}"
     )
     waiting = [Text(f"waiting: {reason}", style="yellow") for reason in status.waiting_for]
+    if status.dispositions:
+        waiting.insert(0, Text("dispositions: " + ", ".join(f"{code} {n}" for code, n in sorted(status.dispositions.items()))))
     if status.windows_closed:
         closed = ", ".join(f"{zone} until {opens}" for zone, opens in status.windows_closed.items())
         waiting.append(Text(f"waiting for the calling window {status.window}: {closed}", style="yellow"))

@@ -37,6 +37,7 @@ from dialstream.domain.report import CampaignReport, build_report, mask_phone
 from dialstream.domain.windows import ANY_TIME
 from dialstream.engine.submit import submit_contacts
 from dialstream.settings import Settings
+from dialstream.state.call_outcomes import CallOutcomes
 from dialstream.state.client import connect_settings
 from dialstream.state.store import Store
 
@@ -95,12 +96,15 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
         contacts = demo_contacts(options.contacts)
         submit_contacts(store, campaign, contacts)
         done = wait_for_campaign(store, campaign.campaign_id, len(contacts), options.timeout, console, supervisor)
+        results = store.results(campaign.campaign_id)
+        told = CallOutcomes(client).of_legs(r.get("leg_sid", "") for r in results.values())
         report = build_report(
             campaign.campaign_id,
             campaign.flow.value,
             [c.contact_id for c in contacts],
-            store.results(campaign.campaign_id),
+            results,
             fetch_timelines(stack.sandbox_url),
+            {sid: t["disposition"] for sid, t in told.items() if t["disposition"]},
         )
         print_report(report, console)
         if options.json_out:
@@ -161,6 +165,8 @@ def print_report(report: CampaignReport, console: Console) -> None:
     console.print(table)
     outcomes = ", ".join(f"{name} {count}" for name, count in sorted(report.outcomes.items()))
     console.print(f"[bold]summary[/]: {len(report.rows)} calls: {outcomes}")
+    if report.dispositions:
+        console.print("  dispositions: " + ", ".join(f"{code} {n}" for code, n in sorted(report.dispositions.items())))
     for name, label in (
         ("answered_to_stream_ms", "answered→stream_started"),
         ("answered_to_first_audio_ms", "answered→first audio"),

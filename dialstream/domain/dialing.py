@@ -8,6 +8,8 @@ is on the DNC list now, a call's outcome) and these functions decide:
 - :func:`next_dial`: after a call (or a dial that could not be placed), when to dial the
   contact again, if ever: the campaign's redial rule for the outcome, moved into the contact's
   calling window;
+- :func:`callback_dial`: when to dial a contact who asked to be called back (or whose first
+  attempt a CSV scheduled): the time asked for, moved into the contact's calling window;
 - :func:`reserve_released` and :func:`stream_released`: when a call stops needing the API
   budget reserved for its in-call actions, and when it gives its bot stream back;
 - :func:`with_history`: a contact's record after one more attempt, keeping the earlier ones.
@@ -26,7 +28,7 @@ from typing import Any
 from dialstream.domain.campaign import CampaignConfig, CampaignState
 from dialstream.domain.leg_state import GreetingState, LegRecord, StreamState
 
-__all__ = ["Step", "DialStep", "before_dial", "next_dial", "reserve_released", "stream_released", "with_history"]
+__all__ = ["Step", "DialStep", "before_dial", "next_dial", "callback_dial", "reserve_released", "stream_released", "with_history"]
 
 _UTC = timezone.utc
 _HISTORY_FIELDS = ("attempt", "outcome", "reason", "leg_sid", "ended_at")
@@ -69,6 +71,15 @@ def next_dial(campaign: CampaignConfig, outcome: str, attempts: int, zone: str, 
     due = campaign.redial_policy.next_attempt(outcome, attempts, now)
     if due is None:
         return None
+    opens = _window_opening(campaign, zone, due)
+    return due if opens is None else opens
+
+
+def callback_dial(campaign: CampaignConfig, asked: float, zone: str, now: float) -> float:
+    """When to dial for a callback asked for at ``asked``: then (at once if that has passed),
+    or when the contact's calling window next opens if it is closed then. A callback never
+    calls outside the window: a callee who said "call me at 11 pm" is called at its opening."""
+    due = max(asked, now)
     opens = _window_opening(campaign, zone, due)
     return due if opens is None else opens
 

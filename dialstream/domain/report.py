@@ -1,7 +1,8 @@
 """A campaign's per-call report and summary. Pure: it combines records, it fetches nothing.
 
 Each row joins the worker's final call record (outcome, timings from event timestamps)
-with the sandbox's timeline of the same leg when there is one (what the callee heard).
+with the sandbox's timeline of the same leg when there is one (what the callee heard) and
+the disposition the bot set for the leg, if any.
 ``problems`` lists every call that broke an invariant users rely on; the demo exits
 non-zero when it is not empty.
 """
@@ -13,6 +14,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from dialstream.domain.call_outcome import Disposition
 
 __all__ = ["CallRow", "CampaignReport", "build_report", "percentile", "mask_phone"]
 
@@ -38,6 +41,8 @@ class CallRow:
     contact_id: str
     phone: str
     outcome: str
+    disposition: str = ""  # the business outcome the bot set (dialstream.domain.call_outcome)
+    disposition_data: Mapping[str, Any] = field(default_factory=dict)
     leg_sid: str = ""
     exophone: str = ""  # the caller ID the callee saw
     reason: str = ""
@@ -57,6 +62,7 @@ class CampaignReport:
     rows: tuple[CallRow, ...]
     outcomes: Mapping[str, int]
     figures: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
+    dispositions: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def problems(self) -> list[str]:
@@ -72,6 +78,7 @@ class CampaignReport:
             "flow": self.flow,
             "ok": self.ok,
             "outcomes": dict(self.outcomes),
+            "dispositions": dict(self.dispositions),
             "figures": {name: dict(stats) for name, stats in self.figures.items()},
             "problems": self.problems,
             "calls": [asdict(row) for row in self.rows],
@@ -84,9 +91,12 @@ def build_report(
     contact_ids: Sequence[str],
     results: Mapping[str, Mapping[str, Any]],
     timelines: Mapping[str, Mapping[str, Any]] | None = None,
+    dispositions: Mapping[str, Disposition] | None = None,
 ) -> CampaignReport:
-    """Rows in ``contact_ids`` order; a contact without a final record is itself a problem."""
+    """Rows in ``contact_ids`` order; a contact without a final record is itself a problem.
+    ``timelines`` and ``dispositions`` are by leg sid."""
     timelines = timelines or {}
+    dispositions = dispositions or {}
     rows = []
     for contact_id in contact_ids:
         result = results.get(contact_id)
@@ -94,6 +104,7 @@ def build_report(
             rows.append(CallRow(contact_id, "", "missing", problems=("no final record",)))
             continue
         timeline = timelines.get(result.get("leg_sid", ""), {})
+        disposition = dispositions.get(result.get("leg_sid", ""))
         figures = timeline.get("figures", {})
         streams = timeline.get("streams_started", result.get("streams_started"))
         rows.append(
@@ -101,6 +112,8 @@ def build_report(
                 contact_id=contact_id,
                 phone=str(result.get("phone", "")),
                 outcome=str(result.get("outcome", "")),
+                disposition=disposition.code if disposition else "",
+                disposition_data=dict(disposition.data) if disposition else {},
                 leg_sid=str(result.get("leg_sid", "")),
                 exophone=str(result.get("exophone", "")),
                 reason=str(result.get("reason", "")),
@@ -117,7 +130,8 @@ def build_report(
         name: _stats([getattr(row, name) for row in rows if getattr(row, name) is not None])
         for name in ("answered_to_stream_ms", "answered_to_first_audio_ms", "dead_air_ms", "overlap_ms")
     }
-    return CampaignReport(campaign_id, flow, tuple(rows), dict(Counter(row.outcome for row in rows)), stats)
+    codes = Counter(row.disposition for row in rows if row.disposition)
+    return CampaignReport(campaign_id, flow, tuple(rows), dict(Counter(row.outcome for row in rows)), stats, dict(codes))
 
 
 def _problems(result: Mapping[str, Any], timeline: Mapping[str, Any], streams: Any) -> list[str]:

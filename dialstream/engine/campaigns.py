@@ -43,6 +43,7 @@ from dialstream.domain.windows import CallingWindow, local_iso
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
 from dialstream.state import keys
+from dialstream.state.call_outcomes import CallOutcomes
 from dialstream.state.dial_queue import DialItem
 from dialstream.state.dnc import DncList
 from dialstream.state.leg_commit import call_result
@@ -54,7 +55,8 @@ from dialstream.state.webhooks import campaign_check, record_final
 __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_id", "write_report_csv"]
 
 REPORT_COLUMNS = (
-    "contact_id", "line", "phone", "status", "attempts", "outcome", "reason", "leg_sid", "exophone",
+    "contact_id", "line", "phone", "status", "attempts", "outcome", "disposition", "disposition_data", "callback_at",
+    "reason", "leg_sid", "exophone",
     "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "timezone", "window_opens_at",
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
@@ -84,6 +86,7 @@ class CampaignStatus:
     dials_last_minute: float = 0.0
     next_due: float | None = None
     outcomes: Mapping[str, int] = field(default_factory=dict)  # final outcome -> contacts
+    dispositions: Mapping[str, int] = field(default_factory=dict)  # disposition code -> calls whose last one it is
     api_used: int = 0  # the account's Legs API requests in the current budget window
     api_limit: int = 0
     throttled: int = 0  # 429s the account got from the Legs API (the pacer should keep it 0)
@@ -98,8 +101,8 @@ class CampaignStatus:
         return self.state is CampaignState.DONE or (self.state is CampaignState.CANCELED and self.in_flight == 0 and self.dialing == 0)
 
     def to_dict(self) -> dict[str, Any]:
-        plain = {"outcomes": dict(self.outcomes), "waiting_for": list(self.waiting_for), "windows_closed": dict(self.windows_closed)}
-        return {**asdict(self), "state": self.state.value, **plain}
+        plain = {"outcomes": dict(self.outcomes), "dispositions": dict(self.dispositions), "windows_closed": dict(self.windows_closed)}
+        return {**asdict(self), "state": self.state.value, "waiting_for": list(self.waiting_for), **plain}
 
 
 class CampaignEngine:
@@ -112,6 +115,7 @@ class CampaignEngine:
         self.slots = Slots(client, account)
         self.pacer = Pacer(client, account, self.engine.budget)
         self.dnc = DncList(client, account, region=self.engine.default_region)
+        self.outcomes = CallOutcomes(client)
 
     # Submitting
 
@@ -220,7 +224,7 @@ class CampaignEngine:
         # Dials in the minute ending now: this minute's, plus the part of the last one still inside.
         into = now / 60 - minute
         rate = int(this_minute or 0) + int(last_minute or 0) * (1 - into)
-        outcomes = {name.removeprefix("outcome:"): int(n) for name, n in counts.items() if name.startswith("outcome:") and int(n)}
+        outcomes = _counted(counts, "outcome:")
         return CampaignStatus(
             campaign_id=campaign_id,
             name=campaign.name,
@@ -236,6 +240,7 @@ class CampaignEngine:
             dials_last_minute=round(rate, 1),
             next_due=float(first[0][1]) if first else None,
             outcomes=outcomes,
+            dispositions=_counted(counts, "disposition:"),
             api_used=api_used,
             api_limit=budget.limit,
             throttled=self.pacer.throttled_count(),
@@ -261,8 +266,9 @@ class CampaignEngine:
         due_key, leased_key, _, _ = self.store.queue.keys(campaign_id)
         waiting = {json.loads(m)[0]: score for m, score in self.redis.zscan_iter(due_key, count=_DRAIN)}
         dialing = {json.loads(m)[0] for m, _ in self.redis.zscan_iter(leased_key, count=_DRAIN)}
+        told = self.outcomes.of_legs(r.get("leg_sid", "") for r in results.values())
         rows = [
-            _contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing, opening)
+            _contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing, opening, told)
             for c in self.store.contacts(campaign_id)
         ]
         rows += [_rejected_row(raw) for raw in self.store.rejected(campaign_id)]
@@ -296,8 +302,11 @@ def _contact_row(
     waiting: Mapping[str, float],
     dialing: set[str],
     opening: _WindowOpenings,
+    told: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     result = result or {}
+    reported = told.get(result.get("leg_sid", ""), {})
+    disposition, callback = reported.get("disposition"), reported.get("callback")
     zone = contact_timezone(contact)
     opens = opening(zone) if contact.contact_id in waiting and not final else None
     reason = result.get("reason", "") or "; ".join(result.get("errors") or ())
@@ -315,6 +324,9 @@ def _contact_row(
         "status": status,
         "attempts": int(result.get("attempts") or 0),
         "outcome": result.get("outcome", "") if final else "",
+        "disposition": disposition.code if disposition else "",
+        "disposition_data": dict(disposition.data) if disposition else {},
+        "callback_at": callback.at if callback else None,
         "reason": reason or (f"waits for its calling window {opening.window} ({zone}) until {opens}" if opens else ""),
         "leg_sid": result.get("leg_sid", ""),
         "exophone": result.get("exophone", ""),
@@ -338,6 +350,8 @@ def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
         "status": "rejected",
         "attempts": 0,
         "outcome": raw["code"],
+        "disposition": "",
+        "disposition_data": {},
         "reason": f"{raw['reason']}: {raw['raw']}",
         "leg_sid": "",
         "exophone": "",
@@ -348,7 +362,8 @@ def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 def write_report_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
     """Report rows as CSV: :data:`REPORT_COLUMNS`, then the input columns (``input_`` before a
-    name the report already uses); the history as outcomes joined by ';'."""
+    name the report already uses); the history as outcomes joined by ';', the disposition's
+    data as JSON."""
     rows = list(rows)
     inputs: dict[str, None] = {}
     for row in rows:
@@ -358,7 +373,14 @@ def write_report_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
     writer.writeheader()
     for row in rows:
         variables = {names[k]: v for k, v in (row.get("variables") or {}).items()}
-        writer.writerow({**row, **variables, "history": ";".join(str(o) for o in row["history"])})
+        data = json.dumps(row["disposition_data"], separators=(",", ":")) if row.get("disposition_data") else ""
+        history = ";".join(str(o) for o in row["history"])
+        writer.writerow({**row, **variables, "history": history, "disposition_data": data})
+
+
+def _counted(counts: Mapping[str, str], prefix: str) -> dict[str, int]:
+    """The non-zero counters of ``counts`` whose names start with ``prefix``, by the rest of the name."""
+    return {name.removeprefix(prefix): int(n) for name, n in counts.items() if name.startswith(prefix) and int(n)}
 
 
 def _row_order(row: Mapping[str, Any]) -> tuple[float, str]:

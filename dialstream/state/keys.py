@@ -12,6 +12,8 @@ Key layout::
     ds:leg:{leg_sid}:events               set of event_sids applied to the leg
     ds:leg:{leg_sid}:sent                 set of action ids of the outbox already handed to Celery
     ds:leg:{leg_sid}:bots                 set of bot URLs already tried for the leg's stream
+    ds:leg:{leg_sid}:disposition          the disposition its bot set, JSON (state.call_outcomes)
+    ds:leg:{leg_sid}:callback             the callback its callee asked for, JSON (state.call_outcomes)
     ds:action:{leg_sid}:{action_id}       claim of one leg action by one Celery task id
     ds:campaigns                          set of campaign ids
     ds:campaigns:running                  set of the campaigns the dial pollers serve
@@ -22,7 +24,8 @@ Key layout::
     ds:campaign:{id}:legs                 hash contact_id -> leg_sid of its latest call
     ds:campaign:{id}:results              hash contact_id -> latest call record JSON
     ds:campaign:{id}:done                 set of contact_ids with a final record
-    ds:campaign:{id}:counts               hash: dials, outcome:{outcome}, rejected, rejected:{code}
+    ds:campaign:{id}:counts               hash: dials, outcome:{outcome}, rejected, rejected:{code},
+                                          disposition:{code} (calls whose last disposition it is)
     ds:campaign:{id}:rejected             hash line number -> rejected row JSON
     ds:campaign:{id}:zones                hash time zone -> contacts called in it (their windows)
     ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
@@ -50,6 +53,8 @@ __all__ = [
     "leg_events",
     "leg_sent",
     "leg_bots",
+    "leg_disposition",
+    "leg_callback",
     "action",
     "campaigns",
     "running_campaigns",
@@ -91,6 +96,14 @@ def leg_sent(leg_sid: str, prefix: str = PREFIX) -> str:
 
 def leg_bots(leg_sid: str, prefix: str = PREFIX) -> str:
     return f"{prefix}:leg:{leg_sid}:bots"
+
+
+def leg_disposition(leg_sid: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}:leg:{leg_sid}:disposition"
+
+
+def leg_callback(leg_sid: str, prefix: str = PREFIX) -> str:
+    return f"{prefix}:leg:{leg_sid}:callback"
 
 
 def action(leg_sid: str, action_id: str, prefix: str = PREFIX) -> str:

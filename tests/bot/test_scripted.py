@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -9,10 +11,15 @@ import pytest
 from bot.config import BotServerConfig
 from bot.scripted import DEMO_SCRIPT, Script, ScriptedBot
 from bot.server import BotServer
+from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
+from dialstream.domain.leg_state import LegRecord
+from dialstream.engine.campaigns import CampaignEngine
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.agentstream import Clear, MediaFormat, OutboundMark
 from dialstream.exotel.audio import silence, tone
+from dialstream.state.call_outcomes import CallOutcomes
 from tests.bot.exotel import FakeExotel, run
+from tests.utils import wait_for
 
 MULAW = MediaFormat.mulaw(8000)
 
@@ -25,7 +32,8 @@ def test_demo_script_loads_with_shipped_prompts():
     """The shipped demo script validates and its prompt files exist."""
     script = Script.load(DEMO_SCRIPT)
     assert script.start == "welcome"
-    assert script.steps["welcome"].dtmf == {"1": "sales", "2": "support"}
+    assert script.steps["welcome"].dtmf == {"1": "sales", "2": "support", "3": "later"}
+    assert (script.steps["sales"].disposition, script.steps["later"].callback_after) == ("interested", 3600)
     assert all(Path(step.play).is_file() for step in script.steps.values())
 
 
@@ -40,6 +48,9 @@ def test_demo_script_loads_with_shipped_prompts():
         ({"steps": {"a": {"sya": "typo"}}}, "must be a mapping"),
         ({"steps": {"a": {"dtmf": ["1"]}}}, "dtmf"),
         ({"steps": {"a": {}}, "vad": {"loudness": 3}}, "loudness"),
+        ({"steps": {"a": {"disposition": "Not OK!"}}}, "disposition code"),
+        ({"steps": {"a": {"disposition": {"code": "ok", "blob": "x" * 3000}}}}, "at most 2000"),
+        ({"steps": {"a": {"callback_after": "soon"}}}, "callback_after"),
     ],
 )
 def test_invalid_scripts_are_refused(raw, fragment, tmp_path):
@@ -106,3 +117,33 @@ def test_no_input_moves_on(tmp_path):
         assert marks(exotel) == ["step-1-ask", "step-2-bye", "hangup"]
 
     run(scenario())
+
+
+def test_a_menu_choice_sets_the_disposition_and_a_callback_that_reach_the_report(redis_client):
+    """Pressing 3 in the demo sets callback_requested (with its data) and a callback an hour on, in
+    Redis beside the leg; the campaign's report and statistics show them."""
+    config = CampaignConfig(f"scripted-{uuid.uuid4().hex[:6]}", window="any")
+    engine = CampaignEngine(redis_client, "acct")
+    engine.submit(config, [Contact("r1", "+919900000001")], paused=True)
+    bot = type("Recorded", (ScriptedBot.demo(),), {"outcomes": CallOutcomes(redis_client)})
+
+    async def scenario() -> str:
+        async with BotServer(bot, BotServerConfig(port=0)) as server:
+            async with FakeExotel(server.url, media_format=MULAW) as exotel:
+                leg_sid = f"call-{exotel.stream_sid}"  # the stream's call_sid: the leg
+                assert engine.store.save_leg(LegRecord.new(leg_sid, LegTag(config.campaign_id, "r1"), config), 0) > 0
+                await exotel.start()
+                await exotel.until(lambda: len(exotel.received) >= 1)
+                await exotel.press("3")
+                assert (await exotel.closed(timeout=8.0))[0] == 1000
+        return leg_sid
+
+    asked = time.time()
+    leg_sid = run(scenario())
+    told = wait_for(lambda: CallOutcomes(redis_client).of_legs([leg_sid])[leg_sid]["callback"], timeout=5)
+    assert told is not None and asked + 3599 <= told.due("UTC") <= time.time() + 3600  # to the second
+    engine.store.record_result(config.campaign_id, "r1", {"outcome": "completed", "leg_sid": leg_sid})
+    [row] = engine.report(config.campaign_id)
+    assert (row["disposition"], row["disposition_data"]) == ("callback_requested", {"choice": "menu"})
+    assert row["callback_at"] == told.at
+    assert engine.status(config.campaign_id).dispositions == {"callback_requested": 1}
