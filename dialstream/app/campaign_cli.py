@@ -3,7 +3,14 @@
     dialstream campaign submit FILE [--name N] [--id ID] [--flow F] [--greeting TEXT|URL]
                                [--bot-url URL] [--max-concurrent N] [--window W] [--retries R]
                                [--variables a,b,c] [--phone-column C] [--region R] [--paused]
-                               [--rejects PATH]
+                               [--rejects PATH] and one flag per other campaign setting:
+                               calls (--ring-timeout, --time-limit, --exophones, --record),
+                               the bot stream (--stream-start-timeout, --stream-attempts,
+                               --content-type, --stream-direction, --hold-message,
+                               --fallback-message), answering machines (--amd, --amd-action,
+                               --voicemail-message), hand-off to a human (--agents,
+                               --transfer-mode, --agent-ring-timeout, --transfer-fallback,
+                               --transfer-key, --whisper-message)
     dialstream campaign status ID [--once] [--json]     live progress on a terminal
     dialstream campaign list
     dialstream campaign pause|resume|cancel ID
@@ -88,6 +95,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     submit.add_argument("--region", default="", help="region of numbers without a country code (default: DIALSTREAM_DEFAULT_REGION)")
     submit.add_argument("--paused", action="store_true", help="load the campaign but do not start dialing")
     submit.add_argument("--rejects", type=Path, help="also write every rejected row here (CSV)")
+    _add_call_settings(submit)
 
     status = commands.add_parser("status", help="a campaign's progress (live on a terminal)")
     status.add_argument("campaign_id")
@@ -122,6 +130,67 @@ class _Commands:
 
     def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
         return self.subparsers.add_parser(name, parents=[self.common], **kwargs)
+
+
+def _add_call_settings(submit: argparse.ArgumentParser) -> None:
+    """One flag per CampaignConfig setting of the calls themselves; defaults are the config's."""
+    d = CampaignConfig("defaults")
+    calls = submit.add_argument_group("calls")
+    calls.add_argument("--ring-timeout", type=int, default=d.ring_timeout, help="seconds to let a number ring (default: %(default)s)")
+    calls.add_argument("--time-limit", type=int, default=d.time_limit, help="longest call in seconds, at most 14400 (default: %(default)s)")
+    calls.add_argument("--exophones", type=_numbers, default=(), help="caller IDs of this campaign, comma-separated (default: the account's pool)")
+    calls.add_argument("--record", action=argparse.BooleanOptionalAction, default=d.record, help="ask Exotel to record the calls")
+    stream = submit.add_argument_group("bot stream")
+    stream.add_argument("--stream-start-timeout", type=float, default=d.stream_start_timeout, help="seconds to wait for a bot's stream before trying another (default: %(default)s)")
+    stream.add_argument("--stream-attempts", type=int, default=d.max_stream_attempts, help="bots tried per call before the fallback message (default: %(default)s)")
+    stream.add_argument("--content-type", default=d.stream_content_type, help="the stream's audio (default: %(default)s)")
+    stream.add_argument("--stream-direction", choices=["bidirectional", "unidirectional"], default=d.stream_direction)
+    stream.add_argument("--hold-message", default=d.hold_message, help="said while a call waits (a bot, an agent) (default: %(default)r)")
+    stream.add_argument("--fallback-message", default=d.fallback_message, help="said before hanging up when no bot or agent could take the call")
+    amd = submit.add_argument_group("answering machines")
+    amd.add_argument("--amd", choices=["off", "on", "async"], default="off",
+                     help="answering-machine detection: off, on, or async (humans get the greeting and bot at once) (default: off)")
+    amd.add_argument("--amd-action", choices=["hangup", "voicemail"], default=None, help="on a machine (default: voicemail with --voicemail-message, else hangup)")
+    amd.add_argument("--voicemail-message", default="", help="left on a machine after the beep (needs --amd on or async)")
+    transfer = submit.add_argument_group("hand-off to a human")
+    transfer.add_argument("--agents", type=_numbers, default=(), help="agent numbers for transfers, comma-separated, taken round-robin")
+    transfer.add_argument("--transfer-mode", choices=["cold", "warm"], default=d.transfer_mode, help="warm: the agent hears a whisper first (default: %(default)s)")
+    transfer.add_argument("--agent-ring-timeout", type=int, default=d.agent_ring_timeout, help="seconds to let an agent ring (default: %(default)s)")
+    transfer.add_argument("--transfer-fallback", choices=["bot", "message"], default=d.transfer_fallback, help="when no agent answers: back to the bot, or the fallback message (default: %(default)s)")
+    transfer.add_argument("--transfer-key", default="", help="a DTMF key that asks for an agent at any time")
+    transfer.add_argument("--whisper-message", default="", help="warm transfers: said to the agent first (default: the bot's summary)")  # fmt: skip
+
+
+def _numbers(text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _call_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The CampaignConfig fields the call-settings flags give."""
+    if args.voicemail_message and args.amd == "off":
+        raise ConfigurationError("--voicemail-message needs --amd on or --amd async")
+    return {
+        "ring_timeout": args.ring_timeout,
+        "time_limit": args.time_limit,
+        "exophones": args.exophones,
+        "record": args.record,
+        "stream_start_timeout": args.stream_start_timeout,
+        "max_stream_attempts": args.stream_attempts,
+        "stream_content_type": args.content_type,
+        "stream_direction": args.stream_direction,
+        "hold_message": args.hold_message,
+        "fallback_message": args.fallback_message,
+        "amd_enable": args.amd != "off",
+        "async_amd": args.amd == "async",
+        "amd_action": args.amd_action or ("voicemail" if args.voicemail_message else "hangup"),
+        "voicemail_message": args.voicemail_message,
+        "agents": args.agents,
+        "transfer_mode": args.transfer_mode,
+        "agent_ring_timeout": args.agent_ring_timeout,
+        "transfer_fallback": args.transfer_fallback,
+        "transfer_key": args.transfer_key,
+        "whisper_message": args.whisper_message,
+    }
 
 
 def run(args: argparse.Namespace, settings: Settings, console: Console | None = None) -> int:
@@ -198,6 +267,7 @@ def _submit(engine: CampaignEngine, args: argparse.Namespace, console: Console) 
         window=args.window,
         retries=args.retries,
         stream_variables=tuple(v.strip() for v in args.variables.split(",") if v.strip()),
+        **_call_settings(args),
     )
     rejects = args.rejects.open("w", newline="", encoding="utf-8") if args.rejects else None
     shown = 0

@@ -32,6 +32,7 @@ from dialstream.exotel.legs_api import DEFAULT_CONTENT_TYPE
 __all__ = ["Flow", "CampaignState", "CampaignConfig", "Contact", "LegTag"]
 
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+_CONTENT_TYPE = re.compile(r"^audio/[\w.+-]+(;\s*rate=\d+)?$")
 
 
 class Flow(StrEnum):
@@ -80,6 +81,21 @@ class CampaignConfig:
     amd_enable: bool = False
     amd_action: str = "hangup"
     voicemail_message: str = ""
+    # AMD's result as an event while the call goes on (Exotel's async_amd): the greeting and
+    # the bot start for humans at once; a voicemail waits for the beep.
+    async_amd: bool = False
+    # Ask Exotel to record the call; its recording URL goes in the report.
+    record: bool = False
+    # Hand-off to a human: agent numbers, taken round-robin; "cold" (connect at once) or "warm"
+    # (the agent hears whisper_message, else the bot's summary, first). An agent who does not
+    # answer within agent_ring_timeout sends the call back to the "bot", or to the fallback
+    # "message" and a hang-up. transfer_key: a DTMF key that asks for an agent whatever the bot does.
+    agents: tuple[str, ...] = ()
+    transfer_mode: str = "cold"
+    agent_ring_timeout: int = 20
+    transfer_fallback: str = "bot"
+    transfer_key: str = ""
+    whisper_message: str = ""
     # Dialing. Live calls of this campaign at once (0: only the account's caps apply).
     max_concurrent: int = 0
     # When calls may be placed, in the callee's local time (dialstream.domain.windows grammar,
@@ -113,14 +129,34 @@ class CampaignConfig:
             raise ConfigurationError(f"stream direction {self.stream_direction!r} is not bidirectional/unidirectional")
         if self.max_concurrent < 0:
             raise ConfigurationError(f"max_concurrent {self.max_concurrent} must be >= 0 (0: no campaign cap)")
-        object.__setattr__(self, "stream_variables", tuple(self.stream_variables))  # a list, from JSON
-        object.__setattr__(self, "exophones", tuple(self.exophones))
-        for number in self.exophones:
+        if self.async_amd and not self.amd_enable:
+            raise ConfigurationError("async_amd needs amd_enable")
+        if not 1 <= self.ring_timeout <= 120 or not 1 <= self.time_limit <= 14400:
+            raise ConfigurationError(f"ring_timeout {self.ring_timeout} must be 1-120 s and time_limit {self.time_limit} 1-14400 s")
+        if not _CONTENT_TYPE.match(self.stream_content_type):
+            raise ConfigurationError(f"stream content type {self.stream_content_type!r} is not like audio/x-mulaw;rate=8000")
+        # Lists, from JSON.
+        for name in ("stream_variables", "exophones", "agents"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        for what, number in (*(("exophone", n) for n in self.exophones), *(("agent", n) for n in self.agents)):
             if not _E164.match(number):
-                raise ConfigurationError(f"exophone {number!r} is not an E.164 number like +918030752400")
+                raise ConfigurationError(f"{what} {number!r} is not an E.164 number like +918030752400")
+        self._check_transfer()
         object.__setattr__(self, "window", self.window.strip() or SAFE_HOURS)
         # Parsed now so that a bad window or redial rule fails at submission, not at the first dial.
         _ = self.calling_window, self.redial_policy
+
+    def _check_transfer(self) -> None:
+        if self.transfer_mode not in ("cold", "warm"):
+            raise ConfigurationError(f"transfer mode {self.transfer_mode!r} is not cold/warm")
+        if self.transfer_fallback not in ("bot", "message"):
+            raise ConfigurationError(f"transfer fallback {self.transfer_fallback!r} is not bot/message")
+        if not 5 <= self.agent_ring_timeout <= 120:
+            raise ConfigurationError(f"agent_ring_timeout {self.agent_ring_timeout} must be 5-120 s")
+        if self.transfer_key and (len(self.transfer_key) != 1 or self.transfer_key not in "0123456789*#"):
+            raise ConfigurationError(f"transfer key {self.transfer_key!r} is not one of 0-9 * #")
+        if self.transfer_key and not self.agents:
+            raise ConfigurationError("a transfer key needs agent numbers")
 
     @cached_property
     def calling_window(self) -> CallingWindow:

@@ -260,3 +260,51 @@ def test_cli_mistakes_are_one_line_and_campaigns_are_named_by_name(url, tmp_path
     campaign_cli.add_parser(parser.add_subparsers(dest="command"))
     campaign_cli.run(parser.parse_args(["campaign", "list"]), Settings.from_env({"REDIS_URL": url, "EXOTEL_ACCOUNT_SID": ACCOUNT}), console)
     assert campaign_id in console.file.getvalue()
+
+
+def test_every_campaign_setting_has_a_flag_stored_in_the_config(url, engine, batch):
+    """AMD, voicemail, timeouts, stream, messages, recording, exophones, agents and transfer flags reach the stored config."""
+    status, out = cli(url, "submit", str(batch), "--id", "flags", "--window", "any", "--ring-timeout", "25", "--time-limit", "600",
+                      "--exophones", "+918030752400, +912261234567", "--record", "--stream-start-timeout", "2.5",
+                      "--stream-attempts", "3", "--content-type", "audio/L16;rate=16000", "--stream-direction", "unidirectional",
+                      "--hold-message", "Please hold.", "--fallback-message", "Sorry, bye.", "--amd", "async",
+                      "--voicemail-message", "Call us back on 080 3075 2400.", "--agents", "+919900000001,+919900000002",
+                      "--transfer-mode", "warm", "--agent-ring-timeout", "15", "--transfer-fallback", "message",
+                      "--transfer-key", "0", "--whisper-message", "A customer about a loan.", "--paused")  # fmt: skip
+    assert status == 0, out
+    config = engine.store.campaign("flags")
+    assert (config.window, config.ring_timeout, config.time_limit, config.record) == ("any", 25, 600, True)
+    assert config.exophones == ("+918030752400", "+912261234567")
+    assert (config.stream_start_timeout, config.max_stream_attempts, config.stream_content_type, config.stream_direction) == (
+        2.5, 3, "audio/L16;rate=16000", "unidirectional",
+    )  # fmt: skip
+    assert (config.hold_message, config.fallback_message) == ("Please hold.", "Sorry, bye.")
+    assert (config.amd_enable, config.async_amd, config.amd_action, config.voicemail_message) == (True, True, "voicemail", "Call us back on 080 3075 2400.")
+    assert config.agents == ("+919900000001", "+919900000002")
+    assert (config.transfer_mode, config.agent_ring_timeout, config.transfer_fallback, config.transfer_key) == ("warm", 15, "message", "0")
+    assert config.whisper_message == "A customer about a loan."
+    defaults = CampaignConfig("d")
+    assert cli(url, "submit", str(batch), "--id", "plain", "--paused")[0] == 0
+    plain = engine.store.campaign("plain")
+    assert (plain.window, plain.amd_enable, plain.record, plain.agents, plain.ring_timeout) == ("09:00-21:00", False, False, (), defaults.ring_timeout)
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--voicemail-message", "Hi"], "--voicemail-message needs --amd on"),
+        (["--amd", "on", "--amd-action", "voicemail"], "needs a voicemail_message"),
+        (["--time-limit", "20000"], "time_limit 20000"),
+        (["--agents", "+91123"], "agent '+91123' is not an E.164 number"),
+        (["--exophones", "080 3075 2400"], "exophone '080 3075 2400'"),
+        (["--transfer-key", "5"], "a transfer key needs agent numbers"),
+        (["--agents", "+919900000001", "--agent-ring-timeout", "1"], "agent_ring_timeout 1"),
+        (["--content-type", "mulaw"], "stream content type 'mulaw'"),
+        (["--window", "9 to 5"], "calling window '9 to 5'"),
+    ],
+)
+def test_a_bad_setting_is_one_line_and_creates_nothing(url, engine, batch, flags, message):
+    """Each bad setting is refused with one clear line (exit 2) before a campaign exists."""
+    status, out = cli(url, "submit", str(batch), "--id", "bad", *flags)
+    assert status == 2 and message in out and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
+    assert engine.store.campaign("bad") is None
