@@ -23,9 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
-from zoneinfo import ZoneInfo
 
-__all__ = ["Disposition", "CallbackRequest", "moment_in_zone", "MAX_DATA_CHARS", "MAX_CALLBACK_DAYS"]
+from dialstream.domain.windows import moment_in_zone
+
+__all__ = ["Disposition", "CallbackRequest", "MAX_DATA_CHARS", "MAX_CALLBACK_DAYS"]
 
 MAX_DATA_CHARS = 2000  # a disposition's data, as JSON: a few fields, not a transcript
 MAX_CALLBACK_DAYS = 60  # a callback further away than this is a mistake, not a plan
@@ -100,20 +101,6 @@ class CallbackRequest:
         return cls(raw["at"], float(raw.get("requested_at") or 0), raw.get("note", ""))
 
 
-def moment_in_zone(text: str, zone: str) -> datetime:
-    """ISO 8601 ``text`` as an aware datetime: its own offset if it has one, else ``zone``'s
-    wall clock (zoneinfo's first reading of an hour a clock change repeats or skips).
-    ValueError when ``text`` is not ISO 8601."""
-    moment = _parse(text)
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(zone))
-
-
 def _has_offset(text: str) -> bool:
-    return _parse(text).tzinfo is not None
-
-
-def _parse(text: str) -> datetime:
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(f"{text!r} is not an ISO 8601 time like 2026-06-03T17:00 or 2026-06-03T17:00+05:30") from None
+    """Whether ``text`` names an instant: only then do two zones read it the same."""
+    return moment_in_zone(text, "UTC") == moment_in_zone(text, "Etc/GMT-14")

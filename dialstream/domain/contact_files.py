@@ -34,6 +34,7 @@ class RejectCode(StrEnum):
     DUPLICATE = "duplicate"
     DNC = "dnc"
     BAD_TIMEZONE = "bad_timezone"
+    BAD_SCHEDULE = "bad_schedule"
     BAD_CSV = "bad_csv"
     BAD_ENCODING = "bad_encoding"
     BAD_JSON = "bad_json"

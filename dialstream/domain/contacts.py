@@ -14,7 +14,10 @@ the same file.
 Per-row variables (every column but the phone) travel with the contact; the bot gets some
 of them on its stream URL (``dialstream.exotel.stream_url``). A ``timezone`` column, when
 present and non-empty, overrides the zone guessed from the number for calling windows
-(``dialstream.domain.phones``). The file formats are read by ``dialstream.domain.contact_files``.
+(``dialstream.domain.phones``). A ``scheduled_at`` column schedules the contact's first
+attempt: ISO 8601 with an offset (``2026-06-04T10:00:00+05:30``), or without one for the
+callee's own wall clock (``2026-06-04 17:00``); it is still dialled inside its calling
+window. The file formats are read by ``dialstream.domain.contact_files``.
 
 Example::
 
@@ -66,9 +69,12 @@ from dialstream.domain.phones import (
     zone_exists,
     zone_of,
 )
+from dialstream.domain.windows import moment_in_zone
 from dialstream.errors import ConfigurationError
 
-__all__ = ["ContactRow", "RejectedRow", "RowResult", "DncCheck", "read_contacts", "check_contacts"]
+__all__ = ["ContactRow", "RejectedRow", "RowResult", "DncCheck", "read_contacts", "check_contacts", "SCHEDULED_AT_COLUMN"]
+
+SCHEDULED_AT_COLUMN = "scheduled_at"
 
 
 _DNC_BATCH = 1000  # rows per DNC look-up: one round trip each, not one per row
@@ -81,6 +87,7 @@ class ContactRow:
     line_no: int
     contact: Contact
     timezone: str = DEFAULT_TIMEZONE
+    scheduled_at: float | None = None  # Unix seconds of the first attempt asked for (scheduled_at)
 
     @property
     def contact_id(self) -> str:
@@ -235,8 +242,14 @@ def _validate(
                 continue
         else:
             zone = zone_of(number, default_tz)
+        scheduled = fields.get(find_column(fields, SCHEDULED_AT_COLUMN) or SCHEDULED_AT_COLUMN, "").strip()
+        try:
+            at = moment_in_zone(scheduled, zone).timestamp() if scheduled else None
+        except ValueError as exc:
+            yield _reject(record, f"bad {SCHEDULED_AT_COLUMN}: {exc}", RejectCode.BAD_SCHEDULE), record.raw
+            continue
         variables = {name: value for name, value in fields.items() if name and name != key}
-        yield ContactRow(record.line_no, Contact(f"r{record.line_no}", e164, variables), zone), record.raw
+        yield ContactRow(record.line_no, Contact(f"r{record.line_no}", e164, variables), zone, at), record.raw
 
 
 def _reject(record: Record, reason: str, code: RejectCode) -> RejectedRow:

@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo
 
 from dialstream.errors import ConfigurationError
 
-__all__ = ["CallingWindow", "WindowRule", "TimeRange", "DAYS", "SAFE_HOURS", "ANY_TIME", "local_iso"]
+__all__ = ["CallingWindow", "WindowRule", "TimeRange", "DAYS", "SAFE_HOURS", "ANY_TIME", "local_iso", "moment_in_zone"]
 
 SAFE_HOURS = "09:00-21:00"  # a campaign's window when it names none (TRAI, TCPA)
 ANY_TIME = "any"  # the window that is always open, chosen explicitly
@@ -152,6 +152,17 @@ class CallingWindow:
 def local_iso(moment: datetime, tz: str) -> str:
     """``moment`` as the callee's wall clock shows it, ISO 8601 with its offset (``2026-03-03T09:00:00-05:00``)."""
     return _as_utc(moment).astimezone(_zone(tz)).isoformat(timespec="seconds")
+
+
+def moment_in_zone(text: str, tz: str) -> datetime:
+    """ISO 8601 ``text`` as an aware datetime: its own offset if it has one, else ``tz``'s wall
+    clock (zoneinfo's first reading of an hour a clock change repeats or skips). ValueError
+    when ``text`` is not ISO 8601; ConfigurationError for an unknown zone."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not an ISO 8601 time like 2026-06-03T17:00 or 2026-06-03T17:00+05:30") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=_zone(tz))
 
 
 def _parse_rule(rule: str, text: str) -> WindowRule:

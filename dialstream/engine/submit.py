@@ -3,7 +3,8 @@
 :func:`submit_file` streams a CSV or JSON-lines batch (``dialstream.domain.contacts.read_contacts``)
 and :func:`submit_contacts` takes contacts built in Python; both store each accepted contact,
 queue its first dial for when its calling window opens, keep every rejected row with its
-reason (invalid, duplicate, DNC...), then start the campaign. Nothing is dialled here: the
+reason (invalid, duplicate, DNC...), then start the campaign. A row's ``scheduled_at`` is
+its first dial's time, moved into its calling window like a callback. Nothing is dialled here: the
 workers' dial poller takes contacts from the queue as the caps and the API budget allow.
 
 The campaign is a draft while it loads, so no contact is dialled before the whole batch is
@@ -36,6 +37,7 @@ from dialstream.domain.contacts import (
     check_contacts,
     read_contacts,
 )
+from dialstream.domain.dialing import callback_dial
 from dialstream.domain.phones import DEFAULT_REGION
 from dialstream.errors import ConfigurationError
 from dialstream.state.dial_queue import in_order
@@ -134,7 +136,8 @@ def _load(
     zones: Counter[str] = Counter()
     for row in itertools.chain(() if first is None else (first,), rows):
         if isinstance(row, ContactRow):
-            accepted.append((row.contact, in_order(not_before(row.timezone), total)))  # file order among equals
+            due = not_before(row.timezone) if row.scheduled_at is None else callback_dial(config, row.scheduled_at, row.timezone, now)
+            accepted.append((row.contact, in_order(due, total)))  # file order among equals
             zones[row.timezone] += 1
             total += 1
         else:

@@ -6,9 +6,10 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dialstream.domain.call_outcome import CallbackRequest, Disposition, moment_in_zone
+from dialstream.domain.call_outcome import CallbackRequest, Disposition
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.dialing import callback_dial
+from dialstream.domain.windows import moment_in_zone
 
 NOW = datetime(2026, 6, 3, 10, 0, tzinfo=timezone.utc).timestamp()  # 15:30 in Kolkata, 06:00 in New York
 

@@ -308,3 +308,29 @@ def test_a_bad_setting_is_one_line_and_creates_nothing(url, engine, batch, flags
     status, out = cli(url, "submit", str(batch), "--id", "bad", *flags)
     assert status == 2 and message in out and "Traceback" not in out and len(out.strip().splitlines()) == 1, out
     assert engine.store.campaign("bad") is None
+
+
+def test_a_scheduled_at_column_schedules_the_first_attempt_inside_the_window(engine, tmp_path):
+    """scheduled_at with an offset is that instant, without one the callee's wall clock; a time outside the
+    window waits for its opening; an empty one is dialled as usual; a bad one is rejected with its line."""
+    path = tmp_path / "scheduled.csv"
+    path.write_text(
+        "phone,scheduled_at\n"
+        "+919812345601,2026-06-04T10:00:00+05:30\n"  # line 2: an instant
+        "+1 212 555 0134,2026-06-04 17:00\n"  # line 3: 17:00 in New York
+        "+1 212 555 0135,2026-06-03T23:30\n"  # line 4: 23:30 New York, outside 09:00-21:00
+        "+919812345604,\n"  # line 5: not scheduled
+        "+919812345605,next tuesday\n"  # line 6: not a time
+    )
+    report = engine.submit_file(CampaignConfig("sched"), path, clock=lambda: NOW)
+    assert (report.accepted, report.rejected_by_code) == (4, {"bad_schedule": 1})
+    due = {item.contact_id: item.due for item in _queued(engine, "sched")}
+    assert due == {
+        "r2": datetime.fromisoformat("2026-06-04T10:00:00+05:30").timestamp(),
+        "r3": datetime.fromisoformat("2026-06-04T17:00:00-04:00").timestamp(),
+        "r4": datetime.fromisoformat("2026-06-04T09:00:00-04:00").timestamp(),
+        "r5": NOW,  # 15:30 in Kolkata: inside the window
+    }
+    rows = {row["line"]: row for row in engine.report("sched", now=NOW)}
+    assert rows[3]["next_attempt_at"] == "2026-06-04T21:00:00.000Z"
+    assert rows[6]["status"] == "rejected" and "bad scheduled_at: 'next tuesday' is not an ISO 8601 time" in rows[6]["reason"]
