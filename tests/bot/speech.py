@@ -3,11 +3,15 @@
 No speech recogniser: pocketsphinx's wheel ships an English model, but it recognised about a
 third of espeak-ng's words at telephone bandwidth, too few to assert on. These measures are
 the ones a recogniser relies on: a syllabic energy envelope with pauses at phrase breaks, a
-voice pitch that moves, and formants that move the spectrum from sound to sound.
+voice pitch that moves, and formants that move the spectrum from sound to sound. The bounds
+leave a margin both ways: over 30 renderings of every shipped text, espeak-ng measured a
+periodic share of 0.49-0.95, a spectral spread of 153-483 Hz and 15-24 % of its energy above
+1 kHz; a tone per syllable measures 1.0, 0-79 Hz and 0 %.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,22 +33,23 @@ class SpeechFeatures:
     voice_band_share: float  # energy between 80 and 3,400 Hz
     above_1khz_share: float  # harmonics and consonants, where a plain tone has nothing
 
-    def looks_like_speech(self, words: int) -> list[str]:
-        """Why this is not speech of ``words`` words; empty when it looks like it."""
+    def looks_like_speech(self, text: str) -> list[str]:
+        """Why this is not ``text`` spoken; empty when it looks like it."""
         wrong = []
+        words = len(text.split())
         if not 0.2 <= self.seconds / words <= 0.7:
             wrong.append(f"{self.seconds / words:.2f} s per word")
-        if self.pauses < 1 and words > 3:
+        if self.pauses < 1 and re.search(r"[.,;:!?]\s+\S", text):
             wrong.append("no pause between phrases")
-        if not 0.3 <= self.periodic_share <= 0.95:
+        if not 0.3 <= self.periodic_share <= 0.98:
             wrong.append(f"{self.periodic_share:.0%} of the sound is periodic (vowels and consonants mix)")
         if not 70 <= self.pitch_hz <= 300:
             wrong.append(f"pitch {self.pitch_hz:.0f} Hz is not a voice's")
         if self.pitch_spread_hz < 3:
             wrong.append("a monotone pitch")
-        if self.centroid_spread_hz < 150:
+        if self.centroid_spread_hz < 110:
             wrong.append(f"the spectrum hardly moves ({self.centroid_spread_hz:.0f} Hz)")
-        if self.voice_band_share < 0.9 or self.above_1khz_share < 0.02:
+        if self.voice_band_share < 0.9 or self.above_1khz_share < 0.05:
             wrong.append(f"energy not spread over the voice band ({self.voice_band_share:.0%}, {self.above_1khz_share:.1%} above 1 kHz)")
         return wrong
 
