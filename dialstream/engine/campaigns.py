@@ -57,7 +57,7 @@ __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_i
 REPORT_COLUMNS = (
     "contact_id", "line", "phone", "status", "attempts", "outcome", "disposition", "disposition_data", "callback_at",
     "reason", "leg_sid", "exophone",
-    "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "timezone", "window_opens_at",
+    "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "zone", "window_opens_at",
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
 _ROW_ID = re.compile(r"^r(\d+)$")  # the contact ids read_contacts gives: r{line}
@@ -335,7 +335,7 @@ def _contact_row(
         "answered_to_stream_ms": result.get("answered_to_stream_ms"),
         "history": [entry.get("outcome") for entry in result.get("history") or ()] + ([] if final or not result else [result.get("outcome")]),
         "next_attempt_at": _iso(waiting.get(contact.contact_id)),
-        "timezone": zone,
+        "zone": zone,  # the zone of its calling window
         "window_opens_at": opens,
         "variables": dict(contact.variables),  # the row's other input columns
     }

@@ -61,7 +61,7 @@ def campaign(service: tuple[Stack, redis.Redis], receiver: Receiver) -> dict:
     """A campaign created through the API with a write key, its webhooks to the (still down) receiver."""
     stack, client = service
     _, token = ApiKeys(client).create("write", name="e2e")
-    body = {"name": "e2e", "retries": "none", "contacts": CONTACTS, "webhooks": [{"url": receiver.url}]}
+    body = {"name": "e2e", "window": "any", "retries": "none", "contacts": CONTACTS, "webhooks": [{"url": receiver.url}]}
     response = httpx.post(f"{stack.api_url}/v1/campaigns", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     assert response.status_code == 201, response.text
     created = response.json()
