@@ -53,7 +53,7 @@ def test_a_campaign_from_a_json_list_keeps_every_setting_and_reports_its_rejecte
 
 def test_status_says_how_far_a_campaign_is_and_why_it_is_not_dialling(writer):
     """Status has the counts, rate, calls in flight and the reasons: here no dial worker runs."""
-    writer.post("/v1/campaigns", json={"campaign_id": "waiting", "contacts": [{"phone": "+919812345603"}]}).raise_for_status()
+    writer.post("/v1/campaigns", json={"campaign_id": "waiting", "window": "any", "contacts": [{"phone": "+919812345603"}]}).raise_for_status()
     status = writer.get("/v1/campaigns/waiting").json()
     assert (status["state"], status["total"], status["pending"], status["due_now"], status["in_flight"], status["done"]) == ("running", 1, 1, 1, 0, 0)
     assert "dials_last_minute" in status and status["finished"] is False
