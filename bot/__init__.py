@@ -5,7 +5,10 @@ Modules:
 * :mod:`bot.api` - :class:`Bot`, :class:`Session`, :class:`CallInfo`: what a bot author writes against.
 * :mod:`bot.tts` - the :class:`TTS` adapter interface and the offline built-in.
 * :mod:`bot.bots`, :mod:`bot.scripted` - the built-in ``echo``, ``greeter`` and ``scripted`` bots.
-* :mod:`bot.server` - :class:`~bot.server.BotServer`, the asyncio/websockets shell.
+* :mod:`bot.server` - :class:`~bot.server.BotServer`: lifecycle, admission, idle sweep.
+* :mod:`bot.stream` - one connection's receive loop and sending; :mod:`bot.session` - the
+  bot's :class:`Session` of it; :mod:`bot.clock` - the process's one pacing timer;
+  :mod:`bot.auth` - Basic auth on the upgrade; :mod:`bot.registration` - fleet heartbeats.
 * :mod:`bot.playout` - real-time pacing and chunking of outbound audio (no I/O).
 * :mod:`dialstream.state.fleet` - registration in Redis and ``select_bot`` for the Celery workers.
 * :mod:`bot.config`, :mod:`bot.metrics` (errors live in :mod:`dialstream.errors`).
