@@ -1,0 +1,70 @@
+"""The stream URL Exotel connects to: its query's sample rate and custom parameters (``exotel.md`` §4.1).
+
+Exotel's reference server reads ``?sample-rate=`` and forwards up to three other query
+parameters to ``start.custom_parameters``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+__all__ = [
+    "MAX_CUSTOM_PARAMETERS",
+    "MAX_CUSTOM_PARAMETERS_CHARS",
+    "SAMPLE_RATE_PARAMETERS",
+    "stream_url_with_parameters",
+    "parameters_from_query",
+]
+
+MAX_CUSTOM_PARAMETERS = 3
+"""Exotel forwards at most three custom parameters to ``start.custom_parameters``."""
+MAX_CUSTOM_PARAMETERS_CHARS = 256
+"""...and at most 256 characters of them (the encoded ``k=v&k=v`` text)."""
+SAMPLE_RATE_PARAMETERS = ("sample-rate", "sample_rate")
+"""Query keys that select the sample rate rather than carry a custom parameter."""
+
+
+def stream_url_with_parameters(url: str, params: Mapping[str, str]) -> str:
+    """Append custom parameters to a stream URL as query parameters.
+
+    Keeps any query the URL already has (such as ``sample-rate``).
+
+    Raises:
+        ValueError: more than :data:`MAX_CUSTOM_PARAMETERS` pairs or more than
+            :data:`MAX_CUSTOM_PARAMETERS_CHARS` characters once encoded.
+
+    Example::
+
+        stream_url_with_parameters("wss://bot.example/media?sample-rate=16000", {"campaign": "c1"})
+        # 'wss://bot.example/media?sample-rate=16000&campaign=c1'
+    """
+    if not params:
+        return url
+    if len(params) > MAX_CUSTOM_PARAMETERS:
+        raise ValueError(f"{len(params)} custom parameters; Exotel allows at most {MAX_CUSTOM_PARAMETERS}")
+    encoded = urlencode(list(params.items()))
+    if len(encoded) > MAX_CUSTOM_PARAMETERS_CHARS:
+        raise ValueError(
+            f"custom parameters are {len(encoded)} characters encoded; "
+            f"Exotel allows at most {MAX_CUSTOM_PARAMETERS_CHARS}"
+        )
+    parts = urlsplit(url)
+    query = f"{parts.query}&{encoded}" if parts.query else encoded
+    return urlunsplit(parts._replace(query=query))
+
+
+def parameters_from_query(query: str) -> tuple[int | None, dict[str, str]]:
+    """Split a stream URL's query into (requested sample rate, custom parameters).
+
+    Exotel's reference server reads ``sample-rate`` (its helper also ``sample_rate``) and
+    treats every other key as a custom parameter. A malformed rate counts as absent.
+    """
+    rate: int | None = None
+    custom: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key in SAMPLE_RATE_PARAMETERS:
+            rate = int(value) if value.isdigit() and int(value) > 0 else None
+        else:
+            custom[key] = value
+    return rate, custom
