@@ -14,9 +14,6 @@ itself (400, 404, 409 for an action on a leg that is not answered or already end
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hmac
 import json
 import math
 from collections.abc import Awaitable, Callable
@@ -25,6 +22,7 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from dialstream.exotel.basic_auth import basic_auth_matches
 from sim.clock import rfc3339
 from sim.exoml import NotImplementedVerb, parse_exoml
 from sim.ids import request_id
@@ -145,18 +143,8 @@ async def _legs_api_guard(request: web.Request, handler: Handler) -> web.StreamR
 
 
 def _authenticate(request: web.Request, sandbox: Sandbox) -> None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    try:
-        user, _, password = base64.b64decode(token, validate=True).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        user = password = ""
     config = sandbox.config
-    valid = (
-        scheme.lower() == "basic"
-        and hmac.compare_digest(user, config.api_key)
-        and hmac.compare_digest(password, config.api_token)
-    )
+    valid = basic_auth_matches(request.headers.get("Authorization"), config.api_key, config.api_token)
     if not valid:
         raise ApiError(
             401, "authentication failed", "every request needs HTTP Basic auth with the API key and token",

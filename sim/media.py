@@ -21,15 +21,15 @@ connects emits ``stream_stopped`` with ``event_data.error``. Wire formats come f
 from __future__ import annotations
 
 import asyncio
-import base64
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import websockets
 
 from dialstream.errors import AgentStreamProtocolError
 from dialstream.exotel import agentstream as proto
+from dialstream.exotel.agentstream.stream_url import split_credentials
 from dialstream.exotel.audio import silence, tone
 from sim.playout import Playout
 
@@ -45,21 +45,6 @@ BIDIRECTIONAL = "bidirectional"
 _MAX_FRAME = 4 * 1024 * 1024  # well above CHUNK_MAX in base64, so oversize chunks are recorded, not fatal
 _CLOSE_TIMEOUT_S = 1.0  # an unresponsive bot must not hold up a hang-up
 _KEEP = 20  # detailed problem records kept per stream (counts stay exact): a broken bot can err 10 times a second
-
-
-def split_credentials(url: str) -> tuple[str, str | None]:
-    """``wss://user:pass@host/p`` -> (``wss://host/p``, ``Basic base64(user:pass)``)."""
-    parts = urlsplit(url)
-    if parts.username is None:
-        return url, None
-    netloc = parts.hostname or ""
-    if ":" in netloc:  # an IPv6 literal
-        netloc = f"[{netloc}]"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-    token = base64.b64encode(userinfo.encode()).decode("ascii")
-    return urlunsplit(parts._replace(netloc=netloc)), f"Basic {token}"
 
 
 class _Stopped(Exception):

@@ -8,7 +8,6 @@ before it has "played", and ``clear`` drops what has not.
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from dialstream.exotel.agentstream import (
     encode,
     parse_from_bot,
 )
+from dialstream.exotel.basic_auth import basic_auth_header
 from tests.utils import MS
 
 T = TypeVar("T")
@@ -51,7 +51,7 @@ def run(coro: Awaitable[T], timeout: float = 20.0) -> T:
 
 
 def basic_auth(user: str, password: str) -> dict[str, str]:
-    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+    return {"Authorization": basic_auth_header(user, password)}
 
 
 @dataclass(frozen=True, slots=True)

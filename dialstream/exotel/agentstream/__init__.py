@@ -51,6 +51,7 @@ from dialstream.exotel.agentstream.stream_url import (
     MAX_CUSTOM_PARAMETERS_CHARS,
     SAMPLE_RATE_PARAMETERS,
     parameters_from_query,
+    split_credentials,
     stream_url_with_parameters,
 )
 
@@ -89,4 +90,5 @@ __all__ = [
     "SAMPLE_RATE_PARAMETERS",
     "stream_url_with_parameters",
     "parameters_from_query",
+    "split_credentials",
 ]

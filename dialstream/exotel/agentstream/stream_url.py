@@ -7,7 +7,9 @@ parameters to ``start.custom_parameters``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+
+from dialstream.exotel.basic_auth import basic_auth_header
 
 __all__ = [
     "MAX_CUSTOM_PARAMETERS",
@@ -15,6 +17,7 @@ __all__ = [
     "SAMPLE_RATE_PARAMETERS",
     "stream_url_with_parameters",
     "parameters_from_query",
+    "split_credentials",
 ]
 
 MAX_CUSTOM_PARAMETERS = 3
@@ -68,3 +71,21 @@ def parameters_from_query(query: str) -> tuple[int | None, dict[str, str]]:
         else:
             custom[key] = value
     return rate, custom
+
+
+def split_credentials(url: str) -> tuple[str, str | None]:
+    """What Exotel does with ``user:pass@`` in a stream URL: it connects to the URL without
+    them and sends them as Basic auth on the upgrade (``exotel.md`` §4.1).
+
+    ``wss://user:pass@host/p`` -> (``wss://host/p``, ``Basic base64(user:pass)``).
+    """
+    parts = urlsplit(url)
+    if parts.username is None:
+        return url, None
+    netloc = parts.hostname or ""
+    if ":" in netloc:  # an IPv6 literal
+        netloc = f"[{netloc}]"
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    header = basic_auth_header(unquote(parts.username), unquote(parts.password or ""))
+    return urlunsplit(parts._replace(netloc=netloc)), header
