@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from sim.call import Call
     from sim.leg import ActionRecord
 
-__all__ = ["Stream", "split_credentials"]
+__all__ = ["Stream", "split_credentials", "connect_to_bot"]
 
 T = TypeVar("T")
 
@@ -45,6 +45,23 @@ BIDIRECTIONAL = "bidirectional"
 _MAX_FRAME = 4 * 1024 * 1024  # well above CHUNK_MAX in base64, so oversize chunks are recorded, not fatal
 _CLOSE_TIMEOUT_S = 1.0  # an unresponsive bot must not hold up a hang-up
 _KEEP = 20  # detailed problem records kept per stream (counts stay exact): a broken bot can err 10 times a second
+
+
+async def connect_to_bot(
+    url: str, *, open_timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> websockets.ClientConnection:
+    """One handshake with a bot as Exotel makes it: ``user:pass@`` of the URL sent as Basic
+    auth. ``headers`` adds to (or overrides) the upgrade's headers, for tests of bad auth.
+
+    Raises:
+        OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI: as websockets.connect.
+    """
+    url, authorization = split_credentials(url)
+    upgrade = {"Authorization": authorization} if authorization else {}
+    upgrade.update(headers or {})
+    return await websockets.connect(
+        url, additional_headers=upgrade or None, open_timeout=open_timeout, close_timeout=_CLOSE_TIMEOUT_S, max_size=_MAX_FRAME
+    )
 
 
 class _Stopped(Exception):
@@ -177,8 +194,6 @@ class Stream:
 
     async def _connect(self) -> Any:
         """The open socket, or None once every attempt failed."""
-        url, authorization = split_credentials(self.url)
-        headers = {"Authorization": authorization} if authorization else None
         faults = self.call.config.scenario.faults.streams
         for _ in range(self._media.connect_attempts):
             fail, delay_ms = faults.attempt(self.call.rng)
@@ -188,13 +203,7 @@ class Stream:
                 self.handshake_errors.append("handshake failed (fault)")
                 continue
             try:
-                return await websockets.connect(
-                    url,
-                    additional_headers=headers,
-                    open_timeout=self._media.open_timeout_s,
-                    close_timeout=_CLOSE_TIMEOUT_S,
-                    max_size=_MAX_FRAME,
-                )
+                return await connect_to_bot(self.url, open_timeout=self._media.open_timeout_s)
             except (OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
                 self.handshake_errors.append(f"{type(exc).__name__}: {exc}")
         return None

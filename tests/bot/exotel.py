@@ -1,8 +1,11 @@
-"""Exotel's side of a stream, for bot tests: a real WebSocket client speaking AgentStream.
+"""Exotel's side of a stream, for bot tests: the sandbox's stream client, driven frame by frame.
 
-It records every frame the bot sends with its arrival time, and plays the bot's audio
-out in (estimated) real time the way Exotel does: a mark is echoed once the audio sent
-before it has "played", and ``clear`` drops what has not.
+It connects as the sandbox does (:func:`sim.media.connect_to_bot`: ``user:pass@`` of the URL
+sent as Basic auth) and plays the bot's audio out on the sandbox's own playout buffer
+(:class:`sim.playout.Playout`): a mark is echoed once the audio sent before it has
+"played", and ``clear`` drops what has not (and the marks behind it). Unlike the
+sandbox's :class:`sim.media.Stream`, which runs a whole scripted call, a test decides
+every frame sent (malformed ones too) and sees every frame received with its arrival time.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from dialstream.exotel.agentstream import (
@@ -33,6 +36,8 @@ from dialstream.exotel.agentstream import (
     parse_from_bot,
 )
 from dialstream.exotel.basic_auth import basic_auth_header
+from sim.media import connect_to_bot
+from sim.playout import Playout
 from tests.utils import MS
 
 T = TypeVar("T")
@@ -82,24 +87,21 @@ class FakeExotel:
         self.ws: ClientConnection
         self._sequence = itertools.count(1)
         self._chunk = itertools.count(1)
-        self._play_end = 0.0
-        self._mark_timers: list[asyncio.TimerHandle] = []
-        self._echoes: set[asyncio.Future[None]] = set()
-        self._reader: asyncio.Task[None] | None = None
+        self._playout = Playout()
+        self._tasks: list[asyncio.Task[None]] = []
         self._changed = asyncio.Event()
+        self._marks_changed = asyncio.Event()
 
     async def __aenter__(self) -> FakeExotel:
-        self.ws = await connect(self.url, additional_headers=self.headers, compression=None, max_size=None)
-        self._reader = asyncio.create_task(self._read())
+        self.ws = await connect_to_bot(self.url, headers=self.headers)
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._echo_marks())]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
-        for timer in self._mark_timers:
-            timer.cancel()
         await self.ws.close()
-        if self._reader is not None:
-            await self._reader
-        await asyncio.gather(*self._echoes)
+        await self._tasks[0]
+        self._tasks[1].cancel()
+        await asyncio.gather(self._tasks[1], return_exceptions=True)
 
     # --- Sending ---------------------------------------------------------------------
 
@@ -178,28 +180,34 @@ class FakeExotel:
                 now = loop.time()
                 self.received.append(Received(now, message))
                 if isinstance(message, OutboundMedia):
-                    self._play_end = max(now, self._play_end) + self.media_format.duration(len(message.payload))
+                    self._playout.push_audio(now, self.media_format.duration(len(message.payload)))
                 elif isinstance(message, OutboundMark) and self.echo_marks:
-                    self._mark_timers.append(loop.call_at(max(now, self._play_end), self._echo, message.name))
+                    self._playout.push_mark(now, message.name)
+                    self._marks_changed.set()
                 elif isinstance(message, Clear):
-                    self._play_end = now
-                    for timer in self._mark_timers:
-                        timer.cancel()
+                    self._playout.clear(now)
+                    self._marks_changed.set()
                 self._changed.set()
         except ConnectionClosed:
             pass
         finally:
             self._changed.set()
 
-    def _echo(self, name: str) -> None:
-        task = asyncio.ensure_future(self._send_echo(name))
-        self._echoes.add(task)
-        task.add_done_callback(self._echoes.discard)
-
-    async def _send_echo(self, name: str) -> None:
-        try:
-            await self.ws.send(encode(Mark(self.stream_sid, name), sequence_number=next(self._sequence)))
-        except ConnectionClosed:
-            return
-        self.echoed.append(name)
-        self._changed.set()
+    async def _echo_marks(self) -> None:
+        """Echo each mark once the playout reaches it, as the sandbox's stream does."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self._marks_changed.clear()
+            due = self._playout.next_mark_due()
+            try:
+                async with asyncio.timeout_at(due):
+                    await self._marks_changed.wait()
+            except TimeoutError:
+                pass
+            for name in self._playout.due_marks(loop.time()):
+                try:
+                    await self.ws.send(encode(Mark(self.stream_sid, name), sequence_number=next(self._sequence)))
+                except ConnectionClosed:
+                    return
+                self.echoed.append(name)
+                self._changed.set()
