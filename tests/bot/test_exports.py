@@ -1,4 +1,4 @@
-"""Every bot module declares its public names, and they all exist."""
+"""Every bot and AgentStream module declares its public names, and they all exist."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import pkgutil
 import pytest
 
 import bot
+from dialstream.exotel import agentstream
 
 MODULES = sorted(
-    {"bot", "dialstream.exotel.agentstream", "dialstream.exotel.audio"}
+    {"bot", "dialstream.exotel.agentstream", "dialstream.exotel.audio", "dialstream.exotel.basic_auth"}
     | {f"bot.{info.name}" for info in pkgutil.iter_modules(bot.__path__) if info.name != "__main__"}
+    | {f"dialstream.exotel.agentstream.{info.name}" for info in pkgutil.iter_modules(agentstream.__path__)}
 )
 
 

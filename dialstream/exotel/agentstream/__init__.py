@@ -52,7 +52,6 @@ from dialstream.exotel.agentstream.stream_url import (
     SAMPLE_RATE_PARAMETERS,
     parameters_from_query,
     split_credentials,
-    stream_url_with_parameters,
 )
 
 __all__ = [
@@ -88,7 +87,6 @@ __all__ = [
     "MAX_CUSTOM_PARAMETERS",
     "MAX_CUSTOM_PARAMETERS_CHARS",
     "SAMPLE_RATE_PARAMETERS",
-    "stream_url_with_parameters",
     "parameters_from_query",
     "split_credentials",
 ]

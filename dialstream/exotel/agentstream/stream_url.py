@@ -6,8 +6,7 @@ parameters to ``start.custom_parameters``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 from dialstream.exotel.basic_auth import basic_auth_header
 
@@ -15,7 +14,6 @@ __all__ = [
     "MAX_CUSTOM_PARAMETERS",
     "MAX_CUSTOM_PARAMETERS_CHARS",
     "SAMPLE_RATE_PARAMETERS",
-    "stream_url_with_parameters",
     "parameters_from_query",
     "split_credentials",
 ]
@@ -26,35 +24,6 @@ MAX_CUSTOM_PARAMETERS_CHARS = 256
 """...and at most 256 characters of them (the encoded ``k=v&k=v`` text)."""
 SAMPLE_RATE_PARAMETERS = ("sample-rate", "sample_rate")
 """Query keys that select the sample rate rather than carry a custom parameter."""
-
-
-def stream_url_with_parameters(url: str, params: Mapping[str, str]) -> str:
-    """Append custom parameters to a stream URL as query parameters.
-
-    Keeps any query the URL already has (such as ``sample-rate``).
-
-    Raises:
-        ValueError: more than :data:`MAX_CUSTOM_PARAMETERS` pairs or more than
-            :data:`MAX_CUSTOM_PARAMETERS_CHARS` characters once encoded.
-
-    Example::
-
-        stream_url_with_parameters("wss://bot.example/media?sample-rate=16000", {"campaign": "c1"})
-        # 'wss://bot.example/media?sample-rate=16000&campaign=c1'
-    """
-    if not params:
-        return url
-    if len(params) > MAX_CUSTOM_PARAMETERS:
-        raise ValueError(f"{len(params)} custom parameters; Exotel allows at most {MAX_CUSTOM_PARAMETERS}")
-    encoded = urlencode(list(params.items()))
-    if len(encoded) > MAX_CUSTOM_PARAMETERS_CHARS:
-        raise ValueError(
-            f"custom parameters are {len(encoded)} characters encoded; "
-            f"Exotel allows at most {MAX_CUSTOM_PARAMETERS_CHARS}"
-        )
-    parts = urlsplit(url)
-    query = f"{parts.query}&{encoded}" if parts.query else encoded
-    return urlunsplit(parts._replace(query=query))
 
 
 def parameters_from_query(query: str) -> tuple[int | None, dict[str, str]]:

@@ -29,7 +29,6 @@ from dialstream.exotel.agentstream import (
     parse_from_bot,
     parse_from_exotel,
     split_into_chunks,
-    stream_url_with_parameters,
 )
 
 SID = "6f048d2e897a0d2d4029560f3f541947"
@@ -382,23 +381,6 @@ def test_split_rejects_bad_arguments():
 
 
 # --- Stream URL ----------------------------------------------------------------------
-
-
-def test_stream_url_with_parameters():
-    """Custom parameters are appended to any existing query, URL-encoded."""
-    url = stream_url_with_parameters("wss://bot.example/media?sample-rate=16000", {"campaign": "c 1", "lead": "42"})
-    assert url == "wss://bot.example/media?sample-rate=16000&campaign=c+1&lead=42"
-    assert stream_url_with_parameters("ws://h/m", {}) == "ws://h/m"
-    assert stream_url_with_parameters("ws://h/m", {"a": "1"}) == "ws://h/m?a=1"
-
-
-def test_stream_url_limits():
-    """More than three parameters or more than 256 characters is refused."""
-    with pytest.raises(ValueError, match="at most 3"):
-        stream_url_with_parameters("ws://h/m", {"a": "1", "b": "2", "c": "3", "d": "4"})
-    with pytest.raises(ValueError, match="256"):
-        stream_url_with_parameters("ws://h/m", {"a": "x" * 300})
-    assert stream_url_with_parameters("ws://h/m", {"a": "x" * 254}).endswith("x" * 254)
 
 
 def test_parameters_from_query():
