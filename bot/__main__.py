@@ -4,7 +4,7 @@ Examples::
 
     python -m bot --bot greeter --host 127.0.0.1 --port 8765
     python -m bot --bot echo --port 8765 --workers 4 --public-url ws://bot1.example:8765/ \\
-        --redis-url redis://10.0.0.5:6379/0 --auth exotel:s3cret
+        --redis-url redis://10.0.0.5:6379/0
 
 ``--workers N`` runs N independent processes on consecutive ports (8765, 8766, ...),
 each registering its own URL in the fleet with its own capacity and load. We chose
@@ -13,11 +13,13 @@ URL: with one shared port the kernel would spread streams blindly and the per-pr
 load would be invisible to :func:`dialstream.state.fleet.select_bot`. The parent only forwards
 SIGTERM/SIGINT to the workers and exits 1 if any of them failed.
 
-The Basic-auth credentials, the public URL, the Redis URL and the metrics port and bind
-address come from the settings (``DIALSTREAM_BOT_AUTH_USER``/``_PASSWORD``,
-``DIALSTREAM_BOT_PUBLIC_URL``, ``REDIS_URL``, ``DIALSTREAM_METRICS_PORT``/``_BIND``; see
-:class:`dialstream.settings.Settings`) unless a flag overrides them, so secrets need not
-appear on a command line.
+The Basic-auth credentials come from the settings only (``DIALSTREAM_BOT_AUTH_USER``/
+``_PASSWORD``), never from a flag, so they never show in ``ps``; a public URL holding
+``user:pass@`` is refused, since it would put them in the fleet registry (the workers add
+them to the URL they send Exotel). The public URL, the Redis URL and the metrics port and
+bind address come from the settings too (``DIALSTREAM_BOT_PUBLIC_URL``, ``REDIS_URL``,
+``DIALSTREAM_METRICS_PORT``/``_BIND``; see :class:`dialstream.settings.Settings`) unless a
+flag overrides them.
 
 SIGTERM (or Ctrl-C) drains: the process deregisters from the fleet, stops accepting
 streams, lets calls in progress finish for up to ``--drain-timeout`` seconds, closes
@@ -76,11 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-prefix", default=defaults.registration.key_prefix, help="fleet key prefix (default: %(default)s, where workers look; another keeps a test fleet apart)"
     )
     parser.add_argument(
-        "--auth",
-        metavar="USER:PASS",
-        help="require HTTP Basic auth on the upgrade (default: DIALSTREAM_BOT_AUTH_USER/_PASSWORD; unset: none)",
-    )
-    parser.add_argument(
         "--idle-timeout",
         type=float,
         default=defaults.timeouts.idle,
@@ -110,9 +107,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
-    if args.auth is not None and ":" not in args.auth:
-        parser.error("--auth must be USER:PASS")
     config = build_config(args, settings)
+    if urlsplit(config.registration.public_url).username is not None:
+        parser.error(
+            "the public URL must not hold user:pass@ (it is stored in the fleet registry); "
+            "set DIALSTREAM_BOT_AUTH_USER and DIALSTREAM_BOT_AUTH_PASSWORD instead"
+        )
     if args.workers > 1:
         if args.port == 0:
             parser.error("--workers > 1 needs an explicit --port (workers use consecutive ports)")
@@ -137,14 +137,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def build_config(args: argparse.Namespace, settings: Settings) -> BotServerConfig:
-    """The server's configuration: each value from its flag if given, else from ``settings``."""
-    if args.auth is not None:
-        user, _, password = args.auth.partition(":")
-        basic_auth: tuple[str, str] | None = (user, password)
-    elif settings.bot_auth_user:
-        basic_auth = (settings.bot_auth_user, settings.bot_auth_password)
-    else:
-        basic_auth = None
+    """The server's configuration: each value from its flag if given, else from ``settings``
+    (Basic auth only from ``settings``)."""
+    basic_auth = (settings.bot_auth_user, settings.bot_auth_password) if settings.bot_auth_user else None
     return BotServerConfig(
         host=args.host,
         port=args.port,

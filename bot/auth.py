@@ -1,4 +1,9 @@
-"""HTTP Basic auth on the bot's WebSocket upgrade (Exotel sends ``user:pass@`` of the stream URL so)."""
+"""HTTP Basic auth on the bot's WebSocket upgrade.
+
+Exotel sends the ``user:pass@`` of a stream URL as an ``Authorization: Basic`` header on
+the upgrade (``exotel.md`` §4.1); the server checks it before accepting the upgrade and
+answers 401 otherwise (see :meth:`bot.server.BotServer._admit`).
+"""
 
 from __future__ import annotations
 

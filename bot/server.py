@@ -25,10 +25,11 @@ from websockets.http11 import Request, Response
 
 from bot import metrics
 from bot.api import Bot
+from bot.auth import authorized
 from bot.clock import PacingClock
 from bot.config import DEFAULT_CONFIG, BotServerConfig
 from bot.registration import FleetMembership
-from bot.stream import Stream
+from bot.stream import Stream, peer_of
 from bot.tts import TTS, BeepTTS, CachedTTS
 
 __all__ = ["BotServer"]
@@ -164,7 +165,14 @@ class BotServer:
     # --- Connections -----------------------------------------------------------------
 
     def _admit(self, connection: ServerConnection, request: Request) -> Response | None:
-        # Refusing the handshake (not closing after it) lets Exotel's one retry go elsewhere.
+        # Both refusals answer the HTTP upgrade itself, before any WebSocket exists: a 401
+        # tells Exotel (and its logs) what is wrong, and a refused handshake lets
+        # Exotel's one retry go elsewhere.
+        if not authorized(request, self.config.basic_auth):
+            log.warning("refusing a stream from %s: unauthorized", peer_of(connection))
+            response = connection.respond(401, "Unauthorized\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="dialstream bot", charset="UTF-8"'
+            return response
         if len(self._streams) >= self.config.limits.capacity:
             log.warning("refusing a stream: at capacity (%d)", self.config.limits.capacity)
             return connection.respond(503, "At capacity\n")
@@ -198,3 +206,4 @@ class BotServer:
         if self._clock is not None:
             self._clock.close()
             self._clock = None
+

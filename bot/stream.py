@@ -32,7 +32,6 @@ from websockets.protocol import State
 
 from bot import metrics
 from bot.api import Bot, CallInfo
-from bot.auth import authorized
 from bot.clock import PacingClock
 from bot.config import BotServerConfig
 from bot.playout import Playout
@@ -56,7 +55,7 @@ from dialstream.exotel.agentstream import (
 )
 from dialstream.exotel.audio import Transcoder
 
-__all__ = ["Stream"]
+__all__ = ["Stream", "peer_of"]
 
 log = logging.getLogger("dialstream.bot")
 
@@ -102,10 +101,6 @@ class Stream:
         self._done = False
 
     async def run(self) -> None:
-        if not authorized(self.connection.request, self.config.basic_auth):
-            log.warning("stream from %s: unauthorized", self._peer())
-            await self.connection.close(1008, "Unauthorized")
-            return
         query = urlsplit(self.connection.request.path if self.connection.request else "").query
         rate, parameters = parameters_from_query(query)
         # The applet's ?sample-rate= selects 16-bit PCM at that rate; without it, the Legs
@@ -115,12 +110,12 @@ class Stream:
             await self._receive(default_format, parameters)
         except AgentStreamProtocolError as exc:
             metrics.PROTOCOL_ERRORS.labels(str(exc.close_code)).inc()
-            log.warning("stream %s: %s; closing with %d", self.stream_sid or self._peer(), exc.reason, exc.close_code)
+            log.warning("stream %s: %s; closing with %d", self.stream_sid or peer_of(self.connection), exc.reason, exc.close_code)
             self._stop_reason = "protocol error"
             # A close reason must fit in 123 bytes of UTF-8.
             await self.connection.close(exc.close_code, exc.reason.encode()[:120].decode(errors="ignore"))
         except Exception:
-            log.exception("stream %s: bot or server error; closing with 1011", self.stream_sid or self._peer())
+            log.exception("stream %s: bot or server error; closing with 1011", self.stream_sid or peer_of(self.connection))
             self._stop_reason = "internal error"
             await self.connection.close(1011, "internal error")
         finally:
@@ -353,13 +348,15 @@ class Stream:
         metrics.STREAM_CLOSES.labels(str(code), initiator).inc()
         log.info(
             "stream %s closed by %s: %d %s (%s)",
-            self.stream_sid or self._peer(),
+            self.stream_sid or peer_of(self.connection),
             initiator,
             code,
             reason,
             self._stop_reason,
         )
 
-    def _peer(self) -> str:
-        address = self.connection.remote_address
-        return f"{address[0]}:{address[1]}" if address else "unknown peer"
+
+def peer_of(connection: ServerConnection) -> str:
+    """``host:port`` of the connection's remote end, for logs."""
+    address = connection.remote_address
+    return f"{address[0]}:{address[1]}" if address else "unknown peer"

@@ -54,6 +54,7 @@ from dialstream.errors import (
     LegsApiRateLimited,
     NoBotAvailable,
 )
+from dialstream.exotel.agentstream import with_credentials
 from dialstream.exotel.events import LegEvent
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.exotel.stream_url import stream_parameters, stream_url
@@ -359,6 +360,8 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
             url = params.get("url") or _pick_bot_url(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
             variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
             url = stream_url(url, json.loads(variables)) if variables else url
+            # The registry holds bare URLs; the bots' credentials go only to Exotel.
+            url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
             legs.start_stream(
                 leg_sid, url, direction=params["direction"], content_type=params["content_type"], action_custom_param=custom
             )

@@ -41,7 +41,7 @@ from dialstream.state.call_outcomes import CallOutcomes
 from dialstream.state.client import connect_settings
 from dialstream.state.store import Store
 
-__all__ = ["DemoOptions", "run_demo", "demo_contacts", "fetch_timelines", "wait_for_campaign"]
+__all__ = ["DemoOptions", "run_demo", "demo_contacts", "fetch_timelines", "wait_for_campaign", "streamless_calls"]
 
 
 @dataclass(frozen=True)
@@ -112,8 +112,25 @@ def run_demo(options: DemoOptions, settings: Settings, console: Console | None =
             console.print(f"[dim]report written to {options.json_out}[/]")
         if not done:
             console.print(f"[red]timed out after {options.timeout:.0f}s waiting for every call to end[/]")
+        streamless = streamless_calls(report)
+        if streamless:
+            console.print(f"[red]{streamless}[/]")
     console.print(f"[dim]all processes stopped; {time.monotonic() - started:.1f}s in all[/]")
-    return 0 if done and report.ok else 1
+    return 0 if done and report.ok and not streamless else 1
+
+
+def streamless_calls(report: CampaignReport) -> str:
+    """One line if answered calls ended without a bot stream (empty if none did), naming
+    the first reason: a bot the sandbox cannot reach, or one that refuses its credentials."""
+    rows = [row for row in report.rows if row.outcome == "answered_no_stream"]
+    if not rows:
+        return ""
+    answered = sum(1 for row in report.rows if row.outcome.startswith("answered"))
+    why = "; ".join(rows[0].errors) or rows[0].reason or "no reason recorded"
+    return (
+        f"{len(rows)} of {answered} answered calls got no bot stream (first: {why}); "
+        "check the bot URLs and DIALSTREAM_BOT_AUTH_USER/_PASSWORD"
+    )
 
 
 def wait_for_campaign(

@@ -129,7 +129,13 @@ def test_parser_defaults():
 
 @pytest.mark.parametrize(
     "argv",
-    [["--workers", "0"], ["--auth", "nocolon"], ["--workers", "2", "--port", "0"], ["--bot", "nobody"]],
+    [
+        ["--workers", "0"],
+        ["--auth", "u:p"],  # no such flag: credentials never on a command line
+        ["--workers", "2", "--port", "0"],
+        ["--bot", "nobody"],
+        ["--public-url", "ws://u:p@bot:8765/"],  # would put the password in the fleet registry
+    ],
 )
 def test_main_rejects_bad_arguments(argv, capsys):
     """Invalid combinations exit with status 2 before anything starts."""
@@ -139,7 +145,7 @@ def test_main_rejects_bad_arguments(argv, capsys):
 
 
 def test_settings_supply_credentials_public_url_and_redis():
-    """Basic auth, the public URL and the Redis URL come from the settings unless a flag overrides them."""
+    """Basic auth comes from the settings only; the public URL and the Redis URL unless a flag overrides them."""
     settings = Settings.from_env(
         {
             "DIALSTREAM_BOT_AUTH_USER": "exotel",
@@ -152,10 +158,10 @@ def test_settings_supply_credentials_public_url_and_redis():
     assert config.basic_auth == ("exotel", "s3cret")
     assert config.registration.public_url == "wss://bots.example.com/media"
     assert config.registration.redis_url == "redis://10.0.0.5:6379/0"
-    flags = build_parser().parse_args(["--auth", "u:p", "--public-url", "ws://lb:9000/", "--redis-url", ""])
+    flags = build_parser().parse_args(["--public-url", "ws://lb:9000/", "--redis-url", ""])
     config = build_config(flags, settings)
     assert (config.basic_auth, config.registration.public_url, config.registration.redis_url) == (
-        ("u", "p"),
+        ("exotel", "s3cret"),
         "ws://lb:9000/",
         "",
     )

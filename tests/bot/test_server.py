@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import json
 import socket
-from collections.abc import AsyncIterator
-from typing import Any, ClassVar
 
 import pytest
 from websockets.asyncio.client import connect
@@ -32,77 +28,9 @@ from dialstream.exotel.agentstream import (
     encode,
 )
 from dialstream.exotel.audio import INTERNAL_FORMAT, tone
-from tests.bot.exotel import FakeExotel, basic_auth, run
+from tests.bot.exotel import FakeExotel, run
+from tests.bot.scenario import TEST_TIMEOUTS, events, scenario_bot, serving, until
 from tests.utils import MS
-from tests.utils import until as poll_until
-
-TEST_TIMEOUTS = Timeouts(idle=3.0, close=1.0, send=2.0, hangup_grace=0.3, drain=5.0)
-
-
-class ScenarioBot(Bot):
-    """A bot steered by the call's custom parameters and keys; it logs every hook call.
-
-    Parameters: ``say_ms`` speaks a tone that long on start, ``say_text`` speaks text,
-    ``echo`` echoes caller audio. Keys: ``0`` clear, ``5`` say 400 ms, ``9`` hang up after
-    the audio, ``#`` hang up now, ``!`` is not a key (used to make a hook raise).
-    """
-
-    log: ClassVar[list[tuple[str, Any]]]
-
-    def on_start(self, call: CallInfo) -> None:
-        self.log.append(("start", call))
-        self.call = call
-        if "say_ms" in call.custom_parameters:
-            self.log.append(
-                ("said", self.session.say(tone(INTERNAL_FORMAT, 440, int(call.custom_parameters["say_ms"]))))
-            )
-        if "say_text" in call.custom_parameters:
-            self.log.append(("said", self.session.say(call.custom_parameters["say_text"])))
-            self.log.append(("said", self.session.say(tone(INTERNAL_FORMAT, 440, 100))))
-        if "fail" in call.custom_parameters:
-            raise RuntimeError("bot bug")
-
-    def on_audio(self, pcm: bytes) -> None:
-        if "echo" in self.call.custom_parameters:
-            self.session.say(pcm, mark=False)
-
-    def on_dtmf(self, digit: str) -> None:
-        self.log.append(("dtmf", digit))
-        if digit == "0":
-            self.session.clear()
-        elif digit == "5":
-            self.session.say(tone(INTERNAL_FORMAT, 600, 400))
-        elif digit == "9":
-            self.session.hangup()
-        elif digit == "#":
-            self.session.hangup(after_audio=False)
-
-    def on_mark(self, name: str) -> None:
-        self.log.append(("mark", name))
-        self.log.append(("heard", self.session.heard))
-
-    def on_stop(self, reason: str) -> None:
-        self.log.append(("stop", reason))
-
-
-def scenario_bot() -> type[ScenarioBot]:
-    """A fresh ScenarioBot class with its own log."""
-    return type("ScenarioBot", (ScenarioBot,), {"log": []})
-
-
-def events(bot: type[ScenarioBot], kind: str) -> list[Any]:
-    return [value for name, value in bot.log if name == kind]
-
-
-@contextlib.asynccontextmanager
-async def serving(bot: type[Bot], **overrides: Any) -> AsyncIterator[BotServer]:
-    config = BotServerConfig(port=0, timeouts=TEST_TIMEOUTS, **overrides)
-    async with BotServer(bot, config) as server:
-        yield server
-
-
-until = functools.partial(poll_until, timeout=3.0)  # this module's waits are short
-
 
 # --- Protocol ------------------------------------------------------------------------
 
@@ -406,40 +334,6 @@ def test_disconnect_without_stop_still_calls_on_stop():
                 await until(lambda: events(bot, "start"))
             await until(lambda: events(bot, "stop"))
         assert events(bot, "stop") == ["disconnected"]
-
-    run(scenario())
-
-
-# --- Authentication ------------------------------------------------------------------
-
-
-def test_basic_auth_accepts_right_credentials():
-    """With basic_auth set, a stream presenting the right Authorization header is served."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        async with serving(bot, basic_auth=("exotel", "s3cret")) as server:
-            async with FakeExotel(server.url, headers=basic_auth("exotel", "s3cret")) as exotel:
-                await exotel.start()
-                await until(lambda: events(bot, "start"))
-
-    run(scenario())
-
-
-@pytest.mark.parametrize(
-    "headers",
-    [{}, basic_auth("exotel", "wrong"), {"Authorization": "Bearer abc"}, {"Authorization": "Basic %%%"}],
-    ids=["missing", "wrong-password", "other-scheme", "bad-base64"],
-)
-def test_basic_auth_rejects_with_1008(headers):
-    """Missing or wrong credentials close the stream with 1008 Unauthorized, as Exotel's sample does."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        async with serving(bot, basic_auth=("exotel", "s3cret")) as server:
-            async with FakeExotel(server.url, headers=headers) as exotel:
-                assert await exotel.closed() == (1008, "Unauthorized")
-        assert events(bot, "start") == []
 
     run(scenario())
 

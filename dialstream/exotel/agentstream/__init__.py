@@ -52,6 +52,7 @@ from dialstream.exotel.agentstream.stream_url import (
     SAMPLE_RATE_PARAMETERS,
     parameters_from_query,
     split_credentials,
+    with_credentials,
 )
 
 __all__ = [
@@ -89,4 +90,5 @@ __all__ = [
     "SAMPLE_RATE_PARAMETERS",
     "parameters_from_query",
     "split_credentials",
+    "with_credentials",
 ]

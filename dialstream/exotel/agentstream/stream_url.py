@@ -6,7 +6,7 @@ parameters to ``start.custom_parameters``.
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 from dialstream.exotel.basic_auth import basic_auth_header
 
@@ -16,6 +16,7 @@ __all__ = [
     "SAMPLE_RATE_PARAMETERS",
     "parameters_from_query",
     "split_credentials",
+    "with_credentials",
 ]
 
 MAX_CUSTOM_PARAMETERS = 3
@@ -58,3 +59,22 @@ def split_credentials(url: str) -> tuple[str, str | None]:
         netloc += f":{parts.port}"
     header = basic_auth_header(unquote(parts.username), unquote(parts.password or ""))
     return urlunsplit(parts._replace(netloc=netloc)), header
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    """``url`` with ``user:password@`` (percent-encoded), which Exotel sends as Basic auth.
+
+    Bots are registered by their bare URL; the credentials are added only to the URL handed
+    to Exotel in ``start_stream``. Unchanged when ``user`` is empty or the URL already holds
+    credentials of its own (a static URL configured with them).
+
+    Example::
+
+        with_credentials("wss://bot.example/media", "exotel", "s3cret")
+        # 'wss://exotel:s3cret@bot.example/media'
+    """
+    parts = urlsplit(url)
+    if not user or parts.username is not None:
+        return url
+    userinfo = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))

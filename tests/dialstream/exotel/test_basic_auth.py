@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialstream.exotel.agentstream import split_credentials
+from dialstream.exotel.agentstream import split_credentials, with_credentials
 from dialstream.exotel.basic_auth import (
     basic_auth_header,
     basic_auth_matches,
@@ -47,3 +47,18 @@ def test_stream_url_credentials_become_the_upgrade_header():
     assert url == "wss://[::1]:8443/media?x=1"
     assert parse_basic_auth(header) == ("ex@otel", "p:ss")
     assert split_credentials("ws://bot:8765/") == ("ws://bot:8765/", None)
+
+
+def test_with_credentials_round_trips_through_split():
+    """Credentials added for start_stream come back out exactly as Exotel would send them."""
+    url = with_credentials("wss://bots.example:8443/media?sample-rate=16000", "exotel", "p@ss:w/rd")
+    assert url.startswith("wss://exotel:p%40ss%3Aw%2Frd@bots.example:8443/")
+    bare, header = split_credentials(url)
+    assert bare == "wss://bots.example:8443/media?sample-rate=16000"
+    assert parse_basic_auth(header) == ("exotel", "p@ss:w/rd")
+
+
+def test_with_credentials_leaves_url_alone_without_user_or_with_its_own():
+    """No user configured, or a URL that already carries credentials, is returned unchanged."""
+    assert with_credentials("ws://bot:8765/", "", "x") == "ws://bot:8765/"
+    assert with_credentials("ws://a:b@bot:8765/", "exotel", "s3cret") == "ws://a:b@bot:8765/"
