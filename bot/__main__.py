@@ -41,9 +41,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 from bot.api import Bot
 from bot.bots import EchoBot, GreeterBot
-from bot.config import BotServerConfig, Limits, Registration, Timeouts
+from bot.config import BotServerConfig, Limits, Registration, Timeouts, TlsFiles
 from bot.scripted import ScriptedBot
 from bot.server import BotServer
+from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 
 __all__ = ["build_parser", "build_config", "main", "BUILTIN_BOTS"]
@@ -107,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if bool(settings.bot_tls_cert) != bool(settings.bot_tls_key):
+        parser.error("DIALSTREAM_BOT_TLS_CERT and DIALSTREAM_BOT_TLS_KEY go together: set both or neither")
     config = build_config(args, settings)
     if urlsplit(config.registration.public_url).username is not None:
         parser.error(
@@ -132,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         from bot.metrics import REGISTRY
 
         start_http_server(metrics_port, addr=settings.metrics_bind, registry=REGISTRY)
-    asyncio.run(_serve(args.bot, bot, config))
+    try:
+        asyncio.run(_serve(args.bot, bot, config))
+    except ConfigurationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -144,6 +151,7 @@ def build_config(args: argparse.Namespace, settings: Settings) -> BotServerConfi
         host=args.host,
         port=args.port,
         basic_auth=basic_auth,
+        tls=TlsFiles(settings.bot_tls_cert, settings.bot_tls_key) if settings.bot_tls_cert else None,
         timeouts=Timeouts(idle=args.idle_timeout, drain=args.drain_timeout),
         limits=Limits(capacity=args.capacity),
         registration=Registration(

@@ -6,6 +6,7 @@ Usage::
     BotServerConfig(port=0, limits=Limits(capacity=50))     # a free port, 50 streams
     BotServerConfig(timeouts=Timeouts(idle=5.0))            # close a silent stream after 5 s
     BotServerConfig(basic_auth=("exotel", "s3cret"))        # require Authorization: Basic
+    BotServerConfig(tls=TlsFiles("bot.pem", "bot.key"))     # serve wss://
 
 Every value is in seconds or bytes. The defaults follow Exotel's documented behaviour
 (``exotel.md`` §4) and the websockets memory guidance (compression off, 1 MiB frames).
@@ -23,6 +24,7 @@ __all__ = [
     "Limits",
     "Pacing",
     "Registration",
+    "TlsFiles",
     "BotServerConfig",
     "DEFAULT_TIMEOUTS",
     "DEFAULT_LIMITS",
@@ -118,6 +120,14 @@ class Registration:
     ttl: float = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    """PEM files the server serves ``wss://`` with: the certificate chain and its private key."""
+
+    cert: str
+    key: str
+
+
 DEFAULT_TIMEOUTS = Timeouts()
 DEFAULT_LIMITS = Limits()
 DEFAULT_PACING = Pacing()
@@ -131,6 +141,7 @@ class BotServerConfig:
     host: str = "127.0.0.1"
     port: int = 8765
     basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+    tls: TlsFiles | None = None
     timeouts: Timeouts = DEFAULT_TIMEOUTS
     limits: Limits = DEFAULT_LIMITS
     pacing: Pacing = DEFAULT_PACING

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import ssl
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
@@ -27,10 +28,11 @@ from bot import metrics
 from bot.api import Bot
 from bot.auth import authorized
 from bot.clock import PacingClock
-from bot.config import DEFAULT_CONFIG, BotServerConfig
+from bot.config import DEFAULT_CONFIG, BotServerConfig, TlsFiles
 from bot.registration import FleetMembership
 from bot.stream import Stream, peer_of
 from bot.tts import TTS, BeepTTS, CachedTTS
+from dialstream.errors import ConfigurationError
 
 __all__ = ["BotServer"]
 
@@ -66,6 +68,7 @@ class BotServer:
         """Prepare the bot's prompts, listen, and register in the fleet if configured."""
         await self.tts.prepare(self.bot.prompts)
         timeouts, limits = self.config.timeouts, self.config.limits
+        tls = server_tls(self.config.tls) if self.config.tls else None
         self._clock = PacingClock()
         self._sweep()
         try:
@@ -73,6 +76,7 @@ class BotServer:
                 self._handle,
                 self.config.host,
                 self.config.port,
+                ssl=tls,
                 # Deflate costs ~50 KiB per connection and CPU per frame; base64 audio barely compresses.
                 compression=None,
                 process_request=self._admit,
@@ -141,8 +145,8 @@ class BotServer:
 
     @property
     def url(self) -> str:
-        """The local ``ws://host:port/`` URL."""
-        return f"ws://{self.config.host}:{self.port}/"
+        """The local ``ws://host:port/`` URL (``wss://`` with TLS)."""
+        return f"{self._scheme}://{self.config.host}:{self.port}/"
 
     @property
     def public_url(self) -> str:
@@ -156,7 +160,11 @@ class BotServer:
         host = self.config.host
         if host in ("", "0.0.0.0", "::"):
             host = socket.gethostname()
-        return f"ws://{host}:{self.port}/"
+        return f"{self._scheme}://{host}:{self.port}/"
+
+    @property
+    def _scheme(self) -> str:
+        return "wss" if self.config.tls else "ws"
 
     @property
     def active_streams(self) -> int:
@@ -207,3 +215,18 @@ class BotServer:
             self._clock.close()
             self._clock = None
 
+
+def server_tls(files: TlsFiles) -> ssl.SSLContext:
+    """A server-side TLS context from PEM files (TLS 1.2 or newer, the ssl module's defaults).
+
+    Raises:
+        ConfigurationError: a file is missing or unreadable, or the key does not match.
+    """
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(files.cert, files.key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            f"bot TLS: cannot load DIALSTREAM_BOT_TLS_CERT={files.cert!r} / _KEY={files.key!r}: {exc}"
+        ) from None
+    return context

@@ -238,6 +238,13 @@ class Settings:
         "",
         repr=False,
     )
+    bot_tls_cert: str = _env(
+        "DIALSTREAM_BOT_TLS_CERT",
+        "PEM certificate chain a bot serves wss:// with, in process (with DIALSTREAM_BOT_TLS_KEY). "
+        "Empty: plain ws://, for loopback or behind a TLS-terminating balancer.",
+        "",
+    )
+    bot_tls_key: str = _env("DIALSTREAM_BOT_TLS_KEY", "PEM private key of DIALSTREAM_BOT_TLS_CERT.", "")
 
     # Metrics
     metrics_port: int = _env(

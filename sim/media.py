@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from ssl import SSLContext
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -48,10 +49,11 @@ _KEEP = 20  # detailed problem records kept per stream (counts stay exact): a br
 
 
 async def connect_to_bot(
-    url: str, *, open_timeout: float = 10.0, headers: dict[str, str] | None = None
+    url: str, *, open_timeout: float = 10.0, headers: dict[str, str] | None = None, ssl: SSLContext | None = None
 ) -> websockets.ClientConnection:
     """One handshake with a bot as Exotel makes it: ``user:pass@`` of the URL sent as Basic
-    auth. ``headers`` adds to (or overrides) the upgrade's headers, for tests of bad auth.
+    auth. ``headers`` adds to (or overrides) the upgrade's headers, for tests of bad auth;
+    ``ssl`` replaces the system's trust store for a ``wss://`` URL (a test's own CA).
 
     Raises:
         OSError, TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI: as websockets.connect.
@@ -60,7 +62,12 @@ async def connect_to_bot(
     upgrade = {"Authorization": authorization} if authorization else {}
     upgrade.update(headers or {})
     return await websockets.connect(
-        url, additional_headers=upgrade or None, open_timeout=open_timeout, close_timeout=_CLOSE_TIMEOUT_S, max_size=_MAX_FRAME
+        url,
+        additional_headers=upgrade or None,
+        open_timeout=open_timeout,
+        close_timeout=_CLOSE_TIMEOUT_S,
+        max_size=_MAX_FRAME,
+        **({"ssl": ssl} if ssl is not None else {}),  # None would refuse wss:// rather than mean "default"
     )
 
 

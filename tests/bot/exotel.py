@@ -14,6 +14,7 @@ import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from ssl import SSLContext
 from typing import Any, TypeVar
 
 from websockets.asyncio.client import ClientConnection
@@ -75,11 +76,13 @@ class FakeExotel:
         media_format: MediaFormat = DEFAULT_MEDIA_FORMAT,
         headers: Mapping[str, str] | None = None,
         echo_marks: bool = True,
+        ssl: SSLContext | None = None,
     ) -> None:
         self.url = url
         self.media_format = media_format
         self.headers = dict(headers or {})
         self.echo_marks = echo_marks
+        self.ssl = ssl
         self.stream_sid = f"stream{next(_sids):04d}"
         self.received: list[Received] = []
         self.echoed: list[str] = []  # marks echoed back to the bot, in order
@@ -93,7 +96,7 @@ class FakeExotel:
         self._marks_changed = asyncio.Event()
 
     async def __aenter__(self) -> FakeExotel:
-        self.ws = await connect_to_bot(self.url, headers=self.headers)
+        self.ws = await connect_to_bot(self.url, headers=self.headers, ssl=self.ssl)
         self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._echo_marks())]
         return self
 
