@@ -20,6 +20,7 @@ from dialstream.exotel.agentstream import CHUNK_MIN, chunk_violations
 from dialstream.state import keys
 
 __all__ = [
+    "BUILTIN_FORMATS",
     "Timeouts",
     "Limits",
     "Pacing",
@@ -32,6 +33,10 @@ __all__ = [
     "DEFAULT_REGISTRATION",
     "DEFAULT_CONFIG",
 ]
+
+
+BUILTIN_FORMATS = ("audio/x-mulaw;rate=8000", "audio/L16;rate=8000", "audio/L16;rate=16000", "audio/L16;rate=24000")
+"""Every format AgentStream carries; mu-law first, the Legs ``start_stream`` default."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,11 +116,14 @@ class Registration:
     * ``public_url``: what Celery workers hand to Exotel; empty means ``ws://host:port/``.
     * ``heartbeat``: seconds between load updates; ``ttl``: seconds after the last one
       before the bot drops out of selection.
+    * ``formats``: the content types this bot accepts, registered with it so that workers
+      ask Exotel for one of them (the built-in bots transcode every one AgentStream carries).
     """
 
     redis_url: str = ""
     public_url: str = ""
     key_prefix: str = keys.PREFIX
+    formats: tuple[str, ...] = BUILTIN_FORMATS
     heartbeat: float = 1.0
     ttl: float = 5.0
 

@@ -66,6 +66,7 @@ class FleetMembership:
                 self.url,
                 capacity=self.capacity,
                 load=self._load(),
+                formats=registration.formats,
                 ttl=registration.ttl,
                 prefix=registration.key_prefix,
             )

@@ -54,7 +54,7 @@ from dialstream.errors import (
     LegsApiRateLimited,
     NoBotAvailable,
 )
-from dialstream.exotel.agentstream import with_credentials
+from dialstream.exotel.agentstream import choose_content_type, with_credentials
 from dialstream.exotel.events import LegEvent
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.exotel.stream_url import stream_parameters, stream_url
@@ -63,7 +63,7 @@ from dialstream.state import keys
 from dialstream.state.client import connect_settings
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem, DialQueue
 from dialstream.state.dnc import DncList
-from dialstream.state.fleet import select_bot
+from dialstream.state.fleet import BotRecord, select_bot
 from dialstream.state.leg_commit import (
     add_error,
     call_result,
@@ -357,13 +357,15 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
     custom = action.action_id
     match action.kind:
         case "start_stream":
-            url = params.get("url") or _pick_bot_url(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
+            given = params.get("url")
+            bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
             variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
-            url = stream_url(url, json.loads(variables)) if variables else url
+            url = stream_url(bot.url, json.loads(variables)) if variables else bot.url
             # The registry holds bare URLs; the bots' credentials go only to Exotel.
             url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
+            content_type = choose_content_type(bot.formats, params["content_type"])
             legs.start_stream(
-                leg_sid, url, direction=params["direction"], content_type=params["content_type"], action_custom_param=custom
+                leg_sid, url, direction=params["direction"], content_type=content_type, action_custom_param=custom
             )
         case "start_say":
             legs.start_say(leg_sid, params["text"], action_custom_param=custom)
@@ -381,16 +383,16 @@ def _perform(rt: _Runtime, leg_sid: str, action: Action) -> None:
             raise ValueError(f"unknown action kind {action.kind!r}")
 
 
-def _pick_bot_url(rt: _Runtime, leg_sid: str, *, avoid_tried: bool) -> str:
+def _pick_bot(rt: _Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
     """The live bot with the most free capacity (a retry avoids the bots this leg already tried)."""
     tried_key = keys.leg_bots(leg_sid)
     tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
     try:
-        url = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
+        bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
     except NoBotAvailable as exc:
         raise LegsApiClientError(0, str(exc)) from exc
-    rt.store.redis.pipeline(transaction=False).sadd(tried_key, url).expire(tried_key, 3600).execute()
-    return url
+    rt.store.redis.pipeline(transaction=False).sadd(tried_key, bot.url).expire(tried_key, 3600).execute()
+    return bot
 
 
 def _action_failed(rt: _Runtime, leg_sid: str, action: Action, exc: LegsApiError) -> None:

@@ -3,6 +3,7 @@
     dialstream demo [--contacts N] [--flow F] [--json-out PATH]   run a campaign end to end
     dialstream up                                                the whole stack until Ctrl-C
     dialstream campaign submit|status|pause|resume|cancel|report  run real campaigns
+    dialstream bots add|list|remove                              external bot fleets and their formats
     dialstream sim ...                                           the Exotel sandbox alone
     dialstream bot ...                                           a bot server
     dialstream ingress ...                                       the gRPC event ingress
@@ -23,7 +24,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from dialstream.app import apikey_cli, campaign_cli, run_state, up, webhook_cli
+from dialstream.app import apikey_cli, bots_cli, campaign_cli, run_state, up, webhook_cli
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     campaign_cli.add_parser(commands)
     apikey_cli.add_parser(commands)
     webhook_cli.add_parser(commands)
+    bots_cli.add_parser(commands)
     commands.add_parser("settings", help="every environment variable and the value in effect (secrets masked)")
     return parser
 
@@ -100,6 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         return campaign_cli.run(args, settings)
     if args.command in ("apikey", "webhook"):
         return _redis_command(args, settings)
+    if args.command == "bots":
+        return bots_cli.run(args, settings)
     if args.command == "worker":
         # The same command `dialstream up`, the tests and deploy/ run.
         argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))

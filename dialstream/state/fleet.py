@@ -1,14 +1,17 @@
 """The bot fleet in Redis: bots register, workers pick one per ``start_stream``.
 
-Each bot process sends a heartbeat every second with its public URL, capacity and
-current load; an entry expires ``ttl`` seconds after the last heartbeat, so a dead bot
-drops out of selection within seconds without anyone cleaning up. Static URLs (a bot
-run elsewhere, a vendor endpoint) can be registered without expiry.
+Each bot process sends a heartbeat every second with its public URL, capacity, current
+load and the media formats it accepts; an entry expires ``ttl`` seconds after the last
+heartbeat, so a dead bot drops out of selection within seconds without anyone cleaning
+up. An external fleet (a team's pipecat servers, a vendor endpoint) is registered
+without expiry by ``dialstream bots add``, with its capacity and formats. URLs are bare:
+the bots' Basic-auth credentials are never stored here (workers add them from settings).
 
 Key layout (``prefix`` defaults to ``ds:``, as every dialstream key)::
 
     {prefix}bots            sorted set: url -> expiry (Unix ms, Redis clock); +inf = static
-    {prefix}bot:{url}       hash: url, capacity, load, static (0/1), updated_ms;
+    {prefix}bot:{url}       hash: url, capacity, load, static (0/1), formats (content
+                            types, comma-separated; empty: any), updated_ms;
                             expires with the heartbeat TTL unless static
 
 Every multi-step operation is a Lua script beside this module (``fleet_*.lua``), so it
@@ -18,7 +21,8 @@ ordinary synchronous Redis client.
 
 Example::
 
-    url = select_bot(redis_client, static_urls=settings.bot_urls)
+    bot = select_bot(redis_client, static_urls=settings.bot_urls)
+    content_type = choose_content_type(bot.formats, campaign.stream_content_type)
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ __all__ = [
     "BotRecord",
     "choose_bot",
     "heartbeat",
-    "register_static",
+    "register_external",
     "deregister",
     "live_bots",
     "select_bot",
@@ -52,12 +56,14 @@ DEFAULT_TTL = 5.0
 
 @dataclass(frozen=True, slots=True)
 class BotRecord:
-    """One registered bot. ``static`` entries never expire and report no live load."""
+    """One registered bot. ``static`` entries (external fleets) never expire and report no
+    live load; ``formats`` are the content types it accepts (empty: whatever it is sent)."""
 
     url: str
     capacity: int
     load: int = 0
     static: bool = False
+    formats: tuple[str, ...] = ()
 
     @property
     def free(self) -> int:
@@ -81,28 +87,45 @@ def choose_bot(bots: Iterable[BotRecord], *, avoid: Collection[str] = ()) -> Bot
 
 
 def heartbeat(
-    client: redis.Redis, url: str, *, capacity: int, load: int, ttl: float = DEFAULT_TTL, prefix: str = keys.PREFIX
+    client: redis.Redis,
+    url: str,
+    *,
+    capacity: int,
+    load: int,
+    formats: Sequence[str] = (),
+    ttl: float = DEFAULT_TTL,
+    prefix: str = keys.PREFIX,
 ) -> None:
     """Register ``url`` or refresh its registration for ``ttl`` more seconds."""
-    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], [url, capacity, load, int(ttl * 1000), 0])
+    args = [url, capacity, load, int(ttl * 1000), 0, ",".join(formats)]
+    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], args)
 
 
-def register_static(client: redis.Redis, url: str, *, capacity: int, prefix: str = keys.PREFIX) -> None:
-    """Register a bot that sends no heartbeats; it stays until :func:`deregister`."""
-    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], [url, capacity, 0, 0, 1])
+def register_external(
+    client: redis.Redis, url: str, *, capacity: int, formats: Sequence[str], prefix: str = keys.PREFIX
+) -> None:
+    """Register a bot fleet that sends no heartbeats (one URL, e.g. behind its own balancer);
+    it stays until :func:`deregister`. Registering it again replaces capacity and formats."""
+    _run(client, "heartbeat", [keys.bots(prefix), keys.bot(url, prefix)], [url, capacity, 0, 0, 1, ",".join(formats)])
 
 
-def deregister(client: redis.Redis, url: str, *, prefix: str = keys.PREFIX) -> None:
-    """Remove ``url`` from selection at once (a draining bot calls this first)."""
-    _run(client, "deregister", [keys.bots(prefix), keys.bot(url, prefix)], [url])
+def deregister(client: redis.Redis, url: str, *, prefix: str = keys.PREFIX) -> bool:
+    """Remove ``url`` from selection at once (a draining bot calls this first); False if it was not registered."""
+    return bool(_run(client, "deregister", [keys.bots(prefix), keys.bot(url, prefix)], [url]))
 
 
 def live_bots(client: redis.Redis, *, prefix: str = keys.PREFIX) -> list[BotRecord]:
     """Every registered bot that has not expired; expired index entries are pruned."""
     rows = _run(client, "snapshot", [keys.bots(prefix)], [keys.bot("", prefix)])
     return [
-        BotRecord(url=_text(url), capacity=int(capacity), load=int(load), static=_text(static) == "1")
-        for url, capacity, load, static in rows
+        BotRecord(
+            url=_text(url),
+            capacity=int(capacity),
+            load=int(load),
+            static=_text(static) == "1",
+            formats=tuple(part for part in _text(formats).split(",") if part),
+        )
+        for url, capacity, load, static, formats in rows
     ]
 
 
@@ -113,13 +136,14 @@ def select_bot(
     static_urls: Sequence[str] = (),
     exclude: Collection[str] = (),
     reserve: bool = True,
-) -> str:
-    """The URL of the bot with the most free capacity.
+) -> BotRecord:
+    """The bot with the most free capacity (its URL and the formats it accepts).
 
     With ``reserve`` (the default) the chosen live bot's load is counted up at once, so
     that the selections made before its next heartbeat spread over the fleet; the
     heartbeat then replaces the estimate with the measured load. When no registered bot
-    has room, one of ``static_urls`` (``Settings.bot_urls``) is picked at random. URLs in
+    has room, one of ``static_urls`` (``Settings.bot_urls``) is picked at random (formats
+    unknown, so the campaign's format goes to it unchanged). URLs in
     ``exclude`` are avoided unless nothing else is available (see :func:`choose_bot`).
 
     Raises:
@@ -129,9 +153,10 @@ def select_bot(
     if chosen is not None:
         if reserve and not chosen.static:
             _run(client, "reserve", [keys.bot(chosen.url, prefix)], [])
-        return chosen.url
+        return chosen
     if static_urls:
-        return random.choice([url for url in static_urls if url not in exclude] or list(static_urls))
+        url = random.choice([url for url in static_urls if url not in exclude] or list(static_urls))
+        return BotRecord(url, capacity=0, static=True)
     raise NoBotAvailable(
         f"no bot registered under {keys.bots(prefix)!r} has free capacity, and no static bot URL is set"
     )

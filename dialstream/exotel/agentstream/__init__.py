@@ -29,9 +29,12 @@ from dialstream.exotel.agentstream.codec import (
 )
 from dialstream.exotel.agentstream.formats import (
     DEFAULT_MEDIA_FORMAT,
+    EXTERNAL_BOT_FORMATS,
     SUPPORTED_SAMPLE_RATES,
     AudioEncoding,
     MediaFormat,
+    choose_content_type,
+    parse_format,
 )
 from dialstream.exotel.agentstream.messages import (
     BotMessage,
@@ -61,6 +64,9 @@ __all__ = [
     "MediaFormat",
     "DEFAULT_MEDIA_FORMAT",
     "SUPPORTED_SAMPLE_RATES",
+    "EXTERNAL_BOT_FORMATS",
+    "parse_format",
+    "choose_content_type",
     # Exotel -> bot
     "Connected",
     "Start",

@@ -8,9 +8,18 @@ the default, or ``audio/L16;rate=16000``); a ``start`` frame as ``media_format``
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["AudioEncoding", "MediaFormat", "DEFAULT_MEDIA_FORMAT", "SUPPORTED_SAMPLE_RATES"]
+__all__ = [
+    "AudioEncoding",
+    "MediaFormat",
+    "DEFAULT_MEDIA_FORMAT",
+    "SUPPORTED_SAMPLE_RATES",
+    "EXTERNAL_BOT_FORMATS",
+    "parse_format",
+    "choose_content_type",
+]
 
 
 class AudioEncoding(enum.Enum):
@@ -118,6 +127,55 @@ def _kbps(kind: AudioEncoding, rate: int) -> str:
 
 DEFAULT_MEDIA_FORMAT = MediaFormat.mulaw(8000)
 """The Legs ``start_stream`` default, ``audio/x-mulaw;rate=8000`` (§4.4)."""
+
+
+EXTERNAL_BOT_FORMATS = ("audio/L16;rate=8000",)
+"""What a bot we did not write is assumed to accept: 16-bit PCM at 8 kHz, the applet's format,
+which pipecat's ExotelFrameSerializer, bolna and Exotel's own samples expect (§4.4)."""
+
+_SHORT_NAMES = {"pcm16": AudioEncoding.PCM16, "l16": AudioEncoding.PCM16, "mulaw": AudioEncoding.MULAW, "ulaw": AudioEncoding.MULAW}
+
+
+def parse_format(text: str) -> MediaFormat:
+    """A format as a user writes it: a content type (``audio/L16;rate=16000``) or
+    ``ENCODING[:RATE]`` (``pcm16:16000``, ``mulaw``; the rate defaults to 8000).
+
+    Raises:
+        ValueError: an unknown encoding, or a rate AgentStream does not carry.
+    """
+    text = text.strip()
+    if "/" in text:
+        fmt = MediaFormat.from_content_type(text)
+    else:
+        name, _, rate = text.partition(":")
+        kind = _SHORT_NAMES.get(name.strip().lower())
+        if kind is None:
+            raise ValueError(f"{text!r}: expected a content type or one of {', '.join(sorted(_SHORT_NAMES))}[:RATE]")
+        sample_rate = _positive_int(rate.strip(), "rate") if rate else 8000
+        fmt = MediaFormat.mulaw(sample_rate) if kind is AudioEncoding.MULAW else MediaFormat.pcm16(sample_rate)
+    if fmt.sample_rate not in SUPPORTED_SAMPLE_RATES:
+        raise ValueError(f"{text!r}: rate {fmt.sample_rate}; AgentStream carries {', '.join(map(str, SUPPORTED_SAMPLE_RATES))}")
+    return fmt
+
+
+def choose_content_type(accepted: Sequence[str], preferred: str) -> str:
+    """The ``content_type`` a ``start_stream`` asks for, given what the chosen bot accepts.
+
+    ``preferred`` (the campaign's) when the bot accepts it, or declares nothing (an
+    unregistered static URL: the campaign knows best). Otherwise the accepted format
+    closest to it: the same encoding at another rate, else the same rate in another
+    encoding, else the bot's first; in the Legs spelling (``audio/L16;rate=8000``).
+    """
+    if not accepted:
+        return preferred
+    want = MediaFormat.from_content_type(preferred)
+    formats = [MediaFormat.from_content_type(text) for text in accepted]
+
+    def rank(fmt: MediaFormat) -> tuple[bool, bool]:
+        return fmt.encoding_kind is not want.encoding_kind, fmt.sample_rate != want.sample_rate
+
+    best = min(formats, key=rank)  # min keeps the first of equals: the bot's own order
+    return preferred if rank(best) == (False, False) else best.to_content_type()
 
 
 def _positive_int(text: str, name: str) -> int:

@@ -11,7 +11,7 @@ from dialstream.app.demo import DemoOptions, run_demo, streamless_calls
 from dialstream.domain.report import build_report
 from dialstream.settings import Settings
 
-DB = 7
+DB = 14  # this module's database on the session's server
 
 
 def test_streamless_calls_names_count_and_first_reason():

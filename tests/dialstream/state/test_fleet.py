@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from bot.bots import EchoBot
-from bot.config import BotServerConfig, Registration
+from bot.config import BUILTIN_FORMATS, BotServerConfig, Registration
 from bot.server import BotServer
 from dialstream.errors import NoBotAvailable
 from dialstream.state import fleet, keys
@@ -66,9 +66,9 @@ def test_heartbeat_registers_and_select_returns_it(redis_client, prefix):
     """A bot's heartbeat makes it selectable, with the key layout the docs describe."""
     fleet.heartbeat(redis_client, "ws://bot1:8765/", capacity=10, load=3, prefix=prefix)
     assert fleet.live_bots(redis_client, prefix=prefix) == [BotRecord("ws://bot1:8765/", 10, 3)]
-    assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://bot1:8765/"
+    assert select_bot(redis_client, prefix=prefix, reserve=False).url == "ws://bot1:8765/"
     entry = redis_client.hgetall(f"{prefix}:bot:ws://bot1:8765/")
-    assert (entry["capacity"], entry["load"], entry["static"]) == ("10", "3", "0")
+    assert (entry["capacity"], entry["load"], entry["static"], entry["formats"]) == ("10", "3", "0", "")
     assert 0 < redis_client.pttl(f"{prefix}:bot:ws://bot1:8765/") <= 5000
     assert redis_client.zscore(f"{prefix}:bots", "ws://bot1:8765/") > time.time() * 1000
 
@@ -77,22 +77,22 @@ def test_select_spreads_load_by_reserving(redis_client, prefix):
     """Successive selections between heartbeats count up the chosen bot's load and spread out."""
     fleet.heartbeat(redis_client, "ws://a", capacity=4, load=0, prefix=prefix)
     fleet.heartbeat(redis_client, "ws://b", capacity=4, load=1, prefix=prefix)
-    picks = [select_bot(redis_client, prefix=prefix) for _ in range(7)]
+    picks = [select_bot(redis_client, prefix=prefix).url for _ in range(7)]
     assert sorted(picks) == ["ws://a"] * 4 + ["ws://b"] * 3
     with pytest.raises(NoBotAvailable):
         select_bot(redis_client, prefix=prefix)
     # The next heartbeat replaces the estimate with the measured load.
     fleet.heartbeat(redis_client, "ws://a", capacity=4, load=1, prefix=prefix)
-    assert select_bot(redis_client, prefix=prefix) == "ws://a"
+    assert select_bot(redis_client, prefix=prefix).url == "ws://a"
 
 
 def test_dead_bot_expires_from_selection(redis_client, prefix):
     """A bot that stops sending heartbeats drops out once its TTL passes."""
     fleet.heartbeat(redis_client, "ws://dying", capacity=10, load=0, ttl=200 * MS, prefix=prefix)
     fleet.heartbeat(redis_client, "ws://alive", capacity=10, load=9, ttl=5.0, prefix=prefix)
-    assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://dying"
+    assert select_bot(redis_client, prefix=prefix, reserve=False).url == "ws://dying"
     time.sleep(300 * MS)
-    assert select_bot(redis_client, prefix=prefix, reserve=False) == "ws://alive"
+    assert select_bot(redis_client, prefix=prefix, reserve=False).url == "ws://alive"
     assert redis_client.zrange(f"{prefix}:bots", 0, -1) == ["ws://alive"]
 
 
@@ -104,11 +104,13 @@ def test_reservation_never_revives_an_expired_bot(redis_client, prefix):
     assert not redis_client.exists(keys.bot("ws://gone", prefix))
 
 
-def test_static_bot_never_expires_and_deregister_removes(redis_client, prefix):
-    """A static registration has no TTL and serves as a fallback until deregistered."""
-    fleet.register_static(redis_client, "wss://vendor.example/stream", capacity=50, prefix=prefix)
+def test_external_fleet_never_expires_keeps_its_formats_and_deregister_removes(redis_client, prefix):
+    """An external registration has no TTL, carries its formats to selection, and stays until deregistered."""
+    formats = ("audio/L16;rate=8000", "audio/L16;rate=16000")
+    fleet.register_external(redis_client, "wss://vendor.example/stream", capacity=50, formats=formats, prefix=prefix)
     assert redis_client.pttl(keys.bot("wss://vendor.example/stream", prefix)) == -1
-    assert select_bot(redis_client, prefix=prefix) == "wss://vendor.example/stream"
+    chosen = select_bot(redis_client, prefix=prefix)
+    assert (chosen.url, chosen.capacity, chosen.static, chosen.formats) == ("wss://vendor.example/stream", 50, True, formats)
     assert fleet.live_bots(redis_client, prefix=prefix)[0].load == 0  # static entries are not reserved
     fleet.deregister(redis_client, "wss://vendor.example/stream", prefix=prefix)
     assert fleet.live_bots(redis_client, prefix=prefix) == []
@@ -118,14 +120,15 @@ def test_select_excludes_tried_bots(redis_client, prefix):
     """select_bot passes exclude on: a retry goes to another bot when one has room."""
     fleet.heartbeat(redis_client, "ws://a", capacity=10, load=0, prefix=prefix)
     fleet.heartbeat(redis_client, "ws://b", capacity=10, load=5, prefix=prefix)
-    assert select_bot(redis_client, prefix=prefix, exclude={"ws://a"}, reserve=False) == "ws://b"
+    assert select_bot(redis_client, prefix=prefix, exclude={"ws://a"}, reserve=False).url == "ws://b"
 
 
 def test_static_urls_are_the_last_resort(redis_client, prefix):
     """With nothing registered, select_bot falls back to the configured static URLs, avoiding excluded ones."""
-    assert select_bot(redis_client, prefix=prefix, static_urls=("ws://fallback",)) == "ws://fallback"
+    fallback = select_bot(redis_client, prefix=prefix, static_urls=("ws://fallback",))
+    assert (fallback.url, fallback.formats) == ("ws://fallback", ())  # formats unknown: the campaign's go unchanged
     static = ("ws://s1", "ws://s2")
-    assert {select_bot(redis_client, prefix=prefix, static_urls=static, exclude={"ws://s1"}) for _ in range(5)} == {
+    assert {select_bot(redis_client, prefix=prefix, static_urls=static, exclude={"ws://s1"}).url for _ in range(5)} == {
         "ws://s2"
     }
     with pytest.raises(NoBotAvailable):
@@ -151,7 +154,7 @@ def test_server_registers_reports_load_and_deregisters(redis_url, redis_client, 
         server = BotServer(EchoBot, config)
         await server.start()
         try:
-            assert fleet.live_bots(redis_client, prefix=prefix) == [BotRecord(server.url, 500, 0)]
+            assert fleet.live_bots(redis_client, prefix=prefix) == [BotRecord(server.url, 500, 0, formats=BUILTIN_FORMATS)]
             async with FakeExotel(server.url) as exotel:
                 await exotel.start()
                 loads = lambda: [b.load for b in fleet.live_bots(redis_client, prefix=prefix)]  # noqa: E731
