@@ -70,7 +70,7 @@ class Stream:
 
     __slots__ = (
         "connection", "config", "stream_sid", "bot", "session", "_bot_class", "_tts", "_clock", "_loop", "_task",
-        "_playout", "_transcoder", "_media_head", "_stop_reason", "_shutting_down", "_in_hook", "_due_at",
+        "_playout", "_transcoder", "_sid_json", "_sequence", "_chunks", "_sent_bytes", "_stop_reason", "_shutting_down", "_in_hook", "_due_at",
         "_idle_since", "_idle_expired", "_stalled_since", "_closer", "_done",
     )  # fmt: skip
 
@@ -89,7 +89,12 @@ class Stream:
         self._task = asyncio.current_task()
         self._playout: Playout | None = None
         self._transcoder: Transcoder | None = None
-        self._media_head = ""  # an outbound media frame up to its payload
+        self._sid_json = ""  # the stream SID as a JSON string, for the media frames built by hand
+        # Exotel's JS sender numbers what it sends: every media and mark (sequence_number),
+        # every media (media.chunk) and the audio before each chunk (media.timestamp, in ms).
+        self._sequence = 0
+        self._chunks = 0
+        self._sent_bytes = 0
         self._stop_reason = "disconnected"
         self._shutting_down = False
         self._in_hook = False
@@ -192,8 +197,7 @@ class Stream:
             lead=pacing.lead,
             max_queued_seconds=limits.max_queued_audio,
         )
-        # encode(OutboundMedia(...)) byte for byte, without building a dict per chunk.
-        self._media_head = f'{{"event":"media","stream_sid":{json.dumps(call.stream_sid)},"media":{{"payload":"'
+        self._sid_json = json.dumps(call.stream_sid)
         self._transcoder = Transcoder(call.media_format)
         self.session = CallSession(
             call,
@@ -278,17 +282,30 @@ class Stream:
                 session.clear_requested = False
                 self._send(encode(Clear(self.stream_sid)))
             for message, lateness in playout.pop_due(now, max_bytes=room):
+                self._sequence += 1
                 if isinstance(message, OutboundMedia):
-                    self._send(self._media_head + base64.b64encode(message.payload).decode("ascii") + _MEDIA_TAIL)
+                    self._send(self._media_frame(message.payload, playout.media_format))
                     metrics.CHUNKS_SENT.inc()
                     metrics.CHUNK_LATENESS.observe(lateness)
                 else:
-                    self._send(encode(message))
+                    self._send(encode(message, sequence_number=self._sequence))
             room = limit - transport.get_write_buffer_size()
         if room > 0:
             return True
         self._stall(now)
         return False
+
+    def _media_frame(self, payload: bytes, media_format: MediaFormat) -> str:
+        """encode(OutboundMedia(...)) numbered, byte for byte, without building a dict per chunk."""
+        self._chunks += 1
+        timestamp_ms = int(media_format.duration(self._sent_bytes) * 1000)
+        self._sent_bytes += len(payload)
+        return (
+            f'{{"event":"media","sequence_number":"{self._sequence}","stream_sid":{self._sid_json},'
+            f'"media":{{"chunk":"{self._chunks}","timestamp":"{timestamp_ms}","payload":"'
+            + base64.b64encode(payload).decode("ascii")
+            + _MEDIA_TAIL
+        )
 
     def _send(self, frame: str) -> None:
         # broadcast() is websockets' synchronous write, so the clock can send from a plain

@@ -78,7 +78,7 @@ def test_sample_rate_query_parameter_sets_format():
 
 
 def test_bot_frames_carry_stream_sid_and_documented_shape():
-    """Every frame the bot sends is a documented media/mark/clear frame with our stream_sid."""
+    """Every frame the bot sends is a documented media/mark/clear frame with our stream_sid; media and marks numbered."""
     bot = scenario_bot()
 
     async def scenario() -> None:
@@ -91,7 +91,11 @@ def test_bot_frames_carry_stream_sid_and_documented_shape():
         for frame in map(json.loads, exotel.raw):
             assert frame["stream_sid"] == exotel.stream_sid
             assert frame["event"] in {"media", "mark", "clear"}
-            assert set(frame) <= {"event", "stream_sid", "media", "mark"}
+            assert set(frame) <= {"event", "sequence_number", "stream_sid", "media", "mark"}
+            if frame["event"] != "clear":
+                assert isinstance(frame["sequence_number"], str)
+            if frame["event"] == "media":
+                assert all(isinstance(frame["media"][key], str) for key in ("chunk", "timestamp", "payload"))
 
     run(scenario())
 
@@ -210,7 +214,7 @@ def test_text_is_spoken_in_order_through_a_slow_tts():
 
 
 def test_media_frames_are_the_codecs_encoding_even_for_a_sid_needing_escapes():
-    """Outbound media frames are byte for byte what encode() makes, for any stream SID."""
+    """Outbound media frames are byte for byte what encode() makes, for any stream SID, numbered as Exotel's JS sender does."""
     bot = scenario_bot()
 
     async def scenario() -> None:
@@ -227,7 +231,11 @@ def test_media_frames_are_the_codecs_encoding_even_for_a_sid_needing_escapes():
         assert len(media) == 2
         for raw, message in media:
             assert message.stream_sid == exotel.stream_sid
-            assert raw == encode(OutboundMedia(exotel.stream_sid, message.payload))
+            assert raw == encode(message)
+        # One sequence over media and marks; chunks count media; timestamps are ms of audio before (3200 B of mu-law: 400 ms).
+        numbering = [(m.sequence_number, m.chunk, m.timestamp_ms) for _, m in media]
+        assert numbering == [(1, 1, 0), (2, 2, 400)]
+        assert exotel.of_type(OutboundMark)[0].sequence_number == 3
 
     run(scenario())
 

@@ -1,9 +1,11 @@
 """AgentStream frames to messages and back: one JSON text frame per message, in either direction.
 
 Parsing is lenient where real senders differ and strict where the content would be
-wrong. Accepted variations: extra keys; ``stream_sid`` or ``streamSid`` (top level or
-inside ``start``); no stream SID at all on bot → Exotel frames; numbers sent as strings;
-``event`` or ``Event``. Rejected with :class:`~dialstream.errors.AgentStreamProtocolError`:
+wrong. Accepted variations: extra keys; snake_case or camelCase (``streamSid``,
+``callSid``, ``accountSid``, ``customParameters``, ``mediaFormat``, ``sampleRate``);
+``start`` fields nested under ``start`` or flat beside ``event``; no ``call_sid``; no
+stream SID at all on bot → Exotel frames; numbers as strings or integers; ``event`` or
+``Event``. Rejected with :class:`~dialstream.errors.AgentStreamProtocolError`:
 binary frames, invalid JSON, a non-object, an unknown event, a missing sub-object or
 required field, bad base64.
 
@@ -93,6 +95,10 @@ def _int(raw: Mapping[str, Any], key: str, where: str) -> int:
     raise AgentStreamProtocolError(f"{where}.{key}: expected an integer, got {str(value)[:16]!r}")
 
 
+def _optional_int(raw: Mapping[str, Any], key: str, where: str) -> int | None:
+    return None if raw.get(key) in (None, "") else _int(raw, key, where)
+
+
 def _payload(raw: Mapping[str, Any], key: str, where: str) -> bytes:
     value = raw.get(key)
     if not isinstance(value, str):
@@ -130,8 +136,8 @@ class _Shape:
         return self.message(**values)
 
     def encode(self, message: Any, event: str) -> dict[str, Any]:
-        # Exotel's own types: numbers as strings, payloads as base64 (exotel.md §4.2).
-        nested = {key: _wire(getattr(message, name)) for name, key, _ in self.nested}
+        # Exotel's own types: numbers as strings, payloads as base64 (exotel.md §4.2); None: not sent.
+        nested = {key: _wire(value) for name, key, _ in self.nested if (value := getattr(message, name)) is not None}
         return {"event": event, "stream_sid": message.stream_sid, event: nested}
 
 
@@ -144,9 +150,18 @@ _FROM_EXOTEL: dict[str, _Shape] = {
     "dtmf": _Shape(Dtmf, nested=(("digit", "digit", _digit), ("duration_ms", "duration", _int))),
     "mark": _Shape(Mark, nested=(("name", "name", _required_text),)),
 }
+_BOT_SEQUENCE = (("sequence_number", "sequence_number", _optional_int),)
 _FROM_BOT: dict[str, _Shape] = {
-    "media": _Shape(OutboundMedia, nested=(("payload", "payload", _payload),)),
-    "mark": _Shape(OutboundMark, nested=(("name", "name", _required_text),)),
+    "media": _Shape(
+        OutboundMedia,
+        nested=(
+            ("chunk", "chunk", _optional_int),
+            ("timestamp_ms", "timestamp", _optional_int),
+            ("payload", "payload", _payload),
+        ),
+        top=_BOT_SEQUENCE,
+    ),
+    "mark": _Shape(OutboundMark, nested=(("name", "name", _required_text),), top=_BOT_SEQUENCE),
 }
 _SHAPES: dict[type, tuple[str, _Shape]] = {
     shape.message: (event, shape) for table in (_FROM_EXOTEL, _FROM_BOT) for event, shape in table.items()
@@ -205,21 +220,31 @@ def parse_from_bot(text: str | bytes) -> BotMessage:
 
 
 def _start(raw: Mapping[str, Any], default_format: MediaFormat) -> Start:
-    start = _object(raw, "start")
+    # Nested under "start" as documented, or flat beside "event" (some test clients);
+    # every field is looked for in the nested object first, then at the top level.
+    start = _object(raw, "start", required=False)
+    where = "start"
+
+    def text(*keys: str) -> str:
+        return _text(start, *keys, where=where) or _text(raw, *keys, where=where)
+
     stream_sid = _sid(start) or _sid(raw)
     if not stream_sid:
         raise AgentStreamProtocolError("start: missing stream_sid")
     return Start(
         stream_sid=stream_sid,
-        # Some senders put call_sid beside stream_sid at the top level.
-        call_sid=_text(start, "call_sid", "callSid", where="start")
-        or _text(raw, "call_sid", "callSid", where="start", required=True),
-        account_sid=_text(start, "account_sid", "accountSid", where="start"),
-        from_=_text(start, "from", where="start"),
-        to=_text(start, "to", where="start"),
-        custom_parameters=_custom_parameters(start),
-        media_format=_media_format(start, default_format),
+        # Exotel's own test client may leave call_sid out; the bot has no use for it beyond logs.
+        call_sid=text("call_sid", "callSid"),
+        account_sid=text("account_sid", "accountSid"),
+        from_=text("from"),
+        to=text("to"),
+        custom_parameters=_custom_parameters(start) or _custom_parameters(raw),
+        media_format=_media_format(start if _has_format(start) else raw, default_format),
     )
+
+
+def _has_format(raw: Mapping[str, Any]) -> bool:
+    return "media_format" in raw or "mediaFormat" in raw
 
 
 def _stop(raw: Mapping[str, Any]) -> Stop:
@@ -289,13 +314,13 @@ def _media_format(start: Mapping[str, Any], default: MediaFormat) -> MediaFormat
     if not isinstance(value, dict):
         raise AgentStreamProtocolError("start.media_format: expected an object")
     where = "start.media_format"
-    rate = _int(value, "sample_rate", where) or default.sample_rate
+    rate = _int(value, "sample_rate", where) or _int(value, "sampleRate", where) or default.sample_rate
     if rate <= 0:
         raise AgentStreamProtocolError("start.media_format.sample_rate: must be positive")
     return MediaFormat(
         encoding=_text(value, "encoding", where=where) or default.encoding,
         sample_rate=rate,
-        bit_rate=_text(value, "bit_rate", where=where) or default.bit_rate,
+        bit_rate=_text(value, "bit_rate", "bitRate", where=where) or default.bit_rate,
     )
 
 
@@ -308,14 +333,14 @@ def encode(message: ExotelMessage | BotMessage, *, sequence_number: int | None =
     Frames use snake_case and Exotel's own types: ``sequence_number``, ``chunk``,
     ``timestamp``, ``sample_rate`` and ``duration`` are strings; ``stream_sid`` is both at
     the top level and inside ``start``. ``sequence_number`` is added when given (for
-    :class:`Media` it defaults to the message's own).
+    messages that carry one it defaults to the message's own, when set).
 
     Example::
 
         encode(Clear("abc"))  # '{"event":"clear","stream_sid":"abc"}'
     """
     frame: dict[str, Any]
-    if isinstance(message, Media) and sequence_number is None:
+    if sequence_number is None and isinstance(message, (Media, OutboundMedia, OutboundMark)):
         sequence_number = message.sequence_number
     if type(message) in _SHAPES:
         event, shape = _SHAPES[type(message)]

@@ -86,10 +86,18 @@ class Stop:
 
 @dataclass(frozen=True, slots=True)
 class OutboundMedia:
-    """Bot audio for Exotel to play, in the stream's media format."""
+    """Bot audio for Exotel to play, in the stream's media format.
+
+    The numbering is optional (``None``: not sent), as in Exotel's own JS sender, which
+    adds ``sequence_number``, ``media.chunk`` and ``media.timestamp`` (ms of bot audio
+    before this chunk); some Connect streams drop or end early without them.
+    """
 
     stream_sid: str
     payload: bytes = field(repr=False)
+    sequence_number: int | None = None
+    chunk: int | None = None
+    timestamp_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +106,7 @@ class OutboundMark:
 
     stream_sid: str
     name: str
+    sequence_number: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
