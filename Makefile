@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q --no-deps 'pipecat-ai==1.14.0'  # its serializer only; its deps are in [dev]
 	@touch $(STAMP)
 
 # Generated code is a build artefact: run from the repo root so imports come out
