@@ -20,12 +20,12 @@ import argparse
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from rich.console import Console
 
 from dialstream.exotel.agentstream import EXTERNAL_BOT_FORMATS, parse_format
 from dialstream.settings import Settings
 from dialstream.state import fleet
+from dialstream.state.client import connect_settings
 
 __all__ = ["add_parser", "run", "parse_formats"]
 
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
         if problem:
             console.print(f"[red]{problem}[/]")
             return 2
-    client = redis.Redis.from_url(settings.redis_url, decode_responses=True, socket_timeout=settings.redis_socket_timeout)
+    client = connect_settings(settings)
     try:
         if command == "add":
             fleet.register_external(client, args.url, capacity=args.capacity, formats=formats)
