@@ -24,7 +24,14 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from dialstream.app import apikey_cli, bots_cli, campaign_cli, run_state, up, webhook_cli
+from dialstream.app import (
+    apikey_cli,
+    bots_cli,
+    campaign_cli,
+    run_state,
+    up,
+    webhook_cli,
+)
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
