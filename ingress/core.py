@@ -17,8 +17,9 @@ push the event's Celery task onto the ``events`` queue, and arm a rescue timer
 it happened or none: an error raises, the sender retries, and the retry is published rather
 than mistaken for a duplicate. An event is never acknowledged and lost.
 
-The task carries the event without the callee's full number (it is masked): a task body and
-a rescue timer keep a reference to the contact (the tag), not the number.
+The task carries the event without the callee's full number (it is masked) and without the
+bot credentials a stream URL may echo: a task body and a rescue timer keep a reference to the
+contact (the tag), not the number, and never a secret.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from prometheus_client import Counter, Histogram
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.report import mask_phone
 from dialstream.errors import EventPublishError, EventRefused
+from dialstream.exotel.agentstream.stream_url import split_credentials
 from dialstream.exotel.events import (
     KNOWN_EVENT_NAMES,
     LEG_CONNECTING,
@@ -174,8 +176,13 @@ class EventIngress:
 
 
 def _task_payload(event: LegEvent) -> dict[str, Any]:
+    """The event as its task carries it: the callee's number masked, and no bot credentials
+    (``stream_initiated`` echoes the stream URL, ``user:pass@`` included)."""
     payload = event.to_dict()
     number = payload["data"].get("contact_uri")
     if isinstance(number, str) and number:
         payload["data"]["contact_uri"] = mask_phone(number)
+    detail = payload["event_data"].get("data")
+    if isinstance(detail, dict) and isinstance(url := detail.get("stream_url"), str) and "@" in url:
+        payload["event_data"] = {**payload["event_data"], "data": {**detail, "stream_url": split_credentials(url)[0]}}
     return payload

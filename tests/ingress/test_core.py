@@ -173,3 +173,16 @@ def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_clien
     [(member, _)] = rescue_timers(redis_client, answered)
     assert payloads[0]["data"]["contact_uri"] == "+9198*****678"
     assert "+919812345678" not in member and "+9198*****678" in member
+
+
+def test_the_task_carries_no_bot_credentials_from_an_echoed_stream_url(redis_url, redis_client):
+    """stream_initiated echoes the stream URL with user:pass@; the task and its timer keep the bare URL."""
+    initiated = event(ev.STREAM_INITIATED)
+    initiated = LegEvent(
+        initiated.event_sid, initiated.event_type, initiated.event_name, initiated.timestamp, initiated.leg_sid,
+        account_sid=ACCOUNT, custom_param=TAG,
+        event_data={"data": {"stream_sid": "S1", "stream_url": "wss://exotel:s3cret@bot.example/media?x=1"}},
+    )  # fmt: skip
+    assert accept(redis_url, initiated) == [ACCEPTED]
+    [(member, _)] = rescue_timers(redis_client, initiated)
+    assert "s3cret" not in member and "wss://bot.example/media?x=1" in member
