@@ -31,8 +31,10 @@ from bot.clock import PacingClock
 from bot.config import DEFAULT_CONFIG, BotServerConfig, TlsFiles
 from bot.registration import FleetMembership
 from bot.stream import Stream, peer_of
-from bot.tts import TTS, BeepTTS, CachedTTS
+from bot.tts import TTS, CachedTTS, EspeakTTS
 from dialstream.errors import ConfigurationError
+from dialstream.state.call_outcomes import CallOutcomes
+from dialstream.state.client import connect
 
 __all__ = ["BotServer"]
 
@@ -45,7 +47,7 @@ class BotServer:
     Args:
         bot: the :class:`~bot.api.Bot` subclass; one instance is created per call.
         config: host, port, timeouts, limits, pacing and fleet registration.
-        tts: the text-to-speech adapter (default :class:`~bot.tts.BeepTTS`); it is
+        tts: the text-to-speech adapter (default :class:`~bot.tts.EspeakTTS`); it is
             wrapped in a cache, and ``bot.prompts`` are synthesised by :meth:`start`.
 
     Use it as an async context manager (start, then close at once on exit), or call
@@ -55,7 +57,7 @@ class BotServer:
     def __init__(self, bot: type[Bot], config: BotServerConfig = DEFAULT_CONFIG, *, tts: TTS | None = None) -> None:
         self.bot = bot
         self.config = config
-        self.tts = CachedTTS(tts or BeepTTS())
+        self.tts = CachedTTS(tts or EspeakTTS())
         self._server: Server | None = None
         self._streams: set[Stream] = set()
         self._membership: FleetMembership | None = None
@@ -93,6 +95,8 @@ class BotServer:
             raise
         registration = self.config.registration
         if registration.redis_url:
+            # Dispositions and callbacks the bot sets go beside the leg, where the workers read them.
+            self.bot.outcomes = CallOutcomes(connect(registration.redis_url))
             self._membership = FleetMembership(
                 registration, self.public_url, capacity=self.config.limits.capacity, load=lambda: len(self._streams)
             )

@@ -9,8 +9,7 @@ before the first call arrives.
 :class:`EspeakTTS` is the built-in speech: espeak-ng, whose library and voice data ship
 inside the ``espeakng-loader`` wheel, called through ``ctypes``. It is offline (nothing is
 downloaded, at install or at run time) and fast (a sentence in a few milliseconds), and a
-listener understands it. :class:`BeepTTS` (a tone per syllable) stays only as the bot
-server's default until the server is switched to :class:`EspeakTTS`.
+listener understands it; the bot server uses it unless given another adapter.
 
 Example::
 
@@ -26,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
-import re
 import threading
-import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -38,14 +35,11 @@ import espeakng_loader
 
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.audio import (
-    INTERNAL_FORMAT,
     INTERNAL_RATE,
     resample,
-    silence,
-    tone,
 )
 
-__all__ = ["TTS", "EspeakTTS", "BeepTTS", "CachedTTS"]
+__all__ = ["TTS", "EspeakTTS", "CachedTTS"]
 
 
 class TTS(ABC):
@@ -139,57 +133,6 @@ class EspeakTTS(TTS):
         engine = _espeak()
         pcm = engine.synthesize(text, self.name, self.words_per_minute, self.pitch)
         return resample(pcm, engine.rate, INTERNAL_RATE)
-
-
-_WORD = re.compile(r"[A-Za-z0-9']+|[.,;:!?]")
-_VOWEL_GROUPS = re.compile(r"[aeiouy]+")
-
-
-class BeepTTS(TTS):
-    """One tone per syllable, a pause per word and a longer one per punctuation mark.
-
-    Not speech: the bot server's default until it is switched to :class:`EspeakTTS`.
-
-    Each word keeps a stable pitch (from a hash of the word) so repeated prompts sound
-    the same; a question mark raises the last word's pitch.
-    """
-
-    voice = "beeps"
-
-    def __init__(self, *, syllable_ms: int = 110, gap_ms: int = 30, word_gap_ms: int = 90, pause_ms: int = 250) -> None:
-        self.syllable_ms = syllable_ms
-        self.gap_ms = gap_ms
-        self.word_gap_ms = word_gap_ms
-        self.pause_ms = pause_ms
-
-    async def synthesize(self, text: str) -> bytes:
-        return self.render(text)
-
-    def render(self, text: str) -> bytes:
-        """The same audio :meth:`synthesize` returns, synchronously (for prompt files)."""
-        tokens = _WORD.findall(text)
-        parts: list[bytes] = []
-        for index, token in enumerate(tokens):
-            if not token[0].isalnum():
-                parts.append(silence(INTERNAL_FORMAT, self.pause_ms))
-                continue
-            pitch = 220.0 + zlib.crc32(token.lower().encode()) % 220
-            if index + 1 < len(tokens) and tokens[index + 1] == "?":
-                pitch *= 1.3
-            for _ in range(_syllables(token)):
-                parts.append(tone(INTERNAL_FORMAT, pitch, self.syllable_ms, amplitude=0.25))
-                parts.append(silence(INTERNAL_FORMAT, self.gap_ms))
-            parts.append(silence(INTERNAL_FORMAT, self.word_gap_ms))
-        return b"".join(parts)
-
-
-def _syllables(word: str) -> int:
-    if word.isdigit():
-        return len(word)
-    groups = len(_VOWEL_GROUPS.findall(word.lower()))
-    if word.lower().endswith("e") and groups > 1:
-        groups -= 1  # a silent final e: "prepare", "here"
-    return max(1, groups)
 
 
 class CachedTTS(TTS):

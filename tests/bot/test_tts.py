@@ -8,10 +8,10 @@ import pytest
 
 from bot.bots import GreeterBot
 from bot.prompts import PROMPTS, PROMPTS_DIR
-from bot.tts import TTS, BeepTTS, CachedTTS, EspeakTTS
+from bot.tts import TTS, CachedTTS, EspeakTTS
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.errors import ConfigurationError
-from dialstream.exotel.audio import duration
+from dialstream.exotel.audio import INTERNAL_FORMAT, duration, silence, tone
 from tests.bot.speech import speech_features
 
 _DEFAULTS = CampaignConfig("defaults")
@@ -33,8 +33,10 @@ def test_prompts_hold_and_fallback_messages_are_speech(text):
 
 
 def test_the_check_tells_tones_from_speech():
-    """The same measures reject a tone per syllable (the old built-in), so they do tell speech apart."""
-    wrong = speech_features(BeepTTS().render(GreeterBot.greeting)).looks_like_speech(GreeterBot.greeting)
+    """The same measures reject a tone per word (what the bots once said), so they do tell speech apart."""
+    words = GreeterBot.greeting.split()
+    beeps = b"".join(tone(INTERNAL_FORMAT, 400 + 40 * (i % 5), 110 * len(w) // 3 + 110) + silence(INTERNAL_FORMAT, 90) for i, w in enumerate(words))
+    wrong = speech_features(beeps).looks_like_speech(GreeterBot.greeting)
     assert any("spectrum hardly moves" in why for why in wrong) and any("periodic" in why for why in wrong), wrong
 
 
@@ -67,15 +69,6 @@ def test_shipped_prompt_files_are_espeak_speech():
 
     pcm = read_audio(PROMPTS_DIR / "welcome.wav")
     assert speech_features(pcm).looks_like_speech(PROMPTS["welcome.wav"]) == []
-
-
-def test_beep_tts_length_follows_syllables():
-    """More syllables and punctuation make longer beeps."""
-    tts = BeepTTS(syllable_ms=100, gap_ms=0, word_gap_ms=0, pause_ms=200)
-    assert duration(tts.render("cat")) == 0.1
-    assert duration(tts.render("banana")) == 0.3
-    assert duration(tts.render("cat.")) == 0.3
-    assert duration(tts.render("42")) == 0.2
 
 
 def test_cache_synthesises_once_per_voice_and_text_and_answers_synchronously():
