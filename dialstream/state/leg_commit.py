@@ -1,6 +1,7 @@
 """Apply a leg event to its stored record: the atomic half of event handling.
 
-Celery-free so it can be driven directly in tests; ``workers.tasks`` wraps it in tasks.
+Celery-free so it can be driven directly in tests; the workers call it from their tasks
+(``workers.leg_events``, ``workers.actions``) and their timers (``workers.timers``).
 """
 
 from __future__ import annotations

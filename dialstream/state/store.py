@@ -24,9 +24,10 @@ from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
 
-__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL"]
+__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS"]
 
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
+STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's stream URL
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
 

@@ -19,7 +19,7 @@ import redis
 from celery.signals import task_prerun
 
 from dialstream.broker.celery_app import HANDLE_LEG_EVENT
-from workers import tasks
+from workers import leg_events
 from workers.tasks import app
 
 __all__ = ["app", "CRASH_FLAG", "END_CRASH_FLAG"]
@@ -40,7 +40,7 @@ def _crash_on_first_answer(sender: Any = None, args: Any = None, **_: Any) -> No
         _die_once(CRASH_FLAG)
 
 
-_call_ended = tasks._call_ended
+_call_ended = leg_events._call_ended
 
 
 def _crash_before_the_first_call_is_recorded(*args: Any) -> None:
@@ -48,4 +48,4 @@ def _crash_before_the_first_call_is_recorded(*args: Any) -> None:
     _call_ended(*args)
 
 
-tasks._call_ended = _crash_before_the_first_call_is_recorded
+leg_events._call_ended = _crash_before_the_first_call_is_recorded

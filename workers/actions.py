@@ -1,0 +1,161 @@
+"""Leg actions: dispatching a leg's outbox, and the ``send_action`` task that sends one action.
+
+A leg's actions leave its outbox as one Celery group (not awaited, its messages in one round
+trip), each a ``send_action`` task. The task claims its action (at most one sender per
+action id), takes its share of the account's budget (``dialstream.state.pacing``: in-call
+actions may use all of it) and calls the Legs API; how often to retry is decided by
+``dialstream.domain.retry``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from celery import Task, group
+from celery.exceptions import Retry
+
+from dialstream.broker.celery_app import SEND_ACTION
+from dialstream.broker.messages import task_argsrepr
+from dialstream.domain.campaign import CampaignConfig
+from dialstream.domain.leg_state import Action, LegRecord, timers_for
+from dialstream.domain.retry import DEFAULT_RETRY_POLICY
+from dialstream.errors import (
+    LegsApiClientError,
+    LegsApiError,
+    LegsApiRateLimited,
+    NoBotAvailable,
+)
+from dialstream.exotel.agentstream import choose_content_type, with_credentials
+from dialstream.exotel.stream_url import stream_url
+from dialstream.state import keys
+from dialstream.state.fleet import BotRecord, select_bot
+from dialstream.state.leg_commit import add_error
+from dialstream.state.pacing import ACTION
+from dialstream.state.store import STREAM_VARS
+from dialstream.state.timers import leg_timer
+from workers.metrics import record_action, record_rate_limit_wait
+from workers.runtime import Runtime, app, runtime
+
+__all__ = ["send_action", "dispatch", "ACTION_WAIT"]
+
+log = logging.getLogger("dialstream.workers")
+
+ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve makes it rare)
+
+
+def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
+    """Send the outbox as one group (not awaited, its messages in one round trip); add to
+    ``pipe`` the arming of its timers and the marking of its actions as dispatched."""
+    if not record.outbox:
+        return
+    signatures = []
+    for action in record.outbox:
+        args = (record.leg_sid, action.to_dict())
+        # Flower shows the leg and action, not a greeting's text or a bot URL with contact variables.
+        signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
+    with app.producer_or_acquire() as producer, producer.batch():
+        group(signatures).apply_async(producer=producer)
+    for timer_id, seconds in timers_for(record, record.outbox, campaign):
+        rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
+    rt.store.mark_dispatched(record.leg_sid, [action.action_id for action in record.outbox], client=pipe)
+
+
+@app.task(name=SEND_ACTION, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)
+def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
+    """Send one leg action to the Legs API, at most once per action id."""
+    action = Action.from_dict(action_dict)
+    try:
+        result = _send_action(self, leg_sid, action)
+    except Retry:
+        record_action(action.kind, "retry")
+        raise
+    record_action(action.kind, result)
+    return result
+
+
+def _send_action(self: Task, leg_sid: str, action: Action) -> str:
+    rt = runtime()
+    claim = rt.store.claim_action(leg_sid, action.action_id, action.kind, self.request.id or "")
+    if claim != "claimed":
+        return claim
+    waited = time.monotonic()
+    grant = rt.pacer.acquire(ACTION, timeout=ACTION_WAIT)
+    record_rate_limit_wait(ACTION, time.monotonic() - waited, bool(grant))
+    if not grant:
+        raise self.retry(countdown=grant.wait)
+    try:
+        _perform(rt, leg_sid, action)
+    except LegsApiError as exc:
+        if isinstance(exc, LegsApiRateLimited):
+            rt.pacer.throttled()
+        delay = DEFAULT_RETRY_POLICY.delay(exc, self.request.retries)
+        if delay is not None:
+            raise self.retry(countdown=delay, exc=exc) from exc
+        _action_failed(rt, leg_sid, action, exc)
+        return "failed"
+    return "sent"
+
+
+def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
+    legs, params = rt.legs, action.params
+    custom = action.action_id
+    match action.kind:
+        case "start_stream":
+            given = params.get("url")
+            bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
+            variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
+            url = stream_url(bot.url, json.loads(variables)) if variables else bot.url
+            # The registry holds bare URLs; the bots' credentials go only to Exotel.
+            url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
+            content_type = choose_content_type(bot.formats, params["content_type"])
+            legs.start_stream(
+                leg_sid, url, direction=params["direction"], content_type=content_type, action_custom_param=custom
+            )
+        case "start_say":
+            legs.start_say(leg_sid, params["text"], action_custom_param=custom)
+        case "start_play":
+            legs.start_play(leg_sid, params["url"], action_custom_param=custom)
+        case "stop_say":
+            legs.stop_say(leg_sid, action_custom_param=custom)
+        case "stop_play":
+            legs.stop_play(leg_sid, action_custom_param=custom)
+        case "stop_stream":
+            legs.stop_stream(leg_sid, stream_sid=params.get("stream_sid", ""), action_custom_param=custom)
+        case "hangup":
+            legs.hangup(leg_sid, action_custom_param=custom)
+        case _:
+            raise ValueError(f"unknown action kind {action.kind!r}")
+
+
+def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
+    """The live bot with the most free capacity (a retry avoids the bots this leg already tried)."""
+    tried_key = keys.leg_bots(leg_sid)
+    tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
+    try:
+        bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
+    except NoBotAvailable as exc:
+        raise LegsApiClientError(0, str(exc)) from exc
+    rt.store.redis.pipeline(transaction=False).sadd(tried_key, bot.url).expire(tried_key, 3600).execute()
+    return bot
+
+
+def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError) -> None:
+    """Record a failed action; an answered call whose stream cannot start is hung up, not left silent."""
+    log.warning("leg %s: %s failed: %s", leg_sid, action.action_id, exc)
+    if action.kind == "start_stream":
+        add_error(rt.store, leg_sid, f"{action.action_id}: {exc}", reason="bot stream could not be started")
+        if exc.status == 409:
+            return  # the leg is no longer up (the callee hung up first): nothing to hang up
+        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+            add_error(rt.store, leg_sid, "hangup: no API budget left; the call ends at its time limit")
+            return
+        try:
+            rt.legs.hangup(leg_sid, action_custom_param=f"{action.action_id}:fallback")
+        except LegsApiError as hangup_exc:
+            add_error(rt.store, leg_sid, f"hangup: {hangup_exc}")
+    elif not action.kind.startswith("stop_"):
+        add_error(rt.store, leg_sid, f"{action.action_id}: {exc}")
+    # A failed stop of a greeting that already ended is expected (the race with say_completed).

@@ -1,0 +1,60 @@
+"""Timers: what a fired timer does (``dialstream.state.timers`` names the three kinds).
+
+The sweeper thread of every worker node (``workers.sweeper``) hands each due timer to
+:func:`fire_timer`: a rescued event is applied again (``workers.leg_events``), a leg deadline
+is applied to the leg's state machine and its actions dispatched (``workers.actions``), a
+call's slot heartbeat keeps the slot of a call that talks for long without an event.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from dialstream.domain.limits import SlotCaps
+from dialstream.state.leg_commit import commit_timer
+from dialstream.state.timers import slot_timer
+from workers.actions import dispatch
+from workers.leg_events import handle_event
+from workers.runtime import runtime
+
+__all__ = ["fire_timer"]
+
+
+def fire_timer(timer: dict[str, Any]) -> str:
+    """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
+    heartbeat, or a leg deadline."""
+    if timer.get("kind") == "event":
+        # Idempotent: a no-op when the worker that took the event handled it.
+        return handle_event(timer["event"], rescue=True)
+    if timer.get("kind") == "slot":
+        return _heartbeat(timer)
+    rt = runtime()
+    campaign = rt.store.campaign(timer["campaign"])
+    if campaign is None:
+        return "unknown-campaign"
+    record = commit_timer(rt.store, timer["leg"], timer["timer"], campaign)
+    if record is not None:
+        pipe = rt.store.redis.pipeline(transaction=False)
+        dispatch(rt, record, campaign, pipe)
+        pipe.execute()
+    return timer["timer"]
+
+
+def _heartbeat(timer: dict[str, Any]) -> str:
+    """Keep a live call's slot from expiring (calls can talk for long without an event), and
+    arm the next beat; a call that ended, or outlived any time limit, lets its slot go."""
+    rt = runtime()
+    record, _, _ = rt.store.load_leg(timer["leg"])
+    call_id = timer["call"]
+    if record is not None and record.finished:
+        rt.slots.release(call_id)
+        return "released"
+    if time.time() > timer["until"]:
+        return "expired"
+    ttl = rt.settings.engine.slot_ttl
+    if not rt.slots.refresh(call_id, ttl):
+        # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
+        rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
+    rt.timers.arm(slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), ttl / 3)
+    return "refreshed"
