@@ -20,7 +20,7 @@ from celery.exceptions import Retry
 from dialstream.broker.celery_app import SEND_ACTION
 from dialstream.broker.messages import task_argsrepr
 from dialstream.domain.campaign import CampaignConfig
-from dialstream.domain.leg_state import Action, LegRecord, timers_for
+from dialstream.domain.leg_state import Action, LegRecord, hangs_up_after, timers_for
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import (
     LegsApiClientError,
@@ -32,7 +32,7 @@ from dialstream.exotel.agentstream import choose_content_type, with_credentials
 from dialstream.exotel.stream_url import stream_url
 from dialstream.state import keys
 from dialstream.state.fleet import BotRecord, select_bot
-from dialstream.state.leg_commit import add_error
+from dialstream.state.leg_commit import add_error, commit_failure
 from dialstream.state.pacing import ACTION
 from dialstream.state.store import STREAM_VARS
 from dialstream.state.timers import leg_timer
@@ -143,19 +143,15 @@ def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
 
 
 def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError) -> None:
-    """Record a failed action; an answered call whose stream cannot start is hung up, not left silent."""
+    """Do what the state machine says a failed action calls for (``apply_failure``, ``hangs_up_after``)."""
     log.warning("leg %s: %s failed: %s", leg_sid, action.action_id, exc)
-    if action.kind == "start_stream":
-        add_error(rt.store, leg_sid, f"{action.action_id}: {exc}", reason="bot stream could not be started")
-        if exc.status == 409:
-            return  # the leg is no longer up (the callee hung up first): nothing to hang up
-        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
-            add_error(rt.store, leg_sid, "hangup: no API budget left; the call ends at its time limit")
-            return
-        try:
-            rt.legs.hangup(leg_sid, action_custom_param=f"{action.action_id}:fallback")
-        except LegsApiError as hangup_exc:
-            add_error(rt.store, leg_sid, f"hangup: {hangup_exc}")
-    elif not action.kind.startswith("stop_"):
-        add_error(rt.store, leg_sid, f"{action.action_id}: {exc}")
-    # A failed stop of a greeting that already ended is expected (the race with say_completed).
+    commit_failure(rt.store, leg_sid, action, exc)
+    if not hangs_up_after(action, exc):
+        return
+    if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+        add_error(rt.store, leg_sid, "hangup: no API budget left; the call ends at its time limit")
+        return
+    try:
+        rt.legs.hangup(leg_sid, action_custom_param=f"{action.action_id}:fallback")
+    except LegsApiError as hangup_exc:
+        add_error(rt.store, leg_sid, f"hangup: {hangup_exc}")

@@ -21,6 +21,7 @@ from celery import Task
 from dialstream.broker.celery_app import DIAL_CONTACT
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.domain.dialing import Step, before_dial, next_dial, with_history
+from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import LegsApiError, LegsApiRateLimited
@@ -114,7 +115,7 @@ def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: Dial
         pipe.hset(keys.leg(leg_sid), STREAM_VARS, json.dumps(variables))
         pipe.expire(keys.leg(leg_sid), LEG_TTL)
     until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
-    rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), rt.settings.engine.slot_ttl / 3, client=pipe)
+    rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), beat_interval(rt.settings.engine.slot_ttl), client=pipe)
     pipe.execute()
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dialstream.domain.leg_state import Beat, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
 from dialstream.state.timers import slot_timer
@@ -42,19 +43,18 @@ def fire_timer(timer: dict[str, Any]) -> str:
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:
-    """Keep a live call's slot from expiring (calls can talk for long without an event), and
-    arm the next beat; a call that ended, or outlived any time limit, lets its slot go."""
+    """Do what the state machine says of a call's slot heartbeat (``heartbeat``): release the
+    slot of a call that ended, or refresh it and arm the next beat."""
     rt = runtime()
     record, _, _ = rt.store.load_leg(timer["leg"])
     call_id = timer["call"]
-    if record is not None and record.finished:
+    beat = heartbeat(record, time.time(), timer["until"])
+    if beat is Beat.RELEASE:
         rt.slots.release(call_id)
-        return "released"
-    if time.time() > timer["until"]:
-        return "expired"
-    ttl = rt.settings.engine.slot_ttl
-    if not rt.slots.refresh(call_id, ttl):
-        # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
-        rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
-    rt.timers.arm(slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), ttl / 3)
-    return "refreshed"
+    elif beat is Beat.REFRESH:
+        ttl = rt.settings.engine.slot_ttl
+        if not rt.slots.refresh(call_id, ttl):
+            # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
+            rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
+        rt.timers.arm(slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), beat_interval(ttl))
+    return beat.value

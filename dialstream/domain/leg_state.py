@@ -22,18 +22,33 @@ time" (try another bot, with a hold message so the callee is not left in silence
 "the fallback message never finished" (hang up anyway). After ``max_stream_attempts``
 (a bot dropping mid-call counts as one), the callee hears the fallback message and the
 call is hung up with the reason recorded.
+
+Two decisions outside the leg's events are here too: what a failed action calls for
+(``apply_failure`` and ``hangs_up_after``), and whether a call's slot heartbeat beats on
+(``heartbeat``). The record itself is defined in ``dialstream.domain.leg_record``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.domain.campaign import CampaignConfig, Flow
+from dialstream.domain.leg_record import (
+    Action,
+    Decision,
+    Ending,
+    GreetingState,
+    LegRecord,
+    Outcome,
+    Phase,
+    StreamState,
+)
+from dialstream.errors import LegsApiError
 from dialstream.exotel import events as ev
 
+# The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
     "Phase",
     "GreetingState",
@@ -46,47 +61,15 @@ __all__ = [
     "apply_event",
     "apply_timer",
     "timers_for",
+    "apply_failure",
+    "hangs_up_after",
+    "Beat",
+    "heartbeat",
+    "beat_interval",
 ]
 
 
-class Phase(StrEnum):
-    CREATED = "created"
-    CONNECTING = "connecting"
-    RINGING = "ringing"
-    ANSWERED = "answered"
-    STREAMING = "streaming"
-    ENDED = "ended"
-
-
 _PHASE_ORDER = {phase: index for index, phase in enumerate(Phase)}
-
-
-class GreetingState(StrEnum):
-    NONE = "none"
-    REQUESTED = "requested"
-    PLAYING = "playing"
-    STOP_PENDING = "stop_pending"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
-
-
-class StreamState(StrEnum):
-    NONE = "none"
-    REQUESTED = "requested"
-    STARTED = "started"
-    STOPPED = "stopped"
-
-
-class Outcome(StrEnum):
-    """A call's final outcome, as the campaign report shows it."""
-
-    COMPLETED = "completed"  # answered, streamed to a bot, ended
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"  # the network or Exotel could not place the call
-    CANCELED = "canceled"
-    MACHINE = "machine"  # an answering machine picked up (amd_enable)
-    ANSWERED_NO_STREAM = "answered_no_stream"  # answered, but no bot could be kept on the call
 
 
 _TERMINAL_STATUS_OUTCOMES = {
@@ -98,114 +81,13 @@ _TERMINAL_STATUS_OUTCOMES = {
     "cancelled": Outcome.CANCELED,
 }
 
-class Ending(StrEnum):
-    """Why the call is being wound down by us, if it is."""
-
-    NONE = ""
-    FALLBACK = "fallback"  # no bot could be reached: fallback message, then hang up
-    VOICEMAIL = "voicemail"  # answering machine: leave the message, then hang up
-    HANGUP = "hangup"  # hang-up sent
-
-
 # stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons).
 _CALL_ENDED_REASONS = ("callended", "caller_hangup")
 FALLBACK_TIMER = "fallback"
 FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
+BEATS_PER_TTL = 3  # slot heartbeats per slot lifetime: a late beat or two does not lose the slot
 _GREETING_STARTED = {ev.SAY_STARTED, ev.PLAY_STARTED}
 _GREETING_ENDED = {ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START}
-
-
-@dataclass(frozen=True, slots=True)
-class Action:
-    """One Legs API call to make for a leg. ``action_id`` is unique within the leg and is
-    what makes sending it idempotent."""
-
-    action_id: str
-    kind: str  # start_stream | start_say | start_play | stop_say | stop_play | stop_stream | hangup
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"action_id": self.action_id, "kind": self.kind, "params": dict(self.params)}
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> Action:
-        return cls(raw["action_id"], raw["kind"], dict(raw.get("params") or {}))
-
-
-@dataclass(frozen=True)
-class LegRecord:
-    """Everything dialstream knows about one leg. Times are Unix seconds from event timestamps."""
-
-    leg_sid: str
-    campaign_id: str
-    contact_id: str
-    attempt: int = 1
-    flow: Flow = Flow.BOT_FIRST
-    phase: Phase = Phase.CREATED
-    greeting: GreetingState = GreetingState.NONE
-    stream: StreamState = StreamState.NONE
-    stream_attempts: int = 0
-    streams_started: int = 0
-    connecting_at: float | None = None  # leg_connecting: Exotel is dialling
-    ringing_at: float | None = None
-    answered_at: float | None = None
-    stream_started_at: float | None = None
-    greeting_started_at: float | None = None
-    greeting_stopped_at: float | None = None
-    ended_at: float | None = None
-    terminal_status: str = ""
-    outcome: str = ""
-    reason: str = ""
-    stream_sid: str = ""
-    stream_action_id: str = ""  # the start_stream whose stream is live
-    greeting_kind: str = ""  # "say" | "play": how what the callee hears now was started
-    greeting_action_id: str = ""  # the start_say/start_play of what the callee hears now
-    ending: Ending = Ending.NONE
-    ending_action_id: str = ""  # the start_say of the fallback/voicemail message
-    machine: bool = False
-    action_counts: dict[str, int] = field(default_factory=dict)
-    outbox: tuple[Action, ...] = ()
-    errors: tuple[str, ...] = ()
-    version: int = 0
-
-    @property
-    def finished(self) -> bool:
-        return self.phase is Phase.ENDED
-
-    def to_dict(self) -> dict[str, Any]:
-        # Shallow on purpose: dataclasses.asdict deep-copies, and this runs for every event.
-        raw = {f.name: getattr(self, f.name) for f in _RECORD_FIELDS}
-        raw["action_counts"] = dict(self.action_counts)
-        raw["outbox"] = [action.to_dict() for action in self.outbox]
-        raw["errors"] = list(self.errors)
-        return raw
-
-    @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> LegRecord:
-        raw = dict(raw)
-        raw["flow"] = Flow(raw["flow"])
-        raw["phase"] = Phase(raw["phase"])
-        raw["greeting"] = GreetingState(raw["greeting"])
-        raw["stream"] = StreamState(raw["stream"])
-        raw["ending"] = Ending(raw["ending"])
-        raw["outbox"] = tuple(Action.from_dict(a) for a in raw.get("outbox", ()))
-        raw["errors"] = tuple(raw.get("errors", ()))
-        return cls(**raw)
-
-    @classmethod
-    def new(cls, leg_sid: str, tag: LegTag, campaign: CampaignConfig) -> LegRecord:
-        return cls(leg_sid, tag.campaign_id, tag.contact_id, attempt=tag.attempt, flow=campaign.flow)
-
-
-_RECORD_FIELDS = dataclasses.fields(LegRecord)
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The result of applying one event: the next record and the actions to send now."""
-
-    record: LegRecord
-    actions: tuple[Action, ...] = ()
 
 
 def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -239,6 +121,47 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
     if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
         return record  # that attempt was superseded, or its stream is up
     return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+
+
+def apply_failure(record: LegRecord, action: Action, error: Exception) -> LegRecord | Decision:
+    """``action`` failed for good (retrying would not help, or its retries are spent): the
+    record keeps the error. A stream that could not be started also becomes the call's reason."""
+    if action.kind.startswith("stop_"):
+        return record  # a failed stop of a greeting that already ended is expected (the race with say_completed)
+    failed = dataclasses.replace(record, errors=(*record.errors, f"{action.action_id}: {error}"))
+    if action.kind == "start_stream":
+        failed = dataclasses.replace(failed, reason="bot stream could not be started")
+    return Decision(failed)
+
+
+def hangs_up_after(action: Action, error: Exception) -> bool:
+    """Whether ``action`` failing calls for a hang-up at once: an answered call whose stream
+    cannot start is hung up, not left silent; a leg no longer up (409: the callee hung up
+    first) has nothing to hang up."""
+    return action.kind == "start_stream" and not (isinstance(error, LegsApiError) and error.status == 409)
+
+
+class Beat(StrEnum):
+    """What a call's slot heartbeat does."""
+
+    RELEASE = "released"  # the call ended: give its slot back
+    EXPIRE = "expired"  # the call outlived any time limit: beat no more, the slot lapses by itself
+    REFRESH = "refreshed"  # the call lives: keep its slot (counted again if it lapsed) and beat again
+
+
+def heartbeat(record: LegRecord | None, now: float, until: float) -> Beat:
+    """The heartbeat of the slot of a call whose leg is ``record`` (None: no event yet),
+    beating until ``until`` (Unix seconds, past the call's ring and time limits)."""
+    if record is not None and record.finished:
+        return Beat.RELEASE
+    if now > until:
+        return Beat.EXPIRE
+    return Beat.REFRESH
+
+
+def beat_interval(slot_ttl: float) -> float:
+    """Seconds between two heartbeats of a slot that lives ``slot_ttl`` seconds unrefreshed."""
+    return slot_ttl / BEATS_PER_TTL
 
 
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:

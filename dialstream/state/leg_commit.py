@@ -12,11 +12,18 @@ from collections.abc import Callable
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
-from dialstream.domain.leg_state import Decision, LegRecord, apply_event, apply_timer
+from dialstream.domain.leg_state import (
+    Action,
+    Decision,
+    LegRecord,
+    apply_event,
+    apply_failure,
+    apply_timer,
+)
 from dialstream.exotel.events import LegEvent
 from dialstream.state.store import Store
 
-__all__ = ["commit_event", "commit_timer", "add_error", "call_result", "ConcurrentUpdate"]
+__all__ = ["commit_event", "commit_timer", "commit_failure", "add_error", "call_result", "ConcurrentUpdate"]
 
 _CAS_ATTEMPTS = 50
 
@@ -50,6 +57,11 @@ def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignC
 def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:
     """Apply a fired timer; None if the leg is unknown."""
     return _commit(store, leg_sid, lambda current: apply_timer(current, timer_id, campaign))[0]
+
+
+def commit_failure(store: Store, leg_sid: str, action: Action, error: Exception) -> LegRecord | None:
+    """Apply the failure of ``action``; None if the leg is unknown."""
+    return _commit(store, leg_sid, lambda current: apply_failure(current, action, error))[0]
 
 
 def add_error(store: Store, leg_sid: str, error: str, *, reason: str = "") -> LegRecord | None:

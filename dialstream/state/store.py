@@ -19,7 +19,7 @@ import redis
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import RejectedRow
-from dialstream.domain.leg_state import LegRecord
+from dialstream.domain.leg_record import LegRecord
 from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script

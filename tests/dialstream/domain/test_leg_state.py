@@ -9,6 +9,8 @@ import pytest
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import (
     FALLBACK_GRACE,
+    Action,
+    Beat,
     Decision,
     Ending,
     GreetingState,
@@ -17,9 +19,14 @@ from dialstream.domain.leg_state import (
     Phase,
     StreamState,
     apply_event,
+    apply_failure,
     apply_timer,
+    beat_interval,
+    hangs_up_after,
+    heartbeat,
     timers_for,
 )
+from dialstream.errors import LegsApiClientError, LegsApiServerError
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 
@@ -345,3 +352,63 @@ def test_failed_stream_attempt_recovers_without_waiting_for_its_timer():
     record, sent = drive(config, event(ev.LEG_ANSWERED), failed)
     assert kinds(sent) == ["start_stream", "start_stream", "start_say"]
     assert "start_stream#1 failed" in record.errors[0]
+
+
+def failed(kind: str, error: Exception) -> tuple[LegRecord, bool]:
+    """An answered bot-first leg whose first ``kind`` action failed with ``error``: the record after, and whether to hang up."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED))
+    action = next((a for a in sent if a.kind == kind), None) or Action(f"{kind}#1", kind)
+    result = apply_failure(record, action, error)
+    return (result.record if isinstance(result, Decision) else result), hangs_up_after(action, error)
+
+
+def test_a_stream_that_cannot_start_is_recorded_as_the_reason_and_the_call_hung_up():
+    """start_stream refused (4xx): the error is kept, the reason says the bot stream could not be started, and the call is hung up."""
+    record, hang_up = failed("start_stream", LegsApiClientError(400, "bad url"))
+    assert record.reason == "bot stream could not be started"
+    assert record.errors == ("start_stream#1: Legs API 400: bad url",)
+    assert hang_up
+
+
+def test_a_stream_refused_because_the_leg_is_gone_is_not_hung_up():
+    """start_stream answered 409 (the callee hung up first): the error is kept, there is nothing to hang up."""
+    record, hang_up = failed("start_stream", LegsApiClientError(409, "leg not active"))
+    assert record.reason == "bot stream could not be started" and not hang_up
+
+
+def test_a_failed_greeting_is_recorded_without_a_reason_or_a_hangup():
+    """start_say failing for good keeps its error; the call goes on (the bot may still come)."""
+    record, hang_up = failed("start_say", LegsApiServerError(503, "unavailable"))
+    assert record.errors == ("start_say#1: Legs API 503: unavailable",) and record.reason == ""
+    assert not hang_up
+
+
+def test_a_failed_stop_is_expected_and_leaves_the_record_alone():
+    """stop_say failing (the greeting already ended: the race with say_completed) records nothing."""
+    config = campaign(Flow.BOT_FIRST)
+    record, _ = drive(config, event(ev.LEG_ANSWERED))
+    assert apply_failure(record, Action("stop_say#1", "stop_say"), LegsApiClientError(404, "nothing playing")) is record
+    assert not hangs_up_after(Action("stop_say#1", "stop_say"), LegsApiClientError(404, "nothing playing"))
+
+
+def test_a_live_call_keeps_its_slot_until_its_time_is_up():
+    """The heartbeat of a call not ended (or not heard of yet) refreshes its slot until ``until``, then stops."""
+    config = campaign(Flow.BOT_FIRST)
+    live, _ = drive(config, event(ev.LEG_ANSWERED))
+    assert heartbeat(None, now=10.0, until=20.0) is Beat.REFRESH
+    assert heartbeat(live, now=20.0, until=20.0) is Beat.REFRESH
+    assert heartbeat(live, now=20.5, until=20.0) is Beat.EXPIRE
+
+
+def test_an_ended_call_releases_its_slot():
+    """The heartbeat of a call whose leg ended gives its slot back, whatever the time."""
+    config = campaign(Flow.BOT_FIRST)
+    ended, _ = drive(config, event(ev.LEG_ANSWERED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert heartbeat(ended, now=10.0, until=20.0) is Beat.RELEASE
+    assert heartbeat(ended, now=30.0, until=20.0) is Beat.RELEASE
+
+
+def test_a_slot_beats_three_times_per_lifetime():
+    """A slot that lives 30 s unrefreshed beats every 10 s: a late beat does not lose it."""
+    assert beat_interval(30.0) == 10.0
