@@ -28,6 +28,7 @@ from dialstream.errors import (
     LegsApiRateLimited,
     NoBotAvailable,
 )
+from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.agentstream import choose_content_type, with_credentials
 from dialstream.exotel.stream_url import stream_url
 from dialstream.state import keys
@@ -100,34 +101,18 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
 
 
 def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
-    legs, params = rt.legs, action.params
-    custom = action.action_id
-    match action.kind:
-        case "start_stream":
-            given = params.get("url")
-            bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
-            variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
-            url = stream_url(bot.url, json.loads(variables)) if variables else bot.url
-            # The registry holds bare URLs; the bots' credentials go only to Exotel.
-            url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
-            content_type = choose_content_type(bot.formats, params["content_type"])
-            legs.start_stream(
-                leg_sid, url, direction=params["direction"], content_type=content_type, action_custom_param=custom
-            )
-        case "start_say":
-            legs.start_say(leg_sid, params["text"], action_custom_param=custom)
-        case "start_play":
-            legs.start_play(leg_sid, params["url"], action_custom_param=custom)
-        case "stop_say":
-            legs.stop_say(leg_sid, action_custom_param=custom)
-        case "stop_play":
-            legs.stop_play(leg_sid, action_custom_param=custom)
-        case "stop_stream":
-            legs.stop_stream(leg_sid, stream_sid=params.get("stream_sid", ""), action_custom_param=custom)
-        case "hangup":
-            legs.hangup(leg_sid, action_custom_param=custom)
-        case _:
-            raise ValueError(f"unknown action kind {action.kind!r}")
+    """Send ``action``: a stream goes to the campaign's bot or else the fleet's emptiest one,
+    with the contact's variables on its URL, the bots' credentials and a format the bot takes."""
+    params = action.params
+    if action.kind is ActionKind.START_STREAM:
+        given = params.get("url")
+        bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
+        variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
+        url = stream_url(bot.url, json.loads(variables)) if variables else bot.url
+        # The registry holds bare URLs; the bots' credentials go only to Exotel.
+        url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
+        params = {**params, "url": url, "content_type": choose_content_type(bot.formats, params["content_type"])}
+    rt.legs.act(leg_sid, action.kind, params, action_custom_param=action.action_id)
 
 
 def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.exotel.actions import ActionKind
 
 __all__ = ["Phase", "GreetingState", "StreamState", "Outcome", "Ending", "Action", "LegRecord", "Decision"]
 
@@ -69,15 +70,15 @@ class Action:
     what makes sending it idempotent."""
 
     action_id: str
-    kind: str  # start_stream | start_say | start_play | stop_say | stop_play | stop_stream | hangup
+    kind: ActionKind
     params: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action_id": self.action_id, "kind": self.kind, "params": dict(self.params)}
+        return {"action_id": self.action_id, "kind": self.kind.value, "params": dict(self.params)}
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Action:
-        return cls(raw["action_id"], raw["kind"], dict(raw.get("params") or {}))
+        return cls(raw["action_id"], ActionKind(raw["kind"]), dict(raw.get("params") or {}))
 
 
 @dataclass(frozen=True)
@@ -111,7 +112,7 @@ class LegRecord:
     ending: Ending = Ending.NONE
     ending_action_id: str = ""  # the start_say of the fallback/voicemail message
     machine: bool = False
-    action_counts: dict[str, int] = field(default_factory=dict)
+    action_counts: dict[str, int] = field(default_factory=dict)  # ActionKind -> actions of that kind so far
     outbox: tuple[Action, ...] = ()
     errors: tuple[str, ...] = ()
     version: int = 0

@@ -47,6 +47,7 @@ from dialstream.domain.leg_record import (
 )
 from dialstream.errors import LegsApiError
 from dialstream.exotel import events as ev
+from dialstream.exotel.actions import ActionKind
 
 # The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
@@ -105,7 +106,7 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
 def timers_for(record: LegRecord, actions: tuple[Action, ...], campaign: CampaignConfig) -> list[tuple[str, float]]:
     """(timer id, seconds) to arm after dispatching ``actions``: each stream start is
     watched for ``stream_started``; a fallback or voicemail message for its end."""
-    timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind == "start_stream"]
+    timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind is ActionKind.START_STREAM]
     if any(a.action_id == record.ending_action_id for a in actions):
         timers.append((FALLBACK_TIMER, FALLBACK_GRACE))
     return timers
@@ -117,7 +118,7 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return record
     if timer_id == FALLBACK_TIMER:
         return _hangup(record) if record.ending is not Ending.NONE else record
-    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    latest = _latest_stream(record)
     if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
         return record  # that attempt was superseded, or its stream is up
     return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
@@ -126,10 +127,10 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
 def apply_failure(record: LegRecord, action: Action, error: Exception) -> LegRecord | Decision:
     """``action`` failed for good (retrying would not help, or its retries are spent): the
     record keeps the error. A stream that could not be started also becomes the call's reason."""
-    if action.kind.startswith("stop_"):
+    if action.kind.stops:
         return record  # a failed stop of a greeting that already ended is expected (the race with say_completed)
     failed = dataclasses.replace(record, errors=(*record.errors, f"{action.action_id}: {error}"))
-    if action.kind == "start_stream":
+    if action.kind is ActionKind.START_STREAM:
         failed = dataclasses.replace(failed, reason="bot stream could not be started")
     return Decision(failed)
 
@@ -138,7 +139,7 @@ def hangs_up_after(action: Action, error: Exception) -> bool:
     """Whether ``action`` failing calls for a hang-up at once: an answered call whose stream
     cannot start is hung up, not left silent; a leg no longer up (409: the callee hung up
     first) has nothing to hang up."""
-    return action.kind == "start_stream" and not (isinstance(error, LegsApiError) and error.status == 409)
+    return action.kind is ActionKind.START_STREAM and not (isinstance(error, LegsApiError) and error.status == 409)
 
 
 class Beat(StrEnum):
@@ -162,6 +163,11 @@ def heartbeat(record: LegRecord | None, now: float, until: float) -> Beat:
 def beat_interval(slot_ttl: float) -> float:
     """Seconds between two heartbeats of a slot that lives ``slot_ttl`` seconds unrefreshed."""
     return slot_ttl / BEATS_PER_TTL
+
+
+def _latest_stream(record: LegRecord) -> str:
+    """The action id of the leg's latest stream attempt."""
+    return f"{ActionKind.START_STREAM}#{record.action_counts.get(ActionKind.START_STREAM, 0)}"
 
 
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -201,7 +207,7 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
         if not stream_sid or stream_sid == record.stream_sid:
             return record  # a duplicate of the live stream's event
         # A superseded attempt came up after all: stop it, so the leg keeps exactly one stream.
-        record, stop = _add_action(record, "stop_stream", {"stream_sid": stream_sid})
+        record, stop = _add_action(record, ActionKind.STOP_STREAM, {"stream_sid": stream_sid})
         return Decision(record, (stop,))
     record = dataclasses.replace(
         record,
@@ -249,7 +255,7 @@ def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
 
 
 def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    latest = f"start_stream#{record.action_counts.get('start_stream', 0)}"
+    latest = _latest_stream(record)
     if record.stream is StreamState.REQUESTED and event.action_custom_parameter == latest and record.ending is Ending.NONE:
         # The latest attempt failed before it started (handshake refused): no need to wait for its timer.
         return _recover(record, campaign, f"stream {latest} failed: {event.detail.get('reason') or 'stopped'}")
@@ -274,11 +280,11 @@ def _amd_result(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     record = dataclasses.replace(record, machine=True, reason="answering machine")
     actions: list[Action] = []
     if record.stream in (StreamState.REQUESTED, StreamState.STARTED):
-        record, stop = _add_action(record, "stop_stream", {"stream_sid": record.stream_sid} if record.stream_sid else {})
+        record, stop = _add_action(record, ActionKind.STOP_STREAM, {"stream_sid": record.stream_sid} if record.stream_sid else {})
         record = dataclasses.replace(record, stream=StreamState.STOPPED)
         actions.append(stop)
     if record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOP_PENDING):
-        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        record, stop = _add_action(record, ActionKind.stop(record.greeting_kind), {})
         record = dataclasses.replace(record, greeting=GreetingState.STOPPING)
         actions.append(stop)
     if campaign.amd_action == "voicemail":
@@ -345,7 +351,7 @@ def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
         return Decision(record, (stream, hold))
     actions: list[Action] = []
     if callee_hears_something:
-        record, stop = _add_action(record, f"stop_{record.greeting_kind}", {})
+        record, stop = _add_action(record, ActionKind.stop(record.greeting_kind), {})
         actions.append(stop)
     record, message = _start_greeting(record, "say", {"text": campaign.fallback_message})
     record = dataclasses.replace(
@@ -358,7 +364,7 @@ def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
 
 
 def _hangup(record: LegRecord) -> Decision:
-    record, hangup = _add_action(record, "hangup", {})
+    record, hangup = _add_action(record, ActionKind.HANGUP, {})
     return Decision(dataclasses.replace(record, ending=Ending.HANGUP), (hangup,))
 
 
@@ -369,26 +375,26 @@ def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bo
         "content_type": campaign.stream_content_type,
         "avoid_tried_bots": avoid_tried_bots,
     }
-    record, action = _add_action(record, "start_stream", params)
+    record, action = _add_action(record, ActionKind.START_STREAM, params)
     return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
 
 
 def _start_greeting(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
     """Start something the callee hears from Exotel: the greeting, a hold or fallback message."""
-    record, action = _add_action(record, f"start_{kind}", params)
+    record, action = _add_action(record, ActionKind.start(kind), params)
     record = dataclasses.replace(record, greeting=GreetingState.REQUESTED, greeting_kind=kind, greeting_action_id=action.action_id)
     return record, action
 
 
 def _stop_greeting(record: LegRecord, greeting: GreetingState) -> Decision:
-    record, action = _add_action(record, f"stop_{record.greeting_kind}", {})
+    record, action = _add_action(record, ActionKind.stop(record.greeting_kind), {})
     return Decision(dataclasses.replace(record, greeting=greeting), (action,))
 
 
-def _add_action(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
+def _add_action(record: LegRecord, kind: ActionKind, params: dict[str, Any]) -> tuple[LegRecord, Action]:
     count = record.action_counts.get(kind, 0) + 1
     action = Action(f"{kind}#{count}", kind, params)
     record = dataclasses.replace(
-        record, action_counts={**record.action_counts, kind: count}, outbox=(*record.outbox, action)
+        record, action_counts={**record.action_counts, kind.value: count}, outbox=(*record.outbox, action)
     )
     return record, action

@@ -26,6 +26,7 @@ from xml.sax.saxutils import quoteattr
 import httpx
 
 from dialstream.errors import LegsApiClientError, LegsApiRateLimited, LegsApiServerError
+from dialstream.exotel.actions import ActionKind
 
 __all__ = ["LegsApiConfig", "LegsClient", "CreatedLeg", "AcceptedAction", "Observer", "DEFAULT_CONTENT_TYPE"]
 
@@ -127,6 +128,13 @@ class LegsClient:
     def get_leg(self, leg_sid: str) -> Mapping[str, Any]:
         return self._request("GET", f"/legs/{leg_sid}", operation="get_leg")
 
+    # Actions
+
+    def act(self, leg_sid: str, kind: ActionKind, params: Mapping[str, Any], *, action_custom_param: str = "") -> AcceptedAction:
+        """Run the action ``kind`` with ``params`` as the state machine gives them
+        (``dialstream.domain.leg_state``): each kind's request is one entry of ``_ACTIONS``."""
+        return _ACTIONS[kind](self, leg_sid, params, action_custom_param)
+
     # Named actions (the AgentStream guides' style)
 
     def start_stream(
@@ -139,25 +147,25 @@ class LegsClient:
         action_custom_param: str = "",
     ) -> AcceptedAction:
         body = {"direction": direction, "url": url, "content_type": content_type}
-        return self._action(leg_sid, "start_stream", body, action_custom_param)
+        return self._action(leg_sid, ActionKind.START_STREAM, body, action_custom_param)
 
     def stop_stream(self, leg_sid: str, *, stream_sid: str = "", action_custom_param: str = "") -> AcceptedAction:
         """Stop the leg's stream; with ``stream_sid``, that one stream (ExoML ``<StopStream streamSid>``)."""
         if stream_sid:
             return self.exoml(leg_sid, f"<StopStream streamSid={quoteattr(stream_sid)}/>", action_custom_param=action_custom_param)
-        return self._action(leg_sid, "stop_stream", {}, action_custom_param)
+        return self._action(leg_sid, ActionKind.STOP_STREAM, {}, action_custom_param)
 
     def start_say(self, leg_sid: str, text: str, *, loop: int = 0, action_custom_param: str = "") -> AcceptedAction:
-        return self._action(leg_sid, "start_say", {"text": text, "loop": loop}, action_custom_param)
+        return self._action(leg_sid, ActionKind.START_SAY, {"text": text, "loop": loop}, action_custom_param)
 
     def stop_say(self, leg_sid: str, *, action_custom_param: str = "") -> AcceptedAction:
-        return self._action(leg_sid, "stop_say", {}, action_custom_param)
+        return self._action(leg_sid, ActionKind.STOP_SAY, {}, action_custom_param)
 
     def start_play(self, leg_sid: str, url: str, *, loop: int = 0, action_custom_param: str = "") -> AcceptedAction:
-        return self._action(leg_sid, "start_play", {"url": url, "loop": loop}, action_custom_param)
+        return self._action(leg_sid, ActionKind.START_PLAY, {"url": url, "loop": loop}, action_custom_param)
 
     def stop_play(self, leg_sid: str, *, action_custom_param: str = "") -> AcceptedAction:
-        return self._action(leg_sid, "stop_play", {}, action_custom_param)
+        return self._action(leg_sid, ActionKind.STOP_PLAY, {}, action_custom_param)
 
     def hangup(self, leg_sid: str, *, action_custom_param: str = "") -> AcceptedAction:
         """Terminate the leg with the ExoML ``<Hangup/>`` action (the documented way)."""
@@ -173,7 +181,7 @@ class LegsClient:
 
     # Plumbing
 
-    def _action(self, leg_sid: str, name: str, body: dict[str, Any], action_custom_param: str) -> AcceptedAction:
+    def _action(self, leg_sid: str, name: ActionKind, body: dict[str, Any], action_custom_param: str) -> AcceptedAction:
         if action_custom_param:
             body = {**body, "action_custom_param": action_custom_param}
         data = self._request("POST", f"/legs/{leg_sid}/actions/{name}", body, operation=name)
@@ -211,6 +219,22 @@ class LegsClient:
     def _observed(self, operation: str, status: int, started: float) -> None:
         if self._observe is not None:
             self._observe(operation, status, time.perf_counter() - started)
+
+
+# Each action kind's request, from the state machine's params; ``custom`` is the action_custom_param.
+_ACTIONS: dict[ActionKind, Callable[[LegsClient, str, Mapping[str, Any], str], AcceptedAction]] = {
+    ActionKind.START_STREAM: lambda client, leg_sid, params, custom: client.start_stream(
+        leg_sid, params["url"], direction=params["direction"], content_type=params["content_type"], action_custom_param=custom
+    ),
+    ActionKind.STOP_STREAM: lambda client, leg_sid, params, custom: client.stop_stream(
+        leg_sid, stream_sid=params.get("stream_sid", ""), action_custom_param=custom
+    ),
+    ActionKind.START_SAY: lambda client, leg_sid, params, custom: client.start_say(leg_sid, params["text"], action_custom_param=custom),
+    ActionKind.STOP_SAY: lambda client, leg_sid, params, custom: client.stop_say(leg_sid, action_custom_param=custom),
+    ActionKind.START_PLAY: lambda client, leg_sid, params, custom: client.start_play(leg_sid, params["url"], action_custom_param=custom),
+    ActionKind.STOP_PLAY: lambda client, leg_sid, params, custom: client.stop_play(leg_sid, action_custom_param=custom),
+    ActionKind.HANGUP: lambda client, leg_sid, params, custom: client.hangup(leg_sid, action_custom_param=custom),
+}
 
 
 def _envelope(response: httpx.Response) -> Mapping[str, Any]:

@@ -20,6 +20,7 @@ import redis
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.leg_record import LegRecord
+from dialstream.exotel.actions import ActionKind
 from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
@@ -82,7 +83,7 @@ class Store:
         keys_ = [keys.leg(record.leg_sid), keys.leg_events(record.leg_sid)]
         return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL]))
 
-    def claim_action(self, leg_sid: str, action_id: str, kind: str, task_id: str) -> str:
+    def claim_action(self, leg_sid: str, action_id: str, kind: ActionKind, task_id: str) -> str:
         """Whether this task may send the action now.
 
         Returns ``"claimed"`` (nobody else has, or this is our own retry), ``"duplicate"``

@@ -28,6 +28,7 @@ from dialstream.domain.leg_state import (
 )
 from dialstream.errors import LegsApiClientError, LegsApiServerError
 from dialstream.exotel import events as ev
+from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.events import LegEvent
 
 _sids = itertools.count(1)
@@ -358,7 +359,7 @@ def failed(kind: str, error: Exception) -> tuple[LegRecord, bool]:
     """An answered bot-first leg whose first ``kind`` action failed with ``error``: the record after, and whether to hang up."""
     config = campaign(Flow.BOT_FIRST)
     record, sent = drive(config, event(ev.LEG_ANSWERED))
-    action = next((a for a in sent if a.kind == kind), None) or Action(f"{kind}#1", kind)
+    action = next((a for a in sent if a.kind == kind), None) or Action(f"{kind}#1", ActionKind(kind))
     result = apply_failure(record, action, error)
     return (result.record if isinstance(result, Decision) else result), hangs_up_after(action, error)
 
@@ -388,8 +389,8 @@ def test_a_failed_stop_is_expected_and_leaves_the_record_alone():
     """stop_say failing (the greeting already ended: the race with say_completed) records nothing."""
     config = campaign(Flow.BOT_FIRST)
     record, _ = drive(config, event(ev.LEG_ANSWERED))
-    assert apply_failure(record, Action("stop_say#1", "stop_say"), LegsApiClientError(404, "nothing playing")) is record
-    assert not hangs_up_after(Action("stop_say#1", "stop_say"), LegsApiClientError(404, "nothing playing"))
+    assert apply_failure(record, Action("stop_say#1", ActionKind.STOP_SAY), LegsApiClientError(404, "nothing playing")) is record
+    assert not hangs_up_after(Action("stop_say#1", ActionKind.STOP_SAY), LegsApiClientError(404, "nothing playing"))
 
 
 def test_a_live_call_keeps_its_slot_until_its_time_is_up():

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from dialstream.errors import LegsApiClientError, LegsApiRateLimited, LegsApiServerError
+from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.settings import Settings
 
@@ -83,6 +84,29 @@ def test_hangup_is_an_exoml_action():
     client.hangup("leg1")
     assert seen[0].url.path == "/v2/accounts/acc1/legs/leg1/actions"
     assert "<Flow><Hangup/></Flow>" in json.loads(seen[0].content)["exoml"]
+
+
+def test_every_action_kind_is_sent_by_kind_as_its_named_method_sends_it():
+    """act(kind, params) sends, for every ActionKind, the request its named method sends with the same values."""
+    by_kind, by_name = client_with(lambda r: envelope(202, {"action_sid": "a"})), client_with(lambda r: envelope(202, {"action_sid": "a"}))
+    params = {
+        ActionKind.START_STREAM: {"url": "wss://bot/x", "direction": "inbound", "content_type": "audio/x-l16;rate=8000"},
+        ActionKind.STOP_STREAM: {"stream_sid": "S1"},
+        ActionKind.START_SAY: {"text": "Hello"},
+        ActionKind.START_PLAY: {"url": "https://x/y.wav"},
+    }
+    for kind in ActionKind:
+        by_kind[0].act("leg1", kind, params.get(kind, {}), action_custom_param=f"{kind}#1")
+    named = by_name[0]
+    named.start_stream("leg1", "wss://bot/x", direction="inbound", content_type="audio/x-l16;rate=8000", action_custom_param="start_stream#1")
+    named.stop_stream("leg1", stream_sid="S1", action_custom_param="stop_stream#1")
+    named.start_say("leg1", "Hello", action_custom_param="start_say#1")
+    named.stop_say("leg1", action_custom_param="stop_say#1")
+    named.start_play("leg1", "https://x/y.wav", action_custom_param="start_play#1")
+    named.stop_play("leg1", action_custom_param="stop_play#1")
+    named.hangup("leg1", action_custom_param="hangup#1")
+    assert [(r.url.path, json.loads(r.content)) for r in by_kind[1]] == [(r.url.path, json.loads(r.content)) for r in by_name[1]]
+    assert len(by_kind[1]) == len(ActionKind)
 
 
 def test_429_raises_rate_limited_with_retry_after():
