@@ -8,6 +8,7 @@ The hierarchy::
     ├── EventRefused             a leg event's sender may not send it (credentials, account)
     ├── EventPublishError        the ingress could not hand an event to the broker
     ├── EmbeddedRedisError       the embedded Valkey server would not start
+    ├── ConcurrentUpdate         a leg's record kept changing under its compare-and-set
     ├── AgentStreamProtocolError an AgentStream WebSocket frame is malformed (carries the close code)
     ├── BotError                 the bot fleet or a bot server refused something
     │   ├── NoBotAvailable       no live bot has free capacity and no static bot URL is set
@@ -18,8 +19,8 @@ The hierarchy::
         └── LegsApiClientError   other HTTP 4xx: retrying will not help
 
 Code that translates I/O maps these in one place each: the ingress to gRPC status
-codes, the workers to retry decisions (``dialstream.domain.retry``), the bot server to WebSocket
-close codes (``AgentStreamProtocolError.close_code``).
+codes, the workers to retry decisions (``dialstream.domain.retry``; a ``ConcurrentUpdate``
+retries its task), the bot server to WebSocket close codes (``AgentStreamProtocolError.close_code``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "EventRefused",
     "EventPublishError",
     "EmbeddedRedisError",
+    "ConcurrentUpdate",
     "AgentStreamProtocolError",
     "BotError",
     "NoBotAvailable",
@@ -77,6 +79,11 @@ class EventPublishError(DialstreamError):
 
 class EmbeddedRedisError(DialstreamError):
     """The embedded Valkey server did not start."""
+
+
+class ConcurrentUpdate(DialstreamError):
+    """A leg's record changed under every one of a commit's compare-and-set attempts
+    (``dialstream.state.leg_commit``); the task that was applying a change is retried."""
 
 
 class AgentStreamProtocolError(DialstreamError):

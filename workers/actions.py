@@ -23,7 +23,7 @@ from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.leg_state import Action, LegRecord, hangs_up_after, timers_for
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import (
-    LegsApiClientError,
+    ConcurrentUpdate,
     LegsApiError,
     LegsApiRateLimited,
     NoBotAvailable,
@@ -33,7 +33,11 @@ from dialstream.exotel.agentstream import choose_content_type, with_credentials
 from dialstream.exotel.stream_url import stream_url
 from dialstream.state import keys
 from dialstream.state.fleet import BotRecord, select_bot
-from dialstream.state.leg_commit import add_error, commit_failure
+from dialstream.state.leg_commit import (
+    CONCURRENT_RETRY_DELAY,
+    add_error,
+    commit_failure,
+)
 from dialstream.state.pacing import ACTION
 from dialstream.state.store import STREAM_VARS
 from dialstream.state.timers import leg_timer
@@ -73,6 +77,9 @@ def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
     except Retry:
         record_action(action.kind, "retry")
         raise
+    except ConcurrentUpdate as exc:  # recording a failed action lost to other writers of the leg
+        record_action(action.kind, "retry")
+        raise self.retry(countdown=CONCURRENT_RETRY_DELAY, exc=exc) from exc
     record_action(action.kind, result)
     return result
 
@@ -89,6 +96,9 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
         raise self.retry(countdown=grant.wait)
     try:
         _perform(rt, leg_sid, action)
+    except NoBotAvailable as exc:
+        _action_failed(rt, leg_sid, action, exc)
+        return "failed"
     except LegsApiError as exc:
         if isinstance(exc, LegsApiRateLimited):
             rt.pacer.throttled()
@@ -116,21 +126,24 @@ def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
 
 
 def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
-    """The live bot with the most free capacity (a retry avoids the bots this leg already tried)."""
+    """The live bot with the most free capacity (a retry avoids the bots this leg already tried).
+
+    Raises NoBotAvailable when there is none."""
     tried_key = keys.leg_bots(leg_sid)
     tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
-    try:
-        bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
-    except NoBotAvailable as exc:
-        raise LegsApiClientError(0, str(exc)) from exc
+    bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
     rt.store.redis.pipeline(transaction=False).sadd(tried_key, bot.url).expire(tried_key, 3600).execute()
     return bot
 
 
-def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError) -> None:
+def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError | NoBotAvailable) -> None:
     """Do what the state machine says a failed action calls for (``apply_failure``, ``hangs_up_after``)."""
     log.warning("leg %s: %s failed: %s", leg_sid, action.action_id, exc)
-    commit_failure(rt.store, leg_sid, action, exc)
+    record = commit_failure(rt.store, leg_sid, action, exc)
+    if record is not None and record.outbox and (campaign := rt.store.campaign(record.campaign_id)):
+        pipe = rt.store.redis.pipeline(transaction=False)
+        dispatch(rt, record, campaign, pipe)  # the fallback message
+        pipe.execute()
     if not hangs_up_after(action, exc):
         return
     if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):

@@ -19,9 +19,14 @@ from dialstream.broker.celery_app import HANDLE_LEG_EVENT
 from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.dialing import reserve_released, stream_released
 from dialstream.domain.leg_state import LegRecord
+from dialstream.errors import ConcurrentUpdate
 from dialstream.exotel.events import LegEvent
 from dialstream.state.dial_queue import DialItem
-from dialstream.state.leg_commit import call_result, commit_event
+from dialstream.state.leg_commit import (
+    CONCURRENT_RETRY_DELAY,
+    call_result,
+    commit_event,
+)
 from dialstream.state.timers import event_timer
 from dialstream.state.webhooks import leg_event
 from workers.actions import dispatch
@@ -37,7 +42,10 @@ log = logging.getLogger("dialstream.workers")
 @app.task(name=HANDLE_LEG_EVENT, bind=True, max_retries=5)
 def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
     """Apply one leg event and dispatch the actions it calls for as one group (not awaited)."""
-    return handle_event(payload)
+    try:
+        return handle_event(payload)
+    except ConcurrentUpdate as exc:
+        raise self.retry(countdown=CONCURRENT_RETRY_DELAY, exc=exc) from exc
 
 
 def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:

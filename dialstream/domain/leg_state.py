@@ -45,7 +45,7 @@ from dialstream.domain.leg_record import (
     Phase,
     StreamState,
 )
-from dialstream.errors import LegsApiError
+from dialstream.errors import LegsApiError, NoBotAvailable
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
 
@@ -86,6 +86,7 @@ _TERMINAL_STATUS_OUTCOMES = {
 _CALL_ENDED_REASONS = ("callended", "caller_hangup")
 FALLBACK_TIMER = "fallback"
 FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
+NO_BOT = "no bot available"  # the reason of a call with no bot to stream to
 BEATS_PER_TTL = 3  # slot heartbeats per slot lifetime: a late beat or two does not lose the slot
 _GREETING_STARTED = {ev.SAY_STARTED, ev.PLAY_STARTED}
 _GREETING_ENDED = {ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START}
@@ -124,22 +125,31 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
     return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
 
 
-def apply_failure(record: LegRecord, action: Action, error: Exception) -> LegRecord | Decision:
+def apply_failure(record: LegRecord, action: Action, error: Exception, campaign: CampaignConfig) -> LegRecord | Decision:
     """``action`` failed for good (retrying would not help, or its retries are spent): the
-    record keeps the error. A stream that could not be started also becomes the call's reason."""
+    record keeps the error. A stream that could not be started also becomes the call's
+    reason; the leg's pending stream with no bot to go to takes the fallback path (the
+    fallback message, then the hang-up) at once, since another attempt would find none either."""
     if action.kind.stops:
         return record  # a failed stop of a greeting that already ended is expected (the race with say_completed)
     failed = dataclasses.replace(record, errors=(*record.errors, f"{action.action_id}: {error}"))
-    if action.kind is ActionKind.START_STREAM:
-        failed = dataclasses.replace(failed, reason="bot stream could not be started")
-    return Decision(failed)
+    if action.kind is not ActionKind.START_STREAM:
+        return Decision(failed)
+    if not isinstance(error, NoBotAvailable):
+        return Decision(dataclasses.replace(failed, reason="bot stream could not be started"))
+    pending = action.action_id == _latest_stream(record) and record.stream is StreamState.REQUESTED
+    if pending and record.ending is Ending.NONE and not record.finished:
+        return _give_up(failed, campaign, NO_BOT)
+    return Decision(failed)  # a superseded attempt, or a call already being wound down
 
 
 def hangs_up_after(action: Action, error: Exception) -> bool:
     """Whether ``action`` failing calls for a hang-up at once: an answered call whose stream
     cannot start is hung up, not left silent; a leg no longer up (409: the callee hung up
-    first) has nothing to hang up."""
-    return action.kind is ActionKind.START_STREAM and not (isinstance(error, LegsApiError) and error.status == 409)
+    first) has nothing to hang up, and one with no bot hears the fallback message first."""
+    if action.kind is not ActionKind.START_STREAM or isinstance(error, NoBotAvailable):
+        return False
+    return not (isinstance(error, LegsApiError) and error.status == 409)
 
 
 class Beat(StrEnum):
@@ -342,25 +352,28 @@ _HANDLERS = {
 def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
     """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
     record = dataclasses.replace(record, errors=(*record.errors, why))
-    callee_hears_something = record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING)
     if record.stream_attempts < campaign.max_stream_attempts:
         record, stream = _start_stream(record, campaign, avoid_tried_bots=True)
-        if callee_hears_something:
+        if _callee_hears_something(record):
             return Decision(record, (stream,))
         record, hold = _start_greeting(record, "say", {"text": campaign.hold_message})
         return Decision(record, (stream, hold))
+    return _give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")
+
+
+def _give_up(record: LegRecord, campaign: CampaignConfig, reason: str) -> Decision:
+    """No bot will be on this call: the callee hears the fallback message, then is hung up."""
     actions: list[Action] = []
-    if callee_hears_something:
+    if _callee_hears_something(record):
         record, stop = _add_action(record, ActionKind.stop(record.greeting_kind), {})
         actions.append(stop)
     record, message = _start_greeting(record, "say", {"text": campaign.fallback_message})
-    record = dataclasses.replace(
-        record,
-        ending=Ending.FALLBACK,
-        ending_action_id=message.action_id,
-        reason=f"no bot stream after {record.stream_attempts} attempt(s): {why}",
-    )
+    record = dataclasses.replace(record, ending=Ending.FALLBACK, ending_action_id=message.action_id, reason=reason)
     return Decision(record, (*actions, message))
+
+
+def _callee_hears_something(record: LegRecord) -> bool:
+    return record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING)
 
 
 def _hangup(record: LegRecord) -> Decision:

@@ -20,16 +20,16 @@ from dialstream.domain.leg_state import (
     apply_failure,
     apply_timer,
 )
+from dialstream.errors import ConcurrentUpdate
 from dialstream.exotel.events import LegEvent
 from dialstream.state.store import Store
 
-__all__ = ["commit_event", "commit_timer", "commit_failure", "add_error", "call_result", "ConcurrentUpdate"]
+__all__ = ["commit_event", "commit_timer", "commit_failure", "add_error", "call_result", "CONCURRENT_RETRY_DELAY"]
 
 _CAS_ATTEMPTS = 50
-
-
-class ConcurrentUpdate(RuntimeError):
-    """The leg record kept changing under us; the task is retried."""
+# A commit that lost every attempt raises ConcurrentUpdate; its task is retried this many
+# seconds later, when the burst of writes to the leg has passed.
+CONCURRENT_RETRY_DELAY = 0.5
 
 
 def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord, bool, bool]:
@@ -60,8 +60,14 @@ def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignCo
 
 
 def commit_failure(store: Store, leg_sid: str, action: Action, error: Exception) -> LegRecord | None:
-    """Apply the failure of ``action``; None if the leg is unknown."""
-    return _commit(store, leg_sid, lambda current: apply_failure(current, action, error))[0]
+    """Apply the failure of ``action``; None if the leg is unknown. The returned record's
+    ``outbox`` holds what the failure calls for (the fallback message), for the caller to dispatch."""
+
+    def apply(current: LegRecord) -> LegRecord | Decision:
+        campaign = store.campaign(current.campaign_id)
+        return current if campaign is None else apply_failure(current, action, error, campaign)
+
+    return _commit(store, leg_sid, apply)[0]
 
 
 def add_error(store: Store, leg_sid: str, error: str, *, reason: str = "") -> LegRecord | None:

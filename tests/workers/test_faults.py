@@ -157,6 +157,23 @@ def test_bots_that_drop_mid_call_get_one_reconnect_then_the_fallback(redis_url, 
         assert said, "the fallback message was played"
 
 
+def test_with_no_bot_to_stream_to_the_callee_hears_the_fallback_message_then_is_hung_up(redis_url, tmp_path):
+    """No bot registered and no static bot URL: every answered call records "no bot available",
+    plays the fallback message and is hung up by us."""
+    # Callees who stay on longer than the ~4 s fallback message.
+    callee = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [10000, 11000]}
+    with running_stack(redis_url, tmp_path, {"callee": callee, "seed": 23}, bots=0) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 3, flow=Flow.BOT_FIRST)
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "answered_no_stream"
+        assert result["reason"] == "no bot available"
+        assert any("no bot registered" in error for error in result["errors"])
+        timeline = timelines[result["leg_sid"]]
+        assert [a["name"] for a in timeline["actions"] if a["name"] == "start_say"] == ["start_say"], "the fallback message"
+        assert timeline["hangup_by"] != "callee" and timeline["streams_started"] == 0
+
+
 def test_answering_machines_are_hung_up_and_recorded(redis_url, tmp_path):
     """amd_enable with every callee a machine: each call is hung up and recorded as machine."""
     scenario = {"callee": {"answer": 1.0, "machine": 1.0, "ring_ms": [100, 300], "talk_ms": [4000, 5000]}, "seed": 17}

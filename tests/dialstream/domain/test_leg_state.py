@@ -26,7 +26,7 @@ from dialstream.domain.leg_state import (
     heartbeat,
     timers_for,
 )
-from dialstream.errors import LegsApiClientError, LegsApiServerError
+from dialstream.errors import LegsApiClientError, LegsApiServerError, NoBotAvailable
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.events import LegEvent
@@ -360,7 +360,7 @@ def failed(kind: str, error: Exception) -> tuple[LegRecord, bool]:
     config = campaign(Flow.BOT_FIRST)
     record, sent = drive(config, event(ev.LEG_ANSWERED))
     action = next((a for a in sent if a.kind == kind), None) or Action(f"{kind}#1", ActionKind(kind))
-    result = apply_failure(record, action, error)
+    result = apply_failure(record, action, error, config)
     return (result.record if isinstance(result, Decision) else result), hangs_up_after(action, error)
 
 
@@ -389,8 +389,32 @@ def test_a_failed_stop_is_expected_and_leaves_the_record_alone():
     """stop_say failing (the greeting already ended: the race with say_completed) records nothing."""
     config = campaign(Flow.BOT_FIRST)
     record, _ = drive(config, event(ev.LEG_ANSWERED))
-    assert apply_failure(record, Action("stop_say#1", ActionKind.STOP_SAY), LegsApiClientError(404, "nothing playing")) is record
+    assert apply_failure(record, Action("stop_say#1", ActionKind.STOP_SAY), LegsApiClientError(404, "nothing playing"), config) is record
     assert not hangs_up_after(Action("stop_say#1", ActionKind.STOP_SAY), LegsApiClientError(404, "nothing playing"))
+
+
+def test_a_stream_with_no_bot_to_go_to_takes_the_fallback_path():
+    """start_stream with no bot available: the reason says so, the greeting stops, the fallback message plays, then the hang-up."""
+    config = campaign(Flow.GREETING_SAY)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.SAY_STARTED, action_custom_parameter="start_say#1"))
+    result = apply_failure(record, sent[0], NoBotAvailable("no bot registered"), config)
+    assert isinstance(result, Decision) and kinds(result.actions) == ["stop_say", "start_say"]
+    record = result.record
+    assert record.reason == "no bot available" and record.ending is Ending.FALLBACK
+    assert record.errors == ("start_stream#1: no bot registered",)
+    assert not hangs_up_after(sent[0], NoBotAvailable("no bot registered"))
+    message = result.actions[-1].action_id
+    record, more = drive_from(record, config, event(ev.SAY_COMPLETED, action_custom_parameter=message))
+    assert kinds(more) == ["hangup"]
+
+
+def test_a_superseded_stream_attempt_with_no_bot_only_records_its_error():
+    """An earlier attempt's start_stream finding no bot changes nothing but the errors: the latest attempt is what counts."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), "start_stream#1")
+    result = apply_failure(record, sent[0], NoBotAvailable("no bot registered"), config)
+    assert isinstance(result, Decision) and result.actions == ()
+    assert result.record.ending is Ending.NONE and result.record.errors[-1] == "start_stream#1: no bot registered"
 
 
 def test_a_live_call_keeps_its_slot_until_its_time_is_up():
