@@ -19,7 +19,7 @@ from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
 from dialstream.state.timers import TimerQueue
 
-__all__ = ["TimerSweeper", "SWEEP_INTERVAL"]
+__all__ = ["TimerSweeper", "sweep", "SWEEP_INTERVAL"]
 
 log = logging.getLogger("dialstream.sweeper")
 
@@ -29,7 +29,7 @@ SWEEP_INTERVAL = 0.05  # seconds between polls when nothing was due: bounds time
 class TimerSweeper(bootsteps.StartStopStep):
     """Polls the timer set and hands each due timer to ``fire`` (set by ``workers.tasks``)."""
 
-    fire: Callable[[dict[str, Any]], None] | None = None
+    fire: Callable[[dict[str, Any]], Any] | None = None
 
     def __init__(self, worker: Any, **kwargs: Any) -> None:
         super().__init__(worker, **kwargs)
@@ -48,14 +48,26 @@ class TimerSweeper(bootsteps.StartStopStep):
             self._thread.join(timeout=2)
 
     def _run(self, timers: TimerQueue) -> None:
+        assert TimerSweeper.fire is not None
         while not self._stop.is_set():
             try:
-                due = timers.pop_due()
-                for timer in due:
-                    assert TimerSweeper.fire is not None
-                    TimerSweeper.fire(timer)
+                due = sweep(timers, TimerSweeper.fire)
             except Exception:  # noqa: BLE001 - a Redis hiccup must not kill the sweeper
                 log.exception("timer sweep failed; retrying")
-                due = []
+                due = 0
             if not due:
                 self._stop.wait(SWEEP_INTERVAL)
+
+
+def sweep(timers: TimerQueue, fire: Callable[[dict[str, Any]], Any]) -> int:
+    """Fire the timers due now (one batch), each on its own: one that fails is logged and
+    the rest of the batch still fire. Returns how many were due."""
+    due = timers.pop_due()
+    for timer in due:
+        try:
+            fire(timer)
+        except Exception:  # noqa: BLE001 - the other timers are failover deadlines and slot heartbeats
+            # Kind and leg only: an event timer holds the event, with the callee's number.
+            leg = timer.get("leg") or timer.get("event", {}).get("leg_sid")
+            log.exception("%s timer of leg %s failed", timer.get("kind"), leg)
+    return len(due)
