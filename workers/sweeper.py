@@ -1,9 +1,11 @@
 """A worker bootstep that fires due leg timers (``dialstream.state.timers``).
 
-Every worker node runs one sweeper thread; the atomic pop hands each due timer to exactly
-one of them, which applies it in place (most are no-ops costing one Redis round trip, so
-they are not worth a Celery task each). So timers survive the death of the worker that
-armed them, and firing them is spread over the fleet.
+Every worker node runs one sweeper thread; the atomic claim hands each due timer to one of
+them at a time, which applies it in place (most are no-ops costing one Redis round trip, so
+they are not worth a Celery task each) and then acks it. So timers survive the death of the
+worker that armed them, and of the one firing them (its claim's lease runs out and another
+sweeper fires the timer), and firing them is spread over the fleet. Firing is idempotent:
+a timer fired twice (a sweeper that stalled past its lease) does no harm.
 """
 
 from __future__ import annotations
@@ -60,14 +62,19 @@ class TimerSweeper(bootsteps.StartStopStep):
 
 
 def sweep(timers: TimerQueue, fire: Callable[[dict[str, Any]], Any]) -> int:
-    """Fire the timers due now (one batch), each on its own: one that fails is logged and
-    the rest of the batch still fire. Returns how many were due."""
-    due = timers.pop_due()
-    for timer in due:
+    """Claim the timers due now (one batch) and fire each on its own: one that fails is
+    logged and left claimed, due again when its lease runs out, and the rest of the batch
+    still fire. Those fired are acked together. Returns how many were due."""
+    claims = timers.claim_due()
+    fired = []
+    for claim in claims:
         try:
-            fire(timer)
+            fire(claim.timer)
         except Exception:  # noqa: BLE001 - the other timers are failover deadlines and slot heartbeats
             # Kind and leg only: an event timer holds the event, with the callee's number.
-            leg = timer.get("leg") or timer.get("event", {}).get("leg_sid")
-            log.exception("%s timer of leg %s failed", timer.get("kind"), leg)
-    return len(due)
+            leg = claim.timer.get("leg") or claim.timer.get("event", {}).get("leg_sid")
+            log.exception("%s timer of leg %s failed; it fires again after its lease", claim.timer.get("kind"), leg)
+        else:
+            fired.append(claim)
+    timers.ack(fired)
+    return len(claims)

@@ -56,5 +56,6 @@ def _heartbeat(timer: dict[str, Any]) -> str:
         if not rt.slots.refresh(call_id, ttl):
             # Lapsed (its workers were all down for a while): the call is live, so count it again, cap or not.
             rt.slots.acquire(timer["campaign"], call_id, SlotCaps(), ttl)
-        rt.timers.arm(slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"]), beat_interval(ttl))
+        next_beat = slot_timer(timer["campaign"], timer["leg"], call_id, timer["until"], timer.get("beat", 0) + 1)
+        rt.timers.arm(next_beat, beat_interval(ttl))
     return beat.value

@@ -1,8 +1,11 @@
-"""Leg timers in Redis: armed by anyone, fired by whichever live worker sees them first.
+"""Leg timers in Redis: armed by anyone, fired by whichever live worker claims them first.
 
 A timer is a JSON member of one sorted set scored by its due time on the Redis server's
 clock. Nothing is held in a worker's memory, so a worker (or a whole machine) that dies
-loses no timer: the sweepers of the remaining workers fire it. Three kinds:
+loses no timer: the sweepers of the remaining workers fire it. A sweeper claims a due timer
+(``timers_claim.lua``: it stays in the set, due again when the claim's lease runs out) and
+acks it once fired (``timers_ack.lua``), so a sweeper that dies while firing loses none
+either. Three kinds:
 
 - ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
   published it. Applying an event is idempotent, so this is a no-op when the
@@ -16,14 +19,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from dialstream.state import keys
 from dialstream.state.scripts import script
 
-__all__ = ["TimerQueue", "event_timer", "leg_timer", "slot_timer"]
+__all__ = ["TimerQueue", "Claim", "event_timer", "leg_timer", "slot_timer", "TIMER_LEASE"]
 
+# Seconds a claimed timer stays claimed: far longer than firing one takes (a few Redis round
+# trips and a Celery publish), short enough that a dead sweeper's timers are barely late.
+TIMER_LEASE = 10.0
 
 
 def event_timer(payload: Mapping[str, Any]) -> str:
@@ -34,9 +41,14 @@ def leg_timer(campaign_id: str, leg_sid: str, timer_id: str) -> str:
     return _armed({"kind": "leg", "campaign": campaign_id, "leg": leg_sid, "timer": timer_id})
 
 
-def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float) -> str:
-    """The next heartbeat of a live call's concurrency slot, beating until ``until`` (Unix s)."""
-    return _armed({"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until})
+def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float, beat: int = 1) -> str:
+    """Heartbeat number ``beat`` of a live call's concurrency slot, beating until ``until`` (Unix s).
+
+    Numbered rather than given a nonce: a beat fired twice (by a sweeper that stalled past
+    its claim's lease, and by another) arms the same next beat, so a call keeps one heartbeat.
+    """
+    member = {"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until, "beat": beat}
+    return json.dumps(member, separators=(",", ":"))
 
 
 def _armed(member: dict[str, Any]) -> str:
@@ -44,14 +56,26 @@ def _armed(member: dict[str, Any]) -> str:
     return json.dumps({**member, "n": uuid.uuid4().hex[:8]}, separators=(",", ":"))
 
 
-class TimerQueue:
-    """The sorted set of armed timers, over a synchronous Redis client."""
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A due timer claimed by one sweeper: fire ``timer``, then :meth:`TimerQueue.ack` it."""
 
-    def __init__(self, client: Any, key: str = keys.timers()) -> None:
+    timer: dict[str, Any]
+    member: str | bytes  # as stored: the ack removes exactly this member ...
+    lease: str | bytes  # ... if it is still under this claim's lease (its score as stored)
+
+
+class TimerQueue:
+    """The sorted set of armed timers, over a synchronous Redis client. A claimed timer that
+    is not acked within ``lease`` seconds is due again (its claimer died, or failed to fire it)."""
+
+    def __init__(self, client: Any, key: str = keys.timers(), *, lease: float = TIMER_LEASE) -> None:
         self.key = key
+        self.lease = lease
         self._client = client
         self._add = script(client, "timers_add.lua")
-        self._pop = script(client, "timers_pop.lua")
+        self._claim = script(client, "timers_claim.lua")
+        self._ack = script(client, "timers_ack.lua")
 
     def arm(self, member: str, seconds: float, *, client: Any = None) -> None:
         """Fire ``member`` ``seconds`` from now (``client`` may be a pipeline)."""
@@ -61,6 +85,12 @@ class TimerQueue:
         """Cancel ``member`` if it has not fired (``client`` may be a pipeline)."""
         (client if client is not None else self._client).zrem(self.key, member)
 
-    def pop_due(self, limit: int = 100) -> list[dict[str, Any]]:
-        """Take up to ``limit`` due timers; each is returned to exactly one caller."""
-        return [json.loads(member) for member in self._pop(keys=[self.key], args=[limit])]
+    def claim_due(self, limit: int = 100) -> list[Claim]:
+        """Claim up to ``limit`` due timers for ``lease`` seconds; each is claimed by one caller at a time."""
+        flat = self._claim(keys=[self.key], args=[limit, self.lease])
+        return [Claim(json.loads(member), member, lease) for member, lease in zip(flat[::2], flat[1::2], strict=True)]
+
+    def ack(self, claims: Sequence[Claim]) -> None:
+        """The claimed timers fired: remove those still under their claim's lease (one round trip)."""
+        if claims:
+            self._ack(keys=[self.key], args=[value for claim in claims for value in (claim.member, claim.lease)])
