@@ -67,8 +67,6 @@ class Pacer:
         self.awaiting_key = keys.pacing(account, "awaiting", prefix)
         self.throttled_key = keys.pacing(account, "throttled", prefix)
         self._rate_limit = script(client, "rate_limit.lua")
-        self._awaiting_add = script(client, "awaiting_add.lua")
-        self._awaiting_count = script(client, "awaiting_count.lua")
 
     def try_acquire(self, kind: str, *, call_id: str = "") -> Grant:
         """Take one request from the budget if ``kind`` may have it now; never blocks.
@@ -132,22 +130,10 @@ class Pacer:
 
     # Calls awaiting in-call actions (the reserve)
 
-    def call_dialed(self, call_id: str, ttl: float | None = None) -> int:
-        """Count ``call_id`` as awaiting its actions (idempotent); returns the number awaiting.
-
-        Only needed for a call dialled without ``call_id=`` on :meth:`try_acquire`.
-        """
-        ttl = self.budget.awaiting_ttl if ttl is None else ttl
-        return int(self._awaiting_add(keys=[self.awaiting_key], args=[call_id, _us(ttl)]))
-
     def call_settled(self, call_id: str, *, client: Any = None) -> bool:
         """``call_id`` needs no more reserved budget (idempotent); True if it was counted.
         ``client`` may be a pipeline (the answer is then the pipeline's)."""
         return bool((client or self.redis).zrem(self.awaiting_key, call_id))
-
-    def awaiting(self) -> int:
-        """Calls currently counted in the reserve (expired entries dropped)."""
-        return int(self._awaiting_count(keys=[self.awaiting_key]))
 
     def throttled(self, *, client: Any = None) -> int:
         """Count one 429 from the provider (there should be none); returns the count so far."""

@@ -10,18 +10,34 @@
 -- Returns {1|0, blocked by ('' | 'account_calls' | 'campaign_calls' | 'streams'),
 --          account calls, campaign calls, streams} (live counts after the decision).
 -- Other campaigns' sets are reached through the hash: a single Redis, not Cluster.
---#include slot_expire.lua
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local prefix, id, campaign = ARGV[1], ARGV[2], ARGV[3]
 local ttl = tonumber(ARGV[4])
 
--- Keys outlive their longest slot by a minute: stale slots are normally reclaimed (and
--- reported) by a script; key expiry only cleans up after an account that went quiet.
+-- Keys outlive their longest slot by a minute: stale slots are normally reclaimed here;
+-- key expiry only cleans up after an account that went quiet.
 local function extend(key)
   local ms = ttl + 60000
   if redis.call('PTTL', key) < ms then
     redis.call('PEXPIRE', key, ms)
+  end
+end
+
+-- Remove the slots expired by `now` (ms) from the account's calls, each one's campaign set
+-- and the holders hash, and from the extra sorted sets given (streams, say).
+local function expire_slots(calls, holders, prefix, now, ...)
+  local stale = redis.call('ZRANGEBYSCORE', calls, '-inf', now)
+  for _, sid in ipairs(stale) do
+    local owner = redis.call('HGET', holders, sid)
+    if owner then
+      redis.call('ZREM', prefix .. owner, sid)
+      redis.call('HDEL', holders, sid)
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', calls, '-inf', now)
+  for _, key in ipairs({...}) do
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
   end
 end
 

@@ -53,7 +53,6 @@ class Slots:
         self._refresh = script(client, "slot_refresh.lua")
         self._release = script(client, "slot_release.lua")
         self._counts = script(client, "slot_counts.lua")
-        self._reclaim = script(client, "slot_reclaim.lua")
 
     def campaign_key(self, campaign_id: str) -> str:
         return self._campaign_prefix + campaign_id
@@ -102,11 +101,6 @@ class Slots:
         campaign_key = self.campaign_key(campaign_id) if campaign_id else ""
         calls, in_campaign, streams = self._counts(keys=[self.calls_key, campaign_key, self.streams_key])
         return SlotCounts(int(calls), int(in_campaign), int(streams))
-
-    def reclaim(self) -> list[str]:
-        """Remove expired slots now (acquire does it anyway); returns their ids, for logs."""
-        keys = [self.calls_key, self.streams_key, self.holders_key]
-        return [_text(item) for item in self._reclaim(keys=keys, args=[self._campaign_prefix])]
 
 
 def _cap(value: int | None) -> int:

@@ -86,7 +86,7 @@ def test_each_call_awaiting_its_actions_holds_back_dials(client, prefix):
     # The n-th dial needs used (n - 1) < 20 - 2 - 3n, counting itself: n <= 4.
     granted = [bool(budget.try_acquire(DIAL, call_id=f"call{n}")) for n in range(1, 6)]
     assert granted == [True, True, True, True, False]
-    assert budget.awaiting() == 4
+    assert client.zcard(budget.awaiting_key) == 4
     assert budget.call_settled("call1") and budget.call_settled("call2")
     assert not budget.call_settled("call2")  # settling twice is harmless
     grant = budget.try_acquire(DIAL, call_id="call5")
@@ -113,18 +113,19 @@ def test_429s_are_counted(client, prefix):
 
 
 def test_registering_a_call_twice_counts_it_once(client, prefix):
-    """call_dialed is idempotent, and a retried dial of a registered call does not reserve for it twice."""
+    """A retried dial of a registered call neither registers it again nor reserves for it twice."""
     budget = pacer(client, prefix, limit=20, window=10, headroom=2, actions_per_call=3)
-    assert budget.call_dialed("c1") == 1 and budget.call_dialed("c1") == 1
     assert budget.try_acquire(DIAL, call_id="c1").reserve == 2 + 3 * 1
+    assert budget.try_acquire(DIAL, call_id="c1").reserve == 2 + 3 * 1
+    assert client.zcard(budget.awaiting_key) == 1
 
 
 def test_awaiting_calls_expire_when_never_settled(client, prefix):
     """A call whose stream never started stops holding budget back after its ttl."""
-    budget = pacer(client, prefix, limit=20, window=10, headroom=2, actions_per_call=3)
-    budget.call_dialed("lost", ttl=200 * MS)
-    assert budget.awaiting() == 1
-    wait_for(lambda: budget.awaiting() == 0, timeout=3)
+    budget = pacer(client, prefix, limit=20, window=10, headroom=2, actions_per_call=3, awaiting_ttl=200 * MS)
+    assert budget.try_acquire(DIAL, call_id="lost").reserve == 2 + 3 * 1
+    # A look at the room (it takes nothing) drops the expired calls, as every dial does.
+    wait_for(lambda: budget.dial_room() and client.zcard(budget.awaiting_key) == 0, timeout=3)
     assert budget.try_acquire(DIAL).reserve == 2
 
 
@@ -133,7 +134,7 @@ def test_a_dial_blocked_by_the_reserve_alone_gets_a_polling_hint(client, prefix)
     budget = pacer(client, prefix, limit=10, window=5, headroom=1, actions_per_call=20)
     refused = budget.try_acquire(DIAL, call_id="c1")
     assert not refused and refused.used == 0 and refused.wait == pytest.approx(0.5)
-    assert budget.awaiting() == 0  # a refused dial registers nothing
+    assert client.zcard(budget.awaiting_key) == 0  # a refused dial registers nothing
 
 
 def test_the_latency_guard_lengthens_the_enforced_window(client, prefix):

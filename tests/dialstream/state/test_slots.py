@@ -112,15 +112,16 @@ def test_refreshing_keeps_a_slot_beyond_its_first_ttl(slots):
     assert slots.counts("a").campaign_calls == 1
 
 
-def test_reclaim_reports_the_expired_slots(slots):
-    """reclaim() removes expired slots of every campaign and returns their ids."""
+def test_an_acquire_removes_the_expired_slots_of_every_campaign(slots):
+    """Any campaign's acquire removes the expired slots of every campaign, with their streams and holders."""
     slots.acquire("a", "s1", SlotCaps(), ttl=0.1)
     slots.acquire("b", "s2", SlotCaps(), ttl=0.1)
     slots.acquire("b", "s3", SlotCaps(), ttl=10)
     time.sleep(200 * MS)
-    assert sorted(slots.reclaim()) == ["s1", "s2"]
-    assert slots.counts("b") == SlotCounts(account_calls=1, campaign_calls=1, streams=1)
+    assert slots.acquire("c", "s4", SlotCaps(), ttl=10)
+    assert slots.counts("b") == SlotCounts(account_calls=2, campaign_calls=1, streams=2)
     assert slots.redis.zcard(slots.campaign_key("a")) == 0
+    assert sorted(slots.redis.hkeys(slots.holders_key)) == ["s3", "s4"]
 
 
 def test_bad_arguments_are_refused(slots):
