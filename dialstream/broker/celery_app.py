@@ -8,11 +8,12 @@ Three queues, so a burst of dialing (or a slow webhook receiver) can never delay
 - ``webhooks``: webhook deliveries (HTTP to the customer's receivers, seconds at worst); the
   nodes serving it also run the sweeper that hands them out (``workers.webhooks``).
 
-Run a worker per queue (scale by adding processes or machines, not ``-c``; the
-worker's parent process is the ceiling, see shared/design.md)::
+The app with the tasks registered is ``workers.tasks``; run a worker per queue (the exact
+command is ``dialstream.app.stack.worker_argv``). Scale by adding worker processes or
+machines, not threads: one process drains about 1,000 tasks a second (deploy/README.md)::
 
-    celery -A dialstream.broker.celery_app worker -Q events -n events@%h --without-gossip --without-mingle
-    celery -A dialstream.broker.celery_app worker -Q dial   -n dial@%h   --without-gossip --without-mingle
+    celery -A workers.tasks worker -Q events -n events@%h -P threads -c 16 --without-gossip --without-mingle
+    celery -A workers.tasks worker -Q dial   -n dial@%h   -P threads -c 16 --without-gossip --without-mingle
 """
 
 from __future__ import annotations

@@ -44,7 +44,8 @@ class StreamState(StrEnum):
 
 
 class Outcome(StrEnum):
-    """A call's final outcome, as the campaign report shows it."""
+    """A contact's final outcome, as the campaign report shows it: its last call's, or why
+    no call was placed (canceled, dnc, failed)."""
 
     COMPLETED = "completed"  # answered, streamed to a bot, ended
     BUSY = "busy"
@@ -53,6 +54,7 @@ class Outcome(StrEnum):
     CANCELED = "canceled"
     MACHINE = "machine"  # an answering machine picked up (amd_enable)
     ANSWERED_NO_STREAM = "answered_no_stream"  # answered, but no bot could be kept on the call
+    DNC = "dnc"  # the number is on the do-not-call list: never dialled (dialstream.domain.dialing)
 
 
 class Ending(StrEnum):

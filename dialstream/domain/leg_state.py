@@ -51,23 +51,9 @@ from dialstream.exotel.actions import ActionKind
 
 # The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
-    "Phase",
-    "GreetingState",
-    "StreamState",
-    "Ending",
-    "Action",
-    "LegRecord",
-    "Decision",
-    "Outcome",
-    "apply_event",
-    "apply_timer",
-    "timers_for",
-    "apply_failure",
-    "hangs_up_after",
-    "Beat",
-    "heartbeat",
-    "beat_interval",
-]
+    "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
+    "apply_event", "apply_timer", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
+]  # fmt: skip
 
 
 _PHASE_ORDER = {phase: index for index, phase in enumerate(Phase)}

@@ -6,7 +6,7 @@ opens), redials (when their delay is over) and contacts sent back to wait (a clo
 a full cap, an exhausted API budget). Nothing waits as a Celery countdown, which the Redis
 transport re-delivers after its visibility timeout.
 
-The dial poller takes due contacts atomically (``lua/dial_pop.lua``), so two pollers never
+The dial poller takes due contacts atomically (``dial_pop.lua``), so two pollers never
 take the same one, and only from a running campaign, so pause and cancel act at once. A
 taken contact is *leased* under a token until its leg exists (:meth:`DialQueue.ack`) or it is
 sent back (:meth:`DialQueue.schedule` with the token); if its worker dies first, the lease

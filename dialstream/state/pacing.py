@@ -1,7 +1,7 @@
 """The account's Legs API budget, shared by every worker on every machine, with priority.
 
 Exotel allows 200 requests a minute per account and answers 429 beyond that. The budget is
-a sliding window kept in Redis (``lua/rate_limit.lua``): a sorted set of the times of the
+a sliding window kept in Redis (``rate_limit.lua``): a sorted set of the times of the
 requests granted in the last ``window`` seconds (plus a small latency guard). A request is
 granted only if fewer than ``limit`` were granted in the window ending now, so no window
 of that length ever holds more than ``limit`` grants. Time is the Redis server's (``TIME``

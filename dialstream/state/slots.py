@@ -1,7 +1,7 @@
 """Concurrency caps shared by every worker: account calls, per-campaign calls, bot streams.
 
 A call takes a slot before it is dialled, in one atomic check of every cap that applies
-(``lua/slot_acquire.lua``), and gives it back when it ends, fails to be placed, or its holder
+(``slot_acquire.lua``), and gives it back when it ends, fails to be placed, or its holder
 dies. Slots are members of sorted sets scored by their expiry on the Redis server's clock:
 the holder refreshes its slot while the call lives (a heartbeat), and a slot whose holder
 stopped refreshing is reclaimed on the next acquire. So a crashed worker, or a lost

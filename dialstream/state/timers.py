@@ -8,11 +8,15 @@ acks it once fired (``timers_ack.lua``), so a sweeper that dies while firing los
 either. Three kinds:
 
 - ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
-  published it. Applying an event is idempotent, so this is a no-op when the
-  worker that took the event did its job, and the rescue when it died doing it.
+  published it (armed by ``ingress_accept.lua``). Applying an event is idempotent, so this
+  is a no-op when the worker that took the event did its job, and the rescue when it died
+  doing it.
 - ``{"kind": "leg", "campaign": ..., "leg": ..., "timer": ...}``: a deadline of the leg
   state machine (``dialstream.domain.leg_state.apply_timer``).
-- ``{"kind": "slot", ...}``: the heartbeat that keeps a live call's concurrency slot.
+- ``{"kind": "slot", "campaign": ..., "leg": ..., "call": ..., "until": ..., "beat": n}``:
+  the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.leg_state.heartbeat``).
+
+What a fired timer does is ``workers.timers``'s.
 """
 
 from __future__ import annotations
