@@ -8,12 +8,11 @@ Three queues, so a burst of dialing (or a slow webhook receiver) can never delay
 - ``webhooks``: webhook deliveries (HTTP to the customer's receivers, seconds at worst); the
   nodes serving it also run the sweeper that hands them out (``workers.webhooks``).
 
-The app with the tasks registered is ``workers.tasks``; run a worker per queue (the exact
-command is ``dialstream.app.stack.worker_argv``). Scale by adding worker processes or
-machines, not threads: one process drains about 1,000 tasks a second (deploy/README.md)::
+The app with the tasks registered is ``workers.tasks``; run a worker per queue as
+``dialstream.app.stack.worker_argv`` does. Scale by adding worker processes or machines, not
+threads: one process drains about 1,000 tasks a second (deploy/README.md)::
 
-    celery -A workers.tasks worker -Q events -n events@%h -P threads -c 16 --without-gossip --without-mingle
-    celery -A workers.tasks worker -Q dial   -n dial@%h   -P threads -c 16 --without-gossip --without-mingle
+    celery -A workers.tasks worker -Q events -n events@%h -P threads -c 16 --include workers.metrics,workers.webhooks
 """
 
 from __future__ import annotations
