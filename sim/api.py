@@ -23,13 +23,13 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from dialstream.exotel.basic_auth import basic_auth_matches
+from sim.account import Account, LegNotActive, LegNotFound, LimitExceeded
 from sim.clock import rfc3339
 from sim.exoml import NotImplementedVerb, parse_exoml
 from sim.ids import request_id
 from sim.leg import Leg
 from sim.metrics import sandbox_registry
 from sim.ratelimit import Decision
-from sim.sandbox import LegNotActive, LegNotFound, LimitExceeded, Sandbox
 from sim.validation import (
     NAMED_ACTIONS,
     BadRequest,
@@ -40,7 +40,7 @@ from sim.validation import (
 
 __all__ = ["build_app", "ApiError"]
 
-_SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox", Sandbox)
+_ACCOUNT: web.AppKey[Account] = web.AppKey("account", Account)
 _METRICS: web.AppKey[CollectorRegistry] = web.AppKey("metrics", CollectorRegistry)
 _DECISION: web.RequestKey[Decision | None] = web.RequestKey("rate_decision", object)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,10 +75,10 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def build_app(sandbox: Sandbox) -> web.Application:
+def build_app(account: Account) -> web.Application:
     app = web.Application(middlewares=[_legs_api_guard])
-    app[_SANDBOX] = sandbox
-    app[_METRICS] = sandbox_registry(sandbox)
+    app[_ACCOUNT] = account
+    app[_METRICS] = sandbox_registry(account)
     legs = "/v2/accounts/{account_sid}/legs"
     app.router.add_post(legs, create_leg)
     app.router.add_get(legs + "/{leg_sid}", get_leg)
@@ -120,18 +120,18 @@ def envelope(request: web.Request, status: int, data: Any = None, error: ApiErro
 async def _legs_api_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     if not request.path.startswith("/v2/"):
         return await handler(request)
-    sandbox = request.app[_SANDBOX]
+    account = request.app[_ACCOUNT]
     try:
-        _authenticate(request, sandbox)
-        account = request.match_info.get("account_sid")
-        if account is not None and account != sandbox.config.account_sid:
-            raise ApiError(403, "not authorized", f"these credentials have no access to account {account!r}")
-        decision = sandbox.admit()
+        _authenticate(request, account)
+        account_sid = request.match_info.get("account_sid")
+        if account_sid is not None and account_sid != account.config.account_sid:
+            raise ApiError(403, "not authorized", f"these credentials have no access to account {account_sid!r}")
+        decision = account.admit()
         request[_DECISION] = decision
         if decision is not None and not decision.allowed:
             message = f"Rate limit exceeded. Try again in {decision.retry_after_s} seconds."
             raise ApiError(429, "rate limit exceeded", message, headers={"Retry-After": str(decision.retry_after_s)})
-        fault = sandbox.api_fault()
+        fault = account.api_fault()
         if fault is not None:
             headers = {"Retry-After": "1"} if fault == 429 else None
             raise ApiError(fault, "injected fault", "this error was injected by the scenario's faults.api", headers=headers)
@@ -142,8 +142,8 @@ async def _legs_api_guard(request: web.Request, handler: Handler) -> web.StreamR
         return envelope(request, exc.status, error=ApiError(exc.status, exc.reason, f"{request.method} {request.path}"))
 
 
-def _authenticate(request: web.Request, sandbox: Sandbox) -> None:
-    config = sandbox.config
+def _authenticate(request: web.Request, account: Account) -> None:
+    config = account.config
     valid = basic_auth_matches(request.headers.get("Authorization"), config.api_key, config.api_token)
     if not valid:
         raise ApiError(
@@ -153,7 +153,7 @@ def _authenticate(request: web.Request, sandbox: Sandbox) -> None:
 
 
 def _rate_headers(request: web.Request, decision: Decision) -> dict[str, str]:
-    reset_at = math.ceil(request.app[_SANDBOX].clock.now()) + decision.reset_after_s
+    reset_at = math.ceil(request.app[_ACCOUNT].clock.now()) + decision.reset_after_s
     return {
         "X-RateLimit-Limit": str(decision.limit),
         "X-RateLimit-Remaining": str(decision.remaining),
@@ -174,7 +174,7 @@ async def _json_body(request: web.Request, *, optional: bool = False) -> Any:
 
 def _leg(request: web.Request) -> Leg:
     try:
-        return request.app[_SANDBOX].leg(request.match_info["leg_sid"])
+        return request.app[_ACCOUNT].leg(request.match_info["leg_sid"])
     except LegNotFound:
         raise ApiError(404, "leg not found", f"no leg {request.match_info['leg_sid']!r} on this account") from None
 
@@ -183,10 +183,10 @@ def _leg(request: web.Request) -> Leg:
 
 
 async def create_leg(request: web.Request) -> web.Response:
-    sandbox = request.app[_SANDBOX]
+    account = request.app[_ACCOUNT]
     try:
         leg_request = create_leg_request(await _json_body(request))
-        leg = sandbox.create_leg(leg_request)
+        leg = account.create_leg(leg_request)
     except BadRequest as exc:
         raise ApiError(400, exc.message, exc.description) from None
     except LimitExceeded as exc:
@@ -206,7 +206,7 @@ async def create_leg(request: web.Request) -> web.Response:
 
 async def get_leg(request: web.Request) -> web.Response:
     fields = {f.strip() for f in request.query.get("fields", "").split(",") if f.strip()}
-    return envelope(request, 200, _leg(request).details(request.app[_SANDBOX].clock.now(), fields))
+    return envelope(request, 200, _leg(request).details(request.app[_ACCOUNT].clock.now(), fields))
 
 
 async def external_events(request: web.Request) -> web.Response:
@@ -250,10 +250,10 @@ async def exoml_action(request: web.Request) -> web.Response:
 
 
 def _run(request: web.Request, verbs: list[tuple[str, dict[str, Any]]], custom_param: str, **extra: str) -> web.Response:
-    sandbox = request.app[_SANDBOX]
+    account = request.app[_ACCOUNT]
     leg_sid = request.match_info["leg_sid"]
     try:
-        action = sandbox.run_actions(leg_sid, verbs, custom_param)
+        action = account.run_actions(leg_sid, verbs, custom_param)
     except LegNotFound:
         raise ApiError(404, "leg not found", f"no leg {leg_sid!r} on this account") from None
     except LegNotActive as exc:
@@ -263,7 +263,7 @@ def _run(request: web.Request, verbs: list[tuple[str, dict[str, Any]]], custom_p
     data = {
         "action_sid": action.action_sid,
         "leg_sid": leg_sid,
-        "account_sid": sandbox.config.account_sid,
+        "account_sid": account.config.account_sid,
         "created_at": rfc3339(action.received_at),
         "action_custom_param": custom_param,
         **extra,
@@ -275,22 +275,22 @@ def _run(request: web.Request, verbs: list[tuple[str, dict[str, Any]]], custom_p
 
 
 async def sim_calls(request: web.Request) -> web.Response:
-    return web.json_response({"calls": request.app[_SANDBOX].reports()})
+    return web.json_response({"calls": request.app[_ACCOUNT].reports()})
 
 
 async def sim_call(request: web.Request) -> web.Response:
     try:
-        return web.json_response(request.app[_SANDBOX].report(request.match_info["leg_sid"]))
+        return web.json_response(request.app[_ACCOUNT].report(request.match_info["leg_sid"]))
     except LegNotFound:
         return web.json_response({"error": f"no leg {request.match_info['leg_sid']!r}"}, status=404)
 
 
 async def sim_summary(request: web.Request) -> web.Response:
-    return web.json_response(request.app[_SANDBOX].summary())
+    return web.json_response(request.app[_ACCOUNT].summary())
 
 
 async def sim_reset(request: web.Request) -> web.Response:
-    await request.app[_SANDBOX].reset()
+    await request.app[_ACCOUNT].reset()
     return web.json_response({"reset": True})
 
 

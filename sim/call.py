@@ -21,12 +21,13 @@ from typing import Any
 
 from dialstream.exotel.agentstream import MediaFormat
 from dialstream.exotel.events import ACTION, LIFECYCLE
+from sim.action import ActionRecord
 from sim.callee import ANSWERED, BUSY, FAILED, FAILED_TO_CREATE, NO_ANSWER, CallPlan
 from sim.clock import Clock, rfc3339
 from sim.config import SandboxConfig
 from sim.delivery import EventRecord, LegQueue
 from sim.ids import SidFactory
-from sim.leg import CONNECTED, RINGING, TERMINAL, ActionRecord, Leg
+from sim.leg import CONNECTED, RINGING, TERMINAL, Leg
 from sim.media import Stream
 
 __all__ = ["Call", "Greeting", "TRIGGERS"]
@@ -65,6 +66,7 @@ class Call:
         self.rng = rng  # this leg's own random stream: callee, faults
         self.queue = queue
         self.greetings: dict[str, Greeting] = {}
+        self.streams: list[Stream] = []  # the live side of leg.streams
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
 
@@ -190,14 +192,15 @@ class Call:
 
     def start_stream(self, action: ActionRecord, url: str, direction: str, media_format: MediaFormat) -> Stream:
         self.leg.timeline.mark("stream_requested", action.received_at)
-        stream = Stream(self, action, url, direction, media_format)
+        stream = Stream(self, self.sids(), action, url, direction, media_format)
         self.leg.streams.append(stream)
+        self.streams.append(stream)
         self._tasks.add(stream.task)
         stream.task.add_done_callback(self._tasks.discard)
         return stream
 
     def stop_streams(self, action: ActionRecord) -> None:
-        for stream in self.leg.streams:
+        for stream in self.streams:
             if stream.active:
                 stream.stop("stopped", action)
 
@@ -246,11 +249,11 @@ class Call:
         now = self.clock.now()  # the hang-up moment; tearing the streams down takes a little longer
         current = asyncio.current_task()
         for task in list(self._tasks):
-            if task is not current and not any(task is s.task for s in self.leg.streams):
+            if task is not current and not any(task is s.task for s in self.streams):
                 task.cancel()
         for greeting in list(self.greetings.values()):
             self._silence(greeting, now)
-        streams = [s for s in self.leg.streams if s.active]
+        streams = [s for s in self.streams if s.active]
         for stream in streams:
             stream.stop("callended")
         if streams:

@@ -12,17 +12,16 @@ Terminal statuses: ``completed`` (answered, then hung up by anyone), ``busy``, `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from sim.action import ActionRecord
 from sim.callee import CallPlan
 from sim.clock import rfc3339
 from sim.delivery import EventRecord
+from sim.stream import StreamRecord
 from sim.timeline import Timeline
 
-if TYPE_CHECKING:
-    from sim.media import Stream
-
-__all__ = ["CREATED", "RINGING", "CONNECTED", "TERMINAL", "INVARIANTS", "LegRequest", "ActionRecord", "Leg"]
+__all__ = ["CREATED", "RINGING", "CONNECTED", "TERMINAL", "INVARIANTS", "LegRequest", "Leg"]
 
 CREATED = "created"
 RINGING = "ringing"
@@ -57,30 +56,6 @@ class LegRequest:
 
 
 @dataclass(eq=False)
-class ActionRecord:
-    """One accepted action request."""
-
-    action_sid: str
-    name: str  # start_stream, stop_say, hangup, ...
-    custom_param: str
-    received_at: float
-    trigger: str | None = None  # the event this action is the reaction to
-    latency_ms: float | None = None  # trigger emitted -> request received
-    params: dict[str, Any] = field(default_factory=dict)
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "action_sid": self.action_sid,
-            "name": self.name,
-            "action_custom_param": self.custom_param,
-            "received_at": self.received_at,
-            "trigger": self.trigger,
-            "latency_ms": self.latency_ms,
-            "params": self.params,
-        }
-
-
-@dataclass(eq=False)
 class Leg:
     leg_sid: str
     account_sid: str
@@ -98,7 +73,7 @@ class Leg:
     timeline: Timeline = field(default_factory=Timeline)
     events: list[EventRecord] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
-    streams: list[Stream] = field(default_factory=list)
+    streams: list[StreamRecord] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -221,7 +196,7 @@ class Leg:
         }
 
 
-def _max_concurrent(streams: list[Stream], now: float) -> int:
+def _max_concurrent(streams: list[StreamRecord], now: float) -> int:
     edges = []
     for stream in streams:
         if stream.started_at is not None:

@@ -21,9 +21,10 @@ connects emits ``stream_stopped`` with ``event_data.error``. Wire formats come f
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable
 from ssl import SSLContext
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import websockets
@@ -32,20 +33,20 @@ from dialstream.errors import AgentStreamProtocolError
 from dialstream.exotel import agentstream as proto
 from dialstream.exotel.agentstream.stream_url import split_credentials
 from dialstream.exotel.audio import silence, tone
+from sim.action import ActionRecord
+from sim.clock import Clock
+from sim.config import SandboxConfig
+from sim.leg import Leg
 from sim.playout import Playout
+from sim.stream import KEEP, StreamRecord
 
-if TYPE_CHECKING:
-    from sim.call import Call
-    from sim.leg import ActionRecord
-
-__all__ = ["Stream", "split_credentials", "connect_to_bot"]
+__all__ = ["Owner", "Stream", "split_credentials", "connect_to_bot"]
 
 T = TypeVar("T")
 
 BIDIRECTIONAL = "bidirectional"
 _MAX_FRAME = 4 * 1024 * 1024  # well above CHUNK_MAX in base64, so oversize chunks are recorded, not fatal
 _CLOSE_TIMEOUT_S = 1.0  # an unresponsive bot must not hold up a hang-up
-_KEEP = 20  # detailed problem records kept per stream (counts stay exact): a broken bot can err 10 times a second
 
 
 async def connect_to_bot(
@@ -75,32 +76,29 @@ class _Stopped(Exception):
     """The stream was asked to stop before its socket was open."""
 
 
-class Stream:
-    def __init__(self, call: Call, action: ActionRecord, url: str, direction: str, fmt: proto.MediaFormat) -> None:
+class Owner(Protocol):
+    """What a stream needs from the call it belongs to (:class:`sim.call.Call` is one)."""
+
+    config: SandboxConfig
+    clock: Clock
+    leg: Leg
+    rng: random.Random
+
+    def emit(
+        self, name: str, *, action: ActionRecord | None = None, detail: dict[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> Any: ...  # fmt: skip
+
+
+class Stream(StreamRecord):
+    """The live media leg of one ``start_stream``; its record is itself (:class:`StreamRecord`)."""
+
+    def __init__(
+        self, call: Owner, stream_sid: str, action: ActionRecord, url: str, direction: str, fmt: proto.MediaFormat
+    ) -> None:
+        super().__init__(stream_sid, action, url, direction, fmt)
         self.call = call
-        self.action = action
-        self.stream_sid = call.sids()
-        self.url = url
-        self.direction = direction
-        self.format = fmt
-        self.requested_at = action.received_at
-        self.started_at: float | None = None
-        self.stopped_at: float | None = None
-        self.stop_reason: str | None = None
         self._live: list[Any] | None = None  # this stream's live interval in the timeline
-        self.error: str | None = None
-        self.handshake_errors: list[str] = []
-        self.frames_sent = 0
-        self.bot_chunks = 0
-        self.bot_bytes = 0
-        self.marks_echoed: list[str] = []
-        self.clears = 0
-        self.dtmf_sent: list[str] = []
-        self.ignored_frames = 0  # bot frames on a unidirectional stream
-        self.protocol_errors: list[str] = []
-        self.protocol_error_count = 0
-        self.violations: list[dict[str, Any]] = []
-        self.violation_count = 0
         self._media = call.config.media
         self._playout = Playout(self._media.playout_delay_ms / 1000)
         self._stopping = asyncio.Event()
@@ -109,11 +107,6 @@ class Stream:
         self._stop_action: ActionRecord | None = None
         self._ws: Any = None
         self.task = asyncio.create_task(self._run(), name=f"sim-stream-{self.stream_sid}")
-
-    @property
-    def active(self) -> bool:
-        """Requested and not yet stopped: what counts against the account's stream limit."""
-        return self.stopped_at is None
 
     def stop(self, reason: str, action: ActionRecord | None = None) -> None:
         """Ask the stream to end (``stop`` frame with ``reason``, then close).
@@ -124,34 +117,6 @@ class Stream:
             self.stop_reason = reason
             self._stop_action = action
         self._stopping.set()
-
-    def report(self) -> dict[str, Any]:
-        return {
-            "stream_sid": self.stream_sid,
-            "action_sid": self.action.action_sid,
-            "url": self.url,
-            "direction": self.direction,
-            "content_type": self.format.to_content_type(),
-            "requested_at": self.requested_at,
-            "started_at": self.started_at,
-            "stopped_at": self.stopped_at,
-            "stop_reason": self.stop_reason,
-            "error": self.error,
-            "handshake_attempts": len(self.handshake_errors) + (self.started_at is not None),
-            "handshake_errors": self.handshake_errors,
-            "frames_sent": self.frames_sent,
-            "bot_chunks": self.bot_chunks,
-            "bot_bytes": self.bot_bytes,
-            "bot_audio_ms": round(self.format.duration(self.bot_bytes) * 1000, 3),
-            "marks_echoed": self.marks_echoed,
-            "clears": self.clears,
-            "dtmf_sent": self.dtmf_sent,
-            "ignored_frames": self.ignored_frames,
-            "protocol_errors": self.protocol_errors,
-            "protocol_error_count": self.protocol_error_count,
-            "violations": self.violations,
-            "violation_count": self.violation_count,
-        }
 
     # Life of the stream
 
@@ -240,7 +205,7 @@ class Stream:
         workers = [asyncio.create_task(self._send_caller_audio())]
         if self.direction == BIDIRECTIONAL:
             workers.append(asyncio.create_task(self._echo_marks()))
-            workers += [asyncio.create_task(self._press(digit)) for digit in call.plan.dtmf]
+            workers += [asyncio.create_task(self._press(digit)) for digit in call.leg.plan.dtmf]
         drop_after = call.config.scenario.faults.streams.disconnect_after(call.rng)
         if drop_after is not None:
             workers.append(asyncio.create_task(self._drop_after(drop_after / 1000)))
@@ -289,7 +254,7 @@ class Stream:
     async def _send_caller_audio(self) -> None:
         """One frame every ``frame_ms``, on an absolute schedule so the pace never drifts."""
         frame_ms = self._media.frame_ms
-        if self.call.plan.caller_audio == "tone":
+        if self.call.leg.plan.caller_audio == "tone":
             payload = tone(self.format, self._media.tone_hz, frame_ms)
         else:
             payload = silence(self.format, frame_ms)
@@ -319,9 +284,7 @@ class Stream:
         try:
             message = proto.parse_from_bot(text)
         except AgentStreamProtocolError as exc:
-            self.protocol_error_count += 1
-            if len(self.protocol_errors) < _KEEP:
-                self.protocol_errors.append(exc.reason)
+            self.protocol_error(exc.reason)
             return
         if self.direction != BIDIRECTIONAL:
             self.ignored_frames += 1
@@ -335,7 +298,7 @@ class Stream:
             problems = proto.chunk_violations(size)
             if problems:
                 self.violation_count += 1
-                if len(self.violations) < _KEEP:
+                if len(self.violations) < KEEP:
                     self.violations.append({"at": clock.wall(loop_now), "bytes": size, "problems": problems})
             start, end = self._playout.push_audio(loop_now, self.format.duration(size))
             timeline.bot_audio_add(clock.wall(start), clock.wall(end))

@@ -19,8 +19,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
+from sim.account import Account
 from sim.leg import INVARIANTS
-from sim.sandbox import Sandbox
 from sim.timeline import FIGURES
 
 __all__ = ["BUCKETS", "sandbox_registry"]
@@ -29,19 +29,19 @@ __all__ = ["BUCKETS", "sandbox_registry"]
 BUCKETS = (0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def sandbox_registry(sandbox: Sandbox) -> CollectorRegistry:
-    """A registry whose only collector reads ``sandbox``'s call reports."""
+def sandbox_registry(account: Account) -> CollectorRegistry:
+    """A registry whose only collector reads ``account``'s call reports."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SandboxCollector(sandbox))
+    registry.register(_SandboxCollector(account))
     return registry
 
 
 class _SandboxCollector:
-    def __init__(self, sandbox: Sandbox) -> None:
-        self._sandbox = sandbox
+    def __init__(self, account: Account) -> None:
+        self._account = account
 
     def collect(self) -> Iterator[Metric]:
-        calls = self._sandbox.reports()
+        calls = self._account.reports()
         for figure in FIGURES:
             values = [c["figures"][figure] for c in calls if c["figures"][figure] is not None]
             yield _histogram(

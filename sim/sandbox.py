@@ -5,69 +5,26 @@ Example::
     async with Sandbox(SandboxConfig(seed=7)) as sandbox:
         print(sandbox.url)        # http://127.0.0.1:41234  (Legs API under /v2, reports under /sim/v1)
 
-The sandbox keeps every leg until :meth:`Sandbox.reset` or :meth:`Sandbox.stop`, so that
-reports cover a whole run. Randomness is split into independent seeded streams: one for
-API faults, and one per leg derived from (seed, contact_uri, how many times that number was
-dialled), so a callee's outcome does not depend on the order in which legs are created.
-SIDs are never seeded (see :class:`sim.ids.SidFactory`).
+A :class:`Sandbox` is the account (:class:`sim.account.Account`) with its HTTP door
+(:func:`sim.api.build_app`) listening on ``config.host:config.port``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import random
-from collections import Counter
-from typing import Any
-
 from aiohttp import web
 
-from sim.call import Call
-from sim.callee import draw
-from sim.clock import Clock
+from sim.account import Account
+from sim.api import build_app
 from sim.config import SandboxConfig
-from sim.delivery import Deliverer
-from sim.ids import SidFactory
-from sim.leg import CONNECTED, ActionRecord, Leg, LegRequest
-from sim.ratelimit import Decision, TokenBucket
-from sim.scenario import campaign_of
-from sim.summary import summarize
-from sim.validation import media_format
 
-__all__ = ["Sandbox", "LimitExceeded", "LegNotFound", "LegNotActive"]
+__all__ = ["Sandbox"]
 
 
-class LimitExceeded(Exception):
-    """An account limit (``concurrent_legs``, ``active_streams``) is reached."""
-
-    def __init__(self, limit: str, value: int) -> None:
-        super().__init__(f"{limit} limit of {value} reached")
-        self.limit = limit
-        self.value = value
-
-
-class LegNotFound(Exception):
-    """No leg with this SID on this account."""
-
-
-class LegNotActive(Exception):
-    """The action needs an answered leg; this one is ``state``."""
-
-    def __init__(self, leg_sid: str, state: str, action: str) -> None:
-        super().__init__(f"leg {leg_sid} is {state}; {action} needs an answered (connected) leg")
-        self.state = state
-
-
-class Sandbox:
+class Sandbox(Account):
     def __init__(self, config: SandboxConfig | None = None) -> None:
-        self.config = config or SandboxConfig()
-        self.seed = self.config.seed if self.config.seed is not None else random.SystemRandom().randrange(2**31)
-        self.clock = Clock()
-        self.sids = SidFactory()
-        self.calls: dict[str, Call] = {}
+        super().__init__(config)
         self._runner: web.AppRunner | None = None
         self._port = self.config.port
-        self._deliverer: Deliverer | None = None
-        self._reset_state()
 
     @property
     def url(self) -> str:
@@ -75,9 +32,7 @@ class Sandbox:
         return f"http://{self.config.host}:{self._port}"
 
     async def start(self) -> Sandbox:
-        from sim.api import build_app  # the API module depends on this one
-
-        self._deliverer = Deliverer(self.config.delivery, self.config.scenario.faults.events, self.clock)
+        self.open()
         self._runner = web.AppRunner(build_app(self), access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
@@ -90,117 +45,10 @@ class Sandbox:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
-        await self._forget_calls()
-        if self._deliverer is not None:
-            await self._deliverer.close()
-            self._deliverer = None
+        await self.close()
 
     async def __aenter__(self) -> Sandbox:
         return await self.start()
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
-
-    async def reset(self) -> None:
-        """Forget every call (live ones are dropped silently) and restart every seeded random stream."""
-        await self._forget_calls()
-        self._reset_state()
-
-    def _reset_state(self) -> None:
-        self.api_rng = random.Random(f"{self.seed}/api")
-        self.started_at = self.clock.now()
-        limit = self.config.limits.requests_per_minute
-        self._bucket = TokenBucket(limit, self.clock.now()) if limit else None
-        self._dialled: Counter[str] = Counter()
-
-    async def _forget_calls(self) -> None:
-        calls, self.calls = list(self.calls.values()), {}
-        await asyncio.gather(*(call.cancel() for call in calls))
-
-    # Account limits
-
-    def admit(self) -> Decision | None:
-        """Spend one request of the per-minute budget (None when unlimited)."""
-        return self._bucket.take(self.clock.now()) if self._bucket else None
-
-    def api_fault(self) -> int | None:
-        """An injected HTTP error status for this request, or None."""
-        return self.config.scenario.faults.api.status(self.api_rng, self.clock.now() - self.started_at)
-
-    # Legs
-
-    def create_leg(self, request: LegRequest) -> Leg:
-        limit = self.config.limits.concurrent_legs
-        if limit and sum(1 for call in self.calls.values() if call.leg.live) >= limit:
-            raise LimitExceeded("concurrent_legs", limit)
-        assert self._deliverer is not None, "Sandbox.start() first"
-        scenario = self.config.scenario
-        profile = scenario.profile_for(request.contact_uri, request.custom_param)
-        attempt = self._dialled[request.contact_uri]
-        self._dialled[request.contact_uri] += 1
-        rng = random.Random(f"{self.seed}/{request.contact_uri}/{attempt}")
-        plan = draw(profile, rng, ring_timeout_ms=min(request.ring_timeout, request.timeout) * 1000.0)
-        now = self.clock.now()
-        leg = Leg(
-            leg_sid=self.sids(),
-            account_sid=self.config.account_sid,
-            request=request,
-            plan=plan,
-            created_at=now,
-            campaign=campaign_of(request.custom_param, scenario.campaigns),
-            updated_at=now,
-        )
-        leg.timeline.mark("dialed", now)
-        call = Call(self.config, self.clock, self.sids, leg, rng, self._deliverer.queue(request.leg_event_endpoint, rng))
-        self.calls[leg.leg_sid] = call
-        call.start()
-        return leg
-
-    def leg(self, leg_sid: str) -> Leg:
-        call = self.calls.get(leg_sid)
-        if call is None:
-            raise LegNotFound(leg_sid)
-        return call.leg
-
-    def run_actions(self, leg_sid: str, verbs: list[tuple[str, dict[str, Any]]], custom_param: str) -> ActionRecord:
-        """Run actions (one named action, or an ExoML flow's verbs) under one action SID."""
-        call = self.calls.get(leg_sid)
-        if call is None:
-            raise LegNotFound(leg_sid)
-        for name, _ in verbs:
-            # A hang-up may cancel a ringing leg; everything else needs an answered leg.
-            if call.ending or not call.leg.live:
-                raise LegNotActive(leg_sid, "terminating" if call.leg.live else call.leg.state, name)
-            if name != "hangup" and call.leg.state != CONNECTED:
-                raise LegNotActive(leg_sid, call.leg.state, name)
-        streams = self.config.limits.active_streams
-        if streams and any(name == "start_stream" for name, _ in verbs):
-            active = sum(1 for c in self.calls.values() for s in c.leg.streams if s.active)
-            if active >= streams:
-                raise LimitExceeded("active_streams", streams)
-        action_sid = self.sids()
-        records = [call.accept(name, custom_param, params, action_sid) for name, params in verbs]
-        for (name, params), action in zip(verbs, records):
-            if name == "start_stream":
-                call.start_stream(action, params["url"], params["direction"], media_format(params["content_type"]))
-            elif name == "stop_stream":
-                call.stop_streams(action)
-            elif name in ("start_say", "start_play"):
-                call.start_greeting(name[6:], action, text=params.get("text", ""), loop=params["loop"])
-            elif name in ("stop_say", "stop_play"):
-                call.stop_greeting(name[5:], action)
-            else:
-                call.hangup(action)
-        return records[0]
-
-    # Reports
-
-    def report(self, leg_sid: str) -> dict[str, Any]:
-        return self.leg(leg_sid).report(self.clock.now(), self.config.timing.greeting_grace_ms)
-
-    def reports(self) -> list[dict[str, Any]]:
-        now, grace = self.clock.now(), self.config.timing.greeting_grace_ms
-        return [call.leg.report(now, grace) for call in self.calls.values()]
-
-    def summary(self) -> dict[str, Any]:
-        return summarize(self.reports(), seed=self.seed)

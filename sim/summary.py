@@ -5,48 +5,38 @@ Pure: works on the call reports of ``GET /sim/v1/calls`` (see ``sim.leg.Leg.repo
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from dialstream.domain.report import percentile
 from sim.leg import INVARIANTS
 from sim.timeline import FIGURES
 
-__all__ = ["summarize", "percentiles"]
+__all__ = ["summarize", "figure_stats"]
 
 
-def percentiles(values: Iterable[float]) -> dict[str, float | int | None]:
-    """count, p50, p95, p99 (nearest rank), max and mean of ``values``."""
+def figure_stats(values: Iterable[float]) -> dict[str, float | int | None]:
+    """count, p50, p95, p99 (nearest rank, :func:`dialstream.domain.report.percentile`), max and mean, in ms to 3 places."""
     ordered = sorted(values)
     if not ordered:
         return {"count": 0, "p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-
-    def rank(q: float) -> float:
-        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 3)
-
-    return {
-        "count": len(ordered),
-        "p50": rank(0.50),
-        "p95": rank(0.95),
-        "p99": rank(0.99),
-        "max": round(ordered[-1], 3),
-        "mean": round(sum(ordered) / len(ordered), 3),
-    }
+    ranks = {f"p{q}": round(percentile(ordered, q), 3) for q in (50, 95, 99)}  # type: ignore[arg-type]
+    return {"count": len(ordered), **ranks, "max": round(ordered[-1], 3), "mean": round(sum(ordered) / len(ordered), 3)}
 
 
 def summarize(calls: list[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
     """The summary of ``calls`` (call reports, each with its broken ``invariants``)."""
     ended = [c for c in calls if c["state"] == "terminal"]
     figures = {
-        name: percentiles(c["figures"][name] for c in calls if c["figures"][name] is not None) for name in FIGURES
+        name: figure_stats(c["figures"][name] for c in calls if c["figures"][name] is not None) for name in FIGURES
     }
     for name in sorted({name for c in calls for name in c["action_latency_ms"]}):
-        figures[f"action_latency_ms.{name}"] = percentiles(
+        figures[f"action_latency_ms.{name}"] = figure_stats(
             c["action_latency_ms"][name] for c in calls if name in c["action_latency_ms"]
         )
     events = [e for c in calls for e in c["events"]]
-    figures["event_delivery_latency_ms"] = percentiles(e["latency_ms"] for e in events if e["delivered"])
+    figures["event_delivery_latency_ms"] = figure_stats(e["latency_ms"] for e in events if e["delivered"])
     invariants: dict[str, Any] = {
         name: [c["leg_sid"] for c in calls if name in c["invariants"]] for name in INVARIANTS
     }

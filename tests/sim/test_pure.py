@@ -15,7 +15,7 @@ from sim.faults import ApiFaults, Burst, EventFaults
 from sim.playout import Playout
 from sim.ratelimit import TokenBucket
 from sim.scenario import Scenario, campaign_of
-from sim.summary import percentiles
+from sim.summary import figure_stats
 from sim.timeline import Timeline
 from sim.validation import BadRequest
 
@@ -206,11 +206,11 @@ def test_clear_and_hang_up_cut_the_bot_audio() -> None:
     assert t.to_dict(now=99.0)["bot_audio"] == [[1.0, 2.0], [5.0, 6.0]]
 
 
-def test_percentiles_use_nearest_rank() -> None:
+def test_figure_stats_use_nearest_rank() -> None:
     """p50/p95/p99 are nearest-rank percentiles; an empty set has no values."""
-    stats = percentiles(float(v) for v in range(1, 101))
+    stats = figure_stats(float(v) for v in range(1, 101))
     assert (stats["p50"], stats["p95"], stats["p99"], stats["max"], stats["count"]) == (50, 95, 99, 100, 100)
-    assert percentiles([])["p50"] is None
+    assert figure_stats([])["p50"] is None
 
 
 # ExoML
