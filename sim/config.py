@@ -47,8 +47,14 @@ class MediaConfig:
     playout_delay_ms: float = 0.0  # bot audio received -> audible (jitter buffer)
     open_timeout_s: float = 10.0  # WebSocket handshake timeout
     connect_attempts: int = 2  # "Exotel will attempt one automatic retry"
-    echo_marks_on_clear: bool = True  # `clear` echoes the marks of the audio it dropped
+    echo_marks_on_clear: bool = True  # `clear` echoes the marks of the audio it dropped (false: drops them)
     tone_hz: float = 440.0  # pitch of caller_audio: tone
+    strict_chunks: bool = False  # short or misaligned bot chunks are invariant failures, not warnings
+    start_keys: str = "snake"  # the `start` frame's keys: snake (stream_sid...) or camel (streamSid...)
+
+    def __post_init__(self) -> None:
+        if self.start_keys not in ("snake", "camel"):
+            raise ConfigurationError(f"media.start_keys must be snake or camel, got {self.start_keys!r}")
 
 
 @dataclass(frozen=True)

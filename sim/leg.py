@@ -21,7 +21,7 @@ from sim.delivery import EventRecord
 from sim.stream import StreamRecord
 from sim.timeline import Timeline
 
-__all__ = ["CREATED", "RINGING", "CONNECTED", "TERMINAL", "INVARIANTS", "LegRequest", "Leg"]
+__all__ = ["CREATED", "RINGING", "CONNECTED", "TERMINAL", "INVARIANTS", "WARNINGS", "LegRequest", "Leg"]
 
 CREATED = "created"
 RINGING = "ringing"
@@ -36,6 +36,8 @@ INVARIANTS = (
     "chunk_violations",
     "undelivered_events",
 )
+# What Exotel tolerates and the reports still point out; see Leg.cautions.
+WARNINGS = ("chunk_warnings",)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,18 @@ class Leg:
         }
         return {name: reason for name, (broken, reason) in found.items() if broken}
 
+    def cautions(self) -> dict[str, str]:
+        """What Exotel tolerates but a careful reader should know (:data:`WARNINGS`), with reasons."""
+        first = next((w for s in self.streams for w in s.warnings), None)
+        count = sum(s.warning_count for s in self.streams)
+        found = {
+            "chunk_warnings": (
+                count > 0,
+                f"{count} bot chunk(s) short or misaligned, first: {first['problems'][0] if first else ''}",
+            ),
+        }
+        return {name: reason for name, (seen, reason) in found.items() if seen}
+
     def report(self, now: float, grace_ms: float) -> dict[str, Any]:
         """The call as ``/sim/v1/calls`` shows it."""
         timeline = self.timeline.to_dict(now)
@@ -189,6 +203,8 @@ class Leg:
             "max_concurrent_streams": _max_concurrent(self.streams, now),
             "streams": [s.report() for s in self.streams],
             "chunk_violations": sum(s.violation_count for s in self.streams),
+            "chunk_warnings": sum(s.warning_count for s in self.streams),
+            "warnings": self.cautions(),
             "invariants": list(breaches),  # in the order of "violations"
             "violations": list(breaches.values()),
             "actions": [a.report() for a in self.actions],

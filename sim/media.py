@@ -10,7 +10,10 @@ and ``start`` are sent it emits ``stream_started``, then:
   recording what became audible when in the call's timeline,
 * echoes a bot ``mark`` once the audio before it has played; ``clear`` drops unplayed audio,
 * forwards the callee's scripted DTMF,
-* checks every bot chunk against the outbound chunk rules and records violations.
+* checks every bot chunk against the outbound chunk rules of the stream's format
+  (:mod:`sim.wire`): errors and warnings are recorded,
+* accepts bot frames with ``stream_sid``, ``streamSid`` or no stream SID at all (Exotel
+  ignores it on this direction), and sends ``start`` in snake_case or camelCase.
 
 It ends when the call ends (``stop`` reason ``callended``), on ``stop_stream`` (``stopped``)
 or when the bot closes the socket; each way emits ``stream_stopped``. A stream that never
@@ -21,6 +24,7 @@ connects emits ``stream_stopped`` with ``event_data.error``. Wire formats come f
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 from collections.abc import Awaitable
 from ssl import SSLContext
@@ -38,7 +42,8 @@ from sim.clock import Clock
 from sim.config import SandboxConfig
 from sim.leg import Leg
 from sim.playout import Playout
-from sim.stream import KEEP, StreamRecord
+from sim.stream import StreamRecord
+from sim.wire import ChunkRules, camel_case
 
 __all__ = ["Owner", "Stream", "split_credentials", "connect_to_bot"]
 
@@ -101,6 +106,7 @@ class Stream(StreamRecord):
         self._live: list[Any] | None = None  # this stream's live interval in the timeline
         self._media = call.config.media
         self._playout = Playout(self._media.playout_delay_ms / 1000)
+        self._chunk_rules = ChunkRules.for_format(fmt)
         self._stopping = asyncio.Event()
         self._marks_changed = asyncio.Event()
         self._sequence = 0
@@ -249,7 +255,10 @@ class Stream(StreamRecord):
         if numbered:
             self._sequence += 1
             sequence = self._sequence
-        await self._ws.send(proto.encode(message, sequence_number=sequence))
+        text = proto.encode(message, sequence_number=sequence)
+        if isinstance(message, proto.Start) and self._media.start_keys == "camel":
+            text = json.dumps(camel_case(json.loads(text)), separators=(",", ":"))
+        await self._ws.send(text)
 
     async def _send_caller_audio(self) -> None:
         """One frame every ``frame_ms``, on an absolute schedule so the pace never drifts."""
@@ -293,13 +302,7 @@ class Stream(StreamRecord):
         clock, timeline = self.call.clock, self.call.leg.timeline
         if isinstance(message, proto.OutboundMedia):
             size = len(message.payload)
-            self.bot_chunks += 1
-            self.bot_bytes += size
-            problems = proto.chunk_violations(size)
-            if problems:
-                self.violation_count += 1
-                if len(self.violations) < KEEP:
-                    self.violations.append({"at": clock.wall(loop_now), "bytes": size, "problems": problems})
+            self.chunk(clock.wall(loop_now), size, self._chunk_rules.check(size, strict=self._media.strict_chunks))
             start, end = self._playout.push_audio(loop_now, self.format.duration(size))
             timeline.bot_audio_add(clock.wall(start), clock.wall(end))
         elif isinstance(message, proto.OutboundMark):

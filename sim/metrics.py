@@ -8,6 +8,7 @@ agree with the JSON reports and start again from zero after ``POST /sim/v1/reset
   where it applies, plus ``dialstream_sim_event_delivery_latency_seconds``;
 - ``dialstream_sim_calls{outcome}``, ``dialstream_sim_calls_live``;
 - ``dialstream_sim_invariant_breaches{invariant}``: calls that broke each invariant;
+- ``dialstream_sim_warnings{warning}``: calls with each warning (short chunks...);
 - ``dialstream_sim_events{state}``: emitted events by delivered/undelivered/pending.
 """
 
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 
 from sim.account import Account
-from sim.leg import INVARIANTS
+from sim.leg import INVARIANTS, WARNINGS
 from sim.timeline import FIGURES
 
 __all__ = ["BUCKETS", "sandbox_registry"]
@@ -66,6 +67,12 @@ class _SandboxCollector:
         for name in INVARIANTS:
             breaches.add_metric([name], sum(name in c["invariants"] for c in calls))
         yield breaches
+        cautions = GaugeMetricFamily(
+            "dialstream_sim_warnings", "Calls with each warning (tolerated, as Exotel does).", labels=["warning"]
+        )
+        for name in WARNINGS:
+            cautions.add_metric([name], sum(name in c["warnings"] for c in calls))
+        yield cautions
         states = GaugeMetricFamily("dialstream_sim_events", "Emitted leg events by delivery state.", labels=["state"])
         for state, delivered in (("delivered", True), ("undelivered", False), ("pending", None)):
             states.add_metric([state], sum(e["delivered"] is delivered for e in events))

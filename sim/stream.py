@@ -10,6 +10,7 @@ from typing import Any
 
 from dialstream.exotel.agentstream import MediaFormat
 from sim.action import ActionRecord
+from sim.wire import ChunkCheck
 
 __all__ = ["StreamRecord", "KEEP"]
 
@@ -40,8 +41,10 @@ class StreamRecord:
         self.ignored_frames = 0  # bot frames on a unidirectional stream
         self.protocol_errors: list[str] = []
         self.protocol_error_count = 0
-        self.violations: list[dict[str, Any]] = []
+        self.violations: list[dict[str, Any]] = []  # chunks over the rules' errors (see sim.wire)
         self.violation_count = 0
+        self.warnings: list[dict[str, Any]] = []  # chunks Exotel plays but warns about
+        self.warning_count = 0
 
     @property
     def active(self) -> bool:
@@ -52,6 +55,16 @@ class StreamRecord:
         self.protocol_error_count += 1
         if len(self.protocol_errors) < KEEP:
             self.protocol_errors.append(reason)
+
+    def chunk(self, at: float, nbytes: int, check: ChunkCheck) -> None:
+        """Count one bot chunk and whatever rules it broke."""
+        self.bot_chunks += 1
+        self.bot_bytes += nbytes
+        for problems, kept, count in ((check.errors, self.violations, "violation_count"), (check.warnings, self.warnings, "warning_count")):
+            if problems:
+                setattr(self, count, getattr(self, count) + 1)
+                if len(kept) < KEEP:
+                    kept.append({"at": at, "bytes": nbytes, "problems": list(problems)})
 
     def report(self) -> dict[str, Any]:
         return {
@@ -79,4 +92,6 @@ class StreamRecord:
             "protocol_error_count": self.protocol_error_count,
             "violations": self.violations,
             "violation_count": self.violation_count,
+            "warnings": self.warnings,
+            "warning_count": self.warning_count,
         }

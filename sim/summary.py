@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dialstream.domain.report import percentile
-from sim.leg import INVARIANTS
+from sim.leg import INVARIANTS, WARNINGS
 from sim.timeline import FIGURES
 
 __all__ = ["summarize", "figure_stats"]
@@ -42,6 +42,8 @@ def summarize(calls: list[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
     }
     invariants["chunk_violations"] = {c["leg_sid"]: c["chunk_violations"] for c in calls if c["chunk_violations"]}
     invariants["undelivered_events"] = [e["event_sid"] for e in events if e["delivered"] is False]
+    warnings: dict[str, Any] = {name: [c["leg_sid"] for c in calls if name in c["warnings"]] for name in WARNINGS}
+    warnings["chunk_warnings"] = {c["leg_sid"]: c["chunk_warnings"] for c in calls if c["chunk_warnings"]}
     return {
         "seed": seed,
         "calls": len(calls),
@@ -58,5 +60,6 @@ def summarize(calls: list[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
         },
         "figures": figures,
         "invariants": invariants,
+        "warnings": warnings,  # reported, never a reason for ok to be false
         "ok": not any(invariants.values()),
     }

@@ -114,6 +114,7 @@ class Bot:
 
     script: BotScript | None = None
     frames: list[Any] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)  # the frames as received
     headers: list[Any] = field(default_factory=list)
     connections: int = 0
     url: str = ""
@@ -125,6 +126,7 @@ class Bot:
         tasks = []
         try:
             async for text in ws:
+                self.texts.append(str(text))
                 message = proto.parse_from_exotel(text)
                 self.frames.append(message)
                 if isinstance(message, proto.Start):

@@ -173,29 +173,6 @@ async def test_bot_closing_the_socket_ends_the_stream() -> None:
 
 
 @async_test
-async def test_bot_chunks_breaking_the_chunk_rules_are_recorded() -> None:
-    """Bot payloads that are not a multiple of 320 bytes or below 3200 bytes are recorded as violations."""
-
-    async def sloppy(ws: Any, bot: Bot, start: proto.Start) -> None:
-        await send(ws, proto.OutboundMedia(start.stream_sid, silence(MULAW, 125)))  # 1000 bytes
-        await send(ws, proto.OutboundMedia(start.stream_sid, silence(MULAW, 400)))  # 3200 bytes: fine
-        await send(ws, proto.OutboundMark(start.stream_sid, "sent"))
-
-    async with harness() as h, serve_bot(Bot(script=sloppy)) as bot:
-        leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
-        await until(lambda: bot.of(proto.Mark))
-        await h.hang_up(leg_sid)
-        report = await h.report(leg_sid)
-        assert report["chunk_violations"] == 1
-        (violation,) = report["streams"][0]["violations"]
-        assert violation["bytes"] == 1000
-        assert violation["problems"] == proto.chunk_violations(1000)
-        assert any("chunk rules" in v for v in report["violations"])
-        assert (await h.summary())["invariants"]["chunk_violations"] == {leg_sid: 1}
-
-
-@async_test
 async def test_clear_drops_unplayed_audio_and_echoes_its_marks() -> None:
     """clear keeps the chunk already playing, drops the rest, and echoes the dropped audio's mark at once."""
 
