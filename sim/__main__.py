@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from typing import Any
 
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
-from sim.config import SandboxConfig
+from sim.config import DeliveryPolicy, SandboxConfig
 from sim.sandbox import Sandbox
 
 __all__ = ["build_parser", "main"]
@@ -32,6 +33,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="port to listen on; 0 picks a free one (default: %(default)s)")
     parser.add_argument("--scenario", metavar="FILE", help="scenario YAML: callee models, limits, timing, faults (see sim/README.md)")
     parser.add_argument("--seed", type=int, help="seed for every random draw (default: the scenario's, else random)")
+    tls = parser.add_argument_group(
+        "event delivery over TLS", "override the scenario's delivery section; a bearer token or Basic credentials "
+        "for the event endpoint go in the scenario file (delivery.bearer_token, delivery.basic_auth), never in argv"
+    )  # fmt: skip
+    tls.add_argument("--tls", action="store_true", help="deliver grpc:// endpoints over TLS too (grpcs:// and https:// always are)")
+    tls.add_argument("--ca-file", metavar="PEM", help="CA bundle that verifies the event endpoint's certificate (default: system roots)")
+    tls.add_argument("--client-cert", metavar="PEM", help="client certificate for mutual TLS (with --client-key)")
+    tls.add_argument("--client-key", metavar="PEM", help="client private key for mutual TLS")
     return parser
 
 
@@ -53,15 +62,27 @@ def main(argv: list[str] | None = None) -> int:
             config = SandboxConfig.from_yaml(args.scenario, **overrides)
         else:
             config = SandboxConfig(**overrides)
+        config = config.replace(delivery=_delivery(config.delivery, args))
     except ConfigurationError as exc:
         print(f"sim: {exc}", file=sys.stderr)
         return 2
     try:
         asyncio.run(_serve(config))
+    except ConfigurationError as exc:  # a TLS file named by the scenario cannot be read
+        print(f"sim: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:  # typically: the port is taken
         print(f"sim: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _delivery(policy: DeliveryPolicy, args: argparse.Namespace) -> DeliveryPolicy:
+    changes: dict[str, Any] = {"tls": True} if args.tls else {}
+    for flag, key in (("ca_file", "ca_file"), ("client_cert", "client_cert_file"), ("client_key", "client_key_file")):
+        if getattr(args, flag):
+            changes[key] = getattr(args, flag)
+    return dataclasses.replace(policy, **changes) if changes else policy
 
 
 async def _serve(config: SandboxConfig) -> None:

@@ -25,7 +25,8 @@ from sim.action import ActionRecord
 from sim.callee import ANSWERED, BUSY, FAILED, FAILED_TO_CREATE, NO_ANSWER, CallPlan
 from sim.clock import Clock, rfc3339
 from sim.config import SandboxConfig
-from sim.delivery import EventRecord, LegQueue
+from sim.delivery import LegQueue
+from sim.event import EventRecord
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, RINGING, TERMINAL, Leg
 from sim.media import Stream

@@ -68,12 +68,33 @@ class Limits:
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
-    """Event delivery to ``leg_event_endpoint``, modelled on the documented HTTPS endpoint."""
+    """Event delivery to ``leg_event_endpoint``, modelled on the documented HTTPS endpoint.
 
-    attempt_timeout_s: float = 1.0
-    attempts: int = 3
-    retry_backoff_ms: float = 100.0  # before each retry
+    ``grpcs://`` and ``https://`` endpoints (and ``grpc://`` ones with ``tls``) are TLS:
+    the server certificate is verified against ``ca_file`` (PEM; default: the system's
+    roots), ``client_cert_file`` + ``client_key_file`` make it mutual TLS. ``bearer_token``
+    goes out as gRPC call metadata ``authorization: Bearer ...``; ``basic_auth``
+    (``user:password``) as the HTTPS door's ``Authorization: Basic``.
+    """
+
+    attempt_timeout_s: float = 1.0  # "~1 second" per attempt
+    attempts: int = 3  # "up to 3 attempts"
+    attempt_interval_s: float = 1.0  # attempts start at least this far apart
     reorder_hold_ms: float = 200.0  # how long a reordered event waits for a successor
+    tls: bool = False  # grpc:// endpoints over TLS too (grpcs:// and https:// always are)
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    bearer_token: str = field(default="", repr=False)
+    basic_auth: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        if bool(self.client_cert_file) != bool(self.client_key_file):
+            raise ConfigurationError("delivery: client_cert_file and client_key_file go together (mutual TLS)")
+        if self.basic_auth and ":" not in self.basic_auth:
+            raise ConfigurationError("delivery.basic_auth: expected user:password")
+        if self.attempts < 1:
+            raise ConfigurationError(f"delivery.attempts: at least 1, got {self.attempts}")
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from sim.action import ActionRecord
 from sim.callee import CallPlan
 from sim.clock import rfc3339
-from sim.delivery import EventRecord
+from sim.event import EventRecord
 from sim.stream import StreamRecord
 from sim.timeline import Timeline
 

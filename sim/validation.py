@@ -22,6 +22,9 @@ __all__ = [
     "create_leg_request",
     "action_params",
     "custom_param_of",
+    "event_endpoint",
+    "endpoint_kind",
+    "ENDPOINT_SCHEMES",
     "media_format",
 ]
 
@@ -30,6 +33,7 @@ MAX_LOOP = 10  # "max 10" on the StartPlay page
 NAMED_ACTIONS = ("start_stream", "stop_stream", "start_say", "stop_say", "start_play", "stop_play")
 ACTIONS = (*NAMED_ACTIONS, "hangup")  # hangup only as the ExoML <Hangup/>
 _DIRECTIONS = ("bidirectional", "unidirectional")
+ENDPOINT_SCHEMES = ("grpc://", "grpcs://", "https://", "http://")
 _PCM16_RATES = (8000, 16000, 24000)
 
 
@@ -48,8 +52,7 @@ def create_leg_request(body: Any) -> LegRequest:
     contact_uri = _text(body, "contact_uri", required=True)
     exophone = _text(body, "exophone", required=True)
     endpoint = _text(body, "leg_event_endpoint", required=True)
-    if not endpoint.startswith("grpc://") or not endpoint.removeprefix("grpc://").strip("/"):
-        raise BadRequest("invalid leg_event_endpoint", f"must look like grpc://host:port, got {endpoint!r}")
+    event_endpoint(endpoint, "leg_event_endpoint")
     network_type = _text(body, "network_type") or ("voip" if contact_uri.startswith("sip:") else "pstn")
     if network_type not in ("pstn", "voip"):
         raise BadRequest("invalid network_type", f"must be pstn or voip, got {network_type!r}")
@@ -69,6 +72,23 @@ def create_leg_request(body: Any) -> LegRequest:
         async_amd=_flag(body, "async_amd"),
         priority=priority,
     )
+
+
+def endpoint_kind(endpoint: str) -> str:
+    """``grpc``, ``grpcs``, ``https`` or ``http``; raises ValueError for anything else."""
+    for scheme in ENDPOINT_SCHEMES:
+        if endpoint.startswith(scheme) and endpoint.removeprefix(scheme).strip("/"):
+            return scheme.removesuffix("://")
+    raise ValueError(f"must look like grpc://host:port, grpcs://host:port or https://host/path, got {endpoint!r}")
+
+
+def event_endpoint(endpoint: str, key: str) -> str:
+    """A leg or bridge event endpoint: ``grpc://``, ``grpcs://`` or ``https://`` (``http://`` for local tests)."""
+    try:
+        endpoint_kind(endpoint)
+    except ValueError as exc:
+        raise BadRequest(f"invalid {key}", str(exc)) from None
+    return endpoint
 
 
 def custom_param_of(body: Mapping[str, Any]) -> str:

@@ -72,11 +72,13 @@ class Recorder(CallbackServiceServicer):
 
     def __init__(self) -> None:
         self.events: list[LegEvent] = []
+        self.metadata: list[dict[str, str]] = []  # each call's invocation metadata
         self.fail_next = 0
         self.react: Callable[[LegEvent], Awaitable[None]] | None = None
         self._reactions: set[asyncio.Task[None]] = set()
 
     async def TriggerCallbackEvent(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        self.metadata.append({key: str(value) for key, value in context.invocation_metadata() or ()})
         if self.fail_next:
             self.fail_next -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "receiver told to fail")
@@ -224,12 +226,22 @@ def basic_auth(user: str, password: str) -> str:
 
 
 @asynccontextmanager
-async def harness(config: SandboxConfig | None = None, *, auth: bool = True) -> AsyncIterator[Harness]:
+async def harness(
+    config: SandboxConfig | None = None,
+    *,
+    auth: bool = True,
+    credentials: grpc.ServerCredentials | None = None,
+    scheme: str = "grpc",
+) -> AsyncIterator[Harness]:
+    """A sandbox and a recording gRPC receiver (over TLS with ``credentials``, reached as ``scheme://``)."""
     config = config or fast_config()
     server = grpc.aio.server()
     recorder = Recorder()
     add_servicer(recorder, server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
     await server.start()
     sandbox = Sandbox(config)
     try:
@@ -237,7 +249,7 @@ async def harness(config: SandboxConfig | None = None, *, auth: bool = True) -> 
         headers = {"Authorization": basic_auth(config.api_key, config.api_token)} if auth else None
         async with aiohttp.ClientSession(base_url=sandbox.url, headers=headers) as http:
             try:
-                yield Harness(sandbox, recorder, http, f"grpc://127.0.0.1:{port}")
+                yield Harness(sandbox, recorder, http, f"{scheme}://127.0.0.1:{port}")
             finally:
                 await recorder.cancel_reactions()
     finally:

@@ -51,7 +51,7 @@ async def test_create_leg_answers_202_with_the_documented_envelope() -> None:
         ({"contact_uri": None}, "missing contact_uri"),
         ({"exophone": ""}, "missing exophone"),
         ({"leg_event_endpoint": None}, "missing leg_event_endpoint"),
-        ({"leg_event_endpoint": "https://events.example.com"}, "invalid leg_event_endpoint"),
+        ({"leg_event_endpoint": "wss://events.example.com"}, "invalid leg_event_endpoint"),
         ({"leg_event_endpoint": "grpc://"}, "invalid leg_event_endpoint"),
         ({"contact_uri": 919800000001}, "invalid contact_uri"),
         ({"timeout": "soon"}, "invalid timeout"),

@@ -72,7 +72,7 @@ async def test_demo_scenario_campaign_meets_every_invariant() -> None:
 @async_test
 async def test_faults_scenario_keeps_the_sandbox_consistent() -> None:
     """Under every fault at once, each leg still ends and every event gets a final delivery result."""
-    config = SandboxConfig.from_yaml(SCENARIOS / "faults.yaml", delivery=DeliveryPolicy(attempt_timeout_s=0.2, retry_backoff_ms=10))
+    config = SandboxConfig.from_yaml(SCENARIOS / "faults.yaml", delivery=DeliveryPolicy(attempt_timeout_s=0.2, attempt_interval_s=0.2))
     async with harness(config) as h, serve_bot(Bot(script=prompt)) as bot:
         h.recorder.react = greeting_worker(h, bot)
         legs = []

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sim.__main__ import build_parser, main
+from sim.__main__ import _delivery, build_parser, main
+from sim.config import SandboxConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -56,3 +57,20 @@ def test_runs_until_signalled_then_exits_cleanly(signum: int) -> None:
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def test_tls_flags_override_the_scenarios_delivery(tmp_path: Path) -> None:
+    """--tls, --ca-file, --client-cert and --client-key set the delivery section; secrets stay in the scenario file."""
+    scenario = tmp_path / "tls.yaml"
+    scenario.write_text("delivery:\n  bearer_token: from-the-file\n")
+    args = build_parser().parse_args(["--tls", "--ca-file", "ca.pem", "--client-cert", "c.pem", "--client-key", "c.key"])
+    policy = _delivery(SandboxConfig.from_yaml(scenario).delivery, args)
+    assert (policy.tls, policy.ca_file, policy.client_cert_file, policy.client_key_file) == (True, "ca.pem", "c.pem", "c.key")
+    assert policy.bearer_token == "from-the-file"
+
+
+def test_an_unreadable_ca_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A CA file that cannot be read stops the sandbox with exit status 2 and one line naming the file."""
+    assert main(["--port", "0", "--ca-file", str(tmp_path / "nope.pem")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "delivery.ca_file: cannot read" in err and "nope.pem" in err

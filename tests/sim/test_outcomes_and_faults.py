@@ -149,7 +149,7 @@ async def test_fault_reorder_swaps_an_event_with_its_successor() -> None:
 @async_test
 async def test_fault_drop_loses_the_first_attempt_and_the_retry_delivers() -> None:
     """faults.events.drop loses the first attempt (it times out) and the second attempt delivers."""
-    config = fast_config(scenario=with_faults(events=EventFaults(drop=1.0)), delivery=DeliveryPolicy(attempt_timeout_s=0.05, retry_backoff_ms=5))
+    config = fast_config(scenario=with_faults(events=EventFaults(drop=1.0)), delivery=DeliveryPolicy(attempt_timeout_s=0.05, attempt_interval_s=0.05))
     async with harness(config) as h:
         leg_sid = await h.create_leg()
         await h.event(leg_sid, "leg_connecting")
