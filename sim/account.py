@@ -160,7 +160,7 @@ class Account:
             if name == "start_stream":
                 call.start_stream(action, params["url"], params["direction"], media_format(params["content_type"]))
             elif name == "stop_stream":
-                call.stop_streams(action)
+                call.stop_streams(action, params.get("stream_sid", ""))
             elif name in ("start_say", "start_play"):
                 call.start_greeting(name[6:], action, text=params.get("text", ""), loop=params["loop"])
             elif name in ("stop_say", "stop_play"):

@@ -200,10 +200,17 @@ class Call:
         stream.task.add_done_callback(self._tasks.discard)
         return stream
 
-    def stop_streams(self, action: ActionRecord) -> None:
-        for stream in self.streams:
-            if stream.active:
-                stream.stop("stopped", action)
+    def stop_streams(self, action: ActionRecord, stream_sid: str = "") -> None:
+        """Stop the stream named ``stream_sid``, or every stream without one.
+
+        A stop naming a stream that is not live on this leg (already stopped, another leg's,
+        made up) stops nothing: the live stream is left alone and the leg notes it.
+        """
+        named = [s for s in self.streams if s.active and (not stream_sid or s.stream_sid == stream_sid)]
+        for stream in named:
+            stream.stop("stopped", action)
+        if stream_sid and not named:
+            self.leg.unmatched_stops.append(stream_sid)
 
     def hangup(self, action: ActionRecord) -> None:
         """``<Hangup/>``: allowed before the answer too (the call is then canceled)."""

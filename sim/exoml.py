@@ -4,7 +4,7 @@ Pure. Supported verbs map onto the named actions and are validated by the same r
 (:func:`sim.validation.action_params`): ``<Hangup/>``; ``<Say>``/``<StartSay>`` (text,
 ``loop``); ``<StartPlay>`` (URL as text, ``loop``); ``<StopSay/>``; ``<StopPlay/>``;
 ``<StartStream>`` (``url`` or ``streamUrl``, ``streamType``, ``contentType``);
-``<StopStream/>``. Documented verbs the sandbox does not simulate raise
+``<StopStream/>`` (``streamSid`` stops that stream only). Documented verbs the sandbox does not simulate raise
 :class:`NotImplementedVerb` (HTTP 501); anything else, or malformed XML, is a 400.
 """
 
@@ -65,7 +65,9 @@ def _verb(element: ET.Element) -> tuple[str, dict[str, Any]]:
             "content_type": attrs.get("contentType"),
         }
         return "start_stream", action_params("start_stream", body)
-    simple = {"StopSay": "stop_say", "StopPlay": "stop_play", "StopStream": "stop_stream"}
+    if tag == "StopStream":
+        return "stop_stream", action_params("stop_stream", {"stream_sid": attrs.get("streamSid") or attrs.get("stream_sid")})
+    simple = {"StopSay": "stop_say", "StopPlay": "stop_play"}
     if tag in simple:
         return simple[tag], {}
     if tag in UNSIMULATED_VERBS:

@@ -37,7 +37,7 @@ INVARIANTS = (
     "undelivered_events",
 )
 # What Exotel tolerates and the reports still point out; see Leg.cautions.
-WARNINGS = ("chunk_warnings",)
+WARNINGS = ("chunk_warnings", "stop_stream_unmatched")
 
 
 @dataclass(frozen=True)
@@ -76,6 +76,7 @@ class Leg:
     events: list[EventRecord] = field(default_factory=list)
     actions: list[ActionRecord] = field(default_factory=list)
     streams: list[StreamRecord] = field(default_factory=list)
+    unmatched_stops: list[str] = field(default_factory=list)  # stop_stream streamSids that named no live stream
 
     @property
     def live(self) -> bool:
@@ -173,6 +174,10 @@ class Leg:
             "chunk_warnings": (
                 count > 0,
                 f"{count} bot chunk(s) short or misaligned, first: {first['problems'][0] if first else ''}",
+            ),
+            "stop_stream_unmatched": (
+                bool(self.unmatched_stops),
+                f"stop_stream named no live stream of this leg: {', '.join(self.unmatched_stops)}",
             ),
         }
         return {name: reason for name, (seen, reason) in found.items() if seen}

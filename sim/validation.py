@@ -116,6 +116,11 @@ def action_params(name: str, body: Any) -> dict[str, Any]:
         return {"text": _text(body, "text", required=True), "loop": _loop(body)}
     if name == "start_play":
         return {"url": _text(body, "url", required=True), "loop": _loop(body)}
+    if name == "stop_stream":
+        # Naming the stream stops that one only (a stream superseded by failover); without
+        # a name every stream of the leg stops. JSON bodies are snake_case; streamSid is accepted.
+        stream_sid = _text(body, "stream_sid") or _text(body, "streamSid")
+        return {"stream_sid": stream_sid} if stream_sid else {}
     if name in ACTIONS:
         return {}
     raise BadRequest("unknown action", f"{name!r} is not one of {ACTIONS}")

@@ -44,7 +44,8 @@ ANSWERING = CalleeProfile(ring_ms=(20, 40), talk_ms=None)
 
 def fast_config(profile: CalleeProfile = ANSWERING, **changes: Any) -> SandboxConfig:
     scenario = changes.pop("scenario", Scenario(callee=profile))
-    return SandboxConfig(seed=1, timing=FAST_TIMING, scenario=scenario, **changes)
+    timing = changes.pop("timing", FAST_TIMING)
+    return SandboxConfig(seed=1, timing=timing, scenario=scenario, **changes)
 
 
 def async_test(fn: Callable[..., Awaitable[None]]) -> Callable[..., None]:
