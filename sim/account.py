@@ -162,9 +162,9 @@ class Account:
             elif name == "stop_stream":
                 call.stop_streams(action, params.get("stream_sid", ""))
             elif name in ("start_say", "start_play"):
-                call.start_greeting(name[6:], action, text=params.get("text", ""), loop=params["loop"])
+                call.greetings.start(name[6:], action, text=params.get("text", ""), loop=params["loop"])
             elif name in ("stop_say", "stop_play"):
-                call.stop_greeting(name[5:], action)
+                call.greetings.stop(name[5:], action)
             else:
                 call.hangup(action)
         return records[0]

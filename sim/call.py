@@ -16,22 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import dataclass
 from typing import Any
 
 from dialstream.exotel.agentstream import MediaFormat
 from dialstream.exotel.events import ACTION, LIFECYCLE
 from sim.action import ActionRecord
 from sim.callee import ANSWERED, BUSY, FAILED, FAILED_TO_CREATE, NO_ANSWER, CallPlan
-from sim.clock import Clock, rfc3339
+from sim.clock import Clock
 from sim.config import SandboxConfig
 from sim.delivery import LegQueue
-from sim.event import EventRecord
+from sim.event import EventRecord, new_event
+from sim.greeting import Greetings
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, RINGING, TERMINAL, Leg
 from sim.media import Stream
 
-__all__ = ["Call", "Greeting", "TRIGGERS"]
+__all__ = ["Call", "TRIGGERS"]
 
 # The event each action is the documented reaction to; its latency is measured from it.
 # Other actions (hangup, stop_stream) are measured from the leg's latest event.
@@ -45,17 +45,6 @@ TRIGGERS = {
 _STREAM_STOP_TIMEOUT_S = 2.0  # how long a hang-up waits for a stream's stop frame and close
 
 
-@dataclass(eq=False)
-class Greeting:
-    """A say or a play in progress."""
-
-    kind: str  # "say" or "play"
-    action: ActionRecord
-    seconds: float  # audible length of all loops
-    task: asyncio.Task[None] | None = None
-    interval: list[Any] | None = None  # the timeline interval while audible
-
-
 class Call:
     def __init__(
         self, config: SandboxConfig, clock: Clock, sids: SidFactory, leg: Leg, rng: random.Random, queue: LegQueue
@@ -66,7 +55,7 @@ class Call:
         self.leg = leg
         self.rng = rng  # this leg's own random stream: callee, faults
         self.queue = queue
-        self.greetings: dict[str, Greeting] = {}
+        self.greetings = Greetings(self, config.timing, leg.timeline, on_audible=self._audible)
         self.streams: list[Stream] = []  # the live side of leg.streams
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
@@ -81,7 +70,7 @@ class Call:
         return self._ending
 
     def start(self) -> None:
-        self._spawn(self._progress())
+        self.spawn(self._progress())
 
     # Events
 
@@ -93,18 +82,10 @@ class Call:
         detail: dict[str, Any] | None = None,
         error: dict[str, Any] | None = None,
     ) -> EventRecord:
-        now = self.clock.now()
-        event = {
-            "event_sid": self.sids(),
-            "event_type": LIFECYCLE if name.startswith("leg_") or name.startswith("amd_") else ACTION,
-            "event_name": name,
-            "event_timestamp": rfc3339(now),
-            "action_sid": action.action_sid if action else "",
-            "action_custom_parameter": action.custom_param if action else "",
-            "event_data": {"error": error} if error else {"data": detail or {}},
-            "data": self.leg.snapshot(),
-        }
-        record = EventRecord(event=event, emitted_at=now)
+        kind = LIFECYCLE if name.startswith(("leg_", "amd_")) else ACTION
+        record = new_event(
+            self.sids(), name, kind, self.clock.now(), self.leg.snapshot(), action=action, detail=detail, error=error
+        )
         self.leg.events.append(record)
         self.queue.put(record)
         return record
@@ -138,7 +119,7 @@ class Call:
         leg.timeline.mark("answered", leg.start_time)
         self.emit("leg_answered")
         if leg.request.amd_enable:
-            self._spawn(self._detect_machine())
+            self.spawn(self._detect_machine())
         early = self.config.scenario.faults.callee.hangup_after(self.rng)
         limit_ms = leg.request.time_limit * 1000.0
         talk_ms = early if early is not None else plan.talk_ms
@@ -175,22 +156,6 @@ class Call:
             self.leg.timeline.action(name, action.latency_ms)
         return action
 
-    def start_greeting(self, kind: str, action: ActionRecord, *, text: str = "", loop: int = 0) -> None:
-        timing = self.config.timing
-        once_ms = len(text) * timing.say_ms_per_char if kind == "say" else timing.play_ms
-        previous = self.greetings.get(kind)
-        if previous is not None:
-            self._interrupt(previous, action)  # "stopped by another action"
-        greeting = Greeting(kind, action, once_ms * max(1, loop) / 1000.0)
-        self.greetings[kind] = greeting
-        greeting.task = self._spawn(self._play(greeting))
-
-    def stop_greeting(self, kind: str, action: ActionRecord) -> None:
-        """Interrupt the say or play in progress, if any (a stop with nothing to stop is a no-op)."""
-        greeting = self.greetings.get(kind)
-        if greeting is not None:
-            self._interrupt(greeting, action)
-
     def start_stream(self, action: ActionRecord, url: str, direction: str, media_format: MediaFormat) -> Stream:
         self.leg.timeline.mark("stream_requested", action.received_at)
         stream = Stream(self, self.sids(), action, url, direction, media_format)
@@ -215,37 +180,11 @@ class Call:
     def hangup(self, action: ActionRecord) -> None:
         """``<Hangup/>``: allowed before the answer too (the call is then canceled)."""
         status = "completed" if self.leg.answered else "canceled"
-        self._spawn(self._hangup_after(self.config.timing.hangup_ms, status))
+        self.spawn(self._hangup_after(self.config.timing.hangup_ms, status))
 
     async def _hangup_after(self, ms: float, status: str) -> None:
         await _sleep_ms(ms)
         await self._end(status, "api")
-
-    # Greetings
-
-    async def _play(self, greeting: Greeting) -> None:
-        timing = self.config.timing
-        await _sleep_ms(timing.say_start_ms if greeting.kind == "say" else timing.play_start_ms)
-        greeting.interval = self.leg.timeline.greeting_on(self.clock.now())
-        self.leg.audible_greeting = greeting.kind
-        self.emit(f"{greeting.kind}_started", action=greeting.action)
-        await asyncio.sleep(greeting.seconds)
-        self._silence(greeting)
-        self.emit(f"{greeting.kind}_completed", action=greeting.action)
-
-    def _interrupt(self, greeting: Greeting, action: ActionRecord) -> None:
-        if greeting.task is not None:
-            greeting.task.cancel()
-        self._silence(greeting)
-        self.emit(f"{greeting.kind}_interrupted", action=action, detail={"interrupted_action_sid": greeting.action.action_sid})
-
-    def _silence(self, greeting: Greeting, at: float | None = None) -> None:
-        if self.greetings.get(greeting.kind) is greeting:
-            del self.greetings[greeting.kind]
-        if greeting.interval is not None:
-            self.leg.timeline.greeting_off(greeting.interval, self.clock.now() if at is None else at)
-        if self.leg.audible_greeting == greeting.kind:
-            self.leg.audible_greeting = None
 
     # The end
 
@@ -259,8 +198,7 @@ class Call:
         for task in list(self._tasks):
             if task is not current and not any(task is s.task for s in self.streams):
                 task.cancel()
-        for greeting in list(self.greetings.values()):
-            self._silence(greeting, now)
+        self.greetings.silence_all(now)
         streams = [s for s in self.streams if s.active]
         for stream in streams:
             stream.stop("callended")
@@ -287,7 +225,11 @@ class Call:
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.queue.cancel()
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+    def _audible(self, kind: str | None) -> None:
+        self.leg.audible_greeting = kind
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run ``coro`` as one of this call's tasks (cancelled when the call is dropped)."""
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

@@ -8,7 +8,39 @@ from typing import Any
 from sim.clock import rfc3339
 from sim.faults import EventFate
 
-__all__ = ["EventRecord"]
+__all__ = ["EventRecord", "new_event", "BRIDGE_LIFECYCLE"]
+
+BRIDGE_LIFECYCLE = "bridge_lifecycle_event"  # bridge_created, bridge_terminated... (reference §1.8)
+
+
+def new_event(
+    event_sid: str,
+    name: str,
+    event_type: str,
+    now: float,
+    data: dict[str, Any],
+    *,
+    action: Any = None,
+    detail: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+) -> EventRecord:
+    """An event in Exotel's JSON shape (reference §2), about to be delivered.
+
+    ``data`` is the snapshot of the leg (or bridge); ``action`` (an
+    :class:`~sim.action.ActionRecord`) is the request that caused it; ``event_data`` is
+    ``{"error": error}`` or ``{"data": detail}``.
+    """
+    event = {
+        "event_sid": event_sid,
+        "event_type": event_type,
+        "event_name": name,
+        "event_timestamp": rfc3339(now),
+        "action_sid": action.action_sid if action else "",
+        "action_custom_parameter": action.custom_param if action else "",
+        "event_data": {"error": error} if error else {"data": detail or {}},
+        "data": data,
+    }
+    return EventRecord(event=event, emitted_at=now)
 
 
 @dataclass(eq=False)

@@ -29,9 +29,9 @@ import aiohttp
 import grpc
 
 from dialstream.errors import ConfigurationError
+from dialstream.exotel.basic_auth import basic_auth_header
 from dialstream.exotel.proto import CallbackServiceStub, message_from_dict
 from sim.config import DeliveryPolicy
-from sim.wire import basic_authorization
 
 __all__ = ["Attempt", "Transport", "GrpcTransport", "HttpsTransport", "HttpsEndpoint", "TlsMaterial", "grpc_target"]
 
@@ -139,7 +139,7 @@ class HttpsTransport:
         headers = {"User-Agent": USER_AGENT}
         if policy.basic_auth:
             user, _, password = policy.basic_auth.partition(":")
-            headers["Authorization"] = basic_authorization(user, password)
+            headers["Authorization"] = basic_auth_header(user, password)
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=policy.attempt_timeout_s),
             connector=aiohttp.TCPConnector(ssl=tls.ssl_context()),

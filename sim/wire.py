@@ -12,20 +12,16 @@ unless a scenario asks for strict chunks.
 **camelCase ``start``.** :func:`camel_case` respells a frame's keys the way some senders do
 (``streamSid``, ``callSid``, ``customParameters``, ``mediaFormat.sampleRate``...), leaving
 the keys of ``custom_parameters`` (the user's own) alone.
-
-**Basic auth.** :func:`basic_authorization` is the one ``Authorization: Basic`` header the
-sandbox sends (to a bot named ``wss://user:pass@...``, to an HTTPS event endpoint).
 """
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from typing import Any
 
 from dialstream.exotel.agentstream import CHUNK_ALIGN, CHUNK_MAX, CHUNK_MIN, MediaFormat
 
-__all__ = ["REFERENCE_FORMAT", "ChunkRules", "ChunkCheck", "camel_case", "basic_authorization"]
+__all__ = ["REFERENCE_FORMAT", "ChunkRules", "ChunkCheck", "camel_case"]
 
 REFERENCE_FORMAT = MediaFormat.pcm16(8000)
 """The format Exotel's byte figures are written for ("raw/slin 16-bit, 8kHz")."""
@@ -101,7 +97,3 @@ def camel_case(frame: dict[str, Any]) -> dict[str, Any]:
         out[_CAMEL.get(key, key)] = value
     return out
 
-
-def basic_authorization(user: str, password: str) -> str:
-    """``Basic base64(user:password)``, the header value of HTTP Basic auth."""
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
