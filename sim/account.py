@@ -18,17 +18,18 @@ from collections import Counter
 from typing import Any
 
 from sim.action import ActionRecord
+from sim.bridges import Bridges
 from sim.call import Call
 from sim.callee import draw
 from sim.clock import Clock
 from sim.config import SandboxConfig
-from sim.delivery import Deliverer
+from sim.delivery import Deliverer, LegQueue
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, Leg, LegRequest
 from sim.ratelimit import Decision, TokenBucket
 from sim.scenario import campaign_of
 from sim.summary import summarize
-from sim.validation import media_format
+from sim.validation import BadRequest, media_format
 
 __all__ = ["Account", "LimitExceeded", "LegNotFound", "LegNotActive"]
 
@@ -63,6 +64,7 @@ class Account:
         self.clock = Clock()
         self.sids = SidFactory()
         self.calls: dict[str, Call] = {}
+        self.bridges = Bridges(self)
         self._deliverer: Deliverer | None = None
         self._reset_state()
 
@@ -92,6 +94,12 @@ class Account:
     async def _forget_calls(self) -> None:
         calls, self.calls = list(self.calls.values()), {}
         await asyncio.gather(*(call.cancel() for call in calls))
+        await self.bridges.close()
+
+    def event_queue(self, endpoint: str, rng: random.Random) -> LegQueue:
+        """An ordered delivery queue to a leg's or a bridge's event endpoint."""
+        assert self._deliverer is not None, "Account.open() first"
+        return self._deliverer.queue(endpoint, rng)
 
     # Account limits
 
@@ -109,7 +117,9 @@ class Account:
         limit = self.config.limits.concurrent_legs
         if limit and sum(1 for call in self.calls.values() if call.leg.live) >= limit:
             raise LimitExceeded("concurrent_legs", limit)
-        assert self._deliverer is not None, "Account.open() first"
+        reference = self.calls.get(request.reference_leg_sid) if request.reference_leg_sid else None
+        if request.reference_leg_sid and reference is None:
+            raise BadRequest("invalid reference_leg_sid", f"no leg {request.reference_leg_sid!r} on this account")
         scenario = self.config.scenario
         profile = scenario.profile_for(request.contact_uri, request.custom_param)
         attempt = self._dialled[request.contact_uri]
@@ -126,8 +136,14 @@ class Account:
             campaign=campaign_of(request.custom_param, scenario.campaigns),
             updated_at=now,
         )
+        # Co-located legs share a location: the reference leg's, or the requested data centre's.
+        if reference is not None:
+            leg.location = reference.leg.location
+        else:
+            leg.location = f"dc:{request.requested_dc_code}" if request.requested_dc_code else leg.leg_sid
         leg.timeline.mark("dialed", now)
-        call = Call(self.config, self.clock, self.sids, leg, rng, self._deliverer.queue(request.leg_event_endpoint, rng))
+        call = Call(self.config, self.clock, self.sids, leg, rng, self.event_queue(request.leg_event_endpoint, rng))
+        call.on_end = self.bridges.leg_ended
         self.calls[leg.leg_sid] = call
         call.start()
         return leg
@@ -143,17 +159,23 @@ class Account:
         call = self.calls.get(leg_sid)
         if call is None:
             raise LegNotFound(leg_sid)
-        for name, _ in verbs:
+        for name, params in verbs:
             # A hang-up may cancel a ringing leg; everything else needs an answered leg.
             if call.ending or not call.leg.live:
                 raise LegNotActive(leg_sid, "terminating" if call.leg.live else call.leg.state, name)
             if name != "hangup" and call.leg.state != CONNECTED:
                 raise LegNotActive(leg_sid, call.leg.state, name)
+            if name == "join_bridge":
+                self.bridges.check_join(call, params["bridge_sid"])
         streams = self.config.limits.active_streams
         if streams and any(name == "start_stream" for name, _ in verbs):
             active = sum(1 for c in self.calls.values() for s in c.leg.streams if s.active)
             if active >= streams:
                 raise LimitExceeded("active_streams", streams)
+        legs = self.config.limits.concurrent_legs
+        dials = sum(1 for name, _ in verbs if name == "dial")
+        if legs and dials and sum(1 for c in self.calls.values() if c.leg.live) + dials > legs:
+            raise LimitExceeded("concurrent_legs", legs)
         action_sid = self.sids()
         records = [call.accept(name, custom_param, params, action_sid) for name, params in verbs]
         for (name, params), action in zip(verbs, records):
@@ -165,6 +187,16 @@ class Account:
                 call.greetings.start(name[6:], action, text=params.get("text", ""), loop=params["loop"])
             elif name in ("stop_say", "stop_play"):
                 call.greetings.stop(name[5:], action)
+            elif name == "join_bridge":
+                self.bridges.join(call, params["bridge_sid"], action)
+            elif name == "leave_bridge":
+                self.bridges.leave(call, action)
+            elif name == "hold":
+                self.bridges.hold(call, action, params.get("music_url", ""))
+            elif name == "unhold":
+                self.bridges.unhold(call, action)
+            elif name == "dial":
+                self.bridges.dial(call, params, action)
             else:
                 call.hangup(action)
         return records[0]

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from dialstream.exotel.basic_auth import basic_auth_matches
 from sim.account import Account, LegNotFound
+from sim.api_bridges import add_bridge_routes
 from sim.api_legs import add_leg_routes
 from sim.envelope import ACCOUNT, DECISION, ApiError, envelope
 from sim.metrics import sandbox_registry
@@ -34,7 +35,9 @@ def build_app(account: Account) -> web.Application:
     app[ACCOUNT] = account
     app[_METRICS] = sandbox_registry(account)
     add_leg_routes(app)
+    add_bridge_routes(app)
     app.router.add_get("/sim/v1/calls", sim_calls)
+    app.router.add_get("/sim/v1/bridges", sim_bridges)
     app.router.add_get("/sim/v1/calls/{leg_sid}", sim_call)
     app.router.add_get("/sim/v1/summary", sim_summary)
     app.router.add_post("/sim/v1/reset", sim_reset)
@@ -89,6 +92,10 @@ async def sim_call(request: web.Request) -> web.Response:
         return web.json_response(request.app[ACCOUNT].report(request.match_info["leg_sid"]))
     except LegNotFound:
         return web.json_response({"error": f"no leg {request.match_info['leg_sid']!r}"}, status=404)
+
+
+async def sim_bridges(request: web.Request) -> web.Response:
+    return web.json_response({"bridges": request.app[ACCOUNT].bridges.reports()})
 
 
 async def sim_summary(request: web.Request) -> web.Response:

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from sim.account import LegNotActive, LegNotFound, LimitExceeded
+from sim.bridges import BridgeNotActive, BridgeNotFound
 from sim.clock import rfc3339
 from sim.envelope import ACCOUNT, ApiError, envelope, json_body
 from sim.exoml import NotImplementedVerb, parse_exoml
@@ -39,6 +40,13 @@ def add_leg_routes(app: web.Application) -> None:
     app.router.add_post(legs + "/{leg_sid}/actions/{name}", named_action)
 
 
+def _limit_error(exc: LimitExceeded) -> ApiError:
+    """429 with the limit's own code: CONCURRENCY_LIMIT_EXCEEDED (legs, a <Dial> too) or STREAM_LIMIT_EXCEEDED."""
+    if exc.limit == "active_streams":
+        return ApiError(429, "active streams limit exceeded", str(exc), code="STREAM_LIMIT_EXCEEDED", headers={"Retry-After": "1"})
+    return ApiError(429, "concurrent legs limit exceeded", str(exc), code="CONCURRENCY_LIMIT_EXCEEDED", headers={"Retry-After": "1"})
+
+
 def _leg(request: web.Request) -> Leg:
     try:
         return request.app[ACCOUNT].leg(request.match_info["leg_sid"])
@@ -54,7 +62,7 @@ async def create_leg(request: web.Request) -> web.Response:
     except BadRequest as exc:
         raise ApiError(400, exc.message, exc.description) from None
     except LimitExceeded as exc:
-        raise ApiError(429, "concurrent legs limit exceeded", str(exc), code="CONCURRENCY_LIMIT_EXCEEDED", headers={"Retry-After": "1"}) from None
+        raise _limit_error(exc) from None
     data = {
         "leg_sid": leg.leg_sid,
         "created_at": rfc3339(leg.created_at),
@@ -122,8 +130,14 @@ def _run(request: web.Request, verbs: list[tuple[str, dict[str, Any]]], custom_p
         raise ApiError(404, "leg not found", f"no leg {leg_sid!r} on this account") from None
     except LegNotActive as exc:
         raise ApiError(409, "leg not in a state for this action", str(exc), code="INVALID_LEG_STATE") from None
+    except BridgeNotFound as exc:
+        raise ApiError(404, "bridge not found", f"no bridge {exc} on this account") from None
+    except BridgeNotActive as exc:
+        raise ApiError(409, "bridge not active", str(exc), code="INVALID_BRIDGE_STATE") from None
+    except BadRequest as exc:  # a reference the request names does not hold (an exophone, a leg)
+        raise ApiError(400, exc.message, exc.description) from None
     except LimitExceeded as exc:
-        raise ApiError(429, "active streams limit exceeded", str(exc), code="STREAM_LIMIT_EXCEEDED", headers={"Retry-After": "1"}) from None
+        raise _limit_error(exc) from None
     data = {
         "action_sid": action.action_sid,
         "leg_sid": leg_sid,

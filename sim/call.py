@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from typing import Any
 
 from dialstream.exotel.agentstream import MediaFormat
@@ -57,6 +58,10 @@ class Call:
         self.queue = queue
         self.greetings = Greetings(self, config.timing, leg.timeline, on_audible=self._audible)
         self.streams: list[Stream] = []  # the live side of leg.streams
+        self.answered = asyncio.Event()  # leg_answered emitted
+        self.ended = asyncio.Event()  # leg_terminated (or leg_failed_to_create) emitted
+        # Called as the leg ends, before leg_terminated (its bridge lets it go: leg_left_bridge).
+        self.on_end: Callable[[Call], None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
 
@@ -100,6 +105,7 @@ class Call:
             error = {"error_code": "LEG_CREATE_FAILED", "message": "leg could not be created", "description": "simulated network failure (scenario)"}
             self.emit("leg_failed_to_create", error=error)
             self.queue.close()
+            self.ended.set()
             return
         self.emit("leg_connecting")
         await _sleep_ms(timing.setup_ms)
@@ -118,6 +124,7 @@ class Call:
         self._set_state(CONNECTED)
         leg.timeline.mark("answered", leg.start_time)
         self.emit("leg_answered")
+        self.answered.set()
         if leg.request.amd_enable:
             self.spawn(self._detect_machine())
         early = self.config.scenario.faults.callee.hangup_after(self.rng)
@@ -177,14 +184,17 @@ class Call:
         if stream_sid and not named:
             self.leg.unmatched_stops.append(stream_sid)
 
-    def hangup(self, action: ActionRecord) -> None:
-        """``<Hangup/>``: allowed before the answer too (the call is then canceled)."""
-        status = "completed" if self.leg.answered else "canceled"
-        self.spawn(self._hangup_after(self.config.timing.hangup_ms, status))
+    def hangup(self, action: ActionRecord | None = None, *, by: str = "api") -> None:
+        """``<Hangup/>``: allowed before the answer too (the call is then canceled).
 
-    async def _hangup_after(self, ms: float, status: str) -> None:
+        ``by`` says who asked: ``api``, or ``peer`` when the leg that dialled this one ended.
+        """
+        status = "completed" if self.leg.answered else "canceled"
+        self.spawn(self._hangup_after(self.config.timing.hangup_ms, status, by))
+
+    async def _hangup_after(self, ms: float, status: str, by: str) -> None:
         await _sleep_ms(ms)
-        await self._end(status, "api")
+        await self._end(status, by)
 
     # The end
 
@@ -204,9 +214,12 @@ class Call:
             stream.stop("callended")
         if streams:
             await asyncio.wait([s.task for s in streams], timeout=_STREAM_STOP_TIMEOUT_S)
+        if self.on_end is not None:
+            self.on_end(self)
         self._set_terminal(status, by, now)
         self.emit("leg_terminated")
         self.queue.close()
+        self.ended.set()
 
     def _set_state(self, state: str) -> None:
         self.leg.state = state

@@ -1,9 +1,9 @@
 """The sandbox's configuration: frozen dataclasses with every default visible.
 
 ``SandboxConfig.from_yaml(path)`` reads a scenario file (schema in ``sim/README.md``);
-its top-level keys are ``seed``, ``timing``, ``media``, ``limits``, ``delivery`` (the
-dataclasses below) and ``callee``, ``campaigns``, ``numbers``, ``faults``
-(:class:`sim.scenario.Scenario`).
+its top-level keys are ``seed``, ``timing``, ``media``, ``limits``, ``delivery``,
+``bridges`` (the dataclasses below) and ``callee``, ``campaigns``, ``numbers``,
+``agents``, ``faults`` (:class:`sim.scenario.Scenario`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from dialstream.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_AP
 from sim.scenario import Scenario
 from sim.schema import build
 
-__all__ = ["Timing", "MediaConfig", "Limits", "DeliveryPolicy", "SandboxConfig"]
+__all__ = ["Timing", "MediaConfig", "Limits", "DeliveryPolicy", "BridgeConfig", "SandboxConfig"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Timing:
     play_ms: float = 3000.0  # length of any played file
     stream_setup_ms: float = 250.0  # start_stream -> stream_initiated (media server joins)
     hangup_ms: float = 30.0  # <Hangup/> accepted -> leg_terminated
+    bridge_ms: float = 50.0  # create bridge / JoinBridge / LeaveBridge / stop -> its events
     greeting_grace_ms: float = 300.0  # greeting audible this long after stream_started is a violation
 
 
@@ -97,6 +98,23 @@ class DeliveryPolicy:
             raise ConfigurationError(f"delivery.attempts: at least 1, got {self.attempts}")
 
 
+BRIDGE_TERMINAL_EVENTS = ("bridge_terminated", "bridge_terminal", "both")
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    """Bridges (reference §1.8)."""
+
+    # Exotel's pages name the end of a bridge bridge_terminated (stop page) and bridge_terminal
+    # (create page): which one the sandbox emits, or both one after the other.
+    terminal_event: str = "bridge_terminated"
+    max_participants: int = 10  # when a create-bridge body does not say
+
+    def __post_init__(self) -> None:
+        if self.terminal_event not in BRIDGE_TERMINAL_EVENTS:
+            raise ConfigurationError(f"bridges.terminal_event must be one of {BRIDGE_TERMINAL_EVENTS}, got {self.terminal_event!r}")
+
+
 @dataclass(frozen=True)
 class SandboxConfig:
     host: str = "127.0.0.1"
@@ -109,6 +127,7 @@ class SandboxConfig:
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
+    bridges: BridgeConfig = field(default_factory=BridgeConfig)
     scenario: Scenario = field(default_factory=Scenario)
 
     def replace(self, **changes: Any) -> SandboxConfig:
@@ -119,8 +138,10 @@ class SandboxConfig:
         """Build from a parsed scenario file; ``overrides`` (host, port, seed...) win."""
         if not isinstance(raw, Mapping):
             raise ConfigurationError(f"scenario: expected a mapping, got {type(raw).__name__}")
-        scenario_keys = {"callee", "campaigns", "numbers", "faults"}
-        sections = {"timing": Timing, "media": MediaConfig, "limits": Limits, "delivery": DeliveryPolicy}
+        scenario_keys = {"callee", "campaigns", "numbers", "agents", "faults"}
+        sections = {
+            "timing": Timing, "media": MediaConfig, "limits": Limits, "delivery": DeliveryPolicy, "bridges": BridgeConfig,
+        }  # fmt: skip
         unknown = sorted(set(raw) - scenario_keys - set(sections) - {"seed"})
         if unknown:
             raise ConfigurationError(f"scenario: unknown key(s) {unknown}")

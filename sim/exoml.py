@@ -1,11 +1,18 @@
-"""ExoML for ``POST /legs/{leg_sid}/actions``: ``<Flow>`` verbs to the sandbox's actions.
+"""ExoML for ``POST /legs/{sid}/actions`` and ``POST /bridges/{sid}/actions``: ``<Flow>`` verbs to actions.
 
-Pure. Supported verbs map onto the named actions and are validated by the same rules
-(:func:`sim.validation.action_params`): ``<Hangup/>``; ``<Say>``/``<StartSay>`` (text,
-``loop``); ``<StartPlay>`` (URL as text, ``loop``); ``<StopSay/>``; ``<StopPlay/>``;
-``<StartStream>`` (``url`` or ``streamUrl``, ``streamType``, ``contentType``);
-``<StopStream/>`` (``streamSid`` stops that stream only). Documented verbs the sandbox does not simulate raise
-:class:`NotImplementedVerb` (HTTP 501); anything else, or malformed XML, is a 400.
+Pure. The verbs that match a named action are validated by the same rules
+(:func:`sim.validation.action_params`):
+
+* ``<Hangup/>``; ``<Say>``/``<StartSay>`` (text, ``loop``); ``<StartPlay>`` (URL as text,
+  ``loop``); ``<StopSay/>``; ``<StopPlay/>``; ``<StartStream>`` (``url`` or ``streamUrl``,
+  ``streamType``, ``contentType``); ``<StopStream/>`` (``streamSid`` stops that stream only);
+* ``<Dial contactUri exophone networkType absorbDtmf timeout customParam/>``;
+  ``<JoinBridge bridgeSid/>``; ``<LeaveBridge/>``; ``<Hold>`` with an optional nested
+  ``<StartPlay>`` (music on hold); ``<UnHold/>``;
+* on a bridge only: ``<Refer bridgeEventEndpoint/>``, and of the above only the says and plays.
+
+Documented verbs the sandbox does not simulate raise :class:`NotImplementedVerb` (HTTP
+501); a leg verb sent to a bridge, anything else, or malformed XML is a 400.
 """
 
 from __future__ import annotations
@@ -13,17 +20,25 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from sim.validation import BadRequest, action_params
+from sim.validation import (
+    BadRequest,
+    action_params,
+    event_endpoint,
+    field_flag,
+    field_seconds,
+    field_text,
+)
 
-__all__ = ["NotImplementedVerb", "parse_exoml", "UNSIMULATED_VERBS"]
+__all__ = ["NotImplementedVerb", "parse_exoml", "UNSIMULATED_VERBS", "BRIDGE_VERBS"]
 
 UNSIMULATED_VERBS = frozenset(
     {
-        "Answer", "Gather", "SendDigits", "Mute", "UnMute", "Hold", "UnHold", "Dial",
-        "JoinBridge", "LeaveBridge", "StartRecording", "StopRecording",
-        "StartMonitoring", "StopMonitoring", "PlaySequence", "Refer",
+        "Answer", "Gather", "SendDigits", "Mute", "UnMute", "StartRecording", "StopRecording",
+        "StartMonitoring", "StopMonitoring", "PlaySequence",
     }
 )  # fmt: skip
+# What a bridge's actions may do ("media actions affect current and future participants").
+BRIDGE_VERBS = frozenset({"start_say", "stop_say", "start_play", "stop_play", "refer"})
 
 
 class NotImplementedVerb(Exception):
@@ -34,8 +49,11 @@ class NotImplementedVerb(Exception):
         self.verb = verb
 
 
-def parse_exoml(exoml: Any) -> list[tuple[str, dict[str, Any]]]:
-    """The ``(action name, params)`` of each verb in a ``<Flow>``, in document order."""
+def parse_exoml(exoml: Any, *, bridge: bool = False) -> list[tuple[str, dict[str, Any]]]:
+    """The ``(action name, params)`` of each verb in a ``<Flow>``, in document order.
+
+    ``bridge``: the flow is for a bridge, which takes only :data:`BRIDGE_VERBS`.
+    """
     if not isinstance(exoml, str) or not exoml.strip():
         raise BadRequest("missing exoml", "exoml is mandatory: an XML document with a <Flow> root")
     try:
@@ -47,7 +65,12 @@ def parse_exoml(exoml: Any) -> list[tuple[str, dict[str, Any]]]:
         raise BadRequest("malformed exoml", f"the root element must be <Flow>, got <{root.tag}>")
     if len(root) == 0:
         raise BadRequest("malformed exoml", "<Flow> has no verbs")
-    return [_verb(element) for element in root]
+    verbs = [_verb(element) for element in root]
+    for (name, _), element in zip(verbs, root):
+        if name not in BRIDGE_VERBS if bridge else name == "refer":
+            where = "a bridge" if bridge else "a leg"
+            raise BadRequest("malformed exoml", f"<{element.tag}> is not a verb for {where}")
+    return verbs
 
 
 def _verb(element: ET.Element) -> tuple[str, dict[str, Any]]:
@@ -67,9 +90,50 @@ def _verb(element: ET.Element) -> tuple[str, dict[str, Any]]:
         return "start_stream", action_params("start_stream", body)
     if tag == "StopStream":
         return "stop_stream", action_params("stop_stream", {"stream_sid": attrs.get("streamSid") or attrs.get("stream_sid")})
-    simple = {"StopSay": "stop_say", "StopPlay": "stop_play"}
+    if tag == "Dial":
+        return "dial", _dial(attrs)
+    if tag == "JoinBridge":
+        return "join_bridge", {"bridge_sid": field_text(_camel(attrs, "bridgeSid"), "bridge_sid", required=True)}
+    if tag == "LeaveBridge":
+        return "leave_bridge", {}
+    if tag == "Hold":
+        music = element.find("StartPlay")
+        return "hold", {"music_url": (music.text or "").strip() if music is not None else ""}
+    if tag == "Refer":
+        endpoint = field_text(_camel(attrs, "bridgeEventEndpoint"), "bridge_event_endpoint", required=True)
+        return "refer", {"bridge_event_endpoint": event_endpoint(endpoint, "bridgeEventEndpoint")}
+    simple = {"StopSay": "stop_say", "StopPlay": "stop_play", "UnHold": "unhold"}
     if tag in simple:
         return simple[tag], {}
     if tag in UNSIMULATED_VERBS:
         raise NotImplementedVerb(tag)
     raise BadRequest("malformed exoml", f"unknown verb <{tag}>")
+
+
+def _camel(attrs: dict[str, str], *names: str) -> dict[str, str]:
+    """Attributes keyed in snake_case, accepting the documented camelCase spelling or snake_case."""
+    out: dict[str, str] = {}
+    for name in names:
+        snake = "".join("_" + c.lower() if c.isupper() else c for c in name)
+        value = attrs.get(name, attrs.get(snake))
+        if value is not None:
+            out[snake] = value
+    return out
+
+
+def _dial(attrs: dict[str, str]) -> dict[str, Any]:
+    """``<Dial>``: contactUri (required), exophone, networkType, absorbDtmf, timeout, customParam, record."""
+    body = _camel(attrs, "contactUri", "exophone", "networkType", "absorbDtmf", "timeout", "customParam", "record")
+    params: dict[str, Any] = {
+        "contact_uri": field_text(body, "contact_uri", required=True),
+        "exophone": field_text(body, "exophone"),
+        "custom_param": field_text(body, "custom_param"),
+        "timeout": field_seconds(body, "timeout", 30),
+        "absorb_dtmf": field_flag(body, "absorb_dtmf"),
+        "record": field_flag(body, "record"),
+    }
+    network_type = field_text(body, "network_type")
+    if network_type and network_type not in ("pstn", "voip"):
+        raise BadRequest("invalid networkType", f"must be pstn or voip, got {network_type!r}")
+    params["network_type"] = network_type
+    return params

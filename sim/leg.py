@@ -37,7 +37,7 @@ INVARIANTS = (
     "undelivered_events",
 )
 # What Exotel tolerates and the reports still point out; see Leg.cautions.
-WARNINGS = ("chunk_warnings", "stop_stream_unmatched")
+WARNINGS = ("chunk_warnings", "stop_stream_unmatched", "bridge_not_co_located")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,9 @@ class LegRequest:
     amd_enable: bool = False
     async_amd: bool = False
     priority: str = "normal"
+    reference_leg_sid: str = ""  # create this leg where that one is (legs to be bridged "should be co-located")
+    requested_dc_code: str = ""
+    record: bool = False  # record the call from the answer (inferred name; see sim/README.md)
 
 
 @dataclass(eq=False)
@@ -67,7 +70,7 @@ class Leg:
     campaign: str | None = None
     state: str = CREATED
     terminal_status: str | None = None
-    hangup_by: str | None = None  # callee, api, time_limit, ring_timeout, network
+    hangup_by: str | None = None  # callee, api, peer (the leg that dialled it ended), time_limit, ring_timeout, network
     audible_greeting: str | None = None  # "say" or "play" while a greeting is audible
     start_time: float | None = None  # answered
     end_time: float | None = None
@@ -77,6 +80,12 @@ class Leg:
     actions: list[ActionRecord] = field(default_factory=list)
     streams: list[StreamRecord] = field(default_factory=list)
     unmatched_stops: list[str] = field(default_factory=list)  # stop_stream streamSids that named no live stream
+    location: str = ""  # where the leg was created: legs with the same location are co-located
+    bridge_sid: str | None = None  # the bridge the leg is in now
+    bridges: list[dict[str, Any]] = field(default_factory=list)  # {bridge_sid, joined_at, left_at, legs}
+    apart_from: list[str] = field(default_factory=list)  # legs it was bridged with without being co-located
+    on_hold: bool = False
+    recording: bool = False
 
     @property
     def live(self) -> bool:
@@ -123,9 +132,9 @@ class Leg:
                 "play_status": "playing" if self.audible_greeting == "play" else "idle",
                 "say_status": "playing" if self.audible_greeting == "say" else "idle",
                 "stream_status": "active" if any(s.active for s in self.streams) else "inactive",
-                "bridge_status": "not_bridged",
-                "recording_status": "not_recording",
-                "hold_status": "unhold",
+                "bridge_status": "bridged" if self.bridge_sid else "not_bridged",
+                "recording_status": "recording" if self.recording else "not_recording",
+                "hold_status": "hold" if self.on_hold else "unhold",
                 "gather_status": "inactive",
                 "tx_audio_status": "enabled",
                 "rx_audio_status": "enabled",
@@ -138,7 +147,8 @@ class Leg:
         figures = self.timeline.figures(now)
         started = [s for s in self.streams if s.started_at is not None]
         # A stream still connecting when the callee hung up is no one's fault; an API hang-up
-        # is a deliberate, recorded decision. Any other answered call without a stream heard silence.
+        # is a deliberate, recorded decision; a bridged leg talked to a person. Any other
+        # answered call without a stream heard silence.
         connecting_at_hangup = any(s.started_at is None and s.stop_reason == "callended" for s in self.streams)
         chunk_problems = [v for s in self.streams for v in s.violations]
         chunk_count = sum(s.violation_count for s in self.streams)
@@ -147,7 +157,8 @@ class Leg:
         concurrent = _max_concurrent(self.streams, now)
         found = {
             "answered_without_stream": (
-                not self.live and self.answered and not started and self.hangup_by != "api" and not connecting_at_hangup,
+                not self.live and self.answered and not started and self.hangup_by != "api"
+                and not connecting_at_hangup and not self.bridges,
                 "answered call ended without a bot stream",
             ),
             # A reconnect after a drop is a second stream, one after the other; two live at
@@ -179,6 +190,10 @@ class Leg:
                 bool(self.unmatched_stops),
                 f"stop_stream named no live stream of this leg: {', '.join(self.unmatched_stops)}",
             ),
+            "bridge_not_co_located": (
+                bool(self.apart_from),
+                f"bridged with leg(s) not created co-located (reference_leg_sid): {', '.join(self.apart_from)}",
+            ),
         }
         return {name: reason for name, (seen, reason) in found.items() if seen}
 
@@ -190,8 +205,11 @@ class Leg:
             "leg_sid": self.leg_sid,
             "account_sid": self.account_sid,
             "contact_uri": self.request.contact_uri,
+            "exophone": self.request.exophone,
             "custom_param": self.request.custom_param,
             "campaign": self.campaign,
+            "reference_leg_sid": self.request.reference_leg_sid or None,
+            "bridges": self.bridges,
             "state": self.state,
             "terminal_status": self.terminal_status,
             "outcome": self.terminal_status or ("in-progress" if self.answered else self.state),

@@ -14,18 +14,19 @@ __all__ = ["MARKS", "FIGURES", "Timeline", "overlap_ms", "uncovered_ms"]
 MARKS = (
     "dialed",  # create-leg request received
     "ringing",  # leg_ringing emitted
-    "answered",  # leg_answered emitted
+    "answered",  # the callee picked up (leg_answered; with synchronous AMD it is emitted after detection)
     "first_greeting_audio",  # say_started / play_started: the greeting becomes audible
     "stream_requested",  # first start_stream request received
     "stream_started",  # first stream_started emitted (socket open, connected+start sent)
     "first_bot_audio",  # the first bot chunk starts playing to the callee
     "greeting_stopped",  # the greeting last stopped being audible (stop or completion)
+    "bridged",  # the callee first heard another party over a bridge
     "hung_up",  # the leg ended, for whatever reason
 )
 
 FIGURES = (
     "time_to_answer_ms",  # dialed -> answered
-    "answer_to_first_audio_ms",  # answered -> greeting or bot audio, whichever first
+    "answer_to_first_audio_ms",  # answered -> greeting, bot, hold music or a bridged party, whichever first
     "dead_air_ms",  # answered -> first audio; a call that never heard anything: answered -> hung_up
     "silence_before_bot_ms",  # time between answered and first bot audio with no greeting audible
     "overlap_ms",  # greeting and bot audio audible at the same time
@@ -45,6 +46,8 @@ class Timeline:
         self.greeting_audio: list[list[Any]] = []
         self.bot_audio: list[list[Any]] = []
         self.streams_live: list[list[Any]] = []  # [started, stopped] of each bot stream
+        # What else the callee heard: another party over a bridge, hold music.
+        self.heard: dict[str, list[list[Any]]] = {"bridge": [], "hold": []}
         # First request of each action name -> ms since the event that should trigger it.
         self.action_latency_ms: dict[str, float] = {}
 
@@ -77,6 +80,17 @@ class Timeline:
         if interval[1] is None:
             interval[1] = at
 
+    def hear(self, kind: str, on: bool, at: float) -> None:
+        """The callee starts (``on``) or stops hearing ``kind`` (``bridge`` or ``hold``) at ``at``."""
+        intervals = self.heard[kind]
+        open_ = bool(intervals) and intervals[-1][1] is None
+        if on and not open_:
+            intervals.append([at, None])
+            if kind == "bridge":
+                self.mark("bridged", at)
+        elif not on and open_:
+            intervals[-1][1] = at
+
     def bot_audio_add(self, start: float, end: float) -> None:
         """Bot audio is scheduled to play over ``[start, end]``; contiguous chunks merge."""
         self.mark("first_bot_audio", start)
@@ -100,7 +114,8 @@ class Timeline:
         greeting = _union(_closed(self.greeting_audio, end))
         bot = _closed(self.bot_audio, end)
         answered = m["answered"]
-        first_audio = _earliest(m["first_greeting_audio"], m["first_bot_audio"])
+        heard = [intervals[0][0] for intervals in self.heard.values() if intervals]
+        first_audio = _earliest(m["first_greeting_audio"], m["first_bot_audio"], *heard)
         dead_air = _ms(answered, first_audio)
         if dead_air is None and answered is not None and m["hung_up"] is not None:
             dead_air = _ms(answered, m["hung_up"])
@@ -134,6 +149,8 @@ class Timeline:
             "action_latency_ms": dict(self.action_latency_ms),
             "greeting_audio": _union(_closed(self.greeting_audio, end)),
             "bot_audio": _closed(self.bot_audio, end),
+            "bridge_audio": _closed(self.heard["bridge"], end),
+            "hold_audio": _closed(self.heard["hold"], end),
         }
 
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dialstream.exotel.agentstream import AudioEncoding, MediaFormat
+from sim.bridge import BridgeRequest
 from sim.leg import LegRequest
 
 __all__ = [
@@ -20,6 +21,10 @@ __all__ = [
     "DEFAULT_CONTENT_TYPE",
     "MAX_LOOP",
     "create_leg_request",
+    "create_bridge_request",
+    "field_text",
+    "field_seconds",
+    "field_flag",
     "action_params",
     "custom_param_of",
     "event_endpoint",
@@ -49,28 +54,65 @@ class BadRequest(Exception):
 def create_leg_request(body: Any) -> LegRequest:
     if not isinstance(body, Mapping):
         raise BadRequest("invalid body", "expected a JSON object")
-    contact_uri = _text(body, "contact_uri", required=True)
-    exophone = _text(body, "exophone", required=True)
-    endpoint = _text(body, "leg_event_endpoint", required=True)
+    contact_uri = field_text(body, "contact_uri", required=True)
+    exophone = field_text(body, "exophone", required=True)
+    endpoint = field_text(body, "leg_event_endpoint", required=True)
     event_endpoint(endpoint, "leg_event_endpoint")
-    network_type = _text(body, "network_type") or ("voip" if contact_uri.startswith("sip:") else "pstn")
+    network_type = field_text(body, "network_type") or ("voip" if contact_uri.startswith("sip:") else "pstn")
     if network_type not in ("pstn", "voip"):
         raise BadRequest("invalid network_type", f"must be pstn or voip, got {network_type!r}")
-    priority = _text(body, "priority") or "normal"
+    priority = field_text(body, "priority") or "normal"
     if priority not in ("normal", "high"):
         raise BadRequest("invalid priority", f"must be normal or high, got {priority!r}")
     return LegRequest(
         contact_uri=contact_uri,
         exophone=exophone,
         leg_event_endpoint=endpoint,
-        custom_param=_text(body, "custom_param"),
+        custom_param=field_text(body, "custom_param"),
         network_type=network_type,
-        timeout=_seconds(body, "timeout", 30),
-        ring_timeout=_seconds(body, "ring_timeout", 30),
-        time_limit=_seconds(body, "time_limit", 14400),
-        amd_enable=_flag(body, "amd_enable"),
-        async_amd=_flag(body, "async_amd"),
+        timeout=field_seconds(body, "timeout", 30),
+        ring_timeout=field_seconds(body, "ring_timeout", 30),
+        time_limit=field_seconds(body, "time_limit", 14400),
+        amd_enable=field_flag(body, "amd_enable"),
+        async_amd=field_flag(body, "async_amd"),
         priority=priority,
+        reference_leg_sid=field_text(body, "reference_leg_sid"),
+        requested_dc_code=field_text(body, "requested_dc_code"),
+        record=field_flag(body, "record"),
+    )
+
+
+def create_bridge_request(body: Any, default_max: int) -> BridgeRequest:
+    """Either documented shape: ``{leg_sids, bridge_event_endpoint, absorb_dtmf}`` (the legs
+    are bridged at once) or ``{bridge_type, max_participants, recording}`` (an empty bridge
+    that legs join with ``<JoinBridge>``)."""
+    if body is None:
+        body = {}
+    if not isinstance(body, Mapping):
+        raise BadRequest("invalid body", "expected a JSON object")
+    leg_sids = body.get("leg_sids")
+    if leg_sids is not None and (
+        not isinstance(leg_sids, list) or not leg_sids or not all(isinstance(s, str) and s for s in leg_sids)
+    ):
+        raise BadRequest("invalid leg_sids", "expected a non-empty list of leg SIDs")
+    endpoint = field_text(body, "bridge_event_endpoint")
+    if endpoint:
+        event_endpoint(endpoint, "bridge_event_endpoint")
+    bridge_type = field_text(body, "bridge_type") or "audio"
+    if bridge_type != "audio":
+        raise BadRequest("invalid bridge_type", f"only audio bridges exist, got {bridge_type!r}")
+    participants = body.get("max_participants", default_max)
+    if isinstance(participants, bool) or not isinstance(participants, int) or participants < 2:
+        raise BadRequest("invalid max_participants", f"expected an integer of at least 2, got {participants!r}")
+    if leg_sids is not None and len(set(leg_sids)) > participants:
+        raise BadRequest("invalid leg_sids", f"{len(set(leg_sids))} legs for a bridge of at most {participants}")
+    return BridgeRequest(
+        leg_sids=tuple(dict.fromkeys(leg_sids or ())),
+        bridge_event_endpoint=endpoint,
+        absorb_dtmf=field_flag(body, "absorb_dtmf"),
+        bridge_type=bridge_type,
+        max_participants=participants,
+        recording=field_flag(body, "recording"),
     )
 
 
@@ -93,7 +135,7 @@ def event_endpoint(endpoint: str, key: str) -> str:
 
 def custom_param_of(body: Mapping[str, Any]) -> str:
     """The optional ``action_custom_param`` of any action body."""
-    return _text(body, "action_custom_param")
+    return field_text(body, "action_custom_param")
 
 
 def action_params(name: str, body: Any) -> dict[str, Any]:
@@ -103,23 +145,23 @@ def action_params(name: str, body: Any) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise BadRequest("invalid body", "expected a JSON object")
     if name == "start_stream":
-        url = _text(body, "url", required=True)
+        url = field_text(body, "url", required=True)
         if not url.startswith(("ws://", "wss://")):
             raise BadRequest("invalid url", f"a stream URL must start with ws:// or wss://, got {url!r}")
-        direction = _text(body, "direction", required=True)
+        direction = field_text(body, "direction", required=True)
         if direction not in _DIRECTIONS:
             raise BadRequest("invalid direction", f"must be one of {_DIRECTIONS}, got {direction!r}")
-        content_type = _text(body, "content_type") or DEFAULT_CONTENT_TYPE
+        content_type = field_text(body, "content_type") or DEFAULT_CONTENT_TYPE
         media_format(content_type)  # validates
         return {"url": url, "direction": direction, "content_type": content_type}
     if name == "start_say":
-        return {"text": _text(body, "text", required=True), "loop": _loop(body)}
+        return {"text": field_text(body, "text", required=True), "loop": _loop(body)}
     if name == "start_play":
-        return {"url": _text(body, "url", required=True), "loop": _loop(body)}
+        return {"url": field_text(body, "url", required=True), "loop": _loop(body)}
     if name == "stop_stream":
         # Naming the stream stops that one only (a stream superseded by failover); without
         # a name every stream of the leg stops. JSON bodies are snake_case; streamSid is accepted.
-        stream_sid = _text(body, "stream_sid") or _text(body, "streamSid")
+        stream_sid = field_text(body, "stream_sid") or field_text(body, "streamSid")
         return {"stream_sid": stream_sid} if stream_sid else {}
     if name in ACTIONS:
         return {}
@@ -144,7 +186,7 @@ def media_format(content_type: str) -> MediaFormat:
     return fmt
 
 
-def _text(body: Mapping[str, Any], key: str, *, required: bool = False) -> str:
+def field_text(body: Mapping[str, Any], key: str, *, required: bool = False) -> str:
     value = body.get(key)
     if value is None or value == "":
         if required:
@@ -155,7 +197,7 @@ def _text(body: Mapping[str, Any], key: str, *, required: bool = False) -> str:
     return value.strip()
 
 
-def _seconds(body: Mapping[str, Any], key: str, default: int) -> int:
+def field_seconds(body: Mapping[str, Any], key: str, default: int) -> int:
     value = body.get(key, default)
     if isinstance(value, str) and value.isdigit():  # form-style clients send numbers as text
         value = int(value)
@@ -164,7 +206,7 @@ def _seconds(body: Mapping[str, Any], key: str, default: int) -> int:
     return value
 
 
-def _flag(body: Mapping[str, Any], key: str) -> bool:
+def field_flag(body: Mapping[str, Any], key: str) -> bool:
     value = body.get(key, False)
     if isinstance(value, str) and value.lower() in ("true", "false"):
         return value.lower() == "true"

@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import grpc
 import websockets
+from google.protobuf import json_format
 
 from dialstream.exotel import agentstream as proto
 from dialstream.exotel.events import LegEvent
@@ -73,6 +74,7 @@ class Recorder(CallbackServiceServicer):
 
     def __init__(self) -> None:
         self.events: list[LegEvent] = []
+        self.bridge_events: list[dict[str, Any]] = []  # bridge_* events (no leg: not LegEvents), as JSON
         self.metadata: list[dict[str, str]] = []  # each call's invocation metadata
         self.fail_next = 0
         self.react: Callable[[LegEvent], Awaitable[None]] | None = None
@@ -83,6 +85,9 @@ class Recorder(CallbackServiceServicer):
         if self.fail_next:
             self.fail_next -= 1
             await context.abort(grpc.StatusCode.UNAVAILABLE, "receiver told to fail")
+        if request.event_type == "bridge_lifecycle_event" or request.event_type == "bridge_action_event":
+            self.bridge_events.append(json_format.MessageToDict(request, preserving_proto_field_name=True))
+            return CallbackEventResponse(success=True, message="recorded")
         event = event_from_message(request, received_at=time.time())
         self.events.append(event)
         if self.react is not None:

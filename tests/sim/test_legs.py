@@ -97,7 +97,8 @@ async def test_exoml_start_and_stop_stream() -> None:
 
 @pytest.mark.parametrize(
     ("verbs", "status"),
-    [("<Gather numDigits='1'/>", 501), ("<Dial contactUri='1'/>", 501), ("<Hangup>", 400), ("<Shout/>", 400),
+    [("<Gather numDigits='1'/>", 501), ("<Mute direction='in'/>", 501), ("<Hangup>", 400), ("<Shout/>", 400),
+     ("<Dial/>", 400), ("<JoinBridge/>", 400), ("<Refer bridgeEventEndpoint='grpc://x:1'/>", 400),
      ("<StartPlay loop='99'>https://x</StartPlay>", 400)],
 )  # fmt: skip
 @async_test

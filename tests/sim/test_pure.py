@@ -244,7 +244,7 @@ def test_malformed_exoml_is_a_bad_request(exoml: object) -> None:
 
 
 def test_documented_but_unsimulated_verbs_are_not_implemented() -> None:
-    """Documented verbs the sandbox does not simulate (Gather, Dial...) are reported as such (501)."""
+    """Documented verbs the sandbox does not simulate (Gather, Mute...) are reported as such (501)."""
     with pytest.raises(NotImplementedVerb) as info:
         parse_exoml("<Flow><Gather numDigits='1'/></Flow>")
     assert info.value.verb == "Gather"
