@@ -24,6 +24,7 @@ from sim.callee import draw
 from sim.clock import Clock
 from sim.config import SandboxConfig
 from sim.delivery import Deliverer, LegQueue
+from sim.dial import Dials
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, Leg, LegRequest
 from sim.ratelimit import Decision, TokenBucket
@@ -65,6 +66,7 @@ class Account:
         self.sids = SidFactory()
         self.calls: dict[str, Call] = {}
         self.bridges = Bridges(self)
+        self.dials = Dials(self.bridges)
         self._deliverer: Deliverer | None = None
         self._reset_state()
 
@@ -95,6 +97,7 @@ class Account:
         calls, self.calls = list(self.calls.values()), {}
         await asyncio.gather(*(call.cancel() for call in calls))
         await self.bridges.close()
+        self.dials.forget()
 
     def event_queue(self, endpoint: str, rng: random.Random) -> LegQueue:
         """An ordered delivery queue to a leg's or a bridge's event endpoint."""
@@ -143,10 +146,14 @@ class Account:
             leg.location = f"dc:{request.requested_dc_code}" if request.requested_dc_code else leg.leg_sid
         leg.timeline.mark("dialed", now)
         call = Call(self.config, self.clock, self.sids, leg, rng, self.event_queue(request.leg_event_endpoint, rng))
-        call.on_end = self.bridges.leg_ended
+        call.on_end = self._leg_ended
         self.calls[leg.leg_sid] = call
         call.start()
         return leg
+
+    def _leg_ended(self, call: Call) -> None:
+        self.bridges.leg_ended(call)
+        self.dials.leg_ended(call)
 
     def leg(self, leg_sid: str) -> Leg:
         call = self.calls.get(leg_sid)
@@ -196,7 +203,7 @@ class Account:
             elif name == "unhold":
                 self.bridges.unhold(call, action)
             elif name == "dial":
-                self.bridges.dial(call, params, action)
+                self.dials.dial(call, params, action)
             else:
                 call.hangup(action)
         return records[0]

@@ -1,4 +1,4 @@
-"""The account's bridges over time: create, join, leave, hold, stop, and ``<Dial>``.
+"""The account's bridges over time: create, join, leave, hold, stop.
 
 Events (reference §1.8; ``bridge_*`` are ``bridge_lifecycle_event``, ``leg_*_bridge`` are
 ``leg_lifecycle_event``):
@@ -12,11 +12,8 @@ Events (reference §1.8; ``bridge_*`` are ``bridge_lifecycle_event``, ``leg_*_br
   stay connected), then ``bridge_terminated`` (``bridges.terminal_event`` can make it
   ``bridge_terminal`` or both).
 * A leg that hangs up leaves its bridge first; a bridge whose last leg left ends.
-* ``<Dial contactUri>`` on leg A creates leg B co-located with A (its events go to A's
-  endpoint), emits ``dial_initiated {bridge_sid, second_leg_sid}`` on A; when B answers,
-  A and B are bridged and A gets ``dial_success``; ``dial_completed {dial_status}`` on A
-  when the dial is over (B did not answer: its terminal status; else ``completed`` once
-  the bridge ended). A Dial bridge ends when either leg leaves; A hanging up hangs up B.
+* ``<Dial>`` (:mod:`sim.dial`) bridges its two legs here; a Dial's bridge ends when
+  either leg leaves.
 * ``<Hold>`` (with an optional nested ``<StartPlay>`` for music) and ``<UnHold/>``:
   ``hold_success``/``unhold_success``; a held leg neither hears nor is heard.
 
@@ -121,7 +118,6 @@ class Bridges:
     def __init__(self, host: Host) -> None:
         self.host = host
         self.live: dict[str, LiveBridge] = {}
-        self._dialled: dict[str, list[str]] = {}  # leg_sid -> legs it dialled with <Dial>
 
     def get(self, bridge_sid: str) -> LiveBridge:
         live = self.live.get(bridge_sid)
@@ -133,7 +129,7 @@ class Bridges:
         return [live.bridge.report() for live in self.live.values()]
 
     async def close(self) -> None:
-        bridges, self.live, self._dialled = list(self.live.values()), {}, {}
+        bridges, self.live = list(self.live.values()), {}
         await asyncio.gather(*(live.close() for live in bridges))
 
     # Creating and stopping
@@ -251,14 +247,20 @@ class Bridges:
         call.spawn(later())
 
     def leg_ended(self, call: Call) -> None:
-        """Hook run as a leg ends: it leaves its bridge; the legs it dialled are hung up."""
+        """Hook run as a leg ends: it leaves its bridge."""
         live = self.live.get(call.leg.bridge_sid or "")
         if live is not None:
             self._leave_now(live, call, None)
-        for leg_sid in self._dialled.pop(call.leg.leg_sid, []):
-            dialled = self.host.calls.get(leg_sid)
-            if dialled is not None and dialled.leg.live and not dialled.ending:
-                dialled.hangup(by="peer")
+
+    def bridge_dial(self, caller: Call, second: Call, bridge_sid: str, absorb_dtmf: bool, action: ActionRecord) -> LiveBridge:
+        """A ``<Dial>``'s second leg answered: bridge the two now (``bridge_created``, both join)."""
+        request = BridgeRequest(bridge_event_endpoint=caller.leg.request.leg_event_endpoint, absorb_dtmf=absorb_dtmf)
+        live = self._new(request, "dial", bridge_sid)
+        self._activate(live)
+        live.emit("bridge_created")
+        for party in (caller, second):
+            self._join_now(live, party, action if party is caller else None)
+        return live
 
     def _join_now(self, live: LiveBridge, call: Call, action: ActionRecord | None) -> None:
         bridge, leg, now = live.bridge, call.leg, self.host.clock.now()
@@ -323,50 +325,6 @@ class Bridges:
         live = self.live.get(leg.bridge_sid or "")
         if live is not None:
             self.refresh(live.bridge)
-
-    # <Dial>
-
-    def dial(self, call: Call, params: dict[str, Any], action: ActionRecord) -> Leg:
-        """Create the second leg now (errors reach the API), then bridge it when it answers."""
-        leg = call.leg
-        request = LegRequest(
-            contact_uri=params["contact_uri"], exophone=params.get("exophone") or leg.request.exophone,
-            leg_event_endpoint=leg.request.leg_event_endpoint, custom_param=params.get("custom_param", ""),
-            network_type=params.get("network_type") or ("voip" if params["contact_uri"].startswith("sip:") else "pstn"),
-            timeout=params.get("timeout", 30), ring_timeout=params.get("timeout", 30),
-            reference_leg_sid=leg.leg_sid, record=params.get("record", False),
-        )  # fmt: skip
-        second = self.host.create_leg(request)
-        self._dialled.setdefault(leg.leg_sid, []).append(second.leg_sid)
-        bridge_sid = self.host.sids()
-        detail = {"bridge_sid": bridge_sid, "second_leg_sid": second.leg_sid}
-        call.emit("dial_initiated", action=action, detail=detail)
-        call.spawn(self._dialling(call, self.host.calls[second.leg_sid], bridge_sid, action, params))
-        return second
-
-    async def _dialling(self, call: Call, second: Call, bridge_sid: str, action: ActionRecord, params: dict[str, Any]) -> None:
-        detail = {"bridge_sid": bridge_sid, "second_leg_sid": second.leg.leg_sid}
-        answered = asyncio.create_task(second.answered.wait())
-        ended = asyncio.create_task(second.ended.wait())
-        try:
-            await asyncio.wait({answered, ended}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            answered.cancel()
-            ended.cancel()
-        if not second.answered.is_set() or second.ending or not second.leg.live:
-            await second.ended.wait()
-            call.emit("dial_completed", action=action, detail={**detail, "dial_status": second.leg.terminal_status})
-            return
-        endpoint = call.leg.request.leg_event_endpoint
-        request = BridgeRequest(bridge_event_endpoint=endpoint, absorb_dtmf=params.get("absorb_dtmf", False))
-        live = self._new(request, "dial", bridge_sid)
-        self._activate(live)
-        live.emit("bridge_created")
-        for party in (call, second):
-            self._join_now(live, party, action if party is call else None)
-        call.emit("dial_success", action=action, detail=detail)
-        await live.ended.wait()
-        call.emit("dial_completed", action=action, detail={**detail, "dial_status": "completed"})
 
     # Bridge actions (POST /bridges/{sid}/actions)
 
