@@ -120,27 +120,43 @@ class Call:
             await self._end(plan.outcome, "callee" if plan.outcome == BUSY else "ring_timeout")
             return
         assert plan.outcome == ANSWERED
-        leg.start_time = self.clock.now()
+        picked_up = leg.start_time = self.clock.now()
+        leg.timeline.mark("answered", picked_up)
+        if plan.machine:
+            self.spawn(self._voicemail())
+        amd, asynchronous = leg.request.amd_enable, leg.request.async_amd
+        if amd and not asynchronous:
+            await _sleep_ms(plan.amd_ms)  # synchronous AMD: the answer waits for the verdict
         self._set_state(CONNECTED)
-        leg.timeline.mark("answered", leg.start_time)
         self.emit("leg_answered")
         self.answered.set()
-        if leg.request.amd_enable:
+        if amd and asynchronous:
             self.spawn(self._detect_machine())
+        elif amd:
+            self.emit("amd_result_success", detail={"result": plan.amd_result})
         early = self.config.scenario.faults.callee.hangup_after(self.rng)
         limit_ms = leg.request.time_limit * 1000.0
         talk_ms = early if early is not None else plan.talk_ms
-        if talk_ms is None or talk_ms >= limit_ms:
-            await _sleep_ms(limit_ms)
-            await self._end("completed", "time_limit")
-        else:
-            await _sleep_ms(talk_ms)
-            await self._end("completed", "callee")
+        by = "time_limit" if talk_ms is None or talk_ms >= limit_ms else "callee"
+        await _sleep_ms(min(limit_ms, talk_ms if talk_ms is not None else limit_ms) - (self.clock.now() - picked_up) * 1000)
+        await self._end("completed", by)
 
     async def _detect_machine(self) -> None:
-        await _sleep_ms(self.plan.amd_ms)
-        if self.leg.live:
-            self.emit("amd_result_success", detail={"result": self.plan.amd_result})
+        """Asynchronous AMD: the verdict arrives as an event while the call goes on."""
+        await _sleep_ms(self.plan.amd_ms - (self.clock.now() - self.leg.start_time) * 1000)  # type: ignore[operator]
+        self.emit("amd_result_success", detail={"result": self.plan.amd_result})
+
+    async def _voicemail(self) -> None:
+        """A machine answered: its greeting plays until the beep, then it records."""
+        timeline, picked_up = self.leg.timeline, self.leg.start_time
+        assert picked_up is not None
+        timeline.machine_greeting(picked_up)
+        await _sleep_ms(self.plan.beep_ms)
+        timeline.machine_beep(self.clock.now())
+        await self.answered.wait()  # with synchronous AMD, leg_answered may still be due
+        if self.leg.request.amd_enable:
+            # Not in Exotel's pages: the sandbox's name for it (sim/README.md, "AMD").
+            self.emit("amd_beep_detected", detail={"beep_ms": round(self.plan.beep_ms)})
 
     # Actions (validated by the API; the leg is connected unless noted)
 

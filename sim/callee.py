@@ -70,7 +70,8 @@ class CalleeProfile:
     talk_ms: Range | None = (2000.0, 4000.0)  # leg_answered -> callee hangs up; None: never
     machine: float = 0.0  # probability an answering machine picks up
     amd_not_sure: float = 0.0  # probability the detector cannot tell
-    amd_ms: Range = (500.0, 1000.0)  # leg_answered -> amd_result_success
+    amd_ms: Range = (500.0, 1000.0)  # pickup -> amd_result_success
+    beep_ms: Range = (3000.0, 6000.0)  # a machine's greeting: pickup -> the beep (then it records)
     dtmf: tuple[Digit, ...] = ()
     caller_audio: str = "silence"  # what the callee "says" on the stream: silence | tone
 
@@ -103,8 +104,10 @@ class CallPlan:
     outcome: str
     ring_ms: float  # how long it rings before the outcome (no-answer: the ring timeout)
     talk_ms: float | None  # answered: how long until the callee hangs up
-    amd_result: str = "HUMAN"
+    amd_result: str = "HUMAN"  # what the detector says (NOT_SURE when it cannot tell)
     amd_ms: float = 0.0
+    machine: bool = False  # what really answered: a machine plays a greeting, then beeps
+    beep_ms: float = 0.0
     dtmf: tuple[Digit, ...] = field(default=())
     caller_audio: str = "silence"
 
@@ -119,17 +122,17 @@ def draw(profile: CalleeProfile, rng: random.Random, *, ring_timeout_ms: float) 
     if outcome == NO_ANSWER:
         ring_ms = ring_timeout_ms
     talk_ms = rng.uniform(*profile.talk_ms) if profile.talk_ms is not None else None
-    detector = rng.random()
-    if detector < profile.amd_not_sure:
-        amd_result = "NOT_SURE"
-    else:
-        amd_result = "MACHINE" if rng.random() < profile.machine else "HUMAN"
+    unsure = rng.random() < profile.amd_not_sure
+    machine = rng.random() < profile.machine
+    amd_result = "NOT_SURE" if unsure else ("MACHINE" if machine else "HUMAN")
     return CallPlan(
         outcome=outcome,
         ring_ms=ring_ms,
         talk_ms=talk_ms,
         amd_result=amd_result,
         amd_ms=rng.uniform(*profile.amd_ms),
+        machine=machine and outcome == ANSWERED,
+        beep_ms=rng.uniform(*profile.beep_ms),
         dtmf=profile.dtmf,
         caller_audio=profile.caller_audio,
     )

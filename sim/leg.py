@@ -37,7 +37,7 @@ INVARIANTS = (
     "undelivered_events",
 )
 # What Exotel tolerates and the reports still point out; see Leg.cautions.
-WARNINGS = ("chunk_warnings", "stop_stream_unmatched", "bridge_not_co_located")
+WARNINGS = ("chunk_warnings", "stop_stream_unmatched", "bridge_not_co_located", "message_over_voicemail_greeting")
 
 
 @dataclass(frozen=True)
@@ -147,8 +147,8 @@ class Leg:
         figures = self.timeline.figures(now)
         started = [s for s in self.streams if s.started_at is not None]
         # A stream still connecting when the callee hung up is no one's fault; an API hang-up
-        # is a deliberate, recorded decision; a bridged leg talked to a person. Any other
-        # answered call without a stream heard silence.
+        # is a deliberate, recorded decision; a bridged leg talked to a person; a machine
+        # hears no one. Any other answered call without a stream heard silence.
         connecting_at_hangup = any(s.started_at is None and s.stop_reason == "callended" for s in self.streams)
         chunk_problems = [v for s in self.streams for v in s.violations]
         chunk_count = sum(s.violation_count for s in self.streams)
@@ -158,7 +158,7 @@ class Leg:
         found = {
             "answered_without_stream": (
                 not self.live and self.answered and not started and self.hangup_by != "api"
-                and not connecting_at_hangup and not self.bridges,
+                and not connecting_at_hangup and not self.bridges and not self.plan.machine,
                 "answered call ended without a bot stream",
             ),
             # A reconnect after a drop is a second stream, one after the other; two live at
@@ -177,8 +177,9 @@ class Leg:
         }
         return {name: reason for name, (broken, reason) in found.items() if broken}
 
-    def cautions(self) -> dict[str, str]:
+    def cautions(self, now: float) -> dict[str, str]:
         """What Exotel tolerates but a careful reader should know (:data:`WARNINGS`), with reasons."""
+        voicemail = self.timeline.voicemail(now)
         first = next((w for s in self.streams for w in s.warnings), None)
         count = sum(s.warning_count for s in self.streams)
         found = {
@@ -189,6 +190,11 @@ class Leg:
             "stop_stream_unmatched": (
                 bool(self.unmatched_stops),
                 f"stop_stream named no live stream of this leg: {', '.join(self.unmatched_stops)}",
+            ),
+            "message_over_voicemail_greeting": (
+                bool(voicemail and voicemail["message_over_greeting_ms"]),
+                f"{voicemail['message_over_greeting_ms'] if voicemail else 0:.0f} ms of the message played over the "
+                "answering machine's greeting, before the beep (not recorded)",
             ),
             "bridge_not_co_located": (
                 bool(self.apart_from),
@@ -219,6 +225,8 @@ class Leg:
                 "ring_ms": round(self.plan.ring_ms, 3),
                 "talk_ms": None if self.plan.talk_ms is None else round(self.plan.talk_ms, 3),
                 "amd_result": self.plan.amd_result if self.request.amd_enable else None,
+                "machine": self.plan.machine,
+                "beep_ms": round(self.plan.beep_ms, 3) if self.plan.machine else None,
             },
             **timeline,
             "stream_requests": len(self.streams),
@@ -227,7 +235,7 @@ class Leg:
             "streams": [s.report() for s in self.streams],
             "chunk_violations": sum(s.violation_count for s in self.streams),
             "chunk_warnings": sum(s.warning_count for s in self.streams),
-            "warnings": self.cautions(),
+            "warnings": self.cautions(now),
             "invariants": list(breaches),  # in the order of "violations"
             "violations": list(breaches.values()),
             "actions": [a.report() for a in self.actions],

@@ -48,6 +48,8 @@ class Timeline:
         self.streams_live: list[list[Any]] = []  # [started, stopped] of each bot stream
         # What else the callee heard: another party over a bridge, hold music.
         self.heard: dict[str, list[list[Any]]] = {"bridge": [], "hold": []}
+        # An answering machine's side: its greeting from pickup, then the beep.
+        self.machine: dict[str, float | None] | None = None
         # First request of each action name -> ms since the event that should trigger it.
         self.action_latency_ms: dict[str, float] = {}
 
@@ -90,6 +92,34 @@ class Timeline:
                 self.mark("bridged", at)
         elif not on and open_:
             intervals[-1][1] = at
+
+    def machine_greeting(self, at: float) -> None:
+        """An answering machine picked up at ``at`` and plays its greeting."""
+        self.machine = {"greeting_from": at, "beep_at": None}
+
+    def machine_beep(self, at: float) -> None:
+        """The machine's greeting ended with the beep: from now on it records."""
+        if self.machine is not None:
+            self.machine["beep_at"] = at
+
+    def voicemail(self, now: float) -> dict[str, Any] | None:
+        """On a machine: how much of the leg's message (greeting or bot audio) played over the
+        machine's greeting, and how much after the beep, where it is recorded."""
+        if self.machine is None:
+            return None
+        end = self.marks["hung_up"] if self.marks["hung_up"] is not None else now
+        start, beep = self.machine["greeting_from"], self.machine["beep_at"]
+        assert start is not None
+        message = _union(_closed(self.greeting_audio, end) + _closed(self.bot_audio, end))
+        over = overlap_ms(message, [[start, beep if beep is not None else end]])
+        after = overlap_ms(message, [[beep, end]]) if beep is not None and beep < end else 0.0
+        return {
+            "greeting_from": start,
+            "beep_at": beep,
+            "message_over_greeting_ms": round(over, 3),
+            "message_after_beep_ms": round(after, 3),
+            "voicemail_left": after > 0,
+        }
 
     def bot_audio_add(self, start: float, end: float) -> None:
         """Bot audio is scheduled to play over ``[start, end]``; contiguous chunks merge."""
@@ -151,6 +181,7 @@ class Timeline:
             "bot_audio": _closed(self.bot_audio, end),
             "bridge_audio": _closed(self.heard["bridge"], end),
             "hold_audio": _closed(self.heard["hold"], end),
+            "voicemail": self.voicemail(now),
         }
 
 
