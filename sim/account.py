@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from sim.action import ActionRecord
@@ -28,6 +29,8 @@ from sim.dial import Dials
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, Leg, LegRequest
 from sim.ratelimit import Decision, TokenBucket
+from sim.recording import Owner as RecordingOwner
+from sim.recording import Recorder, Recording
 from sim.scenario import campaign_of
 from sim.summary import summarize
 from sim.validation import BadRequest, media_format
@@ -65,6 +68,8 @@ class Account:
         self.clock = Clock()
         self.sids = SidFactory()
         self.calls: dict[str, Call] = {}
+        self.recordings: dict[str, Recording] = {}  # every recording, by SID (the sandbox serves them)
+        self.public_url = ""  # where the account's HTTP door listens, once it does (recording URLs)
         self.bridges = Bridges(self)
         self.dials = Dials(self.bridges)
         self._deliverer: Deliverer | None = None
@@ -95,6 +100,7 @@ class Account:
 
     async def _forget_calls(self) -> None:
         calls, self.calls = list(self.calls.values()), {}
+        self.recordings.clear()
         await asyncio.gather(*(call.cancel() for call in calls))
         await self.bridges.close()
         self.dials.forget()
@@ -145,11 +151,25 @@ class Account:
         else:
             leg.location = f"dc:{request.requested_dc_code}" if request.requested_dc_code else leg.leg_sid
         leg.timeline.mark("dialed", now)
-        call = Call(self.config, self.clock, self.sids, leg, rng, self.event_queue(request.leg_event_endpoint, rng))
+        queue = self.event_queue(request.leg_event_endpoint, rng)
+
+        def recorder(call: Call) -> Recorder:
+            return self.recorder(call, leg.leg_sid, leg.recordings, on_change=lambda on: setattr(leg, "recording", on))
+
+        call = Call(self.config, self.clock, self.sids, leg, rng, queue, recorder)
         call.on_end = self._leg_ended
         self.calls[leg.leg_sid] = call
         call.start()
         return leg
+
+    def recorder(
+        self, owner: RecordingOwner, of: str, into: list[Recording], on_change: Callable[[bool], None] | None = None
+    ) -> Recorder:
+        """A recorder for a leg or a bridge whose recordings the sandbox serves."""
+        return Recorder(owner, of, self.config.timing, self.sids, self.recording_url, self.recordings, into, on_change)
+
+    def recording_url(self, recording_sid: str) -> str:
+        return f"{self.public_url}/sim/v1/recordings/{recording_sid}.wav"
 
     def _leg_ended(self, call: Call) -> None:
         self.bridges.leg_ended(call)
@@ -204,6 +224,10 @@ class Account:
                 self.bridges.unhold(call, action)
             elif name == "dial":
                 self.dials.dial(call, params, action)
+            elif name == "start_recording":
+                call.recorder.start(action, params["direction"], params["format"])
+            elif name == "stop_recording":
+                call.recorder.stop(action)
             else:
                 call.hangup(action)
         return records[0]

@@ -23,6 +23,7 @@ from sim.api_bridges import add_bridge_routes
 from sim.api_legs import add_leg_routes
 from sim.envelope import ACCOUNT, DECISION, ApiError, envelope
 from sim.metrics import sandbox_registry
+from sim.recording import wav
 
 __all__ = ["build_app"]
 
@@ -38,6 +39,7 @@ def build_app(account: Account) -> web.Application:
     add_bridge_routes(app)
     app.router.add_get("/sim/v1/calls", sim_calls)
     app.router.add_get("/sim/v1/bridges", sim_bridges)
+    app.router.add_get("/sim/v1/recordings/{recording_sid}.wav", sim_recording)
     app.router.add_get("/sim/v1/calls/{leg_sid}", sim_call)
     app.router.add_get("/sim/v1/summary", sim_summary)
     app.router.add_post("/sim/v1/reset", sim_reset)
@@ -96,6 +98,15 @@ async def sim_call(request: web.Request) -> web.Response:
 
 async def sim_bridges(request: web.Request) -> web.Response:
     return web.json_response({"bridges": request.app[ACCOUNT].bridges.reports()})
+
+
+async def sim_recording(request: web.Request) -> web.Response:
+    """A recording's audio, at the URL of its recording_available event."""
+    account = request.app[ACCOUNT]
+    recording = account.recordings.get(request.match_info["recording_sid"])
+    if recording is None:
+        return web.json_response({"error": f"no recording {request.match_info['recording_sid']!r}"}, status=404)
+    return web.Response(body=wav(recording, account.clock.now()), content_type="audio/wav")
 
 
 async def sim_summary(request: web.Request) -> web.Response:

@@ -12,6 +12,7 @@ from typing import Any
 
 from sim.clock import rfc3339
 from sim.event import EventRecord
+from sim.recording import Recording
 
 __all__ = ["CREATED", "ACTIVE", "TERMINAL", "BridgeRequest", "Bridge"]
 
@@ -50,6 +51,7 @@ class Bridge:
     events: list[EventRecord] = field(default_factory=list)
     actions: list[dict[str, Any]] = field(default_factory=list)
     apart: list[tuple[str, str]] = field(default_factory=list)  # pairs of legs bridged without co-location
+    recordings: list[Recording] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -102,6 +104,7 @@ class Bridge:
             "start_time": self.start_time,
             "end_time": self.end_time,
             "warnings": self.warnings(),
+            "recordings": [r.report(self.end_time or self.updated_at) for r in self.recordings],
             "actions": self.actions,
             "events": [e.report() for e in self.events],
         }

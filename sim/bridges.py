@@ -38,6 +38,7 @@ from sim.event import BRIDGE_LIFECYCLE, new_event
 from sim.greeting import Greetings
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, Leg, LegRequest
+from sim.recording import Recorder, Recording
 
 __all__ = ["Bridges", "BridgeNotFound", "BridgeNotActive", "Host", "LiveBridge"]
 
@@ -62,6 +63,8 @@ class Host(Protocol):
 
     def event_queue(self, endpoint: str, rng: random.Random) -> LegQueue: ...
 
+    def recorder(self, owner: Any, of: str, into: list[Recording]) -> Recorder: ...
+
     def create_leg(self, request: LegRequest) -> Leg: ...
 
 
@@ -74,6 +77,7 @@ class LiveBridge:
         self.clock = host.clock
         self.ended = asyncio.Event()
         self.greetings = Greetings(self, host.config.timing)
+        self.recorder = host.recorder(self, bridge.bridge_sid, bridge.recordings)
         self._queue: LegQueue | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         if bridge.endpoint:
@@ -201,6 +205,7 @@ class Bridges:
         live.ended.set()
 
     def _terminate(self, live: LiveBridge, status: str) -> None:
+        live.recorder.stop(None, at_once=True)
         bridge, now = live.bridge, self.host.clock.now()
         bridge.state, bridge.terminal_status, bridge.end_time, bridge.updated_at = TERMINAL, status, now, now
         live.ended.set()
@@ -277,6 +282,8 @@ class Bridges:
         leg.bridge_sid = bridge.bridge_sid
         leg.bridges.append({"bridge_sid": bridge.bridge_sid, "joined_at": now, "left_at": None, "legs": bridge.leg_sids})
         call.emit("leg_joined_bridge", action=action, detail={"bridge_sid": bridge.bridge_sid})
+        if bridge.request.recording and not bridge.recordings:  # "recording": true records from the first leg on
+            live.recorder.start(None)
         self.refresh(bridge)
 
     def _leave_now(self, live: LiveBridge, call: Call, action: ActionRecord | None, *, end_when_empty: bool = True) -> None:
@@ -343,6 +350,10 @@ class Bridges:
                 live.greetings.start(name[6:], action, text=params.get("text", ""), loop=params["loop"])
             elif name in ("stop_say", "stop_play"):
                 live.greetings.stop(name[5:], action)
+            elif name == "start_recording":
+                live.recorder.start(action, params["direction"], params["format"])
+            elif name == "stop_recording":
+                live.recorder.stop(action)
             else:
                 live.refer(params["bridge_event_endpoint"])
         return records[0]

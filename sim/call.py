@@ -31,6 +31,7 @@ from sim.greeting import Greetings
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, RINGING, TERMINAL, Leg
 from sim.media import Stream
+from sim.recording import Recorder
 
 __all__ = ["Call", "TRIGGERS"]
 
@@ -48,8 +49,9 @@ _STREAM_STOP_TIMEOUT_S = 2.0  # how long a hang-up waits for a stream's stop fra
 
 class Call:
     def __init__(
-        self, config: SandboxConfig, clock: Clock, sids: SidFactory, leg: Leg, rng: random.Random, queue: LegQueue
-    ) -> None:
+        self, config: SandboxConfig, clock: Clock, sids: SidFactory, leg: Leg, rng: random.Random, queue: LegQueue,
+        recorder: Callable[[Call], Recorder],
+    ) -> None:  # fmt: skip
         self.config = config
         self.clock = clock
         self.sids = sids
@@ -62,6 +64,7 @@ class Call:
         self.ended = asyncio.Event()  # leg_terminated (or leg_failed_to_create) emitted
         # Called as the leg ends, before leg_terminated (its bridge lets it go: leg_left_bridge).
         self.on_end: Callable[[Call], None] | None = None
+        self.recorder = recorder(self)  # the account's, so that it serves the recordings
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ending = False
 
@@ -130,6 +133,8 @@ class Call:
         self._set_state(CONNECTED)
         self.emit("leg_answered")
         self.answered.set()
+        if leg.request.record:
+            self.recorder.start(None)
         if amd and asynchronous:
             self.spawn(self._detect_machine())
         elif amd:
@@ -230,6 +235,7 @@ class Call:
             stream.stop("callended")
         if streams:
             await asyncio.wait([s.task for s in streams], timeout=_STREAM_STOP_TIMEOUT_S)
+        self.recorder.stop(None, at_once=True)
         if self.on_end is not None:
             self.on_end(self)
         self._set_terminal(status, by, now)

@@ -37,6 +37,7 @@ class Timing:
     stream_setup_ms: float = 250.0  # start_stream -> stream_initiated (media server joins)
     hangup_ms: float = 30.0  # <Hangup/> accepted -> leg_terminated
     bridge_ms: float = 50.0  # create bridge / JoinBridge / LeaveBridge / stop -> its events
+    recording_ready_ms: float = 200.0  # <StopRecording/> -> recording_available (processing)
     greeting_grace_ms: float = 300.0  # greeting audible this long after stream_started is a violation
 
 

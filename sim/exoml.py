@@ -8,8 +8,10 @@ Pure. The verbs that match a named action are validated by the same rules
   ``streamType``, ``contentType``); ``<StopStream/>`` (``streamSid`` stops that stream only);
 * ``<Dial contactUri exophone networkType absorbDtmf timeout customParam/>``;
   ``<JoinBridge bridgeSid/>``; ``<LeaveBridge/>``; ``<Hold>`` with an optional nested
-  ``<StartPlay>`` (music on hold); ``<UnHold/>``;
-* on a bridge only: ``<Refer bridgeEventEndpoint/>``, and of the above only the says and plays.
+  ``<StartPlay>`` (music on hold); ``<UnHold/>``; ``<StartRecording direction format/>``;
+  ``<StopRecording/>``;
+* on a bridge only: ``<Refer bridgeEventEndpoint/>``, and of the above only the says,
+  plays and recordings.
 
 Documented verbs the sandbox does not simulate raise :class:`NotImplementedVerb` (HTTP
 501); a leg verb sent to a bridge, anything else, or malformed XML is a 400.
@@ -33,12 +35,13 @@ __all__ = ["NotImplementedVerb", "parse_exoml", "UNSIMULATED_VERBS", "BRIDGE_VER
 
 UNSIMULATED_VERBS = frozenset(
     {
-        "Answer", "Gather", "SendDigits", "Mute", "UnMute", "StartRecording", "StopRecording",
-        "StartMonitoring", "StopMonitoring", "PlaySequence",
+        "Answer", "Gather", "SendDigits", "Mute", "UnMute", "StartMonitoring", "StopMonitoring", "PlaySequence",
     }
 )  # fmt: skip
 # What a bridge's actions may do ("media actions affect current and future participants").
-BRIDGE_VERBS = frozenset({"start_say", "stop_say", "start_play", "stop_play", "refer"})
+BRIDGE_VERBS = frozenset({"start_say", "stop_say", "start_play", "stop_play", "start_recording", "stop_recording", "refer"})
+_RECORDING_DIRECTIONS = ("both", "in", "out")
+_RECORDING_FORMATS = ("wav", "mp3")
 
 
 class NotImplementedVerb(Exception):
@@ -102,7 +105,9 @@ def _verb(element: ET.Element) -> tuple[str, dict[str, Any]]:
     if tag == "Refer":
         endpoint = field_text(_camel(attrs, "bridgeEventEndpoint"), "bridge_event_endpoint", required=True)
         return "refer", {"bridge_event_endpoint": event_endpoint(endpoint, "bridgeEventEndpoint")}
-    simple = {"StopSay": "stop_say", "StopPlay": "stop_play", "UnHold": "unhold"}
+    if tag == "StartRecording":
+        return "start_recording", _recording(attrs)
+    simple = {"StopSay": "stop_say", "StopPlay": "stop_play", "UnHold": "unhold", "StopRecording": "stop_recording"}
     if tag in simple:
         return simple[tag], {}
     if tag in UNSIMULATED_VERBS:
@@ -119,6 +124,17 @@ def _camel(attrs: dict[str, str], *names: str) -> dict[str, str]:
         if value is not None:
             out[snake] = value
     return out
+
+
+def _recording(attrs: dict[str, str]) -> dict[str, Any]:
+    """``<StartRecording>``: direction (in, out, both) and format (wav, mp3); storage attributes are accepted as given."""
+    direction = attrs.get("direction", "both")
+    if direction not in _RECORDING_DIRECTIONS:
+        raise BadRequest("invalid direction", f"StartRecording direction must be one of {_RECORDING_DIRECTIONS}, got {direction!r}")
+    fmt = attrs.get("format", "wav")
+    if fmt not in _RECORDING_FORMATS:
+        raise BadRequest("invalid format", f"StartRecording format must be one of {_RECORDING_FORMATS}, got {fmt!r}")
+    return {"direction": direction, "format": fmt}
 
 
 def _dial(attrs: dict[str, str]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from sim.action import ActionRecord
 from sim.callee import CallPlan
 from sim.clock import rfc3339
 from sim.event import EventRecord
+from sim.recording import Recording
 from sim.stream import StreamRecord
 from sim.timeline import Timeline
 
@@ -86,6 +87,7 @@ class Leg:
     apart_from: list[str] = field(default_factory=list)  # legs it was bridged with without being co-located
     on_hold: bool = False
     recording: bool = False
+    recordings: list[Recording] = field(default_factory=list)
 
     @property
     def live(self) -> bool:
@@ -216,6 +218,7 @@ class Leg:
             "campaign": self.campaign,
             "reference_leg_sid": self.request.reference_leg_sid or None,
             "bridges": self.bridges,
+            "recordings": [r.report(now) for r in self.recordings],
             "state": self.state,
             "terminal_status": self.terminal_status,
             "outcome": self.terminal_status or ("in-progress" if self.answered else self.state),

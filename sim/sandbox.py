@@ -38,6 +38,7 @@ class Sandbox(Account):
         site = web.TCPSite(self._runner, self.config.host, self.config.port)
         await site.start()
         self._port = self._runner.addresses[0][1]
+        self.public_url = self.url
         return self
 
     async def stop(self) -> None:

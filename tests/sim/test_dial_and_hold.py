@@ -63,10 +63,11 @@ def test_bad_agent_entries_are_refused(agents: dict[str, object], message: str) 
 
 @async_test
 async def test_dial_creates_a_co_located_second_leg_and_bridges_it_when_it_answers() -> None:
-    """<Dial contactUri>: dial_initiated, the agent's leg events, then the two legs bridged and dial_success."""
+    """<Dial contactUri>: dial_initiated, the agent's leg events (recorded with record), then the legs bridged and dial_success."""
     async with with_agents() as h:
         caller = await h.answered_leg()
-        status, _ = await h.exoml(caller, f'<Dial contactUri="{AGENT}" customParam="transfer-1" timeout="20"/>', action_custom_param="t")
+        dial = f'<Dial contactUri="{AGENT}" customParam="transfer-1" timeout="20" record="true"/>'
+        status, _ = await h.exoml(caller, dial, action_custom_param="t")
         assert status == 202
         initiated = await h.event(caller, "dial_initiated")
         agent, bridge_sid = initiated.detail["second_leg_sid"], initiated.detail["bridge_sid"]
@@ -78,6 +79,7 @@ async def test_dial_creates_a_co_located_second_leg_and_bridges_it_when_it_answe
         agent_leg = h.sandbox.leg(agent)
         assert agent_leg.request.reference_leg_sid == caller and agent_leg.request.custom_param == "transfer-1"
         assert agent_leg.location == h.sandbox.leg(caller).location and agent_leg.bridge_sid == bridge_sid
+        assert agent_leg.request.record and "recording_started" in h.recorder.names(agent)
         await h.hang_up(agent)
         completed = await h.event(caller, "dial_completed")
         assert completed.detail == {"bridge_sid": bridge_sid, "second_leg_sid": agent, "dial_status": "completed"}
