@@ -19,7 +19,7 @@ from dialstream.settings import Settings
 from sim.config import DeliveryPolicy, SandboxConfig
 from sim.sandbox import Sandbox
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "build_config", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,22 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        # The account the rest of the stack dials with (EXOTEL_*; the sandbox's by default).
-        settings = Settings.from_env()
-        overrides: dict[str, Any] = {
-            "host": args.host,
-            "port": args.port,
-            "account_sid": settings.account_sid,
-            "api_key": settings.api_key,
-            "api_token": settings.api_token,
-        }
-        if args.seed is not None:
-            overrides["seed"] = args.seed
-        if args.scenario:
-            config = SandboxConfig.from_yaml(args.scenario, **overrides)
-        else:
-            config = SandboxConfig(**overrides)
-        config = config.replace(delivery=_delivery(config.delivery, args))
+        config = build_config(args, Settings.from_env())
     except ConfigurationError as exc:
         print(f"sim: {exc}", file=sys.stderr)
         return 2
@@ -75,6 +60,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sim: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def build_config(args: argparse.Namespace, settings: Settings) -> SandboxConfig:
+    """The sandbox for the account the rest of the stack dials with (EXOTEL_*; the sandbox's by default)."""
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "account_sid": settings.account_sid,
+        "api_key": settings.api_key,
+        "api_token": settings.api_token,
+    }
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.scenario:
+        config = SandboxConfig.from_yaml(args.scenario, **overrides)
+    else:
+        config = SandboxConfig(**overrides)
+    config = config.replace(delivery=_delivery(config.delivery, args))
+    if not config.exophones:  # a scenario's list wins; else the caller ID the stack dials with
+        config = config.replace(exophones=(settings.exophone,))
+    return config
 
 
 def _delivery(policy: DeliveryPolicy, args: argparse.Namespace) -> DeliveryPolicy:

@@ -33,7 +33,7 @@ from sim.recording import Owner as RecordingOwner
 from sim.recording import Recorder, Recording
 from sim.scenario import campaign_of
 from sim.summary import summarize
-from sim.validation import BadRequest, media_format
+from sim.validation import BadRequest, exophone_of, media_format
 
 __all__ = ["Account", "LimitExceeded", "LegNotFound", "LegNotActive"]
 
@@ -123,6 +123,7 @@ class Account:
     # Legs
 
     def create_leg(self, request: LegRequest) -> Leg:
+        exophone_of(request.exophone, self.config.caller_ids)
         limit = self.config.limits.concurrent_legs
         if limit and sum(1 for call in self.calls.values() if call.leg.live) >= limit:
             raise LimitExceeded("concurrent_legs", limit)
@@ -194,6 +195,8 @@ class Account:
                 raise LegNotActive(leg_sid, call.leg.state, name)
             if name == "join_bridge":
                 self.bridges.check_join(call, params["bridge_sid"])
+            if name == "dial" and params["exophone"]:
+                exophone_of(params["exophone"], self.config.caller_ids)
         streams = self.config.limits.active_streams
         if streams and any(name == "start_stream" for name, _ in verbs):
             active = sum(1 for c in self.calls.values() for s in c.leg.streams if s.active)

@@ -17,7 +17,12 @@ from typing import Any
 import yaml
 
 from dialstream.errors import ConfigurationError
-from dialstream.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_TOKEN
+from dialstream.settings import (
+    SANDBOX_ACCOUNT_SID,
+    SANDBOX_API_KEY,
+    SANDBOX_API_TOKEN,
+    Settings,
+)
 from sim.scenario import Scenario
 from sim.schema import build
 
@@ -124,12 +129,18 @@ class SandboxConfig:
     api_key: str = SANDBOX_API_KEY
     api_token: str = SANDBOX_API_TOKEN
     seed: int | None = None  # None: a random seed, reported in /sim/v1/summary
+    exophones: tuple[str, ...] = ()  # the account's caller IDs; empty: Settings' EXOTEL_EXOPHONE default
     timing: Timing = field(default_factory=Timing)
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: Limits = field(default_factory=Limits)
     delivery: DeliveryPolicy = field(default_factory=DeliveryPolicy)
     bridges: BridgeConfig = field(default_factory=BridgeConfig)
     scenario: Scenario = field(default_factory=Scenario)
+
+    @property
+    def caller_ids(self) -> tuple[str, ...]:
+        """The ExoPhones this account may call from: ``exophones``, else the default one."""
+        return self.exophones or (Settings().exophone,)
 
     def replace(self, **changes: Any) -> SandboxConfig:
         return dataclasses.replace(self, **changes)
@@ -143,7 +154,7 @@ class SandboxConfig:
         sections = {
             "timing": Timing, "media": MediaConfig, "limits": Limits, "delivery": DeliveryPolicy, "bridges": BridgeConfig,
         }  # fmt: skip
-        unknown = sorted(set(raw) - scenario_keys - set(sections) - {"seed"})
+        unknown = sorted(set(raw) - scenario_keys - set(sections) - {"seed", "exophones"})
         if unknown:
             raise ConfigurationError(f"scenario: unknown key(s) {unknown}")
         seed = raw.get("seed")
@@ -151,6 +162,10 @@ class SandboxConfig:
             raise ConfigurationError(f"seed: expected an integer, got {seed!r}")
         values: dict[str, Any] = {name: build(kind, raw.get(name), name) for name, kind in sections.items()}
         values["seed"] = seed
+        exophones = raw.get("exophones", [])
+        if not isinstance(exophones, list) or not all(isinstance(e, (str, int)) and not isinstance(e, bool) for e in exophones):
+            raise ConfigurationError(f"exophones: expected a list of numbers, got {exophones!r}")
+        values["exophones"] = tuple(str(e) for e in exophones)
         values["scenario"] = Scenario.from_mapping({k: raw[k] for k in scenario_keys & set(raw)})
         values.update(overrides)
         return cls(**values)

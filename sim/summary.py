@@ -50,6 +50,7 @@ def summarize(calls: list[Mapping[str, Any]], *, seed: int) -> dict[str, Any]:
         "live": len(calls) - len(ended),
         "answered": sum(1 for c in calls if c["timeline"]["answered"] is not None),
         "outcomes": dict(Counter(c["outcome"] for c in calls)),
+        "exophones": dict(Counter(c["exophone"] for c in calls)),  # calls per caller ID
         "events": {
             "emitted": len(events),
             "delivered": sum(1 for e in events if e["delivered"]),

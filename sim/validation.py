@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import phonenumbers
+
 from dialstream.exotel.agentstream import AudioEncoding, MediaFormat
 from sim.bridge import BridgeRequest
 from sim.leg import LegRequest
@@ -27,6 +29,7 @@ __all__ = [
     "field_flag",
     "action_params",
     "custom_param_of",
+    "exophone_of",
     "event_endpoint",
     "endpoint_kind",
     "ENDPOINT_SCHEMES",
@@ -131,6 +134,23 @@ def event_endpoint(endpoint: str, key: str) -> str:
     except ValueError as exc:
         raise BadRequest(f"invalid {key}", str(exc)) from None
     return endpoint
+
+
+def exophone_of(exophone: str, caller_ids: tuple[str, ...]) -> str:
+    """``exophone`` if it is one of the account's caller IDs, written any way Exotel takes a
+    number (``+918030752400``, ``08030752400``, ``918030752400``); else a 400."""
+    if _number(exophone) not in {_number(c) for c in caller_ids}:
+        listed = ", ".join(caller_ids)
+        raise BadRequest("invalid exophone", f"{exophone} is not one of this account's ExoPhones ({listed})")
+    return exophone
+
+
+def _number(text: str) -> str:
+    """E.164 of a phone number (India when no country code), or the text itself (a SIP identity)."""
+    try:
+        return phonenumbers.format_number(phonenumbers.parse(text, "IN"), phonenumbers.PhoneNumberFormat.E164)
+    except phonenumbers.NumberParseException:
+        return text.strip()
 
 
 def custom_param_of(body: Mapping[str, Any]) -> str:
