@@ -78,8 +78,8 @@ def build_config(args: argparse.Namespace, settings: Settings) -> SandboxConfig:
     else:
         config = SandboxConfig(**overrides)
     config = config.replace(delivery=_delivery(config.delivery, args))
-    if not config.exophones:  # a scenario's list wins; else the caller ID the stack dials with
-        config = config.replace(exophones=(settings.exophone,))
+    if not config.exophones:  # a scenario's list wins; else the account's pool the stack dials from
+        config = config.replace(exophones=settings.caller_id_pool().numbers)
     return config
 
 

@@ -129,7 +129,7 @@ class SandboxConfig:
     api_key: str = SANDBOX_API_KEY
     api_token: str = SANDBOX_API_TOKEN
     seed: int | None = None  # None: a random seed, reported in /sim/v1/summary
-    exophones: tuple[str, ...] = ()  # the account's caller IDs; empty: Settings' EXOTEL_EXOPHONE default
+    exophones: tuple[str, ...] = ()  # the account's caller IDs; empty: the default settings' pool
     timing: Timing = field(default_factory=Timing)
     media: MediaConfig = field(default_factory=MediaConfig)
     limits: Limits = field(default_factory=Limits)
@@ -139,8 +139,8 @@ class SandboxConfig:
 
     @property
     def caller_ids(self) -> tuple[str, ...]:
-        """The ExoPhones this account may call from: ``exophones``, else the default one."""
-        return self.exophones or (Settings().exophone,)
+        """The ExoPhones this account may call from: ``exophones``, else the default settings' pool."""
+        return self.exophones or Settings().caller_id_pool().numbers
 
     def replace(self, **changes: Any) -> SandboxConfig:
         return dataclasses.replace(self, **changes)

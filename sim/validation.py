@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import phonenumbers
-
+from dialstream.domain.phones import normalize_number
 from dialstream.exotel.agentstream import AudioEncoding, MediaFormat
 from sim.bridge import BridgeRequest
 from sim.leg import LegRequest
@@ -148,8 +147,8 @@ def exophone_of(exophone: str, caller_ids: tuple[str, ...]) -> str:
 def _number(text: str) -> str:
     """E.164 of a phone number (India when no country code), or the text itself (a SIP identity)."""
     try:
-        return phonenumbers.format_number(phonenumbers.parse(text, "IN"), phonenumbers.PhoneNumberFormat.E164)
-    except phonenumbers.NumberParseException:
+        return normalize_number(text, strict=False)
+    except ValueError:
         return text.strip()
 
 

@@ -77,12 +77,14 @@ async def test_dial_from_an_exophone_not_in_the_list_is_refused_before_anything_
 
 
 def test_scenario_exophones_and_the_stacks_own(tmp_path: Path) -> None:
-    """A scenario's exophones list is the account's; without one, python -m sim allows EXOTEL_EXOPHONE."""
+    """A scenario's exophones list is the account's; without one, python -m sim allows EXOTEL_EXOPHONES, else EXOTEL_EXOPHONE."""
     scenario = tmp_path / "pool.yaml"
     scenario.write_text("exophones: ['+918030752400', '+912240001234']\n")
     settings = Settings(exophone="+912299999999")
     assert build_config(build_parser().parse_args(["--scenario", str(scenario)]), settings).caller_ids == POOL
     assert build_config(build_parser().parse_args([]), settings).caller_ids == ("+912299999999",)
+    pool = Settings(exophone="+912299999999", exophones=POOL)
+    assert build_config(build_parser().parse_args([]), pool).caller_ids == POOL
     assert SandboxConfig().caller_ids == (DEFAULT,)
     with pytest.raises(ConfigurationError, match="exophones: expected a list"):
         SandboxConfig.from_mapping({"exophones": "+918030752400"})
