@@ -15,7 +15,9 @@ made (not root, no iproute2, no permission).
 The campaign engine paces the dials (a concurrency cap per campaign, a Legs API budget
 raised above Exotel's 200 requests a minute, which would stretch a campaign to minutes).
 After each campaign, every contact must have a final record and every answered call exactly
-one bot stream, as the sandbox saw it on the wire.
+one bot stream, as the sandbox saw it on the wire. As in front of real Exotel, the sandbox
+delivers events to the ingress over mutual TLS (a CA made by the test) and the bots require
+HTTP Basic auth on the upgrade.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pathlib import Path
 
 import pytest
 import redis
+import trustme
 import yaml
 
 from dialstream.app.demo import fetch_timelines
@@ -177,15 +180,31 @@ class Cluster:
 def cluster(hosts: dict[str, Host], tmp_path: Path) -> Iterator[Cluster]:
     """Redis, sandbox, ingress, bots and workers, each on its host; stopped after the test."""
     redis_host, edge, bots = hosts["redis"], hosts["edge"], hosts["bots"]
+    # As in front of real Exotel: events over mutual TLS (a throwaway CA), bots behind Basic auth.
+    tls = tmp_path / "tls"
+    tls.mkdir()
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tls / "ca.pem"))
+    server = ca.issue_cert(edge.address)
+    server.private_key_and_cert_chain_pem.write_to_path(str(tls / "ingress.pem"))
+    exotel = ca.issue_cert("exotel-events")
+    exotel.cert_chain_pems[0].write_to_path(str(tls / "exotel.crt"))
+    exotel.private_key_pem.write_to_path(str(tls / "exotel.key"))
     settings = Settings.from_env({
         "REDIS_URL": f"redis://{redis_host.address}:{REDIS_PORT}/0",
         "EXOTEL_API_BASE_URL": f"http://{edge.address}:{SANDBOX_PORT}",
         "DIALSTREAM_INGRESS_BIND": f"{edge.address}:{INGRESS_PORT}",
-        "DIALSTREAM_EVENT_ENDPOINT": f"grpc://{edge.address}:{INGRESS_PORT}",
+        "DIALSTREAM_EVENT_ENDPOINT": f"grpcs://{edge.address}:{INGRESS_PORT}",
+        "DIALSTREAM_INGRESS_TLS_CERT": str(tls / "ingress.pem"),
+        "DIALSTREAM_INGRESS_TLS_KEY": str(tls / "ingress.pem"),
+        "DIALSTREAM_INGRESS_CLIENT_CA": str(tls / "ca.pem"),
+        "DIALSTREAM_BOT_AUTH_USER": "exotel",
+        "DIALSTREAM_BOT_AUTH_PASSWORD": "bot-password",
     }).replace(engine=ENGINE)  # fmt: skip
     env = settings.to_env()
     scenario = tmp_path / "scenario.yaml"
-    scenario.write_text(yaml.safe_dump(SCENARIO))
+    delivery = {"ca_file": str(tls / "ca.pem"), "client_cert_file": str(tls / "exotel.crt"), "client_key_file": str(tls / "exotel.key")}
+    scenario.write_text(yaml.safe_dump({**SCENARIO, "delivery": delivery}))
     (tmp_path / "redis").mkdir()
     with Supervisor(tmp_path / "logs") as supervisor:
         redis_argv = redis_host.argv(
