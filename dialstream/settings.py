@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dialstream.domain.caller_id import CallerIdPool, parse_regions
@@ -103,9 +104,15 @@ class Settings:
     # Redis (broker, state store)
     redis_url: str = _env(
         "REDIS_URL",
-        "Redis/Valkey URL for Celery and state. Empty: the CLI starts an embedded Valkey "
-        "on a free loopback port and stops it on exit.",
+        "Redis/Valkey URL for Celery and state. Empty: an embedded Valkey on loopback, durable in "
+        "DIALSTREAM_DATA_DIR for dialstream up and the CLI, throw-away for the demo.",
         "",
+    )
+    data_dir: str = _env(
+        "DIALSTREAM_DATA_DIR",
+        "Where dialstream up and the CLI keep their data when REDIS_URL is empty: the embedded Valkey's "
+        "append-only file in DATA_DIR/valkey (relative paths: from the working directory).",
+        ".ds-run",
     )
     redis_socket_timeout: float = _env(
         "DIALSTREAM_REDIS_SOCKET_TIMEOUT", "Seconds before a Redis call is abandoned.", 5.0
@@ -345,6 +352,11 @@ class Settings:
         """The exophones ``campaign`` calls from: its own, else the account's pool, else EXOTEL_EXOPHONE."""
         numbers = (campaign.exophones if campaign else ()) or self.exophones or (self.exophone,)
         return CallerIdPool(numbers, self.exophone_daily_cap, parse_regions(self.exophone_regions))
+
+    @property
+    def valkey_dir(self) -> Path:
+        """The embedded Valkey's data directory: ``DIALSTREAM_DATA_DIR/valkey``."""
+        return Path(self.data_dir) / "valkey"
 
     @property
     def legs_base_url(self) -> str:

@@ -20,7 +20,8 @@
 
 ID is a campaign's id, its name, or the start of its id. Every command talks to the Redis
 the workers use: ``REDIS_URL``, else the stack a ``dialstream up`` runs in this directory
-(``dialstream.app.run_state``). With ``--api URL`` (or ``DIALSTREAM_API_URL``) and
+(``dialstream.app.run_state``), else the data an earlier ``up`` left in ``DIALSTREAM_DATA_DIR``
+(``dialstream.app.embedded_redis.redis_for_cli``). With ``--api URL`` (or ``DIALSTREAM_API_URL``) and
 ``DIALSTREAM_API_KEY`` it drives a remote stack through its HTTP API instead
 (``dialstream.app.remote``). The account's limits come from the ``DIALSTREAM_*`` variables of
 :class:`~dialstream.settings.EngineConfig`. Mistakes (a missing file, an unknown campaign, a

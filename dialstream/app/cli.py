@@ -32,10 +32,11 @@ from dialstream.app import (
     up,
     webhook_cli,
 )
+from dialstream.app.embedded_redis import redis_for_cli
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
 from dialstream.domain.campaign import Flow
-from dialstream.errors import ConfigurationError
+from dialstream.errors import ConfigurationError, EmbeddedRedisError
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
 
@@ -95,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         running = run_state.read()  # the stack `dialstream up` runs in this directory
         if running:
             settings = settings.replace(redis_url=running["redis_url"])
+        else:  # none runs: the data an earlier up left in DIALSTREAM_DATA_DIR, if any
+            try:
+                with redis_for_cli(settings) as stored:
+                    return _dispatch(args, stored)
+            except EmbeddedRedisError as exc:
+                print(f"dialstream {args.command}: {exc}", file=sys.stderr)
+                return 2
+    return _dispatch(args, settings)
+
+
+def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "demo":
         from dialstream.app.demo import DemoOptions, run_demo
 

@@ -1,28 +1,65 @@
-"""Start child processes, wait until they are ready, and always stop every one of them.
+"""Start child processes, wait until they are ready, heal them, and always stop every one.
 
 Used by ``dialstream demo``, ``dialstream up``, the end-to-end test fixtures and the
-benchmarks, so that "no process left behind" is enforced in one place: each child runs in
-its own process group (its own children, e.g. Celery's pool, are signalled with it), is
-sent SIGTERM on stop, and SIGKILL if it has not exited within the grace period.
+benchmarks, so that "no process left behind" is enforced in one place:
+
+- each child runs in its own process group (its own children, e.g. Celery's pool, are
+  signalled with it), is sent SIGTERM on stop, and SIGKILL if it has not exited in time;
+- each child dies with its parent, also when the parent is SIGKILLed and so cannot stop
+  anything: Linux's ``PR_SET_PDEATHSIG`` (``prctl``, set in the child between fork and exec)
+  has the kernel signal the child when its parent goes. We chose it over a process group
+  plus a watchdog process because it needs no extra process that could itself be killed,
+  and it acts at once. Its one condition: the *thread* that started the child must outlive
+  it (the kernel tracks the forking thread), so children are started from the main thread.
+- with ``heal``, a child that dies is started again after a backoff (1 s, doubling to 30 s
+  while it keeps dying; reset once it has run for a minute), and the supervisor says so.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["ProcessSpec", "Supervisor", "ProcessFailed"]
+from dialstream.domain.retry import exponential_backoff
+
+__all__ = ["ProcessSpec", "Supervisor", "ProcessFailed", "spawn"]
+
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+RESTART_BASE = 1.0  # seconds before the first restart of a dead child
+RESTART_CAP = 30.0  # the longest wait between restarts
+STABLE_AFTER = 60.0  # seconds of life after which a restarted child's backoff starts again
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
 
 class ProcessFailed(RuntimeError):
     """A child exited early or did not become ready in time; the message has its log tail."""
+
+
+def spawn(
+    argv: Sequence[str], *, death_signal: int = signal.SIGKILL, pass_fds: Sequence[int] = (), **popen: Any
+) -> subprocess.Popen[bytes]:
+    """``subprocess.Popen`` in a new session, signalled with ``death_signal`` when this thread's process dies."""
+    parent = os.getpid()
+
+    def tie_to_parent() -> None:
+        # Runs in the child before exec: only the already-resolved prctl and two syscalls.
+        if _prctl is not None:
+            _prctl(PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os.kill(os.getpid(), death_signal)
+
+    return subprocess.Popen(
+        list(argv), stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=tie_to_parent, pass_fds=tuple(pass_fds), **popen
+    )
 
 
 @dataclass(frozen=True)
@@ -30,7 +67,8 @@ class ProcessSpec:
     """How to run one child and how to tell it is ready.
 
     Ready means: ``ready_port`` accepts TCP connections on 127.0.0.1, and/or
-    ``ready_text`` has appeared in its output.
+    ``ready_text`` has appeared in its output. ``death_signal`` reaches it if its parent
+    dies; ``pass_fds`` are descriptors it inherits (e.g. a lock it must hold while it lives).
     """
 
     name: str
@@ -39,6 +77,8 @@ class ProcessSpec:
     ready_port: int | None = None
     ready_text: str | None = None
     ready_timeout: float = 60.0
+    death_signal: int = signal.SIGKILL
+    pass_fds: tuple[int, ...] = ()
 
 
 @dataclass
@@ -46,7 +86,10 @@ class _Child:
     spec: ProcessSpec
     process: subprocess.Popen[bytes]
     log_path: Path
+    started_at: float
     ready: bool = False  # once seen ready, never searched for again (its log keeps growing)
+    deaths: int = 0  # deaths in a row, each followed by a restart (the backoff's exponent)
+    restart_at: float | None = None  # when a dead child is started again
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
@@ -75,19 +118,17 @@ class Supervisor:
 
     def start(self, spec: ProcessSpec) -> subprocess.Popen[bytes]:
         log_path = self.log_dir / f"{spec.name}.log"
-        log_file = log_path.open("wb")
+        child = _Child(spec, self._spawn(spec, log_path, "wb"), log_path, time.monotonic())
+        self._children.append(child)
+        return child.process
+
+    def _spawn(self, spec: ProcessSpec, log_path: Path, mode: str) -> subprocess.Popen[bytes]:
         env = {**self._base_env, **spec.env, "PYTHONUNBUFFERED": "1"}
-        process = subprocess.Popen(
-            list(spec.argv),
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # own process group: we can signal its whole tree
-        )
-        log_file.close()  # the child holds its own descriptor
-        self._children.append(_Child(spec, process, log_path))
-        return process
+        with log_path.open(mode) as log_file:  # the child holds its own descriptor
+            return spawn(
+                spec.argv, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                death_signal=spec.death_signal, pass_fds=spec.pass_fds,
+            )  # fmt: skip
 
     def wait_ready(self) -> None:
         """Block until every started child is ready; raise :class:`ProcessFailed` if one is not."""
@@ -110,8 +151,35 @@ class Supervisor:
             if child.process.poll() is not None:
                 raise ProcessFailed(f"{child.spec.name} exited with {child.process.returncode}:\n{child.log_tail()}")
 
+    def heal(self, say: Callable[[str], None]) -> None:
+        """Restart the children that died, each after its backoff; ``say`` gets one line per death."""
+        now = time.monotonic()
+        for child in self._children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    _signal_group(child.process, signal.SIGKILL)  # whatever the dead leader left behind
+                    child.process = self._spawn(child.spec, child.log_path, "ab")
+                    child.started_at, child.restart_at, child.ready = now, None, False
+                continue
+            code = child.process.poll()
+            if code is None:
+                if child.deaths and now - child.started_at > STABLE_AFTER:
+                    child.deaths = 0
+                continue
+            delay = exponential_backoff(child.deaths, RESTART_BASE, RESTART_CAP)
+            child.deaths += 1
+            child.restart_at = now + delay
+            say(f"{child.spec.name} died ({describe_exit(code)}); restarting it in {delay:g}s (restart {child.deaths}, log {child.log_path})")
+
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
+
+    def pid(self, name: str) -> int | None:
+        """The pid of the running child ``name`` (None while it is dead or unknown)."""
+        for child in self._children:
+            if child.spec.name == name and child.process.poll() is None:
+                return child.process.pid
+        return None
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal one child's whole process group (a test's way to crash a worker host)."""
@@ -164,6 +232,16 @@ class Supervisor:
             except OSError:
                 return False
         return True
+
+
+def describe_exit(code: int) -> str:
+    """``-9`` -> ``killed by SIGKILL``; ``1`` -> ``exit status 1``."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
 
 
 def _signal_group(process: subprocess.Popen[bytes], sig: int) -> None:

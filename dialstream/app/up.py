@@ -8,8 +8,10 @@ configured, see :func:`uses_sandbox`), the gRPC ingress, Celery worker processes
 bots, the HTTP API and Flower; prints one line per component with its address and its
 Prometheus ``/metrics`` URL, the dashboard's URL and a first API key; writes
 ``.ds-run/stack.json`` (:mod:`dialstream.app.run_state`) so the CLI finds the stack; then
-waits. SIGINT or SIGTERM stops every process it started (as does any component exiting on
-its own, which is reported).
+supervises them: a component that dies is restarted with backoff, the embedded Valkey too
+(on its data directory, ``DIALSTREAM_DATA_DIR``), and losing Redis is reported once (and its
+return). SIGINT or SIGTERM stops every process it started, after the calls in progress end
+(:mod:`dialstream.app.drain`); if ``up`` itself is killed, its children die with it.
 
 Example::
 
@@ -33,13 +35,17 @@ from urllib.parse import urlsplit, urlunsplit
 import redis
 
 from dialstream.app import run_state
+from dialstream.app.drain import drain_calls
 from dialstream.app.embedded_redis import EmbeddedRedis
+from dialstream.app.redis_watch import RedisWatch
 from dialstream.app.stack import Stack, StackConfig, start_stack
 from dialstream.app.supervisor import ProcessFailed, Supervisor
-from dialstream.errors import ConfigurationError
+from dialstream.broker.celery_app import DIAL_QUEUE
+from dialstream.errors import ConfigurationError, EmbeddedRedisError
 from dialstream.settings import SANDBOX_API_KEY, SANDBOX_API_TOKEN, Settings
 from dialstream.state.api_keys import ApiKeys
 from dialstream.state.client import connect, connect_settings
+from dialstream.state.slots import Slots
 
 __all__ = ["add_parser", "run", "uses_sandbox", "main", "READY_LINE"]
 
@@ -77,37 +83,45 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--scenario", type=Path, help="sandbox scenario YAML")
     up.add_argument("--seed", type=int, default=defaults.seed, help="sandbox random seed")
     up.add_argument("--log-dir", type=Path, help="where each component's log goes (default: a new temporary directory)")
+    up.add_argument(
+        "--drain-timeout", type=float, default=60.0, help="seconds Ctrl-C waits for calls in progress to end (default %(default)s)"
+    )
     return up
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    """Run until SIGINT/SIGTERM; 0 after a requested stop, 1 if a component died, 2 if one did not start."""
+    """Run until SIGINT/SIGTERM; 0 after a requested stop, 2 if a component did not start (one
+    that dies later is restarted)."""
     api_port = int(settings.api_bind.rpartition(":")[2]) if args.api_port is None else args.api_port
     refusal = preflight(settings, args.flower_port, api_port)
     if refusal:
         _say(refusal)
         return 2
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stop, stop_now = threading.Event(), threading.Event()
+
+    def on_signal(*_: object) -> None:
+        (stop_now if stop.is_set() else stop).set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with ExitStack() as cleanup:
-            redis_note = ""
-            if not settings.redis_url:
-                server = cleanup.enter_context(EmbeddedRedis())
-                settings = settings.replace(redis_url=server.url)
-                redis_note = " (embedded Valkey)"
             generated = not settings.flower_password
             if generated:
                 settings = settings.replace(flower_password=secrets.token_urlsafe(12))
             log_dir = args.log_dir or Path(tempfile.mkdtemp(prefix="dialstream-up-"))
-            supervisor = cleanup.enter_context(Supervisor(log_dir))
+            _say(f"starting; logs in {log_dir}")
+            supervisor = Supervisor(log_dir)
+            try:
+                settings, redis_note = _start_redis(supervisor, settings, cleanup)
+            except (ProcessFailed, EmbeddedRedisError) as exc:
+                _say(f"redis failed to start: {exc}")
+                return 2
             config = StackConfig(
                 events_workers=args.events_workers, dial_workers=args.dial_workers, concurrency=args.concurrency,
                 bots=args.bots, bot_kind=args.bot, sandbox=uses_sandbox(settings), scenario=args.scenario,
                 seed=args.seed, metrics=True, flower=True, flower_port=args.flower_port,
                 webhooks_workers=args.webhooks_workers, api=True, api_port=api_port,
             )  # fmt: skip
-            _say(f"starting; logs in {log_dir}")
             try:
                 stack = start_stack(supervisor, settings, config)
             except (ProcessFailed, ConfigurationError) as exc:
@@ -122,18 +136,37 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             cleanup.callback(run_state.remove)
             _say(f"{'state':10} {run_state.STATE_FILE}: the CLI here finds this stack by itself")
             _say(READY_LINE)
+            client = connect(stack.settings.redis_url, timeout=1)  # the watch must not hang the loop
+            cleanup.callback(client.close)
+            watch = RedisWatch(client)
             while not stop.wait(_CHECK_INTERVAL):
-                try:
-                    supervisor.check_alive()
-                except ProcessFailed as exc:
-                    _say(f"a component stopped: {exc}")
-                    return 1
+                supervisor.heal(_say)
+                if line := watch.check():
+                    _say(line)
             _say("stopping...")
+            dial_workers = [name for name in stack.worker_names if name.startswith(f"{DIAL_QUEUE}-")]
+            slots = Slots(client, stack.settings.account_sid)
+            drain_calls(supervisor, dial_workers, slots, timeout=args.drain_timeout, stop_now=stop_now, say=_say)
         _say("every component stopped")
         return 0
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_redis(supervisor: Supervisor, settings: Settings, cleanup: ExitStack) -> tuple[Settings, str]:
+    """Settings with the Redis URL (the embedded Valkey, started and healed by ``supervisor``
+    on ``DIALSTREAM_DATA_DIR``, unless ``REDIS_URL``), and a note for its status line.
+    ``cleanup`` stops the supervisor's children, then lets go of the data directory."""
+    if settings.redis_url:
+        cleanup.enter_context(supervisor)
+        return settings, ""
+    server = EmbeddedRedis(data_dir=settings.valkey_dir)
+    cleanup.callback(server.unlock)
+    cleanup.enter_context(supervisor)
+    supervisor.start(server.spec())
+    supervisor.wait_ready()
+    return settings.replace(redis_url=server.url), f" (embedded Valkey, data in {settings.valkey_dir})"
 
 
 def preflight(settings: Settings, flower_port: int, api_port: int) -> str:

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 
 from dialstream.errors import LegsApiError, LegsApiRateLimited, LegsApiServerError
 
-__all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY"]
+__all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY", "exponential_backoff"]
+
+
+def exponential_backoff(attempt: int, base: float, cap: float) -> float:
+    """``base * 2**attempt`` seconds, at most ``cap``: the wait before retry ``attempt`` (from 0)."""
+    return min(cap, base * 2 ** min(attempt, 62))
 
 
 @dataclass(frozen=True)
@@ -33,7 +38,7 @@ class RetryPolicy:
         if isinstance(error, LegsApiRateLimited):
             return error.retry_after + rng.uniform(0, self.rate_limit_jitter)
         if isinstance(error, LegsApiServerError):
-            return rng.uniform(0, min(self.max_delay, self.base_delay * 2**retries_so_far))
+            return rng.uniform(0, exponential_backoff(retries_so_far, self.base_delay, self.max_delay))
         return None
 
 

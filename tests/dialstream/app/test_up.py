@@ -3,14 +3,17 @@ Flower and every component's /metrics, carries a campaign, and stops everything 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -25,6 +28,7 @@ from dialstream.domain.campaign import CampaignConfig, Contact
 from dialstream.settings import Settings
 from dialstream.state.store import Store
 from tests.campaigns import submit
+from tests.dialstream.app.processes import alive, descendants, pids_in_groups
 from tests.utils import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -46,33 +50,6 @@ def read_until_ready(stream: IO[str], timeout: float) -> list[str]:
         if READY_LINE in line:
             return lines
     raise AssertionError("dialstream up not ready in time:\n" + "\n".join(lines))
-
-
-def descendants(pid: int) -> set[int]:
-    """Every live process below ``pid`` (from /proc), to check that none outlives it."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 NOT_COMPONENTS = ("starting;", "dialstream", "dashboard", "apikey", "state")
@@ -213,3 +190,184 @@ def test_the_cli_finds_the_stack_a_second_up_refuses_and_the_api_drives_it_remot
     process.send_signal(signal.SIGINT)
     process.communicate(timeout=60)
     assert not (here / ".ds-run" / "stack.json").exists()
+
+
+class Up:
+    """A running ``python -m dialstream.app.up`` in ``here``: its output lines as they come (read by a thread)."""
+
+    def __init__(self, here: Path, data_dir: Path, log_dir: Path, *extra: str) -> None:
+        self.env = {**clean_env(), "DIALSTREAM_FLOWER_PASSWORD": PASSWORD, "DIALSTREAM_DATA_DIR": str(data_dir)}
+        self.here, self.log_dir = here, log_dir
+        argv = ["--flower-port", "0", "--api-port", "0", "--bots", "1", "--log-dir", str(log_dir), *extra]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dialstream.app.up", *argv], cwd=here, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self.children: set[int] = set()  # every process seen below up, for the clean-up
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_line(self, text: str, timeout: float = 90) -> str:
+        """The first output line containing ``text``; fails if up exits or stalls first."""
+
+        def found() -> str | None:
+            line = next((line for line in self.lines if text in line), None)
+            if line is None and self.process.poll() is not None and not self._reader.is_alive():
+                raise AssertionError(f"dialstream up exited ({self.process.returncode}) before {text!r}")
+            return line
+
+        try:
+            return wait_for(found, timeout=timeout, interval=0.05)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n" + "\n".join(self.lines)) from None
+
+    def redis_url(self) -> str:
+        """Once up is ready: the Redis URL of its status line."""
+        self.wait_line(READY_LINE)
+        self.children |= descendants(self.process.pid)
+        line = next(line for line in self.lines if LINE.match(line) and LINE.match(line).group(1) == "redis")
+        return LINE.match(line).group(2)
+
+    def pid_of(self, node: str) -> int:
+        """The pid of the worker whose Celery node name is ``node`` (e.g. events-0)."""
+        for pid in descendants(self.process.pid):
+            with contextlib.suppress(OSError):
+                if f"{node}@%h".encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
+                    return pid
+        raise AssertionError(f"no process for {node}")
+
+    def close(self) -> None:
+        """Kill up and anything it left (by pid and by process group): the fixture's clean-up."""
+        self.children |= descendants(self.process.pid)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        for pid in pids_in_groups(self.children) | {pid for pid in self.children if alive(pid)}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self._reader.join(timeout=5)
+        self.process.stdout.close()
+
+
+@pytest.fixture
+def start_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
+    """Starts ``dialstream up`` in tmp_path/here (data in tmp_path/data); every one is killed afterwards, with all it started."""
+    here = tmp_path / "here"
+    here.mkdir()
+    started: list[Up] = []
+
+    def start(*extra: str) -> Up:
+        started.append(Up(here, tmp_path / "data", tmp_path / f"logs-{len(started)}", *extra))
+        return started[-1]
+
+    yield start
+    for running in started:
+        running.close()
+
+
+SCENARIO = """\
+seed: 7
+callee:
+  answer: 1.0
+  ring_ms: [200, 400]
+  talk_ms: [1500, 2500]
+"""
+
+
+@pytest.fixture
+def scenario(tmp_path: Path) -> Path:
+    """Callees who all answer and talk about two seconds: campaigns that take a while."""
+    path = tmp_path / "scenario.yaml"
+    path.write_text(SCENARIO)
+    return path
+
+
+def phones(count: int, first: int = 1) -> list[str]:
+    return [f"+9198{n:08d}" for n in range(first, first + count)]
+
+
+def run_to_the_end(redis_url: str, name: str, numbers: list[str]) -> dict:
+    """Submit a campaign of ``numbers`` through ``redis_url``; its results once every contact has a final record."""
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        store = Store(client)
+        campaign = CampaignConfig(f"{name}-{uuid.uuid4().hex[:6]}", greeting_text="Hello there, one moment please.")
+        submit(store, campaign, [Contact(f"c{i}", phone) for i, phone in enumerate(numbers)])
+        wait_for(lambda: store.progress(campaign.campaign_id)[0] == len(numbers), timeout=120)
+        return store.results(campaign.campaign_id)
+    finally:
+        client.close()
+
+
+def test_up_heals_a_killed_worker_and_its_killed_valkey_and_leaves_no_orphan_when_killed(start_up, scenario):
+    """SIGKILLed, a worker and then the Valkey are restarted (one line each), calls keep completing and the data is kept; SIGKILL of up leaves no process."""
+    running = start_up("--scenario", str(scenario))
+    redis_url = running.redis_url()
+
+    os.kill(running.pid_of("events-0"), signal.SIGKILL)
+    running.wait_line("events-0 died (killed by SIGKILL); restarting it in 1s")
+    log = running.log_dir / "events-0.log"  # both lives write to it: ready twice once restarted
+    wait_for(lambda: log.read_text().count(" ready.") == 2, timeout=90)
+    before = run_to_the_end(redis_url, "after-worker", phones(4))
+    assert {result["outcome"] for result in before.values()} == {"completed"}
+
+    valkey = next(pid for pid in descendants(running.process.pid) if b"valkey-server" in Path(f"/proc/{pid}/cmdline").read_bytes())
+    os.kill(valkey, signal.SIGKILL)
+    running.wait_line("redis died (killed by SIGKILL); restarting it in 1s")
+    running.wait_line("redis is back after")
+    after = run_to_the_end(redis_url, "after-valkey", phones(4, first=11))
+    assert {result["outcome"] for result in after.values()} == {"completed"}
+    assert sum("redis is unreachable" in line for line in running.lines) == 1
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    assert len(Store(client).campaign_ids()) == 2  # the first campaign outlived its Valkey
+    client.close()
+
+    children = descendants(running.process.pid)
+    assert len(children) >= 9  # valkey, sandbox, bot, ingress, three workers, the API, Flower
+    running.process.kill()
+    running.process.wait()
+    wait_for(lambda: not pids_in_groups(children) and not any(alive(pid) for pid in children), timeout=30)
+
+
+def test_a_campaign_survives_an_up_restart(start_up, scenario, tmp_path):
+    """A campaign submitted with the CLI to a running up, stopped midway with Ctrl-C, is still there for the CLI while up is down, and finishes after up starts again: every contact gets a final record."""
+    numbers = phones(16, first=21)
+    batch = tmp_path / "batch.csv"
+    batch.write_text("phone\n" + "\n".join(numbers) + "\n")
+    first = start_up("--scenario", str(scenario))
+    redis_url = first.redis_url()
+
+    def cli(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "dialstream.app.cli", "campaign", *args],
+            cwd=first.here, env=first.env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    cli("submit", str(batch), "--id", "survivor", "--max-concurrent", "2", "--retries", "none")
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    wait_for(lambda: Store(client).progress("survivor")[0] >= 3, timeout=120)
+    client.close()
+    first.process.send_signal(signal.SIGINT)
+    first.wait_line("every component stopped", timeout=120)
+    assert first.process.wait(timeout=30) == 0
+
+    # up is down: the CLI runs the data directory's Valkey itself and sees the campaign midway.
+    status = json.loads(cli("status", "survivor", "--json"))
+    assert status["state"] == "running" and 3 <= status["done"] < len(numbers), status
+
+    second = start_up("--scenario", str(scenario))
+    client = redis.Redis.from_url(second.redis_url(), decode_responses=True)
+    store = Store(client)
+    wait_for(lambda: store.progress("survivor")[0] == len(numbers), timeout=180)
+    results = store.results("survivor")
+    client.close()
+    assert len(results) == len(numbers) and {result["outcome"] for result in results.values()} == {"completed"}
+    status = json.loads(cli("status", "survivor", "--json"))
+    assert (status["state"], status["done"], status["total"]) == ("done", len(numbers), len(numbers))
