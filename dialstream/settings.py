@@ -69,6 +69,17 @@ class EngineConfig:
     default_region: str = _env(
         "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
     )
+    retention_days: float = _env(
+        "DIALSTREAM_RETENTION_DAYS",
+        "Days a campaign's contacts, results and rejected rows are kept after its last activity "
+        "(finished, canceled, or untouched that long): then they expire.",
+        30.0,
+    )
+    rejects_kept: int = _env(
+        "DIALSTREAM_REJECTS_KEPT",
+        "Rejected rows stored per campaign as samples for its report (every rejection is counted).",
+        1000,
+    )
 
     def __post_init__(self) -> None:
         _ = self.budget  # validated now
@@ -76,6 +87,8 @@ class EngineConfig:
             raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
         if self.slot_ttl <= 0 or self.dial_lease <= 0:
             raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
+        if self.retention_days <= 0 or self.rejects_kept < 0:
+            raise ConfigurationError("DIALSTREAM_RETENTION_DAYS must be positive and DIALSTREAM_REJECTS_KEPT >= 0")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
@@ -91,6 +104,11 @@ class EngineConfig:
         # Dials stop at limit - headroom - one call's actions, so a headroom of 5 % (Exotel's
         # 200: 10) keeps the budget at least 90 % used whatever its size.
         return Budget(limit=self.api_budget, window=self.api_window, headroom=max(1, self.api_budget // 20))
+
+    @property
+    def retention(self) -> int:
+        """DIALSTREAM_RETENTION_DAYS in seconds, the TTL of a campaign's keys."""
+        return max(1, round(self.retention_days * 86400))
 
     def slot_caps(self, campaign: CampaignConfig) -> SlotCaps:
         """The caps a call of ``campaign`` is checked against (0 means no cap)."""

@@ -14,6 +14,7 @@
     dialstream campaign status ID [--once] [--json]     live progress on a terminal
     dialstream campaign list
     dialstream campaign pause|resume|cancel ID
+    dialstream campaign purge ID                        delete every trace of a finished campaign
     dialstream campaign report ID [--csv PATH] [--json PATH]   CSV on stdout without either
     dialstream campaign dnc add|remove NUMBER... [--campaign ID]
     dialstream campaign dnc load FILE [--campaign ID]
@@ -31,7 +32,6 @@ bad number) are one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import time
@@ -46,6 +46,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dialstream.app.remote import RemoteEngine
+from dialstream.domain import spreadsheet
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.redial import parse_redials
@@ -63,7 +64,7 @@ from dialstream.state.client import connect_settings
 __all__ = ["add_parser", "run", "parse_retries"]
 
 REFRESH = 0.5  # seconds between redraws of a live status
-_SHOWN_REJECTS = 20  # rejected rows printed by submit; all of them are in the report
+_SHOWN_REJECTS = 20  # rejected rows printed by submit; --rejects writes them all
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -108,6 +109,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         ("pause", "stop new dials (calls in progress finish)"),
         ("resume", "dial again"),
         ("cancel", "stop for good: waiting contacts are recorded canceled, calls in progress finish"),
+        ("purge", "delete every trace of a done or canceled campaign: contacts, results, rejects, legs"),
     ):
         commands.add_parser(name, help=help_text).add_argument("campaign_id")
 
@@ -219,6 +221,10 @@ def run(args: argparse.Namespace, settings: Settings, console: Console | None = 
             return _status(engine, args, console)
         if command == "report":
             return _report(engine, args, console)
+        if command == "purge":
+            purged = engine.purge(args.campaign_id)
+            console.print(f"campaign {args.campaign_id} purged: {purged.keys} key(s) deleted ({purged.legs} call record(s))")
+            return 0
         if command == "cancel":
             canceled = engine.cancel(args.campaign_id)
             console.print(f"campaign {args.campaign_id} canceled: {canceled} contact(s) recorded canceled; calls in progress finish")
@@ -270,7 +276,8 @@ def _submit(engine: CampaignEngine, args: argparse.Namespace, console: Console) 
         stream_variables=tuple(v.strip() for v in args.variables.split(",") if v.strip()),
         **_call_settings(args),
     )
-    rejects = args.rejects.open("w", newline="", encoding="utf-8") if args.rejects else None
+    rejects_file = args.rejects.open("w", newline="", encoding="utf-8") if args.rejects else None
+    rejects = spreadsheet.writer(rejects_file) if rejects_file else None
     shown = 0
 
     def rejected(row: RejectedRow) -> None:
@@ -279,20 +286,21 @@ def _submit(engine: CampaignEngine, args: argparse.Namespace, console: Console) 
             console.print(f"[yellow]line {row.line_no}[/] rejected ({row.code.value}): {row.reason}", highlight=False)
         shown += 1
         if rejects is not None:
-            csv.writer(rejects).writerow([row.line_no, row.code.value, row.reason, row.raw])
+            rejects.writerow([row.line_no, row.code.value, row.reason, row.raw])
 
     try:
         if rejects is not None:
-            csv.writer(rejects).writerow(["line", "code", "reason", "row"])
+            rejects.writerow(["line", "code", "reason", "row"])
         options: dict[str, Any] = {"phone_column": args.phone_column, "fmt": args.format, "paused": args.paused, "on_rejected": rejected}
         if args.region:
             options["region"] = args.region
         report = engine.submit_file(config, args.file, **options)
     finally:
-        if rejects is not None:
-            rejects.close()
+        if rejects_file is not None:
+            rejects_file.close()
     if shown > _SHOWN_REJECTS:
-        console.print(f"... and {shown - _SHOWN_REJECTS} more rejected row(s): see the report")
+        where = f"all in {args.rejects}" if args.rejects else "the report keeps the first DIALSTREAM_REJECTS_KEPT, --rejects FILE writes all"
+        console.print(f"... and {shown - _SHOWN_REJECTS} more rejected row(s): {where}")
     codes = ", ".join(f"{code} {n}" for code, n in sorted(report.rejected_by_code.items())) or "none"
     console.print(
         f"campaign [bold]{campaign_id}[/] {report.state.value}: {report.accepted} contact(s) accepted, "

@@ -2,8 +2,9 @@
 
     dialstream demo [--contacts N] [--flow F] [--json-out PATH]   run a campaign end to end
     dialstream up                                                the whole stack until Ctrl-C
-    dialstream campaign submit|status|pause|resume|cancel|report  run real campaigns
+    dialstream campaign submit|status|pause|resume|cancel|report|purge  run real campaigns
     dialstream bots add|list|remove                              external bot fleets and their formats
+    dialstream contact erase NUMBER                              erase a number everywhere
     dialstream sim ...                                           the Exotel sandbox alone
     dialstream bot ...                                           a bot server
     dialstream ingress ...                                       the gRPC event ingress
@@ -28,6 +29,7 @@ from dialstream.app import (
     apikey_cli,
     bots_cli,
     campaign_cli,
+    contact_cli,
     run_state,
     up,
     webhook_cli,
@@ -77,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     apikey_cli.add_parser(commands)
     webhook_cli.add_parser(commands)
     bots_cli.add_parser(commands)
+    contact_cli.add_parser(commands)
     commands.add_parser("settings", help="every environment variable and the value in effect (secrets masked)")
     return parser
 
@@ -92,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(f"dialstream: {exc}", file=sys.stderr)
         return 2
-    if args.command in ("campaign", "apikey", "webhook") and not settings.redis_url:
+    if args.command in ("campaign", "apikey", "webhook", "contact") and not settings.redis_url:
         running = run_state.read()  # the stack `dialstream up` runs in this directory
         if running:
             settings = settings.replace(redis_url=running["redis_url"])
@@ -123,6 +126,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return _redis_command(args, settings)
     if args.command == "bots":
         return bots_cli.run(args, settings)
+    if args.command == "contact":
+        return contact_cli.run(args, settings)
     if args.command == "worker":
         # The same command `dialstream up`, the tests and deploy/ run.
         argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))

@@ -274,8 +274,9 @@ def _screen_dnc(rows: Iterator[tuple[RowResult, str]], dnc: DncCheck | None) -> 
         pending.append((row, raw))
         if isinstance(row, ContactRow):
             numbers.append(row.phone)
-            if len(numbers) >= _DNC_BATCH:
-                yield from _flush(pending, numbers, check)
+        # Counting rows, not numbers: a file of rejected rows must not pile up here.
+        if len(pending) >= _DNC_BATCH:
+            yield from _flush(pending, numbers, check)
     yield from _flush(pending, numbers, check)
 
 

@@ -23,7 +23,6 @@ Example::
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
@@ -35,11 +34,18 @@ from typing import IO, Any, TextIO
 
 import redis
 
+from dialstream.domain import spreadsheet
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.dialing import with_history
 from dialstream.domain.phones import contact_timezone
 from dialstream.domain.progress import DialFacts, waiting_for
 from dialstream.domain.windows import CallingWindow, local_iso
+from dialstream.engine.erasure import (
+    ErasureReport,
+    PurgeReport,
+    erase_number,
+    purge_campaign,
+)
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
 from dialstream.state import keys
@@ -120,12 +126,16 @@ class CampaignEngine:
     # Submitting
 
     def submit_file(self, config: CampaignConfig, source: str | Any | IO[bytes], **options: Any) -> SubmitReport:
-        """:func:`dialstream.engine.submit.submit_file` with this account's DNC list and default region."""
-        return submit_file(self.store, config, source, dnc=self.dnc, region=self.engine.default_region, **options)
+        """:func:`dialstream.engine.submit.submit_file` with this account's DNC list, default region and data limits."""
+        return submit_file(self.store, config, source, **self._submit_options(options))
 
     def submit(self, config: CampaignConfig, contacts: Iterable[Contact], **options: Any) -> SubmitReport:
-        """:func:`dialstream.engine.submit.submit_contacts` with this account's DNC list and default region."""
-        return submit_contacts(self.store, config, contacts, dnc=self.dnc, region=self.engine.default_region, **options)
+        """:func:`dialstream.engine.submit.submit_contacts` with this account's DNC list, default region and data limits."""
+        return submit_contacts(self.store, config, contacts, **self._submit_options(options))
+
+    def _submit_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        limits = {"retention": self.engine.retention, "rejects_kept": self.engine.rejects_kept}
+        return {"dnc": self.dnc, "region": self.engine.default_region, **limits, **options}
 
     def resolve(self, ref: str) -> str:
         """The id of the campaign ``ref`` names: its id, its name, or the start of its id, if
@@ -163,6 +173,15 @@ class CampaignEngine:
             canceled += len(items)
         campaign_check(self.store, campaign_id)
         return canceled
+
+    def purge(self, campaign_id: str) -> PurgeReport:
+        """Every trace of a finished or canceled campaign deleted (:mod:`dialstream.engine.erasure`)."""
+        self.store.forget(campaign_id)
+        return purge_campaign(self.store, self.slots, self.dnc, campaign_id)
+
+    def erase(self, number: str) -> ErasureReport:
+        """Every trace of ``number`` erased from every campaign, DNC lists aside (:mod:`dialstream.engine.erasure`)."""
+        return erase_number(self.store, self.slots, self.dnc, number)
 
     def _move(self, campaign_id: str, target: CampaignState, allowed: tuple[CampaignState, ...]) -> CampaignState:
         before, moved = self.store.set_state(campaign_id, target, allowed)
@@ -363,13 +382,14 @@ def _rejected_row(raw: Mapping[str, Any]) -> dict[str, Any]:
 def write_report_csv(rows: Iterable[Mapping[str, Any]], handle: TextIO) -> None:
     """Report rows as CSV: :data:`REPORT_COLUMNS`, then the input columns (``input_`` before a
     name the report already uses); the history as outcomes joined by ';', the disposition's
-    data as JSON."""
+    data as JSON. Safe to open in a spreadsheet: a cell that could run as a formula is escaped
+    (``dialstream.domain.spreadsheet``)."""
     rows = list(rows)
     inputs: dict[str, None] = {}
     for row in rows:
         inputs.update(dict.fromkeys(row.get("variables") or ()))
     names = {name: f"input_{name}" if name in REPORT_COLUMNS else name for name in inputs}
-    writer = csv.DictWriter(handle, fieldnames=[*REPORT_COLUMNS, *names.values()], extrasaction="ignore")
+    writer = spreadsheet.DictWriter(handle, fieldnames=[*REPORT_COLUMNS, *names.values()], extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         variables = {names[k]: v for k, v in (row.get("variables") or {}).items()}

@@ -9,7 +9,9 @@ workers' dial poller takes contacts from the queue as the caps and the API budge
 
 The campaign is a draft while it loads, so no contact is dialled before the whole batch is
 in (and its total known), and memory stays flat whatever the file's size: rows go to Redis
-a thousand at a time.
+a thousand at a time. Rejected rows are all counted (by code) but only the first
+``rejects_kept`` are stored, as samples for the report: a file of junk costs a few counters,
+not a copy of itself. Every key written gets the campaign's ``retention`` as its TTL.
 
 Example::
 
@@ -40,6 +42,7 @@ from dialstream.domain.contacts import (
 from dialstream.domain.dialing import callback_dial
 from dialstream.domain.phones import DEFAULT_REGION
 from dialstream.errors import ConfigurationError
+from dialstream.settings import EngineConfig
 from dialstream.state.dial_queue import in_order
 from dialstream.state.dnc import DncList
 from dialstream.state.store import Store
@@ -47,6 +50,7 @@ from dialstream.state.store import Store
 __all__ = ["SubmitReport", "submit_file", "submit_contacts"]
 
 _BATCH = 1000  # rows per Redis round trip
+_DEFAULTS = EngineConfig()
 
 
 @dataclass(frozen=True)
@@ -77,16 +81,19 @@ def submit_file(
     paused: bool = False,
     clock: Callable[[], float] = time.time,
     on_rejected: Callable[[RejectedRow], None] | None = None,
+    retention: int = _DEFAULTS.retention,
+    rejects_kept: int = _DEFAULTS.rejects_kept,
 ) -> SubmitReport:
     """Create campaign ``config`` from a CSV/JSONL file and start it (or leave it ``paused``).
 
     A problem with the whole file (no phone column, an unknown format, no row at all) raises
     ConfigurationError before anything is stored; a bad row is rejected on its own and
-    passed to ``on_rejected`` as it is met.
+    passed to ``on_rejected`` as it is met. ``retention`` (seconds) and ``rejects_kept``:
+    see the module's docstring.
     """
     checker = dnc.checker(config.campaign_id) if dnc is not None else None
     rows = read_contacts(source, phone_column=phone_column, default_region=region, fmt=fmt, dnc=checker)
-    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected)
+    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected, retention=retention, rejects_kept=rejects_kept)
 
 
 def submit_contacts(
@@ -99,11 +106,13 @@ def submit_contacts(
     paused: bool = False,
     clock: Callable[[], float] = time.time,
     on_rejected: Callable[[RejectedRow], None] | None = None,
+    retention: int = _DEFAULTS.retention,
+    rejects_kept: int = _DEFAULTS.rejects_kept,
 ) -> SubmitReport:
     """:func:`submit_file` for contacts built in Python; each keeps its contact id."""
     checker = dnc.checker(config.campaign_id) if dnc is not None else None
     rows = check_contacts(contacts, default_region=region, dnc=checker)
-    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected)
+    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected, retention=retention, rejects_kept=rejects_kept)
 
 
 def _load(
@@ -114,6 +123,8 @@ def _load(
     paused: bool,
     clock: Callable[[], float],
     on_rejected: Callable[[RejectedRow], None] | None,
+    retention: int,
+    rejects_kept: int,
 ) -> SubmitReport:
     started = time.perf_counter()
     first = next(rows, None)  # a bad file fails here, before the campaign exists
@@ -128,10 +139,11 @@ def _load(
             opening[zone] = config.calling_window.next_allowed(moment, zone).timestamp()
         return opening[zone]
 
-    store.create_campaign(config)
+    store.create_campaign(config, retention=retention)
     accepted: list[tuple[Contact, float]] = []
-    rejected: list[RejectedRow] = []
-    total = 0
+    samples: list[RejectedRow] = []
+    batch_codes: Counter[str] = Counter()  # rejections since the last round trip
+    total = kept = 0
     codes: Counter[str] = Counter()
     zones: Counter[str] = Counter()
     for row in itertools.chain(() if first is None else (first,), rows):
@@ -141,16 +153,20 @@ def _load(
             zones[row.timezone] += 1
             total += 1
         else:
-            rejected.append(row)
-            codes[row.code.value] += 1
+            batch_codes[row.code.value] += 1
+            if kept < rejects_kept:
+                samples.append(row)
+                kept += 1
             if on_rejected is not None:
                 on_rejected(row)
-        if len(accepted) + len(rejected) >= _BATCH:
-            store.add_contacts(config.campaign_id, accepted)
-            store.add_rejected(config.campaign_id, rejected)
-            accepted, rejected = [], []
-    store.add_contacts(config.campaign_id, accepted)
-    store.add_rejected(config.campaign_id, rejected)
+        if len(accepted) + batch_codes.total() >= _BATCH:
+            store.add_contacts(config.campaign_id, accepted, retention=retention)
+            store.add_rejected(config.campaign_id, samples, batch_codes, retention=retention)
+            codes += batch_codes
+            accepted, samples, batch_codes = [], [], Counter()
+    store.add_contacts(config.campaign_id, accepted, retention=retention)
+    store.add_rejected(config.campaign_id, samples, batch_codes, retention=retention)
+    codes += batch_codes
     store.count_zones(config.campaign_id, zones)
     state = store.start_campaign(config.campaign_id, total, paused=paused)
     return SubmitReport(config.campaign_id, state, total, sum(codes.values()), dict(codes), time.perf_counter() - started)

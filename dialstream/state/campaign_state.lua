@@ -2,6 +2,8 @@
 -- running campaigns (what the dial pollers serve) in step.
 -- KEYS[1] the campaign hash; KEYS[2] set of running campaigns
 -- ARGV[1] campaign id; ARGV[2] target state; ARGV[3] now (s); ARGV[4..] allowed current states
+-- KEYS[3..] every key of the campaign: a move sets their TTL to the campaign's retention (its
+-- hash's 'retention' field, seconds), so a finished or canceled campaign expires that long after.
 -- Returns {state before, 1 if moved else 0}, or {false, 0} for an unknown campaign.
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then
@@ -14,6 +16,12 @@ for i = 4, #ARGV do
       redis.call('SADD', KEYS[2], ARGV[1])
     else
       redis.call('SREM', KEYS[2], ARGV[1])
+    end
+    local retention = tonumber(redis.call('HGET', KEYS[1], 'retention') or '')
+    if retention then
+      for i = 3, #KEYS do
+        redis.call('EXPIRE', KEYS[i], retention)
+      end
     end
     return {current, 1}
   end

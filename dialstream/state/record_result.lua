@@ -4,17 +4,29 @@
 -- record; KEYS[3] counts hash; KEYS[4] the campaign hash; KEYS[5] set of running campaigns
 -- ARGV[1] contact id; ARGV[2] record JSON; ARGV[3] '1' final, '0' interim (a redial is due);
 -- ARGV[4] outcome; ARGV[5] campaign id; ARGV[6] now (s)
+-- KEYS[6..] every key of the campaign: each record sets their TTL to the campaign's retention
+-- (its hash's 'retention' field, seconds), so a campaign's data expires that long after its
+-- last call, finished or not.
 -- A final record replaces an earlier final one (a contact recorded canceled whose call was in
 -- fact being placed ends with its real outcome), and the outcome counts follow; an interim
 -- record never replaces a final one. Returns 1 if written, 0 if not.
 local contact = ARGV[1]
+local function touched(written)
+  local retention = tonumber(redis.call('HGET', KEYS[4], 'retention') or '')
+  if retention then
+    for i = 6, #KEYS do
+      redis.call('EXPIRE', KEYS[i], retention)
+    end
+  end
+  return written
+end
 local was_done = redis.call('SISMEMBER', KEYS[2], contact) == 1
 if ARGV[3] ~= '1' then
   if was_done then
-    return 0
+    return touched(0)
   end
   redis.call('HSET', KEYS[1], contact, ARGV[2])
-  return 1
+  return touched(1)
 end
 if was_done then
   local previous = redis.call('HGET', KEYS[1], contact)
@@ -37,4 +49,4 @@ if not was_done then
     redis.call('SREM', KEYS[5], ARGV[5])
   end
 end
-return 1
+return touched(1)

@@ -4,6 +4,12 @@ Keys are named in ``dialstream.state.keys``; the Lua scripts sit beside this mod
 
 A campaign's state moves ``draft -> running <-> paused``, then ``done`` when every contact has
 its final record, or ``canceled`` from any state but done (``campaign_state.lua``).
+
+Retention: a campaign's hash keeps its ``retention`` (seconds, from ``DIALSTREAM_RETENTION_DAYS``
+when it was created). Every state move and every call record sets the TTL of all its keys
+(:meth:`Store.campaign_keys`) to it, and loading a batch sets it on the keys it writes: so a
+campaign's contacts, results and rejected rows expire that long after its last activity,
+whether it finished, was canceled, or stalled. The campaign sets forget expired ids lazily.
 """
 
 from __future__ import annotations
@@ -94,8 +100,14 @@ class Store:
 
     # Campaigns
 
-    def create_campaign(self, config: CampaignConfig, contacts: Iterable[Contact] = ()) -> int:
+    def campaign_keys(self, campaign_id: str) -> list[str]:
+        """Every key a campaign owns (but its per-minute dial counts, which expire on their own)."""
+        parts = ("", "contacts", "legs", "results", "done", "counts", "rejected", "zones")
+        return [keys.campaign(campaign_id, part) for part in parts] + self.queue.keys(campaign_id)[:3]
+
+    def create_campaign(self, config: CampaignConfig, contacts: Iterable[Contact] = (), *, retention: int = 0) -> int:
         """Store a campaign as a draft (nothing is dialled) with ``contacts``; returns their number.
+        ``retention``: seconds its data is kept after its last activity (0: for ever).
 
         Raises ValueError if the campaign id is taken: a second batch never mixes into a campaign.
         """
@@ -106,18 +118,26 @@ class Store:
         for contact in contacts:
             pipe.hset(keys.campaign(config.campaign_id, "contacts"), contact.contact_id, contact.to_json())
             total += 1
-        pipe.hset(keys.campaign(config.campaign_id), mapping={"state": CampaignState.DRAFT.value, "total": total, "created_at": time.time()})
+        fields = {"state": CampaignState.DRAFT.value, "total": total, "created_at": time.time()}
+        pipe.hset(keys.campaign(config.campaign_id), mapping={**fields, **({"retention": retention} if retention else {})})
+        if retention:
+            for key in self.campaign_keys(config.campaign_id):
+                pipe.expire(key, retention)
         pipe.sadd(keys.campaigns(), config.campaign_id)
         pipe.execute()
         return total
 
-    def add_contacts(self, campaign_id: str, batch: Sequence[tuple[Contact, float]]) -> None:
+    def add_contacts(self, campaign_id: str, batch: Sequence[tuple[Contact, float]], *, retention: int = 0) -> None:
         """Store contacts of a draft and queue their first dial, each not before its time."""
         if not batch:
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.campaign(campaign_id, "contacts"), mapping={c.contact_id: c.to_json() for c, _ in batch})
+        contacts = keys.campaign(campaign_id, "contacts")
+        pipe.hset(contacts, mapping={c.contact_id: c.to_json() for c, _ in batch})
         self.queue.add(campaign_id, ((contact.contact_id, 1, due) for contact, due in batch), client=pipe)
+        if retention:
+            pipe.expire(contacts, retention)
+            pipe.expire(self.queue.keys(campaign_id)[0], retention)
         pipe.execute()
 
     def count_zones(self, campaign_id: str, zones: Mapping[str, int]) -> None:
@@ -129,16 +149,21 @@ class Store:
             pipe.hincrby(keys.campaign(campaign_id, "zones"), zone, count)
         pipe.execute()
 
-    def add_rejected(self, campaign_id: str, rows: Sequence[RejectedRow]) -> None:
-        """Keep the rows that will not be dialled, with why, for the report."""
-        if not rows:
+    def add_rejected(self, campaign_id: str, samples: Sequence[RejectedRow], counts: Mapping[str, int], *, retention: int = 0) -> None:
+        """Count rejected rows by code (``counts``), and keep ``samples`` of them, with why, for the report."""
+        if not samples and not counts:
             return
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(keys.campaign(campaign_id, "rejected"), mapping={str(r.line_no): json.dumps(asdict(r)) for r in rows})
-        counts = keys.campaign(campaign_id, "counts")
-        pipe.hincrby(counts, "rejected", len(rows))
-        for row in rows:
-            pipe.hincrby(counts, f"rejected:{row.code.value}", 1)
+        rejected = keys.campaign(campaign_id, "rejected")
+        if samples:
+            pipe.hset(rejected, mapping={str(r.line_no): json.dumps(asdict(r)) for r in samples})
+        counter = keys.campaign(campaign_id, "counts")
+        pipe.hincrby(counter, "rejected", sum(counts.values()))
+        for code, count in counts.items():
+            pipe.hincrby(counter, f"rejected:{code}", count)
+        if retention:
+            pipe.expire(rejected, retention)
+            pipe.expire(counter, retention)
         pipe.execute()
 
     def start_campaign(self, campaign_id: str, total: int, *, paused: bool = False) -> CampaignState:
@@ -154,7 +179,7 @@ class Store:
         Returns (the state it was in, or None for an unknown campaign; whether it moved).
         """
         before, moved = self._state(
-            keys=[keys.campaign(campaign_id), keys.running_campaigns()],
+            keys=[keys.campaign(campaign_id), keys.running_campaigns(), *self.campaign_keys(campaign_id)],
             args=[campaign_id, target.value, time.time(), *(state.value for state in allowed)],
         )
         return (None if before is None else CampaignState(_text(before))), bool(moved)
@@ -169,11 +194,27 @@ class Store:
             cached = self._campaign_cache[campaign_id] = CampaignConfig.from_json(raw)
         return cached
 
+    def forget(self, campaign_id: str) -> None:
+        """Drop this process's cached config of a campaign (it is being deleted)."""
+        self._campaign_cache.pop(campaign_id, None)
+
     def campaign_ids(self) -> list[str]:
-        return sorted(_text(c) for c in self.redis.smembers(keys.campaigns()))
+        return self._existing(keys.campaigns())
 
     def running_campaigns(self) -> list[str]:
-        return sorted(_text(c) for c in self.redis.smembers(keys.running_campaigns()))
+        return self._existing(keys.running_campaigns())
+
+    def _existing(self, set_key: str) -> list[str]:
+        """The campaign ids in ``set_key`` whose campaign still exists; expired ones leave the set."""
+        ids = sorted(_text(c) for c in self.redis.smembers(set_key))
+        pipe = self.redis.pipeline(transaction=False)
+        for campaign_id in ids:
+            pipe.exists(keys.campaign(campaign_id))
+        present = pipe.execute() if ids else []
+        gone = [campaign_id for campaign_id, exists in zip(ids, present) if not exists]
+        if gone:
+            self.redis.srem(set_key, *gone)
+        return [campaign_id for campaign_id, exists in zip(ids, present) if exists]
 
     def contact(self, campaign_id: str, contact_id: str) -> Contact | None:
         raw = self.redis.hget(keys.campaign(campaign_id, "contacts"), contact_id)
@@ -213,6 +254,7 @@ class Store:
                 keys.campaign(campaign_id, "counts"),
                 keys.campaign(campaign_id),
                 keys.running_campaigns(),
+                *self.campaign_keys(campaign_id),
             ],
             args=[contact_id, json.dumps(result), "1" if final else "0", str(result.get("outcome", "")), campaign_id, time.time()],
             client=client,
