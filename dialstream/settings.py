@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from dialstream.domain.caller_id import CallerIdPool, parse_regions
 from dialstream.domain.limits import Budget, SlotCaps
+from dialstream.domain.retry import RetryPolicy, create_leg_retry_policy
 from dialstream.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.legs_api import LegsApiConfig
@@ -69,6 +70,12 @@ class EngineConfig:
     default_region: str = _env(
         "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
     )
+    dial_retry_for: float = _env(
+        "DIALSTREAM_DIAL_RETRY_FOR",
+        "Seconds a create-leg failing with 5xx or a timeout is retried (with backoff) before the "
+        "attempt fails; independent of the campaign's redial rules.",
+        60.0,
+    )
     retention_days: float = _env(
         "DIALSTREAM_RETENTION_DAYS",
         "Days a campaign's contacts, results and rejected rows are kept after its last activity "
@@ -87,6 +94,8 @@ class EngineConfig:
             raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
         if self.slot_ttl <= 0 or self.dial_lease <= 0:
             raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
+        if self.dial_retry_for < 0:
+            raise ConfigurationError("DIALSTREAM_DIAL_RETRY_FOR must be >= 0")
         if self.retention_days <= 0 or self.rejects_kept < 0:
             raise ConfigurationError("DIALSTREAM_RETENTION_DAYS must be positive and DIALSTREAM_REJECTS_KEPT >= 0")
 
@@ -104,6 +113,11 @@ class EngineConfig:
         # Dials stop at limit - headroom - one call's actions, so a headroom of 5 % (Exotel's
         # 200: 10) keeps the budget at least 90 % used whatever its size.
         return Budget(limit=self.api_budget, window=self.api_window, headroom=max(1, self.api_budget // 20))
+
+    @property
+    def create_leg_retry(self) -> RetryPolicy:
+        """How create-leg 5xx and timeouts are retried (DIALSTREAM_DIAL_RETRY_FOR)."""
+        return create_leg_retry_policy(self.dial_retry_for)
 
     @property
     def retention(self) -> int:

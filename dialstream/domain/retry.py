@@ -2,7 +2,8 @@
 
 - 429: wait what the server said (Retry-After), plus a little jitter so that every worker
   that was told the same number does not come back in the same millisecond;
-- 5xx, timeouts, connection errors: exponential backoff with full jitter, bounded;
+- 5xx, timeouts, connection errors: exponential backoff with full jitter, bounded in count,
+  and for create-leg in time (:func:`create_leg_retry_policy`);
 - other 4xx: never retry, the request itself is wrong.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 from dialstream.errors import LegsApiError, LegsApiRateLimited, LegsApiServerError
 
-__all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY", "exponential_backoff"]
+__all__ = ["RetryPolicy", "DEFAULT_RETRY_POLICY", "exponential_backoff", "create_leg_retry_policy"]
 
 
 def exponential_backoff(attempt: int, base: float, cap: float) -> float:
@@ -23,23 +24,50 @@ def exponential_backoff(attempt: int, base: float, cap: float) -> float:
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """How often and how long to wait before retrying a failed Legs API call."""
+    """How often and how long to wait before retrying a failed Legs API call.
+
+    ``give_up_after`` (seconds) bounds the retries by time instead of only by count: the
+    call is retried until it has been failing that long, the last wait ending right then.
+    That is what a create-leg needs: a 5xx or a timeout is Exotel's trouble, not the
+    contact's, so it is retried through an outage of up to ``give_up_after`` before the
+    contact is failed, whatever the campaign's redial rules say.
+    """
 
     max_retries: int = 6
     base_delay: float = 0.1  # seconds before the first retry of a 5xx
     max_delay: float = 5.0  # cap on one backoff wait
     rate_limit_jitter: float = 0.25  # seconds of spread added to Retry-After
+    give_up_after: float | None = None  # seconds of failing after which no retry is made
+    floor: float = 0.0  # share of the backoff always waited (0: full jitter; 0.5: "equal jitter")
 
-    def delay(self, error: LegsApiError, retries_so_far: int, rng: random.Random | None = None) -> float | None:
-        """Seconds to wait before the next try, or None when the call must not be retried."""
+    def delay(
+        self, error: LegsApiError, retries_so_far: int, rng: random.Random | None = None, *, failing_for: float = 0.0
+    ) -> float | None:
+        """Seconds to wait before the next try, or None when the call must not be retried.
+
+        ``failing_for``: seconds since the call first failed (used with ``give_up_after``).
+        """
         rng = rng or random
         if retries_so_far >= self.max_retries:
             return None
+        if self.give_up_after is not None and failing_for >= self.give_up_after:
+            return None
         if isinstance(error, LegsApiRateLimited):
-            return error.retry_after + rng.uniform(0, self.rate_limit_jitter)
-        if isinstance(error, LegsApiServerError):
-            return rng.uniform(0, exponential_backoff(retries_so_far, self.base_delay, self.max_delay))
-        return None
+            wait = error.retry_after + rng.uniform(0, self.rate_limit_jitter)
+        elif isinstance(error, LegsApiServerError):
+            backoff = exponential_backoff(retries_so_far, self.base_delay, self.max_delay)
+            wait = rng.uniform(self.floor * backoff, backoff)
+        else:
+            return None
+        return wait if self.give_up_after is None else min(wait, self.give_up_after - failing_for)
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+def create_leg_retry_policy(give_up_after: float) -> RetryPolicy:
+    """Create-leg's policy: 5xx and timeouts retried for ``give_up_after`` seconds, waits of
+    0.5 s doubling to 8 s, each at least half its backoff (so the time bound, not a count of
+    quick retries, is what ends them)."""
+    retries = 20 + int(give_up_after / 4)  # the count a time-bound outage needs, with room to spare
+    return RetryPolicy(max_retries=retries, base_delay=0.5, max_delay=8.0, give_up_after=give_up_after, floor=0.5)
