@@ -20,6 +20,7 @@ from bot.playout import Playout
 from bot.tts import CachedTTS
 from dialstream.errors import PlayoutOverflow
 from dialstream.exotel.audio import Transcoder
+from dialstream.exotel.log_text import for_log
 
 __all__ = ["CallSession", "HANGUP_MARK", "MAX_BACKLOG"]
 
@@ -136,12 +137,12 @@ class CallSession(Session):
                 try:
                     pcm = head.audio.result()
                 except Exception:
-                    log.exception("stream %s: TTS failed for %r; skipping it", self.call.stream_sid, head.text[:40])
+                    log.exception("stream %s: TTS failed for %r; skipping it", for_log(self.call.stream_sid), head.text[:40])
                     continue
                 try:
                     self._enqueue(pcm, head.mark)
                 except PlayoutOverflow as exc:
-                    log.warning("stream %s: utterance dropped: %s", self.call.stream_sid, exc)
+                    log.warning("stream %s: utterance dropped: %s", for_log(self.call.stream_sid), exc)
             else:
                 self._backlog.popleft()
                 self._enqueue(head.audio, head.mark)

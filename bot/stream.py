@@ -54,6 +54,7 @@ from dialstream.exotel.agentstream import (
     parse_from_exotel,
 )
 from dialstream.exotel.audio import Transcoder
+from dialstream.exotel.log_text import for_log
 
 __all__ = ["Stream", "peer_of"]
 
@@ -115,12 +116,12 @@ class Stream:
             await self._receive(default_format, parameters)
         except AgentStreamProtocolError as exc:
             metrics.PROTOCOL_ERRORS.labels(str(exc.close_code)).inc()
-            log.warning("stream %s: %s; closing with %d", self.stream_sid or peer_of(self.connection), exc.reason, exc.close_code)
+            log.warning("stream %s: %s; closing with %d", self._name(), for_log(exc.reason), exc.close_code)
             self._stop_reason = "protocol error"
             # A close reason must fit in 123 bytes of UTF-8.
             await self.connection.close(exc.close_code, exc.reason.encode()[:120].decode(errors="ignore"))
         except Exception:
-            log.exception("stream %s: bot or server error; closing with 1011", self.stream_sid or peer_of(self.connection))
+            log.exception("stream %s: bot or server error; closing with 1011", self._name())
             self._stop_reason = "internal error"
             await self.connection.close(1011, "internal error")
         finally:
@@ -212,7 +213,7 @@ class Stream:
         metrics.STREAMS_STARTED.inc()
         log.info(
             "stream %s started: call %s, %s, parameters %s",
-            call.stream_sid, call.call_sid, call.media_format.to_content_type(), dict(call.custom_parameters),
+            self._name(), for_log(call.call_sid), call.media_format.to_content_type(), for_log(dict(call.custom_parameters)),
         )  # fmt: skip
         await self._hook(self.bot.on_start, call)
 
@@ -242,7 +243,7 @@ class Stream:
         try:
             self.flush()
         except Exception:
-            log.exception("stream %s: sending failed; closing with 1011", self.stream_sid)
+            log.exception("stream %s: sending failed; closing with 1011", self._name())
             self._stop_reason = "internal error"
             self._close_soon(1011, "internal error")
 
@@ -261,7 +262,7 @@ class Stream:
             due_in = playout.due_in(now)
         hangup_in = session.hangup_in(now)
         if hangup_in == 0.0:
-            log.info("stream %s: bot hung up", self.stream_sid)
+            log.info("stream %s: bot hung up", self._name())
             self._close_soon(1000, "bot hung up")
             return
         if due_in is not None or hangup_in is not None:
@@ -321,7 +322,7 @@ class Stream:
             # Closing politely would wait on the same stalled socket, so drop the TCP
             # connection; the receive loop then ends with 1006.
             log.warning(
-                "stream %s: peer stopped reading for %.1f s; aborting", self.stream_sid, now - self._stalled_since
+                "stream %s: peer stopped reading for %.1f s; aborting", self._name(), now - self._stalled_since
             )
             self.connection.transport.abort()
             return
@@ -349,7 +350,7 @@ class Stream:
             try:
                 await self._hook(self.bot.on_stop, self._stop_reason)
             except Exception:
-                log.exception("stream %s: on_stop failed", self.stream_sid)
+                log.exception("stream %s: on_stop failed", self._name())
 
     def log_close(self) -> None:
         protocol = self.connection.protocol
@@ -365,12 +366,16 @@ class Stream:
         metrics.STREAM_CLOSES.labels(str(code), initiator).inc()
         log.info(
             "stream %s closed by %s: %d %s (%s)",
-            self.stream_sid or peer_of(self.connection),
+            self._name(),
             initiator,
             code,
-            reason,
+            for_log(reason),
             self._stop_reason,
         )
+
+    def _name(self) -> str:
+        """The stream in a log line: its sid (from Exotel's start message, so made log-safe), or the peer."""
+        return for_log(self.stream_sid) if self.stream_sid else peer_of(self.connection)
 
 
 def peer_of(connection: ServerConnection) -> str:

@@ -237,6 +237,24 @@ def test_media_frames_are_the_codecs_encoding_even_for_a_sid_needing_escapes():
     run(scenario())
 
 
+def test_a_stream_sid_with_a_newline_cannot_forge_a_log_line(caplog):
+    """The bot's log lines about a stream whose SID carries a newline and an escape stay one line each, the SID escaped."""
+    bot = scenario_bot()
+
+    async def scenario() -> None:
+        async with serving(bot) as server:
+            async with FakeExotel(server.url) as exotel:
+                exotel.stream_sid = "MZ1\nCRITICAL bot: forged\x1b[2J"
+                await exotel.start(custom_parameters={"note": "a\rb"})
+                await until(lambda: events(bot, "start"))
+
+    with caplog.at_level("INFO", logger="dialstream.bot"):
+        run(scenario())
+    lines = [r.getMessage() for r in caplog.records if r.name == "dialstream.bot"]
+    assert any("stream MZ1\\nCRITICAL bot: forged\\x1b[2J started" in line and "a\\rb" in line for line in lines)
+    assert not any("\n" in line or "\x1b" in line or "\r" in line for line in lines)
+
+
 def test_speech_queued_by_an_async_hook_leaves_while_the_hook_awaits():
     """What an async hook says is sent at once, not when the hook returns."""
     released = asyncio.Event()
