@@ -99,8 +99,8 @@ def test_a_durable_server_keeps_campaigns_contacts_results_and_the_dial_queue_ac
     server = durable()
     client = redis.Redis.from_url(server.url, decode_responses=True)
     engine = CampaignEngine(client, "acct")
-    engine.submit(CampaignConfig("kept"), [Contact(f"c{i}", f"+9198123456{i:02d}") for i in range(5)], clock=lambda: 0)
-    engine.store.queue.pop_due("kept", now=86400, limit=1, lease=30)  # one contact handed to a dialer
+    engine.submit(CampaignConfig("kept", window="any"), [Contact(f"c{i}", f"+9198123456{i:02d}") for i in range(5)], clock=lambda: 0)
+    engine.store.queue.pop_due("kept", now=1, limit=1, lease=30)  # one contact handed to a dialer
     engine.store.record_result("kept", "c0", {"outcome": "completed", "attempts": 1})
     client.close()
     before = _campaign_state(server)

@@ -296,7 +296,7 @@ def run_to_the_end(redis_url: str, name: str, numbers: list[str]) -> dict:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
         store = Store(client)
-        campaign = CampaignConfig(f"{name}-{uuid.uuid4().hex[:6]}", greeting_text="Hello there, one moment please.")
+        campaign = CampaignConfig(f"{name}-{uuid.uuid4().hex[:6]}", greeting_text="Hello there, one moment please.", window="any")
         submit(store, campaign, [Contact(f"c{i}", phone) for i, phone in enumerate(numbers)])
         wait_for(lambda: store.progress(campaign.campaign_id)[0] == len(numbers), timeout=120)
         return store.results(campaign.campaign_id)
@@ -350,7 +350,7 @@ def test_a_campaign_survives_an_up_restart(start_up, scenario, tmp_path):
         assert done.returncode == 0, done.stdout + done.stderr
         return done.stdout
 
-    cli("submit", str(batch), "--id", "survivor", "--max-concurrent", "2", "--retries", "none")
+    cli("submit", str(batch), "--id", "survivor", "--max-concurrent", "2", "--retries", "none", "--window", "any")
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     wait_for(lambda: Store(client).progress("survivor")[0] >= 3, timeout=120)
     client.close()

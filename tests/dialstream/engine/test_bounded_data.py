@@ -177,8 +177,8 @@ def test_erasing_a_number_removes_it_from_every_campaign_but_keeps_it_blocked(en
 
 def test_a_number_on_a_call_is_not_erased_and_a_bad_number_is_one_line(engine, url):
     """While the number is being dialled erasure is refused; an unreadable number is a one-line error with status 2."""
-    engine.submit(CampaignConfig("busy"), [Contact("c0", NUMBER)], clock=lambda: 0)
-    engine.store.queue.pop_due("busy", now=86400, limit=1, lease=30)  # due when the calling window opens
+    engine.submit(CampaignConfig("busy", window="any"), [Contact("c0", NUMBER)], clock=lambda: 0)
+    engine.store.queue.pop_due("busy", now=1, limit=1, lease=30)
     with pytest.raises(ValueError, match="being dialled or on a call"):
         engine.erase(NUMBER)
     out = io.StringIO()
