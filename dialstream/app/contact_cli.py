@@ -2,19 +2,19 @@
 
 Removes every trace of a number from every campaign (contacts and their variables, queued
 dials, call records, results, rejected-row samples); do-not-call lists keep it so it stays
-blocked (see ``dialstream.engine.erasure``). Talks to Redis like ``dialstream campaign``.
+blocked (see ``dialstream.engine.erasure``). Talks to Redis like ``dialstream campaign``;
+mistakes are one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from rich.console import Console
 
-from dialstream.app.embedded_redis import redis_for_cli
 from dialstream.engine.campaigns import CampaignEngine
-from dialstream.errors import EmbeddedRedisError
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
 
@@ -31,23 +31,25 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, settings: Settings, console: Console | None = None) -> int:
-    """Run a parsed ``contact`` command; returns the exit status."""
+    """Run a parsed ``contact`` command (``settings.redis_url`` found by ``dialstream.app.cli``); returns the exit status."""
     console = console or Console()
-    try:
-        with redis_for_cli(settings) as settings:
-            client = connect_settings(settings)
-            try:
-                report = CampaignEngine(client, settings.account_sid, settings.engine).erase(args.number)
-            finally:
-                client.close()
-    except (ValueError, EmbeddedRedisError) as exc:
-        console.print(f"[red]{exc}[/]", highlight=False)
+    errors = Console(stderr=True, file=console.file if console.file is not sys.stdout else None)
+    if not settings.redis_url:
+        errors.print("dialstream contact: no stack found: run dialstream up here, or set REDIS_URL", highlight=False, soft_wrap=True)
         return 2
+    client = connect_settings(settings)
+    try:
+        report = CampaignEngine(client, settings.account_sid, settings.engine).erase(args.number)
+    except ValueError as exc:
+        errors.print(f"dialstream contact: {exc}", highlight=False, soft_wrap=True)
+        return 2
+    finally:
+        client.close()
     where = ", ".join(report.campaigns) or "no campaign"
     dnc = "; kept on the do-not-call list so it stays blocked" if report.on_dnc else ""
     console.print(
         f"{report.number} erased: {report.contacts} contact(s) in {where}, {report.legs} call record(s), "
         f"{report.rejected_rows} rejected row(s), {report.messages} webhook message(s){dnc}",
-        highlight=False,
-    )
+        highlight=False, soft_wrap=True,
+    )  # fmt: skip
     return 0

@@ -131,7 +131,8 @@ class EmbeddedRedis:
     def __init__(
         self, *, port: int = 0, data_dir: Path | None = None, startup_timeout: float = 30.0, lock_timeout: float = 15.0
     ) -> None:
-        self.data_dir = Path(data_dir) if data_dir is not None else None
+        # Absolute: valkey-server changes into --dir before it opens the paths it is given.
+        self.data_dir = Path(data_dir).absolute() if data_dir is not None else None
         self.startup_timeout = startup_timeout
         self.lock_timeout = lock_timeout
         self._lock: int | None = None

@@ -126,9 +126,10 @@ def test_one_data_directory_has_one_server_and_the_cli_finds_it(durable, tmp_pat
         assert resolved.redis_url == server.url
 
 
-def test_the_cli_runs_the_data_directorys_server_when_up_is_down(tmp_path) -> None:
-    """Without REDIS_URL and without a running up, a CLI command gets a server on a data directory an up left, seeing its data; with no such data, no server."""
-    settings = Settings.from_env({"DIALSTREAM_DATA_DIR": str(tmp_path)})
+def test_the_cli_runs_the_data_directorys_server_when_up_is_down(tmp_path, monkeypatch) -> None:
+    """Without REDIS_URL and without a running up, a CLI command gets a server on the data directory an up left (the default, relative one), seeing its data; with no such data, no server."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings.from_env({})
     with redis_for_cli(settings) as nothing:
         assert nothing.redis_url == "" and not settings.valkey_dir.exists()
     with EmbeddedRedis(data_dir=settings.valkey_dir) as earlier:
