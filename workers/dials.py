@@ -23,7 +23,6 @@ from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, L
 from dialstream.domain.dialing import Step, before_dial, next_dial, with_history
 from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
-from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import LegsApiError, LegsApiRateLimited
 from dialstream.exotel.stream_url import stream_parameters
 from dialstream.state import keys
@@ -45,9 +44,13 @@ CAP_RETRY = 0.5  # seconds before a contact refused by a full cap is offered aga
 CREATE_LEG = "create_leg"  # the kind dials are counted under in dialstream_worker_actions
 
 
-@app.task(name=DIAL_CONTACT, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)
-def dial_contact(self: Task, campaign_id: str, contact_id: str, attempt: int = 1, token: str = "") -> str:
+# No count of Celery retries: create-leg's are bounded by time (DIALSTREAM_DIAL_RETRY_FOR, see _dial_failed).
+@app.task(name=DIAL_CONTACT, bind=True, max_retries=None)
+def dial_contact(
+    self: Task, campaign_id: str, contact_id: str, attempt: int = 1, token: str = "", failing_since: float = 0.0
+) -> str:
     """Dial a contact the poller took from its campaign's queue (leased under ``token``).
+    ``failing_since``: when this dial's create-leg first failed, on its retries.
 
     Right before the dial: the campaign must still be running, the number off the DNC list and
     inside its calling window; then a concurrency slot and a budget grant are taken. A contact
@@ -120,19 +123,22 @@ def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: Dial
 
 
 def _dial_failed(task: Task, rt: Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, exc: LegsApiError) -> str:
-    """create-leg failed: a 5xx is retried after a short backoff (the task keeps its slot and lease, and takes
-    a fresh grant); a 429 sends the contact back for after Retry-After; anything else ends the
-    attempt as failed, which the campaign's redial rule may retry later."""
+    """create-leg failed: a 5xx or a timeout is Exotel's trouble, not the contact's, so it is
+    retried with backoff for up to DIALSTREAM_DIAL_RETRY_FOR seconds, whatever the campaign's
+    redial rules (the task keeps its slot and lease, and takes a fresh grant each time); a 429
+    sends the contact back for after Retry-After; anything else, or a 5xx outlasting that time,
+    ends the attempt as failed, which the campaign's redial rule may retry later."""
     call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
     rt.store.note_error(item.campaign_id, str(exc))  # status says why nothing is dialled
     if isinstance(exc, LegsApiRateLimited):
         rt.pacer.throttled()
         record_action(CREATE_LEG, "rate_limited")
     else:
-        delay = DEFAULT_RETRY_POLICY.delay(exc, task.request.retries)
+        since = float(task.request.kwargs.get("failing_since") or time.time())
+        delay = rt.settings.engine.create_leg_retry.delay(exc, task.request.retries, failing_for=time.time() - since)
         if delay is not None:
             record_action(CREATE_LEG, "retry")
-            raise task.retry(countdown=delay, exc=exc) from exc
+            raise task.retry(countdown=delay, exc=exc, kwargs={**task.request.kwargs, "failing_since": since}) from exc
         record_action(CREATE_LEG, "failed")
     pipe = rt.store.redis.pipeline(transaction=False)
     rt.slots.release(call_id, client=pipe)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import yaml
@@ -31,6 +32,7 @@ from dialstream.settings import Settings
 from dialstream.state import fleet
 from dialstream.state.store import Store
 from tests import campaigns
+from tests.dialstream.app.test_up import scrape
 from tests.workers.crashing_app import CRASH_FLAG, END_CRASH_FLAG
 
 pytestmark = pytest.mark.e2e
@@ -91,6 +93,18 @@ def test_429_and_5xx_storms_are_retried_until_every_call_is_served(redis_url, tm
         report, results, timelines = run_campaign(stack, store, 8, greeting_text="Hi")
     assert report.ok, report.problems
     assert all(r["outcome"] == "completed" for r in results.values())
+
+
+def test_a_five_second_burst_of_503_on_create_leg_loses_no_contact(redis_url, tmp_path):
+    """Every Legs API request answered 503 for the campaign's first 5 s: each create-leg is retried through the burst (no redial rule needed), and every contact is called."""
+    faults = {"api": {"bursts": [{"start_s": 0, "duration_s": 5, "status": 503}]}}
+    with running_stack(redis_url, tmp_path, {**ALWAYS_ANSWER, "faults": faults, "seed": 9}, metrics=True) as (stack, store):
+        httpx.post(f"{stack.sandbox_url}/sim/v1/reset", timeout=10).raise_for_status()  # the burst starts now
+        report, results, _ = run_campaign(stack, store, 6, max_concurrent=6, retries=None)
+        retried = scrape(stack.metrics_urls["dial-0"])["dialstream_worker_actions_total{kind=create_leg,result=retry}"]
+    assert report.ok, report.problems
+    assert [r["outcome"] for r in results.values()] == ["completed"] * 6
+    assert retried >= 6  # every first create-leg met the burst
 
 
 @pytest.fixture
