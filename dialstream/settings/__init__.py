@@ -1,5 +1,9 @@
 """One settings object per process, read from the environment once at start-up.
 
+:class:`Settings` holds the process's variables; :class:`~dialstream.settings.engine.EngineConfig`
+(``Settings.engine``) the limits every campaign of the account shares; ``dialstream.settings.env``
+turns fields into variables and back.
+
 Every process (CLI, ingress, workers, bots, the sandbox) calls :meth:`Settings.from_env`
 in its entry point and passes the object down; nothing deeper reads ``os.environ``.
 Each field names its environment variable and documents its default; ``dialstream
@@ -17,16 +21,16 @@ import dataclasses
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dialstream.domain.caller_id import CallerIdPool, parse_regions
-from dialstream.domain.limits import Budget, SlotCaps
-from dialstream.domain.retry import RetryPolicy, create_leg_retry_policy
 from dialstream.domain.webhooks import DEFAULT_RETRY_SCHEDULE
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.legs_api import LegsApiConfig
+from dialstream.settings.engine import EngineConfig
+from dialstream.settings.env import env_field, env_fields, read_env, write_env
 
 if TYPE_CHECKING:
     from dialstream.domain.campaign import CampaignConfig
@@ -39,209 +43,119 @@ SANDBOX_API_KEY = "sandbox-key"
 SANDBOX_API_TOKEN = "sandbox-token"
 
 
-def _env(name: str, help: str, default: Any, **kwargs: Any) -> Any:
-    return field(default=default, metadata={"env": name, "help": help}, **kwargs)
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """The limits every campaign of the account shares, enforced across every worker:
-    ``Settings.engine``. Field metadata holds the environment variable and its help."""
-
-    api_budget: int = _env(
-        "DIALSTREAM_API_BUDGET", "Legs API requests the account may make per DIALSTREAM_API_WINDOW (Exotel: 200/minute).", 200
-    )
-    api_window: float = _env("DIALSTREAM_API_WINDOW", "Seconds of the Legs API budget's window.", 60.0)
-    max_calls: int = _env("DIALSTREAM_MAX_CALLS", "Live calls of the account at once (0: no cap).", 0)
-    max_streams: int = _env("DIALSTREAM_MAX_STREAMS", "Bot streams of the account at once (0: no cap).", 0)
-    slot_ttl: float = _env(
-        "DIALSTREAM_SLOT_TTL",
-        "Seconds a call's concurrency slot lives without a heartbeat: how long a dead worker's calls hold capacity.",
-        60.0,
-    )
-    dial_lease: float = _env(
-        "DIALSTREAM_DIAL_LEASE",
-        "Seconds a contact taken for dialing stays taken; if its worker dies, the contact is dialled after this.",
-        30.0,
-    )
-    max_dialing: int = _env(
-        "DIALSTREAM_MAX_DIALING", "Contacts per campaign handed to dial workers and not yet placed, at most.", 100
-    )
-    default_region: str = _env(
-        "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
-    )
-    dial_retry_for: float = _env(
-        "DIALSTREAM_DIAL_RETRY_FOR",
-        "Seconds a create-leg failing with 5xx or a timeout is retried (with backoff) before the "
-        "attempt fails; independent of the campaign's redial rules.",
-        60.0,
-    )
-    retention_days: float = _env(
-        "DIALSTREAM_RETENTION_DAYS",
-        "Days a campaign's contacts, results and rejected rows are kept after its last activity "
-        "(finished, canceled, or untouched that long): then they expire.",
-        30.0,
-    )
-    rejects_kept: int = _env(
-        "DIALSTREAM_REJECTS_KEPT",
-        "Rejected rows stored per campaign as samples for its report (every rejection is counted).",
-        1000,
-    )
-
-    def __post_init__(self) -> None:
-        _ = self.budget  # validated now
-        if min(self.max_calls, self.max_streams) < 0 or self.max_dialing < 1:
-            raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
-        if self.slot_ttl <= 0 or self.dial_lease <= 0:
-            raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
-        if self.dial_retry_for < 0:
-            raise ConfigurationError("DIALSTREAM_DIAL_RETRY_FOR must be >= 0")
-        if self.retention_days <= 0 or self.rejects_kept < 0:
-            raise ConfigurationError("DIALSTREAM_RETENTION_DAYS must be positive and DIALSTREAM_REJECTS_KEPT >= 0")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> EngineConfig:
-        """From ``environ`` (default: ``os.environ``); unset variables keep their defaults."""
-        return cls(**_read(cls, os.environ if environ is None else environ))
-
-    def to_env(self) -> dict[str, str]:
-        """The environment that gives a child process these limits."""
-        return _write(self)
-
-    @property
-    def budget(self) -> Budget:
-        # Dials stop at limit - headroom - one call's actions, so a headroom of 5 % (Exotel's
-        # 200: 10) keeps the budget at least 90 % used whatever its size.
-        return Budget(limit=self.api_budget, window=self.api_window, headroom=max(1, self.api_budget // 20))
-
-    @property
-    def create_leg_retry(self) -> RetryPolicy:
-        """How create-leg 5xx and timeouts are retried (DIALSTREAM_DIAL_RETRY_FOR)."""
-        return create_leg_retry_policy(self.dial_retry_for)
-
-    @property
-    def retention(self) -> int:
-        """DIALSTREAM_RETENTION_DAYS in seconds, the TTL of a campaign's keys."""
-        return max(1, round(self.retention_days * 86400))
-
-    def slot_caps(self, campaign: CampaignConfig) -> SlotCaps:
-        """The caps a call of ``campaign`` is checked against (0 means no cap)."""
-        return SlotCaps(self.max_calls or None, campaign.max_concurrent or None, self.max_streams or None)
-
-
 @dataclass(frozen=True)
 class Settings:
     """Process configuration. Field metadata holds the environment variable and its help."""
 
     # Redis (broker, state store)
-    redis_url: str = _env(
+    redis_url: str = env_field(
         "REDIS_URL",
         "Redis/Valkey URL for Celery and state. Empty: an embedded Valkey on loopback, durable in "
         "DIALSTREAM_DATA_DIR for dialstream up and the CLI, throw-away for the demo.",
         "",
     )
-    data_dir: str = _env(
+    data_dir: str = env_field(
         "DIALSTREAM_DATA_DIR",
         "Where dialstream up and the CLI keep their data when REDIS_URL is empty: the embedded Valkey's "
         "append-only file in DATA_DIR/valkey (relative paths: from the working directory).",
         ".ds-run",
     )
-    redis_socket_timeout: float = _env(
+    redis_socket_timeout: float = env_field(
         "DIALSTREAM_REDIS_SOCKET_TIMEOUT", "Seconds before a Redis call is abandoned.", 5.0
     )
 
     # Exotel Legs API
-    api_base_url: str = _env(
+    api_base_url: str = env_field(
         "EXOTEL_API_BASE_URL",
         "Legs API host, without /v2/accounts/... (Singapore: https://cpaas-api.exotel.com).",
         "https://cpaas-api.in.exotel.com",
     )
-    account_sid: str = _env("EXOTEL_ACCOUNT_SID", "Exotel account SID.", SANDBOX_ACCOUNT_SID)
-    api_key: str = _env("EXOTEL_API_KEY", "API key (HTTP Basic user).", SANDBOX_API_KEY)
-    api_token: str = _env(
+    account_sid: str = env_field("EXOTEL_ACCOUNT_SID", "Exotel account SID.", SANDBOX_ACCOUNT_SID)
+    api_key: str = env_field("EXOTEL_API_KEY", "API key (HTTP Basic user).", SANDBOX_API_KEY)
+    api_token: str = env_field(
         "EXOTEL_API_TOKEN", "API token (HTTP Basic password).", SANDBOX_API_TOKEN, repr=False
     )
-    exophone: str = _env("EXOTEL_EXOPHONE", "Caller ID for outbound legs (a pool of one when EXOTEL_EXOPHONES is empty).", "+918030752400")
-    exophones: tuple[str, ...] = _env(
+    exophone: str = env_field("EXOTEL_EXOPHONE", "Caller ID for outbound legs (a pool of one when EXOTEL_EXOPHONES is empty).", "+918030752400")
+    exophones: tuple[str, ...] = env_field(
         "EXOTEL_EXOPHONES", "Comma-separated caller-ID pool of the account (a campaign may name its own); empty: EXOTEL_EXOPHONE.", ()
     )
-    exophone_regions: tuple[str, ...] = _env(
+    exophone_regions: tuple[str, ...] = env_field(
         "EXOTEL_EXOPHONE_REGIONS",
         "Comma-separated KEY=EXOPHONE local-presence map; KEY is an E.164 prefix (+9180), a place as phonenumbers "
         "names it (Karnataka) or a region code (US). Without an entry, a callee gets the pool's nearest exophone.",
         (),
     )
-    exophone_daily_cap: int = _env("EXOTEL_EXOPHONE_DAILY_CAP", "Calls a day per exophone (0: no cap).", 0)
-    api_timeout: float = _env(
+    exophone_daily_cap: int = env_field("EXOTEL_EXOPHONE_DAILY_CAP", "Calls a day per exophone (0: no cap).", 0)
+    api_timeout: float = env_field(
         "DIALSTREAM_API_TIMEOUT", "Seconds for one Legs API request (connect+read).", 5.0
     )
 
     # Event ingress
-    event_endpoint: str = _env(
+    event_endpoint: str = env_field(
         "DIALSTREAM_EVENT_ENDPOINT",
         "leg_event_endpoint given to Exotel on create-leg (grpc://host:port).",
         "grpc://127.0.0.1:50051",
     )
-    ingress_bind: str = _env(
+    ingress_bind: str = env_field(
         "DIALSTREAM_INGRESS_BIND", "host:port the gRPC ingress listens on.", "127.0.0.1:50051"
     )
-    dedupe_ttl: int = _env(
+    dedupe_ttl: int = env_field(
         "DIALSTREAM_DEDUPE_TTL", "Seconds an event_sid is remembered for de-duplication.", 86400
     )
 
-    ingress_tls_cert: str = _env(
+    ingress_tls_cert: str = env_field(
         "DIALSTREAM_INGRESS_TLS_CERT",
         "PEM certificate chain both ingress doors serve (Exotel delivers events only over TLS); "
         "read again when the file changes. Empty: plaintext (loopback only, see DIALSTREAM_INGRESS_INSECURE).",
         "",
     )
-    ingress_tls_key: str = _env("DIALSTREAM_INGRESS_TLS_KEY", "PEM private key of DIALSTREAM_INGRESS_TLS_CERT.", "")
-    ingress_client_ca: str = _env(
+    ingress_tls_key: str = env_field("DIALSTREAM_INGRESS_TLS_KEY", "PEM private key of DIALSTREAM_INGRESS_TLS_CERT.", "")
+    ingress_client_ca: str = env_field(
         "DIALSTREAM_INGRESS_CLIENT_CA",
         "PEM CA bundle; when set, both doors require a client certificate it signed (mutual TLS).",
         "",
     )
-    ingress_token: str = _env(
+    ingress_token: str = env_field(
         "DIALSTREAM_INGRESS_TOKEN",
         "Bearer token the gRPC door requires in the 'authorization' call metadata (and the HTTPS door in "
         "its Authorization header), e.g. behind a TLS-terminating balancer. Empty: none.",
         "",
         repr=False,
     )
-    ingress_insecure: bool = _env(
+    ingress_insecure: bool = env_field(
         "DIALSTREAM_INGRESS_INSECURE",
         "Allow the ingress to listen in plaintext on a non-loopback address (insecure: anyone who "
         "reaches it can forge call events).",
         False,
     )
-    ingress_spool_dir: str = _env(
+    ingress_spool_dir: str = env_field(
         "DIALSTREAM_INGRESS_SPOOL_DIR",
         "Directory where the ingress keeps events it acknowledged while Redis was down, until they "
         "are published (one per ingress process). Empty: no spool; such events are answered "
         "UNAVAILABLE and Exotel retries only briefly.",
         "",
     )
-    ingress_spool_max: int = _env(
+    ingress_spool_max: int = env_field(
         "DIALSTREAM_INGRESS_SPOOL_MAX", "Events the spool may hold; beyond, the ingress answers UNAVAILABLE.", 10000
     )
-    ingress_health_bind: str = _env(
+    ingress_health_bind: str = env_field(
         "DIALSTREAM_INGRESS_HEALTH_BIND",
         "host:port of a plaintext gRPC port serving only grpc.health.v1 (Kubernetes gRPC probes cannot "
         "speak TLS). Empty: off; health is always served on the ingress's own port too.",
         "",
     )
-    events_http_bind: str = _env(
+    events_http_bind: str = env_field(
         "DIALSTREAM_EVENTS_HTTP_BIND",
         "host:port of the HTTPS event door (Exotel's HTTPS event-endpoint shape, POST /v1/events). Empty: off.",
         "",
     )
-    events_http_user: str = _env(
+    events_http_user: str = env_field(
         "DIALSTREAM_EVENTS_HTTP_USER", "HTTP Basic user the HTTPS event door requires (empty: no Basic auth).", ""
     )
-    events_http_password: str = _env(
+    events_http_password: str = env_field(
         "DIALSTREAM_EVENTS_HTTP_PASSWORD", "HTTP Basic password of DIALSTREAM_EVENTS_HTTP_USER.", "", repr=False
     )
-    tag_secret: str = _env(
+    tag_secret: str = env_field(
         "DIALSTREAM_TAG_SECRET",
         "Key that signs each leg's custom_param, so the ingress knows events of legs dialstream placed. "
         "Empty: a random key shared through Redis.",
@@ -249,7 +163,7 @@ class Settings:
         repr=False,
     )
 
-    event_rescue_after: float = _env(
+    event_rescue_after: float = env_field(
         "DIALSTREAM_EVENT_RESCUE_AFTER",
         "Seconds after publishing leg_answered that any live worker re-applies it (a no-op unless "
         "the worker that took it died).",
@@ -257,47 +171,47 @@ class Settings:
     )
 
     # Bots
-    bot_urls: tuple[str, ...] = _env(
+    bot_urls: tuple[str, ...] = env_field(
         "DIALSTREAM_BOT_URLS",
         "Comma-separated static bot WebSocket URLs used when no bot has registered.",
         (),
     )
-    bot_public_url: str = _env(
+    bot_public_url: str = env_field(
         "DIALSTREAM_BOT_PUBLIC_URL",
         "URL a bot process registers in the fleet, i.e. what Exotel connects to (behind a load "
         "balancer it differs from the bind address). Empty: ws://HOST:PORT/ of the bot.",
         "",
     )
-    bot_auth_user: str = _env(
+    bot_auth_user: str = env_field(
         "DIALSTREAM_BOT_AUTH_USER", "HTTP Basic user a bot requires on the WebSocket upgrade (empty: none).", ""
     )
-    bot_auth_password: str = _env(
+    bot_auth_password: str = env_field(
         "DIALSTREAM_BOT_AUTH_PASSWORD",
         "HTTP Basic password a bot requires with DIALSTREAM_BOT_AUTH_USER.",
         "",
         repr=False,
     )
-    bot_tls_cert: str = _env(
+    bot_tls_cert: str = env_field(
         "DIALSTREAM_BOT_TLS_CERT",
         "PEM certificate chain a bot serves wss:// with, in process (with DIALSTREAM_BOT_TLS_KEY). "
         "Empty: plain ws://, for loopback or behind a TLS-terminating balancer.",
         "",
     )
-    bot_tls_key: str = _env("DIALSTREAM_BOT_TLS_KEY", "PEM private key of DIALSTREAM_BOT_TLS_CERT.", "")
+    bot_tls_key: str = env_field("DIALSTREAM_BOT_TLS_KEY", "PEM private key of DIALSTREAM_BOT_TLS_CERT.", "")
 
     # Metrics
-    metrics_port: int = _env(
+    metrics_port: int = env_field(
         "DIALSTREAM_METRICS_PORT", "Prometheus /metrics port for this process (0: off).", 0
     )
-    metrics_bind: str = _env(
+    metrics_bind: str = env_field(
         "DIALSTREAM_METRICS_BIND",
         "Address the /metrics server listens on (0.0.0.0 in a container, so Prometheus can reach it).",
         "127.0.0.1",
     )
 
     # Flower
-    flower_user: str = _env("DIALSTREAM_FLOWER_USER", "Flower's HTTP Basic user (dialstream up).", "dialstream")
-    flower_password: str = _env(
+    flower_user: str = env_field("DIALSTREAM_FLOWER_USER", "Flower's HTTP Basic user (dialstream up).", "dialstream")
+    flower_password: str = env_field(
         "DIALSTREAM_FLOWER_PASSWORD",
         "Flower's HTTP Basic password. Empty: dialstream up makes a random one and prints it.",
         "",
@@ -305,26 +219,26 @@ class Settings:
     )
 
     # HTTP API (api/) and the CLI driving a stack through it
-    api_bind: str = _env(
+    api_bind: str = env_field(
         "DIALSTREAM_API_BIND", "host:port the HTTP API (and its dashboard and /metrics) listens on.", "127.0.0.1:8080"
     )
-    api_url: str = _env(
+    api_url: str = env_field(
         "DIALSTREAM_API_URL",
         "The HTTP API the CLI drives instead of Redis (as --api URL does); empty: Redis, or the stack `up` runs here.",
         "",
     )
-    api_client_key: str = _env(
+    api_client_key: str = env_field(
         "DIALSTREAM_API_KEY", "API key the CLI sends with DIALSTREAM_API_URL / --api (dialstream apikey create).", "", repr=False
     )
 
     # Webhooks (workers.webhooks)
-    webhook_retry_schedule: tuple[str, ...] = _env(
+    webhook_retry_schedule: tuple[str, ...] = env_field(
         "DIALSTREAM_WEBHOOK_RETRY_SCHEDULE",
         "Seconds between a webhook's failed attempts, comma-separated; after the last it is dead-lettered "
         "(default about 28 hours in all).",
         tuple(f"{d:g}" for d in DEFAULT_RETRY_SCHEDULE),
     )
-    webhook_timeout: float = _env("DIALSTREAM_WEBHOOK_TIMEOUT", "Seconds a webhook receiver has to answer one attempt.", 10.0)
+    webhook_timeout: float = env_field("DIALSTREAM_WEBHOOK_TIMEOUT", "Seconds a webhook receiver has to answer one attempt.", 10.0)
 
     # The account's shared limits: variables of their own (see EngineConfig).
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -341,20 +255,20 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``), validating types."""
         env = os.environ if environ is None else environ
-        return cls(**_read(cls, env), engine=EngineConfig.from_env(env))
+        return cls(**read_env(cls, env), engine=EngineConfig.from_env(env))
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""
-        return {**_write(self), **self.engine.to_env()}
+        return {**write_env(self), **self.engine.to_env()}
 
     @classmethod
     def documentation(cls) -> list[tuple[str, str, str]]:
         """(variable, default, help) for every setting, for the CLI and the README."""
         rows = []
-        for f in (*_env_fields(cls), *_env_fields(EngineConfig)):
+        for f in (*env_fields(cls), *env_fields(EngineConfig)):
             default = ",".join(f.default) if isinstance(f.default, tuple) else str(f.default)
             if not f.repr and f.default:
                 default = "(sandbox token)"
@@ -364,9 +278,9 @@ class Settings:
     def in_effect(self) -> list[tuple[str, str, str]]:
         """(variable, value in effect, help) for every setting; secrets (and a password in a
         URL) masked, so the table can be pasted into a bug report."""
-        values = {**_write(self), **_write(self.engine)}
+        values = {**write_env(self), **write_env(self.engine)}
         rows = []
-        for f in (*_env_fields(type(self)), *_env_fields(EngineConfig)):
+        for f in (*env_fields(type(self)), *env_fields(EngineConfig)):
             value = values[f.metadata["env"]]
             if not f.repr and value:
                 value = "***"
@@ -401,44 +315,3 @@ class Settings:
         return LegsApiConfig(self.legs_base_url, self.api_key, self.api_token, self.api_timeout)
 
 
-def _convert(raw: str, default: Any) -> Any:
-    if isinstance(default, bool):
-        lowered = raw.strip().lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off", ""):
-            return False
-        raise ValueError("expected a boolean (true/false)")
-    if isinstance(default, int):
-        return int(raw)
-    if isinstance(default, float):
-        return float(raw)
-    if isinstance(default, tuple):
-        return tuple(part.strip() for part in raw.split(",") if part.strip())
-    return raw
-
-
-def _env_fields(cls: type) -> list[Any]:
-    return [f for f in fields(cls) if "env" in f.metadata]
-
-
-def _read(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
-    """The fields of ``cls`` whose variables ``env`` sets, converted to their defaults' types."""
-    values: dict[str, Any] = {}
-    for f in _env_fields(cls):
-        name = f.metadata["env"]
-        if name in env:
-            try:
-                values[f.name] = _convert(env[name], f.default)
-            except ValueError as exc:
-                raise ConfigurationError(f"{name}={env[name]!r}: {exc}") from None
-    return values
-
-
-def _write(config: Any) -> dict[str, str]:
-    """The variables that reproduce ``config``'s fields."""
-    env = {}
-    for f in _env_fields(type(config)):
-        value = getattr(config, f.name)
-        env[f.metadata["env"]] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
