@@ -235,6 +235,9 @@ def _text(raw: Mapping[str, Any], key: str, *, where: str = "", required: bool =
         raise InvalidEvent(where or key, f"expected a string, got {type(value).__name__}")
     if len(value) > limit:
         raise InvalidEvent(where or key, f"longer than {limit} characters")
+    if limit <= NAME_CHARS and not value.isprintable():
+        # A SID or a name with a newline would forge log lines downstream; none is genuine.
+        raise InvalidEvent(where or key, "contains control characters")
     return value
 
 

@@ -102,8 +102,12 @@ def test_duplicate_event_sid_is_acknowledged_but_published_once(ingress):
     [
         {"event_sid": ""}, {"event_name": ""}, {"event_type": "nonsense"}, {"data": {"state": "connected"}},
         {"event_timestamp": None}, {"event_sid": "x" * 65}, {"custom_param": "x" * 5000},
+        {"event_sid": "abc\nINFO forged log line"}, {"event_name": "leg_answered\r"},
     ],
-    ids=["no-event-sid", "no-event-name", "bad-event-type", "no-leg-sid", "no-timestamp", "long-sid", "long-custom-param"],
+    ids=[
+        "no-event-sid", "no-event-name", "bad-event-type", "no-leg-sid", "no-timestamp", "long-sid",
+        "long-custom-param", "newline-in-sid", "control-in-name",
+    ],
 )
 def test_malformed_event_gets_invalid_argument_and_nothing_is_published(ingress, overrides):
     """An event missing a required field is refused with INVALID_ARGUMENT; the queue does not grow."""
