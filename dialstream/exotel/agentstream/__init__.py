@@ -15,86 +15,13 @@ shells around it. Import from the package; its modules are:
 
 from __future__ import annotations
 
-from dialstream.exotel.agentstream.chunks import (
-    CHUNK_ALIGN,
-    CHUNK_MAX,
-    CHUNK_MIN,
-    chunk_violations,
-    split_into_chunks,
-)
-from dialstream.exotel.agentstream.codec import (
-    encode,
-    parse_from_bot,
-    parse_from_exotel,
-)
-from dialstream.exotel.agentstream.formats import (
-    DEFAULT_MEDIA_FORMAT,
-    EXTERNAL_BOT_FORMATS,
-    SUPPORTED_SAMPLE_RATES,
-    AudioEncoding,
-    MediaFormat,
-    choose_content_type,
-    parse_format,
-)
-from dialstream.exotel.agentstream.messages import (
-    BotMessage,
-    Clear,
-    Connected,
-    Dtmf,
-    ExotelMessage,
-    Mark,
-    Media,
-    OutboundMark,
-    OutboundMedia,
-    Start,
-    Stop,
-)
-from dialstream.exotel.agentstream.stream_url import (
-    MAX_CUSTOM_PARAMETERS,
-    MAX_CUSTOM_PARAMETERS_CHARS,
-    SAMPLE_RATE_PARAMETERS,
-    parameters_from_query,
-    split_credentials,
-    with_credentials,
-)
+from dialstream.exotel.agentstream import chunks, codec, formats, messages, stream_url
 
-__all__ = [
-    # Media formats
-    "AudioEncoding",
-    "MediaFormat",
-    "DEFAULT_MEDIA_FORMAT",
-    "SUPPORTED_SAMPLE_RATES",
-    "EXTERNAL_BOT_FORMATS",
-    "parse_format",
-    "choose_content_type",
-    # Exotel -> bot
-    "Connected",
-    "Start",
-    "Media",
-    "Dtmf",
-    "Mark",
-    "Stop",
-    "ExotelMessage",
-    # bot -> Exotel
-    "OutboundMedia",
-    "OutboundMark",
-    "Clear",
-    "BotMessage",
-    # Codec
-    "parse_from_exotel",
-    "parse_from_bot",
-    "encode",
-    # Chunk rules
-    "CHUNK_ALIGN",
-    "CHUNK_MIN",
-    "CHUNK_MAX",
-    "chunk_violations",
-    "split_into_chunks",
-    # Stream URL
-    "MAX_CUSTOM_PARAMETERS",
-    "MAX_CUSTOM_PARAMETERS_CHARS",
-    "SAMPLE_RATE_PARAMETERS",
-    "parameters_from_query",
-    "split_credentials",
-    "with_credentials",
-]
+# Each module's __all__ is its public surface; the package re-exports them unchanged.
+from dialstream.exotel.agentstream.chunks import *  # noqa: F403
+from dialstream.exotel.agentstream.codec import *  # noqa: F403
+from dialstream.exotel.agentstream.formats import *  # noqa: F403
+from dialstream.exotel.agentstream.messages import *  # noqa: F403
+from dialstream.exotel.agentstream.stream_url import *  # noqa: F403
+
+__all__ = [*formats.__all__, *messages.__all__, *codec.__all__, *chunks.__all__, *stream_url.__all__]
