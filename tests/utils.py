@@ -17,25 +17,29 @@ MS = 0.001 * float(os.environ.get("DIALSTREAM_TESTS_TIMEOUT_FACTOR", "1"))
 T = TypeVar("T")
 
 
+def _polled(predicate: Callable[[], T], deadline: float, failure: str) -> T | None:
+    """``predicate()`` if truthy; None while there is time to poll again; ``failure`` raised after ``deadline``."""
+    value = predicate()
+    if value:
+        return value
+    if time.monotonic() > deadline:
+        raise AssertionError(failure)
+    return None
+
+
 def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 10 * MS) -> T:
     """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout:.2f}s: {predicate}")
+    failure = f"condition not met within {timeout:.2f}s: {predicate}"
+    while (value := _polled(predicate, deadline, failure)) is None:
         time.sleep(interval)
+    return value
 
 
 async def until(predicate: Callable[[], T], timeout: float = 5_000 * MS, what: str = "", interval: float = 5 * MS) -> T:
     """:func:`wait_for` inside an event loop: polls without blocking it."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not met within {timeout:.1f}s: {what or predicate}")
+    failure = f"not met within {timeout:.1f}s: {what or predicate}"
+    while (value := _polled(predicate, deadline, failure)) is None:
         await asyncio.sleep(interval)
+    return value
