@@ -45,7 +45,7 @@ from dialstream.errors import EmbeddedRedisError
 from dialstream.settings import Settings
 from dialstream.state.client import connect
 
-__all__ = ["EmbeddedRedis", "free_port", "running_url", "redis_for_cli", "READY_TEXT"]
+__all__ = ["EmbeddedRedis", "free_port", "bindable", "running_url", "redis_for_cli", "READY_TEXT"]
 
 READY_TEXT = "Ready to accept connections"  # valkey's log line once its data is loaded
 
@@ -62,7 +62,7 @@ def _ephemeral_range() -> tuple[int, int]:
         return 32768, 60999  # Linux's default
 
 
-def _bindable(host: str, port: int, *, reuse: bool = False) -> bool:
+def bindable(host: str, port: int, *, reuse: bool = False) -> bool:
     """Whether ``port`` can be bound; ``reuse`` as a server does (connections in TIME_WAIT allowed)."""
     with socket.socket() as sock:
         if reuse:
@@ -85,7 +85,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     candidates = range(10000, low) if low > 11000 else range(1024, 65536)
     for _ in range(200):
         port = random.choice(candidates)
-        if port in _handed_out or not _bindable(host, port):
+        if port in _handed_out or not bindable(host, port):
             continue
         _handed_out.add(port)
         return port
@@ -152,7 +152,7 @@ class EmbeddedRedis:
             port = int((self.data_dir / "port").read_text())
         except (OSError, ValueError):
             return 0
-        return port if _bindable("127.0.0.1", port, reuse=True) else 0
+        return port if bindable("127.0.0.1", port, reuse=True) else 0
 
     def lock(self) -> None:
         """Take the data directory (waiting up to ``lock_timeout`` for a server that is stopping)."""

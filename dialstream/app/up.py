@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import secrets
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -36,7 +35,7 @@ import redis
 
 from dialstream.app import run_state
 from dialstream.app.drain import drain_calls
-from dialstream.app.embedded_redis import EmbeddedRedis
+from dialstream.app.embedded_redis import EmbeddedRedis, bindable
 from dialstream.app.redis_watch import RedisWatch
 from dialstream.app.stack import Stack, StackConfig, start_stack
 from dialstream.app.supervisor import ProcessFailed, Supervisor
@@ -180,7 +179,7 @@ def preflight(settings: Settings, flower_port: int, api_port: int) -> str:
         host, _, port = settings.ingress_bind.rpartition(":")
         wanted.append(("the ingress", host, int(port)))
     for what, host, port in wanted:
-        if port and _taken(host, port):
+        if port and not bindable(host, port, reuse=True):
             return f"port {port} on {host} ({what}) is taken: stop what uses it, or choose another port (see dialstream up --help)"
     if settings.redis_url:
         client = connect(settings.redis_url, timeout=3)
@@ -191,16 +190,6 @@ def preflight(settings: Settings, flower_port: int, api_port: int) -> str:
         finally:
             client.close()
     return ""
-
-
-def _taken(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return True
-    return False
 
 
 def first_key(settings: Settings) -> str:
