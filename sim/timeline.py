@@ -60,27 +60,26 @@ class Timeline:
 
     def greeting_on(self, at: float) -> list[Any]:
         """A greeting became audible; returns its interval, to pass to :meth:`greeting_off`."""
-        self.mark("first_greeting_audio", at)
-        interval = [at, None]
-        self.greeting_audio.append(interval)
-        return interval
+        return self._open(self.greeting_audio, "first_greeting_audio", at)
 
     def greeting_off(self, interval: list[Any], at: float) -> None:
-        if interval[1] is None:
-            interval[1] = at
+        _close(interval, at)
         if all(end is not None for _, end in self.greeting_audio):
             self.marks["greeting_stopped"] = max(end for _, end in self.greeting_audio)
 
     def stream_on(self, at: float) -> list[Any]:
         """A bot stream went live; returns its interval, to pass to :meth:`stream_off`."""
-        self.mark("stream_started", at)
-        interval = [at, None]
-        self.streams_live.append(interval)
-        return interval
+        return self._open(self.streams_live, "stream_started", at)
 
     def stream_off(self, interval: list[Any], at: float) -> None:
-        if interval[1] is None:
-            interval[1] = at
+        _close(interval, at)
+
+    def _open(self, intervals: list[list[Any]], mark: str, at: float) -> list[Any]:
+        """Record ``mark`` and open a new interval in ``intervals`` at ``at``."""
+        self.mark(mark, at)
+        interval = [at, None]
+        intervals.append(interval)
+        return interval
 
     def hear(self, kind: str, on: bool, at: float) -> None:
         """The callee starts (``on``) or stops hearing ``kind`` (``bridge`` or ``hold``) at ``at``."""
@@ -198,6 +197,12 @@ def uncovered_ms(start: float, end: float, covered: list[list[float]]) -> float:
     """Milliseconds of ``[start, end]`` not covered by ``covered``."""
     inside = overlap_ms([[start, end]], covered) if end > start else 0.0
     return max(0.0, (end - start) * 1000.0 - inside)
+
+
+def _close(interval: list[Any], at: float) -> None:
+    """End an open interval at ``at``; one already ended keeps its end."""
+    if interval[1] is None:
+        interval[1] = at
 
 
 def _closed(intervals: list[list[Any]], end: float) -> list[list[float]]:
