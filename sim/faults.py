@@ -21,6 +21,13 @@ def _chance(rng: random.Random, p: float) -> bool:
     return rng.random() < p
 
 
+def _sometime(rng: random.Random, p: float, after_ms: Range) -> float | None:
+    """With probability ``p`` a time drawn from ``after_ms``, else None (drawn either way, as above)."""
+    happens = _chance(rng, p)
+    after = rng.uniform(*after_ms)
+    return after if happens else None
+
+
 @dataclass(frozen=True)
 class EventFaults:
     """Event delivery faults, drawn per event."""
@@ -113,9 +120,7 @@ class StreamFaults:
 
     def disconnect_after(self, rng: random.Random) -> float | None:
         """Milliseconds after stream_started at which the connection drops, or None."""
-        drop = _chance(rng, self.disconnect)
-        after = rng.uniform(*self.disconnect_after_ms)
-        return after if drop else None
+        return _sometime(rng, self.disconnect, self.disconnect_after_ms)
 
 
 @dataclass(frozen=True)
@@ -129,9 +134,7 @@ class CalleeFaults:
         probability(self.hangup, "faults.callee.hangup")
 
     def hangup_after(self, rng: random.Random) -> float | None:
-        early = _chance(rng, self.hangup)
-        after = rng.uniform(*self.hangup_after_ms)
-        return after if early else None
+        return _sometime(rng, self.hangup, self.hangup_after_ms)
 
 
 @dataclass(frozen=True)
