@@ -28,8 +28,8 @@ from sim.delivery import Deliverer, LegQueue
 from sim.dial import Dials
 from sim.ids import SidFactory
 from sim.leg import CONNECTED, Leg, LegRequest
+from sim.owner import Owner
 from sim.ratelimit import Decision, TokenBucket
-from sim.recording import Owner as RecordingOwner
 from sim.recording import Recorder, Recording
 from sim.scenario import campaign_of
 from sim.summary import summarize
@@ -164,7 +164,7 @@ class Account:
         return leg
 
     def recorder(
-        self, owner: RecordingOwner, of: str, into: list[Recording], on_change: Callable[[bool], None] | None = None
+        self, owner: Owner, of: str, into: list[Recording], on_change: Callable[[bool], None] | None = None
     ) -> Recorder:
         """A recorder for a leg or a bridge whose recordings the sandbox serves."""
         return Recorder(owner, of, self.config.timing, self.sids, self.recording_url, self.recordings, into, on_change)

@@ -9,26 +9,16 @@ action and ``interrupted_action_sid``) when stopped. A hang-up silences them wit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sim.action import ActionRecord
-from sim.clock import Clock
 from sim.config import Timing
+from sim.owner import Owner
 from sim.timeline import Timeline
 
-__all__ = ["Greeting", "Greetings", "Owner"]
-
-
-class Owner(Protocol):
-    """The leg's call (or the bridge) the greetings play on."""
-
-    clock: Clock
-
-    def emit(self, name: str, *, action: ActionRecord | None = None, detail: dict[str, Any] | None = None) -> Any: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
+__all__ = ["Greeting", "Greetings"]
 
 
 @dataclass(eq=False)

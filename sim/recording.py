@@ -14,28 +14,18 @@ from __future__ import annotations
 import asyncio
 import io
 import wave
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from sim.action import ActionRecord
-from sim.clock import Clock
 from sim.config import Timing
+from sim.owner import Owner
 
-__all__ = ["Recording", "Recorder", "Owner", "wav", "MAX_SERVED_S"]
+__all__ = ["Recording", "Recorder", "wav", "MAX_SERVED_S"]
 
 MAX_SERVED_S = 600.0  # longest audio a served recording holds; the report keeps the true length
 _RATE = 8000
-
-
-class Owner(Protocol):
-    """The leg's call (or the bridge) being recorded."""
-
-    clock: Clock
-
-    def emit(self, name: str, *, action: ActionRecord | None = None, detail: dict[str, Any] | None = None) -> Any: ...
-
-    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]: ...
 
 
 @dataclass(eq=False)
