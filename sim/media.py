@@ -41,7 +41,7 @@ from sim.action import ActionRecord
 from sim.clock import Clock
 from sim.config import SandboxConfig
 from sim.leg import Leg
-from sim.playout import Playout
+from sim.playout import Playout, echo_marks
 from sim.stream import StreamRecord
 from sim.wire import ChunkRules, camel_case
 
@@ -210,7 +210,7 @@ class Stream(StreamRecord):
         call.emit("stream_started", action=self.action, detail=self._detail())
         workers = [asyncio.create_task(self._send_caller_audio())]
         if self.direction == BIDIRECTIONAL:
-            workers.append(asyncio.create_task(self._echo_marks()))
+            workers.append(asyncio.create_task(echo_marks(self._playout, self._marks_changed, self._echo_mark)))
             workers += [asyncio.create_task(self._press(digit)) for digit in call.leg.plan.dtmf]
         drop_after = call.config.scenario.faults.streams.disconnect_after(call.rng)
         if drop_after is not None:
@@ -317,19 +317,9 @@ class Stream(StreamRecord):
                     self._playout.push_mark(loop_now, name)
             self._marks_changed.set()
 
-    async def _echo_marks(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            self._marks_changed.clear()
-            due = self._playout.next_mark_due()
-            timeout = None if due is None else max(0.0, due - loop.time())
-            try:
-                await asyncio.wait_for(self._marks_changed.wait(), timeout)
-            except TimeoutError:
-                pass
-            for name in self._playout.due_marks(loop.time()):
-                await self._send(proto.Mark(self.stream_sid, name))
-                self.marks_echoed.append(name)
+    async def _echo_mark(self, name: str) -> None:
+        await self._send(proto.Mark(self.stream_sid, name))
+        self.marks_echoed.append(name)
 
     async def _press(self, digit: Any) -> None:
         await asyncio.sleep(digit.after_ms / 1000)

@@ -5,13 +5,16 @@ monotonic seconds (``loop.time()``). A chunk starts when everything before it ha
 (or when it arrives, if the buffer ran dry), a ``mark`` is due when the audio before it
 has played, and ``clear`` drops every chunk that has not started playing: the one
 playing finishes ("the Clear command only removes audio that hasn't started playing yet").
+:func:`echo_marks` is the loop that sends each mark back once it is due.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
+from collections.abc import Awaitable, Callable
 
-__all__ = ["Playout"]
+__all__ = ["Playout", "echo_marks"]
 
 
 class Playout:
@@ -59,3 +62,22 @@ class Playout:
     def _forget_played(self, now: float) -> None:
         while self._chunks and self._chunks[0][1] <= now:
             self._chunks.popleft()
+
+
+async def echo_marks(playout: Playout, changed: asyncio.Event, echo: Callable[[str], Awaitable[None]]) -> None:
+    """Forever: ``echo(name)`` each mark of ``playout`` once it is due.
+
+    ``changed`` is set by whoever pushes a mark or clears, so that a new earliest due time
+    is noticed before the current wait ends.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        changed.clear()
+        due = playout.next_mark_due()
+        timeout = None if due is None else max(0.0, due - loop.time())
+        try:
+            await asyncio.wait_for(changed.wait(), timeout)
+        except TimeoutError:
+            pass
+        for name in playout.due_marks(loop.time()):
+            await echo(name)

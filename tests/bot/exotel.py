@@ -38,7 +38,7 @@ from dialstream.exotel.agentstream import (
 )
 from dialstream.exotel.basic_auth import basic_auth_header
 from sim.media import connect_to_bot
-from sim.playout import Playout
+from sim.playout import Playout, echo_marks
 from tests.utils import MS
 
 T = TypeVar("T")
@@ -198,19 +198,12 @@ class FakeExotel:
 
     async def _echo_marks(self) -> None:
         """Echo each mark once the playout reaches it, as the sandbox's stream does."""
-        loop = asyncio.get_running_loop()
-        while True:
-            self._marks_changed.clear()
-            due = self._playout.next_mark_due()
-            try:
-                async with asyncio.timeout_at(due):
-                    await self._marks_changed.wait()
-            except TimeoutError:
-                pass
-            for name in self._playout.due_marks(loop.time()):
-                try:
-                    await self.ws.send(encode(Mark(self.stream_sid, name), sequence_number=next(self._sequence)))
-                except ConnectionClosed:
-                    return
-                self.echoed.append(name)
-                self._changed.set()
+        try:
+            await echo_marks(self._playout, self._marks_changed, self._echo_mark)
+        except ConnectionClosed:
+            return
+
+    async def _echo_mark(self, name: str) -> None:
+        await self.ws.send(encode(Mark(self.stream_sid, name), sequence_number=next(self._sequence)))
+        self.echoed.append(name)
+        self._changed.set()
