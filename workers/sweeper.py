@@ -11,15 +11,13 @@ a timer fired twice (a sweeper that stalled past its lease) does no harm.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 from typing import Any
-
-from celery import bootsteps
 
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
 from dialstream.state.timers import TimerQueue
+from workers.thread_step import ThreadStep
 
 __all__ = ["TimerSweeper", "sweep", "SWEEP_INTERVAL"]
 
@@ -28,26 +26,15 @@ log = logging.getLogger("dialstream.sweeper")
 SWEEP_INTERVAL = 0.05  # seconds between polls when nothing was due: bounds timer lateness
 
 
-class TimerSweeper(bootsteps.StartStopStep):
+class TimerSweeper(ThreadStep):
     """Polls the timer set and hands each due timer to ``fire`` (set by ``workers.tasks``)."""
 
     fire: Callable[[dict[str, Any]], Any] | None = None
 
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
     def start(self, worker: Any) -> None:
         settings: Settings = worker.app.conf.dialstream_settings
         client = connect_settings(settings)
-        self._thread = threading.Thread(target=self._run, args=(TimerQueue(client),), name="timer-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        self.start_thread(self._run, TimerQueue(client), name="timer-sweeper")
 
     def _run(self, timers: TimerQueue) -> None:
         assert TimerSweeper.fire is not None

@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import httpx
-from celery import Task, bootsteps
+from celery import Task
 from celery.signals import worker_init
 
 from dialstream.broker.celery_app import DELIVER_WEBHOOK, WEBHOOKS_QUEUE
@@ -28,6 +28,7 @@ from dialstream.settings import Settings
 from dialstream.state.client import connect_settings
 from dialstream.state.webhooks import Webhooks
 from workers.tasks import app
+from workers.thread_step import ThreadStep
 
 __all__ = ["deliver_webhook", "WebhookSweeper", "SWEEP_INTERVAL"]
 
@@ -81,24 +82,13 @@ def deliver_webhook(self: Task, delivery_id: str) -> str:
     return "dead" if delay is None else "retry"
 
 
-class WebhookSweeper(bootsteps.StartStopStep):
+class WebhookSweeper(ThreadStep):
     """On a node serving the ``webhooks`` queue: hands due deliveries to ``deliver_webhook`` tasks."""
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        super().__init__(worker, **kwargs)
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     def start(self, worker: Any) -> None:
         if WEBHOOKS_QUEUE not in worker.app.amqp.queues.consume_from:
             return
-        self._thread = threading.Thread(target=self._run, args=(worker.app,), name="webhook-sweeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        self.start_thread(self._run, worker.app, name="webhook-sweeper")
 
     def _run(self, celery: Any) -> None:
         settings: Settings = celery.conf.dialstream_settings
