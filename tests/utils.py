@@ -12,9 +12,23 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
+import redis
+
 MS = 0.001 * float(os.environ.get("DIALSTREAM_TESTS_TIMEOUT_FACTOR", "1"))
 
 T = TypeVar("T")
+
+
+def database_url(redis_url: str, db: int) -> str:
+    """The session's Redis server (``redis_url``) with database ``db``: test modules keep their data apart by database."""
+    return redis_url.rsplit("/", 1)[0] + f"/{db}"
+
+
+def emptied(url: str) -> str:
+    """``url``, once everything in its database is deleted."""
+    with redis.Redis.from_url(url) as client:
+        client.flushdb()
+    return url
 
 
 def _polled(predicate: Callable[[], T], deadline: float, failure: str) -> T | None:

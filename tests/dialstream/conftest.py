@@ -7,12 +7,14 @@ import uuid
 import pytest
 import redis
 
+from tests.utils import database_url
+
 DB = 7  # the campaign-engine tests' database on the session's server
 
 
 @pytest.fixture
 def url(redis_url):
-    return redis_url.rsplit("/", 1)[0] + f"/{DB}"
+    return database_url(redis_url, DB)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import io
 import json
 
 import pytest
-import redis
 from rich.console import Console
 
 from dialstream.app import contact_cli
@@ -17,6 +16,7 @@ from dialstream.engine.campaigns import CampaignEngine
 from dialstream.engine.erasure import ERASED
 from dialstream.settings import EngineConfig, Settings
 from dialstream.state import keys
+from tests.utils import database_url, emptied
 
 DB = 2  # this module's database on the session's server
 NUMBER = "+919812345601"
@@ -24,11 +24,7 @@ NUMBER = "+919812345601"
 
 @pytest.fixture
 def url(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
-    return url
+    return emptied(database_url(redis_url, DB))
 
 
 @pytest.fixture

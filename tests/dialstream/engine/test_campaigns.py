@@ -9,7 +9,6 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-import redis
 from rich.console import Console
 
 from dialstream.app import campaign_cli
@@ -18,6 +17,7 @@ from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 from dialstream.state.dial_queue import DialItem
+from tests.utils import database_url, emptied
 
 DB = 9  # this module's database on the session's server
 ACCOUNT = "acct"
@@ -39,11 +39,7 @@ BATCH = (
 
 @pytest.fixture
 def url(redis_url):
-    url = redis_url.rsplit("/", 1)[0] + f"/{DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    client.close()
-    return url
+    return emptied(database_url(redis_url, DB))
 
 
 @pytest.fixture

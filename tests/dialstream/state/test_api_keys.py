@@ -5,20 +5,17 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-import redis
 
 from dialstream.errors import ConfigurationError
 from dialstream.state.api_keys import ApiKeys
+from tests.utils import database_url, emptied
 
 DB = 14  # the webhook and key tests' database (their keys have no per-test prefix: flushed per test)
 
 
 @pytest.fixture
-def client(redis_url):
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}", decode_responses=True)
-    client.flushdb()
-    yield client
-    client.close()
+def url(redis_url):
+    return emptied(database_url(redis_url, DB))
 
 
 def test_a_key_is_stored_only_as_its_hash_and_verifies(client):

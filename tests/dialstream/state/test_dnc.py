@@ -3,32 +3,18 @@
 from __future__ import annotations
 
 import io
-import uuid
 
 import pytest
-import redis
 from redis.connection import Connection
 
 from dialstream.domain.contact_files import RejectCode
 from dialstream.domain.contacts import RejectedRow, read_contacts
 from dialstream.state.dnc import DncList, is_blocked
 
-DB = 7  # the campaign-engine tests' database on the session's server
-
 
 @pytest.fixture
-def client(redis_url):
-    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + f"/{DB}", decode_responses=True)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def dnc(client):
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    yield DncList(client, "acct", prefix=prefix)
-    for key in client.scan_iter(f"{prefix}:*"):
-        client.delete(key)
+def dnc(client, prefix):
+    return DncList(client, "acct", prefix=prefix)
 
 
 def test_numbers_in_any_notation_are_one_entry(dnc):
