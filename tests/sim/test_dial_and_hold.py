@@ -33,6 +33,14 @@ def second_leg(h: Harness, leg_sid: str) -> str:
     return str(initiated.detail["second_leg_sid"])
 
 
+async def bridged_to_agent(h: Harness) -> tuple[str, str]:
+    """An answered leg that dialled AGENT, once they are bridged (dial_success): (caller, agent)."""
+    caller = await h.answered_leg()
+    await h.exoml(caller, f'<Dial contactUri="{AGENT}"/>')
+    await h.event(caller, "dial_success")
+    return caller, second_leg(h, caller)
+
+
 # Agents in a scenario
 
 
@@ -106,10 +114,7 @@ async def test_dial_to_an_agent_who_never_answers_completes_with_no_answer() -> 
 async def test_the_caller_hanging_up_hangs_up_the_leg_it_dialled() -> None:
     """When the leg that dialled ends, the bridged second leg leaves the bridge and is hung up (hangup_by peer)."""
     async with with_agents() as h:
-        caller = await h.answered_leg()
-        await h.exoml(caller, f'<Dial contactUri="{AGENT}"/>')
-        await h.event(caller, "dial_success")
-        agent = second_leg(h, caller)
+        caller, agent = await bridged_to_agent(h)
         await h.hang_up(caller)
         await h.event(agent, "leg_terminated")
         assert h.recorder.names(agent)[-2:] == ["leg_left_bridge", "leg_terminated"]
@@ -134,10 +139,7 @@ async def test_dial_is_refused_at_the_concurrent_legs_limit() -> None:
 async def test_hold_plays_music_and_takes_the_leg_out_of_the_conversation() -> None:
     """<Hold> with a nested <StartPlay> plays music to the held leg; the other party hears no one until <UnHold/>."""
     async with with_agents() as h:
-        caller = await h.answered_leg()
-        await h.exoml(caller, f'<Dial contactUri="{AGENT}"/>')
-        await h.event(caller, "dial_success")
-        agent = second_leg(h, caller)
+        caller, agent = await bridged_to_agent(h)
         status, _ = await h.exoml(caller, "<Hold><StartPlay>https://example.com/moh.wav</StartPlay></Hold>")
         assert status == 202
         held = await h.event(caller, "hold_success")
