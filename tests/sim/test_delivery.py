@@ -199,6 +199,17 @@ async def door_leg(h: Harness, door: Door) -> str:
     return await h.create_leg(leg_event_endpoint=door.url)
 
 
+async def first_request_answered(pki: Pki, status: int, requests: int = 1) -> tuple[dict[str, Any], Door]:
+    """A leg's events sent to a door that answers the first request with ``status``: leg_connecting's
+    report entry once settled, and the door once it has had ``requests`` requests."""
+    config = fast_config(delivery=delivery(ca_file=pki.ca_file))
+    async with harness(config) as h, serve_door(Door(statuses=[status]), pki) as door:
+        leg_sid = await door_leg(h, door)
+        first = await settled_event(h, leg_sid, "leg_connecting")
+        await until(lambda: len(door.requests) >= requests)
+    return first, door
+
+
 @async_test
 async def test_https_door_gets_exotels_post_with_its_headers_and_basic_auth(pki: Pki) -> None:
     """An https:// endpoint gets POST JSON with X-Exotel-Event-Sid, X-Exotel-Request-Id, User-Agent and Basic auth."""
@@ -221,10 +232,7 @@ async def test_https_door_gets_exotels_post_with_its_headers_and_basic_auth(pki:
 @async_test
 async def test_https_door_retries_408_429_and_5xx(pki: Pki, status: int) -> None:
     """A 408, 429 or 5xx is retried: the second attempt (X-Exotel-Request-Id <sid>-2) delivers it."""
-    config = fast_config(delivery=delivery(ca_file=pki.ca_file))
-    async with harness(config) as h, serve_door(Door(statuses=[status]), pki) as door:
-        leg_sid = await door_leg(h, door)
-        first = await settled_event(h, leg_sid, "leg_connecting")
+    first, door = await first_request_answered(pki, status)
     sid = door.requests[0]["body"]["event_sid"]
     assert [r["headers"]["X-Exotel-Request-Id"] for r in door.requests[:2]] == [f"{sid}-1", f"{sid}-2"]
     assert first["attempts"] == 2 and first["delivered"] is True
@@ -235,11 +243,7 @@ async def test_https_door_retries_408_429_and_5xx(pki: Pki, status: int) -> None
 @async_test
 async def test_https_door_does_not_retry_other_4xx(pki: Pki, status: int) -> None:
     """Any other 4xx drops the event after one attempt, as Exotel documents; the next event goes on."""
-    config = fast_config(delivery=delivery(ca_file=pki.ca_file))
-    async with harness(config) as h, serve_door(Door(statuses=[status]), pki) as door:
-        leg_sid = await door_leg(h, door)
-        first = await settled_event(h, leg_sid, "leg_connecting")
-        await until(lambda: len(door.requests) >= 2)
+    first, door = await first_request_answered(pki, status, requests=2)
     assert (first["attempts"], first["delivered"], first["error"]) == (1, False, f"HTTP {status}")
     assert door.requests[1]["body"]["event_name"] == "leg_ringing"  # the queue moved on
 
