@@ -226,6 +226,16 @@ class Harness:
         await self.event(leg_sid, "leg_answered")
         return leg_sid
 
+    async def request_stream(self, leg_sid: str, url: str, **body: Any) -> None:
+        """start_stream to ``url`` (bidirectional unless ``direction`` is given), accepted with a 202."""
+        status, envelope = await self.action(leg_sid, "start_stream", **{"direction": "bidirectional", "url": url, **body})
+        assert status == 202, envelope
+
+    async def start_stream(self, leg_sid: str, url: str, **body: Any) -> LegEvent:
+        """:meth:`request_stream`, then the stream_started that follows."""
+        await self.request_stream(leg_sid, url, **body)
+        return await self.event(leg_sid, "stream_started")
+
     async def hang_up(self, leg_sid: str) -> None:
         status, envelope = await self.exoml(leg_sid, "<Hangup/>")
         assert status == 202, envelope

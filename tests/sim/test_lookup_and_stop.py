@@ -129,9 +129,9 @@ async def two_streams(h: Harness) -> AsyncIterator[tuple[str, Bot, Bot, str, str
     """An answered leg with a stream to each of two bots: (leg, first bot, second bot, first sid, second sid)."""
     async with serve_bot(Bot()) as first, serve_bot(Bot()) as second:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=first.url)
+        await h.request_stream(leg_sid, first.url)
         await until(lambda: h.recorder.names(leg_sid).count("stream_started") == 1)
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=second.url)
+        await h.request_stream(leg_sid, second.url)
         await until(lambda: h.recorder.names(leg_sid).count("stream_started") == 2)
         sids = [e.detail["stream_sid"] for e in h.recorder.of(leg_sid) if e.event_name == "stream_started"]
         yield leg_sid, first, second, sids[0], sids[1]
@@ -168,8 +168,7 @@ async def test_a_stop_naming_another_stream_leaves_the_live_one_alone() -> None:
     """A stop_stream whose streamSid is not live on the leg stops nothing (202) and the report warns about it."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
-        await h.event(leg_sid, "stream_started")
+        await h.start_stream(leg_sid, bot.url)
         status, _ = await h.exoml(leg_sid, '<StopStream streamSid="SomeOtherStream000000000000000000"/>')
         assert status == 202
         status, _ = await h.action(leg_sid, "stop_stream", streamSid="SomeOtherStream000000000000000000")

@@ -10,12 +10,10 @@ import websockets
 
 from dialstream.exotel import agentstream as proto
 from dialstream.exotel.audio import silence
-from dialstream.exotel.events import LegEvent
 from sim.callee import CalleeProfile, Digit
 from sim.config import MediaConfig
 from tests.sim.harness import (
     Bot,
-    Harness,
     async_test,
     fast_config,
     harness,
@@ -37,18 +35,12 @@ async def greet(ws: Any, bot: Bot, start: proto.Start) -> None:
     await send(ws, proto.OutboundMark(start.stream_sid, "greeting-end"))
 
 
-async def start_stream(h: Harness, leg_sid: str, url: str, **body: Any) -> LegEvent:
-    status, envelope = await h.action(leg_sid, "start_stream", direction="bidirectional", url=url, **body)
-    assert status == 202, envelope
-    return await h.event(leg_sid, "stream_started")
-
-
 @async_test
 async def test_stream_connects_sends_connected_start_and_paced_media() -> None:
     """start_stream connects to the bot, sends connected then start with the call's metadata, then 100 ms media frames."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        started = await start_stream(h, leg_sid, bot.url + "?campaign=c1&sample-rate=8000")
+        started = await h.start_stream(leg_sid, bot.url + "?campaign=c1&sample-rate=8000")
         initiated = await h.event(leg_sid, "stream_initiated")
         await until(lambda: len(bot.of(proto.Media)) >= 3)
         await h.hang_up(leg_sid)
@@ -81,7 +73,7 @@ async def test_bot_audio_is_played_in_real_time_and_the_mark_echoed_after_it() -
     """A 400 ms bot chunk becomes audible at once; its mark is echoed once it has played out."""
     async with harness() as h, serve_bot(Bot(script=greet)) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await until(lambda: bot.of(proto.Mark))
         report = await h.report(leg_sid)
         (stream,) = report["streams"]
@@ -101,7 +93,7 @@ async def test_greeting_in_parallel_flow_yields_the_timeline_figures() -> None:
     async with harness() as h, serve_bot(Bot(script=greet)) as bot:
         leg_sid = await h.create_leg()
         await h.event(leg_sid, "leg_answered")
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
         await h.action(leg_sid, "start_say", text="Hello, one moment please.")
         await h.event(leg_sid, "stream_started")
         await h.action(leg_sid, "stop_say")
@@ -133,7 +125,7 @@ async def test_credentials_in_the_stream_url_become_a_basic_auth_header() -> Non
     """wss://user:pass@host is connected to without the userinfo, with Authorization: Basic base64(user:pass)."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url.replace("ws://", "ws://key:s%3Acret@"))
+        await h.start_stream(leg_sid, bot.url.replace("ws://", "ws://key:s%3Acret@"))
         assert bot.headers[0]["Authorization"] == "Basic a2V5OnM6Y3JldA=="  # key:s:cret
         await h.hang_up(leg_sid)
 
@@ -143,7 +135,7 @@ async def test_stop_stream_sends_stop_and_keeps_the_leg_up() -> None:
     """stop_stream sends stop (reason stopped), closes, emits stream_stopped; the leg stays connected."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         status, envelope = await h.action(leg_sid, "stop_stream", action_custom_param="done")
         assert status == 202
         stopped = await h.event(leg_sid, "stream_stopped")
@@ -164,7 +156,7 @@ async def test_bot_closing_the_socket_ends_the_stream() -> None:
 
     async with harness() as h, serve_bot(Bot(script=hang_up)) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.detail["reason"] == "bot closed (1000)"
         assert not bot.of(proto.Stop)
@@ -185,7 +177,7 @@ async def test_clear_drops_unplayed_audio_and_echoes_its_marks() -> None:
 
     async with harness() as h, serve_bot(Bot(script=barge_in)) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await until(lambda: bot.of(proto.Mark))
         report = await h.report(leg_sid)
         assert report["streams"][0]["clears"] == 1
@@ -209,7 +201,7 @@ async def test_marks_of_cleared_audio_are_dropped_when_configured() -> None:
 
     async with harness(fast_config(media=MediaConfig(echo_marks_on_clear=False))) as h, serve_bot(Bot(script=barge_in)) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await until(lambda: bot.of(proto.Mark))
         await asyncio.sleep(50 * MS)
         assert [m.name for m in bot.of(proto.Mark)] == ["after-clear"]
@@ -221,8 +213,8 @@ async def test_a_second_stream_on_a_leg_is_allowed_but_counted() -> None:
     """Two start_stream on one leg both connect, as Exotel would allow; two live at once are flagged."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
+        await h.request_stream(leg_sid, bot.url)
         await until(lambda: h.recorder.names(leg_sid).count("stream_started") == 2)
         await h.hang_up(leg_sid)
         report = await h.report(leg_sid)
@@ -261,7 +253,7 @@ async def test_greeting_left_playing_after_stream_started_is_flagged() -> None:
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
         await h.action(leg_sid, "start_say", text="x" * 20)  # 1.2 s
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await h.event(leg_sid, "say_completed")
         await h.hang_up(leg_sid)
         summary = await h.summary()
@@ -275,7 +267,7 @@ async def test_unreachable_bot_fails_after_one_retry_with_an_error_event() -> No
         async with serve_bot(Bot()) as bot:
             url = bot.url
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=url)
+        await h.request_stream(leg_sid, url)
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.error["error_code"] == "STREAM_CONNECT_FAILED"
         assert "stream_started" not in h.recorder.names(leg_sid)
@@ -297,7 +289,7 @@ async def test_slow_handshake_times_out_and_is_retried_once() -> None:
     async with harness(fast_config(media=MediaConfig(open_timeout_s=200 * MS))) as h:
         async with serve_bot(Bot(), process_request=process_request) as bot:
             leg_sid = await h.answered_leg()
-            await start_stream(h, leg_sid, bot.url)
+            await h.start_stream(leg_sid, bot.url)
             (stream,) = (await h.report(leg_sid))["streams"]
             assert len(stream["handshake_errors"]) == 1 and "Timeout" in stream["handshake_errors"][0]
             assert stream["handshake_attempts"] == 2
@@ -310,7 +302,7 @@ async def test_pcm16_content_types_set_the_media_format(content_type: str, frame
     """content_type audio/L16 at 8/16/24 kHz is announced in start.media_format and sizes the caller frames."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url, content_type=content_type)
+        await h.start_stream(leg_sid, bot.url, content_type=content_type)
         await until(lambda: bot.of(proto.Media))
         start = bot.of(proto.Start)[0]
         assert start.media_format.encoding_kind is proto.AudioEncoding.PCM16
@@ -325,7 +317,7 @@ async def test_scripted_dtmf_is_forwarded_to_the_bot() -> None:
     profile = CalleeProfile(ring_ms=(10, 10), talk_ms=None, dtmf=(Digit("5", after_ms=50), Digit("#", after_ms=100, duration_ms=250)))
     async with harness(fast_config(profile)) as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await until(lambda: len(bot.of(proto.Dtmf)) == 2)
         assert [(d.digit, d.duration_ms) for d in bot.of(proto.Dtmf)] == [("5", 100), ("#", 250)]
         await h.hang_up(leg_sid)
@@ -336,8 +328,7 @@ async def test_unidirectional_stream_ignores_bot_audio() -> None:
     """On a unidirectional stream bot frames are ignored (and recorded as such); nothing becomes audible."""
     async with harness() as h, serve_bot(Bot(script=greet)) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="unidirectional", url=bot.url)
-        await h.event(leg_sid, "stream_started")
+        await h.start_stream(leg_sid, bot.url, direction="unidirectional")
         await until(lambda: h.sandbox.leg(leg_sid).streams[0].ignored_frames == 2)
         await h.hang_up(leg_sid)
         report = await h.report(leg_sid)
@@ -354,7 +345,7 @@ async def test_malformed_bot_frames_are_recorded_not_fatal() -> None:
 
     async with harness() as h, serve_bot(Bot(script=garbage)) as bot:
         leg_sid = await h.answered_leg()
-        await start_stream(h, leg_sid, bot.url)
+        await h.start_stream(leg_sid, bot.url)
         await until(lambda: bot.of(proto.Mark))
         (stream,) = (await h.report(leg_sid))["streams"]
         assert stream["protocol_errors"] == ["invalid JSON"] and stream["protocol_error_count"] == 1
@@ -366,7 +357,7 @@ async def test_hang_up_during_stream_setup_emits_no_stream_events() -> None:
     """A leg hung up before the media server joined never connects to the bot."""
     async with harness() as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
         await h.hang_up(leg_sid)
         assert not any(n.startswith("stream_") for n in h.recorder.names(leg_sid))
         assert bot.connections == 0
@@ -382,7 +373,7 @@ async def test_bot_closing_right_after_the_handshake_ends_the_stream() -> None:
     async with harness() as h, websockets.serve(refuse, "127.0.0.1", 0) as server:
         port = next(iter(server.sockets)).getsockname()[1]
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=f"ws://127.0.0.1:{port}/media")
+        await h.request_stream(leg_sid, f"ws://127.0.0.1:{port}/media")
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.detail["reason"] in ("disconnected", "bot closed (1011)")
         assert h.sandbox.leg(leg_sid).state == "connected"

@@ -24,9 +24,7 @@ async def test_metrics_page_reports_the_calls_like_the_summary() -> None:
     async with harness() as h, serve_bot(Bot()) as bot:
         for number in ("+919800000001", "+919800000002"):
             leg_sid = await h.answered_leg(number)
-            status, _ = await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
-            assert status == 202
-            await h.event(leg_sid, "stream_started")
+            await h.start_stream(leg_sid, bot.url)
             await h.hang_up(leg_sid)
         summary = await h.summary()
         async with h.http.get("/metrics") as response:

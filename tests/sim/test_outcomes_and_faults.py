@@ -192,7 +192,7 @@ async def test_fault_handshake_failures_exhaust_the_retry() -> None:
     """faults.streams.handshake_fail fails both attempts; stream_stopped carries the error."""
     async with harness(fast_config(scenario=with_faults(streams=StreamFaults(handshake_fail=1.0)))) as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.error["error_code"] == "STREAM_CONNECT_FAILED"
         assert bot.connections == 0
@@ -205,8 +205,7 @@ async def test_fault_slow_handshake_delays_stream_started() -> None:
     scenario = with_faults(streams=StreamFaults(handshake_delay=1.0, handshake_delay_ms=(150, 150)))
     async with harness(fast_config(scenario=scenario)) as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
-        await h.event(leg_sid, "stream_started")
+        await h.start_stream(leg_sid, bot.url)
         assert (await h.report(leg_sid))["figures"]["stream_setup_ms"] >= 150 + 30
         await h.hang_up(leg_sid)
 
@@ -217,7 +216,7 @@ async def test_fault_disconnect_drops_the_media_connection() -> None:
     scenario = with_faults(streams=StreamFaults(disconnect=1.0, disconnect_after_ms=(50, 50)))
     async with harness(fast_config(scenario=scenario)) as h, serve_bot(Bot()) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.detail["reason"] == "disconnected"
         assert h.sandbox.leg(leg_sid).state == "connected"
