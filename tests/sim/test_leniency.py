@@ -41,12 +41,21 @@ def chunks_of(nbytes: int, count: int = 3) -> Any:
 async def run_stream(h: Harness, bot: Bot, content_type: str, chunks: int) -> dict[str, Any]:
     """Dial, stream to ``bot`` in ``content_type`` until the sandbox got ``chunks`` chunks, hang up; the call's report."""
     leg_sid = await h.answered_leg()
-    status, envelope = await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url, content_type=content_type)
-    assert status == 202, envelope
+    await h.request_stream(leg_sid, bot.url, content_type=content_type)
     leg = h.sandbox.leg(leg_sid)
     await until(lambda: leg.streams and leg.streams[0].bot_chunks == chunks)
     await h.hang_up(leg_sid)
     return await h.report(leg_sid)
+
+
+async def start_frame(config: SandboxConfig, query: str = "") -> tuple[str, dict[str, Any]]:
+    """The start frame a bot got, as sent, on an answered leg's stream (its URL ending in ``query``), and the leg."""
+    async with harness(config) as h, serve_bot(Bot()) as bot:
+        leg_sid = await h.answered_leg()
+        await h.request_stream(leg_sid, bot.url + query)
+        await until(lambda: bot.of(proto.Start))
+        await h.hang_up(leg_sid)
+    return leg_sid, json.loads(bot.texts[1])
 
 
 # Chunk rules as durations (pure)
@@ -149,7 +158,7 @@ async def test_bot_frames_with_stream_sid_streamSid_or_no_sid_are_all_played() -
 
     async with harness() as h, serve_bot(Bot(script=spellings)) as bot:
         leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
+        await h.request_stream(leg_sid, bot.url)
         await until(lambda: len(bot.of(proto.Mark)) == 2)
         await h.hang_up(leg_sid)
         (stream,) = (await h.report(leg_sid))["streams"]
@@ -160,13 +169,7 @@ async def test_bot_frames_with_stream_sid_streamSid_or_no_sid_are_all_played() -
 @async_test
 async def test_start_is_sent_in_camel_case_when_the_scenario_says_so() -> None:
     """media.start_keys: camel sends streamSid, callSid, accountSid, customParameters and mediaFormat.sampleRate."""
-    config = fast_config(media=MediaConfig(start_keys="camel"))
-    async with harness(config) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url + "?my_key=v")
-        await until(lambda: bot.of(proto.Start))
-        await h.hang_up(leg_sid)
-    start = json.loads(bot.texts[1])
+    leg_sid, start = await start_frame(fast_config(media=MediaConfig(start_keys="camel")), "?my_key=v")
     assert start["event"] == "start" and "sequenceNumber" in start and "streamSid" in start
     inner = start["start"]
     assert {"streamSid", "callSid", "accountSid", "from", "to", "customParameters", "mediaFormat"} <= set(inner)
@@ -178,12 +181,8 @@ async def test_start_is_sent_in_camel_case_when_the_scenario_says_so() -> None:
 @async_test
 async def test_start_is_snake_case_by_default() -> None:
     """Without a scenario setting, start carries Exotel's documented snake_case keys."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.action(leg_sid, "start_stream", direction="bidirectional", url=bot.url)
-        await until(lambda: bot.of(proto.Start))
-        await h.hang_up(leg_sid)
-    inner = json.loads(bot.texts[1])["start"]
+    _, start = await start_frame(fast_config())
+    inner = start["start"]
     assert {"stream_sid", "call_sid", "account_sid", "custom_parameters", "media_format"} <= set(inner)
 
 
