@@ -5,6 +5,7 @@
 -- KEYS[3..] every key of the campaign: a move sets their TTL to the campaign's retention (its
 -- hash's 'retention' field, seconds), so a finished or canceled campaign expires that long after.
 -- Returns {state before, 1 if moved else 0}, or {false, 0} for an unknown campaign.
+--#include campaign_retention.lua
 local current = redis.call('HGET', KEYS[1], 'state')
 if not current then
   return {false, 0}
@@ -17,12 +18,7 @@ for i = 4, #ARGV do
     else
       redis.call('SREM', KEYS[2], ARGV[1])
     end
-    local retention = tonumber(redis.call('HGET', KEYS[1], 'retention') or '')
-    if retention then
-      for i = 3, #KEYS do
-        redis.call('EXPIRE', KEYS[i], retention)
-      end
-    end
+    keep_for_retention(KEYS[1], 3)
     return {current, 1}
   end
 end

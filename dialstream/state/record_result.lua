@@ -11,13 +11,9 @@
 -- fact being placed ends with its real outcome), and the outcome counts follow; an interim
 -- record never replaces a final one. Returns 1 if written, 0 if not.
 local contact = ARGV[1]
+--#include campaign_retention.lua
 local function touched(written)
-  local retention = tonumber(redis.call('HGET', KEYS[4], 'retention') or '')
-  if retention then
-    for i = 6, #KEYS do
-      redis.call('EXPIRE', KEYS[i], retention)
-    end
-  end
+  keep_for_retention(KEYS[4], 6)
   return written
 end
 local was_done = redis.call('SISMEMBER', KEYS[2], contact) == 1
