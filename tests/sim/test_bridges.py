@@ -39,6 +39,14 @@ async def bridge_legs(h: Harness, *legs: str) -> str:
     return envelope["response"]["data"]["bridge_sid"]
 
 
+async def bridged_pair(h: Harness, *, co_located: bool = True) -> tuple[str, str, str]:
+    """:func:`two_legs` bridged, once the second has joined: (first, second, bridge_sid)."""
+    first, second = await two_legs(h, co_located=co_located)
+    bridge_sid = await bridge_legs(h, first, second)
+    await h.event(second, "leg_joined_bridge")
+    return first, second, bridge_sid
+
+
 async def get_bridge(h: Harness, bridge_sid: str) -> dict[str, Any]:
     status, envelope, _ = await h.call("GET", f"{bridges_path(h)}/{bridge_sid}")
     assert status == 200, envelope
@@ -78,9 +86,7 @@ async def test_create_bridge_with_leg_sids_bridges_them_and_emits_the_documented
 async def test_stopping_a_bridge_lets_the_legs_go_and_keeps_them_up() -> None:
     """PUT /bridges/{sid} {"action":"stop"}: leg_left_bridge on each leg, then bridge_terminated; the legs stay connected."""
     async with harness() as h:
-        first, second = await two_legs(h)
-        bridge_sid = await bridge_legs(h, first, second)
-        await h.event(second, "leg_joined_bridge")
+        first, second, bridge_sid = await bridged_pair(h)
         status, envelope, _ = await h.call("PUT", f"{bridges_path(h)}/{bridge_sid}", {"action": "stop"})
         assert status == 202 and envelope["response"]["data"]["action"] == "stop"
         ended = await bridge_event(h, "bridge_terminated", bridge_sid)
@@ -107,9 +113,7 @@ async def test_stopping_a_bridge_lets_the_legs_go_and_keeps_them_up() -> None:
 async def test_the_end_of_a_bridge_can_be_named_bridge_terminal_or_both(terminal_event: str, names: list[str]) -> None:
     """bridges.terminal_event picks the documented alias bridge_terminal, or both names one after the other."""
     async with harness(fast_config(bridges=BridgeConfig(terminal_event=terminal_event))) as h:
-        first, second = await two_legs(h)
-        bridge_sid = await bridge_legs(h, first, second)
-        await h.event(second, "leg_joined_bridge")
+        first, second, bridge_sid = await bridged_pair(h)
         await h.call("PUT", f"{bridges_path(h)}/{bridge_sid}", {"action": "stop"})
         await bridge_event(h, names[-1], bridge_sid)
     ends = [e["event_name"] for e in h.recorder.bridge_events if e["event_name"].startswith("bridge_termina")]
@@ -136,9 +140,7 @@ async def test_a_bridge_of_a_leg_not_answered_fails_to_create() -> None:
 async def test_legs_not_co_located_are_bridged_with_a_warning() -> None:
     """Bridging legs created without reference_leg_sid works (Exotel says they "should be" co-located) but warns."""
     async with harness() as h:
-        first, second = await two_legs(h, co_located=False)
-        bridge_sid = await bridge_legs(h, first, second)
-        await h.event(second, "leg_joined_bridge")
+        first, second, bridge_sid = await bridged_pair(h, co_located=False)
         report = await h.report(second)
         summary = await h.summary()
         (bridge,) = (await h.call("GET", "/sim/v1/bridges"))[1]["bridges"]
@@ -206,9 +208,7 @@ async def test_an_empty_bridge_is_joined_and_left_with_exoml() -> None:
 async def test_a_leg_that_hangs_up_leaves_its_bridge_first() -> None:
     """leg_left_bridge comes before leg_terminated; the other leg stays up, alone in the bridge."""
     async with harness() as h:
-        first, second = await two_legs(h)
-        bridge_sid = await bridge_legs(h, first, second)
-        await h.event(second, "leg_joined_bridge")
+        first, second, bridge_sid = await bridged_pair(h)
         await h.hang_up(first)
         assert h.recorder.names(first)[-2:] == ["leg_left_bridge", "leg_terminated"]
         details = await get_bridge(h, bridge_sid)
