@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from ssl import SSLContext
 from typing import Any, TypeVar
@@ -87,6 +88,7 @@ class FakeExotel:
         self.received: list[Received] = []
         self.echoed: list[str] = []  # marks echoed back to the bot, in order
         self.raw: list[Any] = []
+        self.started_at = 0.0  # loop time the last start frame left
         self.ws: ClientConnection
         self._sequence = itertools.count(1)
         self._chunk = itertools.count(1)
@@ -130,9 +132,9 @@ class FakeExotel:
         """Send ``connected`` and ``start``; return the loop time ``start`` left."""
         if connected:
             await self.ws.send(encode(Connected()))
-        at = asyncio.get_running_loop().time()
+        self.started_at = asyncio.get_running_loop().time()
         await self.ws.send(self.start_frame(self.stream_sid, self.media_format, custom_parameters))
-        return at
+        return self.started_at
 
     async def send_media(self, payload: bytes) -> None:
         media = Media(self.stream_sid, next(self._sequence), next(self._chunk), 0, payload)
@@ -207,3 +209,11 @@ class FakeExotel:
         await self.ws.send(encode(Mark(self.stream_sid, name), sequence_number=next(self._sequence)))
         self.echoed.append(name)
         self._changed.set()
+
+
+@asynccontextmanager
+async def streaming(url: str, **options: Any) -> AsyncIterator[FakeExotel]:
+    """A :class:`FakeExotel` on ``url`` (``options`` as it takes them) that has sent connected and start."""
+    async with FakeExotel(url, **options) as exotel:
+        await exotel.start()
+        yield exotel

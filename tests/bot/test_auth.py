@@ -6,7 +6,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from dialstream.exotel.agentstream import with_credentials
-from tests.bot.exotel import FakeExotel, basic_auth, run
+from tests.bot.exotel import FakeExotel, basic_auth, run, streaming
 from tests.bot.scenario import events, scenario_bot, serving, until
 
 CREDENTIALS = ("exotel", "s3:cret/@")  # characters that need escaping in a URL's userinfo
@@ -18,8 +18,7 @@ def test_credentials_in_the_url_are_accepted_as_exotel_sends_them():
 
     async def scenario() -> None:
         async with serving(bot, basic_auth=CREDENTIALS) as server:
-            async with FakeExotel(with_credentials(server.url, *CREDENTIALS)) as exotel:
-                await exotel.start()
+            async with streaming(with_credentials(server.url, *CREDENTIALS)):
                 await until(lambda: events(bot, "start"))
 
     run(scenario())
@@ -54,8 +53,7 @@ def test_no_credentials_required_when_none_configured():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(with_credentials(server.url, "any", "thing")) as exotel:
-                await exotel.start()
+            async with streaming(with_credentials(server.url, "any", "thing")):
                 await until(lambda: events(bot, "start"))
 
     run(scenario())

@@ -12,7 +12,7 @@ from dialstream.exotel.agentstream import (
     OutboundMedia,
 )
 from dialstream.exotel.audio import mulaw_decode, silence, tone
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import FakeExotel, run, streaming
 
 
 def payload_of(exotel: FakeExotel) -> bytes:
@@ -26,8 +26,7 @@ def test_echo_repeats_mulaw_audio_exactly():
 
     async def scenario() -> None:
         async with BotServer(EchoBot, BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url, media_format=fmt) as exotel:
-                await exotel.start()
+            async with streaming(server.url, media_format=fmt) as exotel:
                 await exotel.stream_audio(caller, realtime=False)
                 await exotel.until(lambda: len(payload_of(exotel)) >= len(caller) - CHUNK_MIN)
         echoed = payload_of(exotel)
@@ -46,8 +45,7 @@ def test_echo_converts_through_internal_format_at_16khz():
 
     async def scenario() -> None:
         async with BotServer(EchoBot, BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url + "?sample-rate=16000", media_format=fmt) as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?sample-rate=16000", media_format=fmt) as exotel:
                 await exotel.stream_audio(caller, realtime=False)
                 await exotel.until(lambda: len(payload_of(exotel)) >= len(caller) - CHUNK_MIN)
         assert len(payload_of(exotel)) % CHUNK_MIN == 0
@@ -66,8 +64,7 @@ def test_greeter_greets_then_echoes_once_heard():
 
     async def scenario() -> None:
         async with BotServer(ShortGreeter, BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url, media_format=fmt) as exotel:
-                await exotel.start()
+            async with streaming(server.url, media_format=fmt) as exotel:
                 # Caller noise during the greeting is not echoed...
                 await exotel.stream_audio(tone(fmt, 500, 400), realtime=False)
                 await exotel.until(lambda: exotel.echoed)

@@ -25,7 +25,7 @@ from dialstream.exotel.agentstream import OutboundMedia
 from dialstream.exotel.audio import tone
 from dialstream.settings import Settings
 from dialstream.state import fleet
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import run, streaming
 from tests.utils import MS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -193,8 +193,7 @@ def test_sigterm_drains_then_exits(spawn_bot, redis_url):
 
     async def scenario() -> None:
         assert [b.url for b in fleet.live_bots(client, prefix=prefix)] == [bot.url]
-        async with FakeExotel(bot.url) as exotel:
-            await exotel.start()
+        async with streaming(bot.url) as exotel:
             await exotel.stream_audio(tone(exotel.media_format, 300, 500), realtime=False)
             await exotel.until(lambda: exotel.of_type(OutboundMedia))
             bot.signal(signal.SIGTERM)
@@ -223,8 +222,7 @@ def test_sigterm_drain_timeout_closes_calls_with_1001(spawn_bot):
     bot = spawn_bot("--bot", "echo", "--port", "0", "--redis-url", "", "--drain-timeout", "0.3")
 
     async def scenario() -> None:
-        async with FakeExotel(bot.url) as exotel:
-            await exotel.start()
+        async with streaming(bot.url) as exotel:
             await asyncio.sleep(100 * MS)
             bot.signal(signal.SIGTERM)
             assert await exotel.closed(timeout=3.0) == (1001, "server shutting down")
@@ -241,8 +239,7 @@ def test_workers_listen_on_consecutive_ports(spawn_bot):
 
     async def scenario() -> None:
         for url in bot.urls:
-            async with FakeExotel(url) as exotel:
-                await exotel.start()
+            async with streaming(url) as exotel:
                 await exotel.stop()
                 assert (await exotel.closed())[0] == 1000
 

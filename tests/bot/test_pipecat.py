@@ -23,7 +23,7 @@ from dialstream.exotel.agentstream import (
     parse_from_exotel,
 )
 from dialstream.exotel.audio import tone
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import run, streaming
 
 PCM16 = MediaFormat.pcm16(8000)
 
@@ -41,8 +41,7 @@ def test_pipecat_deserializes_every_media_frame_our_bot_sends():
 
     async def scenario() -> None:
         async with BotServer(GreeterBot, BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url + "?sample-rate=8000", media_format=PCM16) as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?sample-rate=8000", media_format=PCM16) as exotel:
                 await exotel.until(lambda: len(exotel.of_type(OutboundMedia)) >= 3)
         serializer = await pipecat_serializer(exotel.stream_sid)
         frames = [(raw, r.message) for raw, r in zip(exotel.raw, exotel.received, strict=True)]
@@ -76,8 +75,7 @@ def test_our_echo_bot_echoes_audio_framed_by_pipecat():
     async def scenario() -> None:
         caller = tone(PCM16, 440, 800)
         async with BotServer(EchoBot, BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url + "?sample-rate=8000", media_format=PCM16) as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?sample-rate=8000", media_format=PCM16) as exotel:
                 serializer = await pipecat_serializer(exotel.stream_sid)
                 for offset in range(0, len(caller), 1600):
                     piece = caller[offset : offset + 1600]

@@ -18,7 +18,7 @@ from dialstream.errors import ConfigurationError
 from dialstream.exotel.agentstream import Clear, MediaFormat, OutboundMark
 from dialstream.exotel.audio import silence, tone
 from dialstream.state.call_outcomes import CallOutcomes
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import FakeExotel, run, streaming
 from tests.utils import wait_for
 
 MULAW = MediaFormat.mulaw(8000)
@@ -73,8 +73,7 @@ def test_dtmf_menu_interrupts_and_follows_the_flow():
 
     async def scenario() -> None:
         async with BotServer(ScriptedBot.demo(), BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url, media_format=MULAW) as exotel:
-                await exotel.start()
+            async with streaming(server.url, media_format=MULAW) as exotel:
                 await exotel.until(lambda: len(exotel.received) >= 1)
                 await exotel.press("1")
                 assert (await exotel.closed(timeout=8.0))[0] == 1000
@@ -89,8 +88,7 @@ def test_speech_barges_in_and_ends_a_turn():
 
     async def scenario() -> None:
         async with BotServer(ScriptedBot.demo(), BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url, media_format=MULAW) as exotel:
-                await exotel.start()
+            async with streaming(server.url, media_format=MULAW) as exotel:
                 await exotel.stream_audio(silence(MULAW, 300))
                 await exotel.stream_audio(tone(MULAW, 400, 600, amplitude=0.5))
                 await exotel.until(lambda: exotel.of_type(Clear))
@@ -109,8 +107,7 @@ def test_no_input_moves_on(tmp_path):
 
     async def scenario() -> None:
         async with BotServer(ScriptedBot.from_file(path), BotServerConfig(port=0)) as server:
-            async with FakeExotel(server.url, media_format=MULAW) as exotel:
-                await exotel.start()
+            async with streaming(server.url, media_format=MULAW) as exotel:
                 await exotel.until(lambda: exotel.echoed == ["step-1-ask"])
                 await exotel.stream_audio(silence(MULAW, 500), realtime=False)
                 assert (await exotel.closed())[0] == 1000

@@ -13,7 +13,7 @@ from bot.config import TlsFiles
 from bot.server import server_tls
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.agentstream import with_credentials
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import FakeExotel, run, streaming
 from tests.bot.scenario import events, scenario_bot, serving, until
 
 
@@ -47,8 +47,7 @@ def test_wss_stream_with_credentials_is_served(ca, tls_files):
         async with serving(bot, tls=tls_files, basic_auth=("exotel", "s3cret")) as server:
             assert server.url.startswith("wss://") and server.public_url.startswith("wss://")
             url = with_credentials(server.url, "exotel", "s3cret")
-            async with FakeExotel(url, ssl=client_context(ca)) as exotel:
-                await exotel.start()
+            async with streaming(url, ssl=client_context(ca)):
                 await until(lambda: events(bot, "start"))
 
     run(scenario())

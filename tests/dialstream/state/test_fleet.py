@@ -16,7 +16,7 @@ from bot.server import BotServer
 from dialstream.errors import NoBotAvailable
 from dialstream.state import fleet, keys
 from dialstream.state.fleet import BotRecord, choose_bot, select_bot
-from tests.bot.exotel import FakeExotel, run
+from tests.bot.exotel import run, streaming
 from tests.utils import MS, wait_for
 
 
@@ -155,8 +155,7 @@ def test_server_registers_reports_load_and_deregisters(redis_url, redis_client, 
         await server.start()
         try:
             assert fleet.live_bots(redis_client, prefix=prefix) == [BotRecord(server.url, 500, 0, formats=BUILTIN_FORMATS)]
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
+            async with streaming(server.url):
                 loads = lambda: [b.load for b in fleet.live_bots(redis_client, prefix=prefix)]  # noqa: E731
                 await asyncio.to_thread(wait_for, lambda: loads() == [1], 2.0)
         finally:
