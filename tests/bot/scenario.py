@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, ClassVar
 
 from bot.api import Bot, CallInfo
 from bot.config import BotServerConfig, Timeouts
 from bot.server import BotServer
 from dialstream.exotel.audio import INTERNAL_FORMAT, tone
+from tests.bot.exotel import FakeExotel, streaming
 from tests.utils import until as poll_until
 
 TEST_TIMEOUTS = Timeouts(idle=3.0, close=1.0, send=2.0, hangup_grace=0.3, drain=5.0)
@@ -73,9 +74,23 @@ def events(bot: type[ScenarioBot], kind: str) -> list[Any]:
 
 @contextlib.asynccontextmanager
 async def serving(bot: type[Bot], **overrides: Any) -> AsyncIterator[BotServer]:
-    config = BotServerConfig(port=0, timeouts=TEST_TIMEOUTS, **overrides)
+    config = BotServerConfig(**{"port": 0, "timeouts": TEST_TIMEOUTS, **overrides})
     async with BotServer(bot, config) as server:
         yield server
+
+
+async def stream_ending(
+    bot: type[ScenarioBot], end: Callable[[FakeExotel], Awaitable[None]] | None = None, query: str = "", **overrides: Any
+) -> tuple[tuple[int | None, str | None], list[Any]]:
+    """Serve ``bot``, start a stream to it (``query`` on its URL) and let ``end`` end it: the close
+    code and reason the bot sent, and the reasons on_stop got, once the server is stopped."""
+    async with serving(bot, **overrides) as server:
+        async with streaming(server.url + query) as exotel:
+            if end is not None:
+                await end(exotel)
+            closed = await exotel.closed()
+        await until(lambda: events(bot, "stop"))
+    return closed, events(bot, "stop")
 
 
 until = functools.partial(poll_until, timeout=3.0)  # this module's waits are short

@@ -20,8 +20,8 @@ from dialstream.exotel.agentstream import (
     encode,
 )
 from dialstream.exotel.audio import tone
-from tests.bot.exotel import FakeExotel, run
-from tests.bot.scenario import events, scenario_bot, serving, until
+from tests.bot.exotel import FakeExotel, run, streaming
+from tests.bot.scenario import events, scenario_bot, serving, stream_ending, until
 from tests.utils import MS
 
 # --- Failures stay per stream --------------------------------------------------------
@@ -76,33 +76,16 @@ def test_media_before_start_closes_with_1008():
 
 def test_idle_stream_closes_with_1001():
     """A stream that sends nothing for the idle timeout is closed with 1001."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        timeouts = Timeouts(idle=300 * MS, close=1.0)
-        async with BotServer(bot, BotServerConfig(port=0, timeouts=timeouts)) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
-                assert await exotel.closed() == (1001, "idle timeout")
-            await until(lambda: events(bot, "stop"))
-        assert events(bot, "stop") == ["idle timeout"]
-
-    run(scenario())
+    closed, stops = run(stream_ending(scenario_bot(), timeouts=Timeouts(idle=300 * MS, close=1.0)))
+    assert closed == (1001, "idle timeout")
+    assert stops == ["idle timeout"]
 
 
 def test_bot_exception_closes_with_1011():
     """An exception in a bot hook closes that stream with 1011 and still calls on_stop."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        async with serving(bot) as server:
-            async with FakeExotel(server.url + "?fail=1") as exotel:
-                await exotel.start()
-                assert await exotel.closed() == (1011, "internal error")
-            await until(lambda: events(bot, "stop"))
-        assert events(bot, "stop") == ["internal error"]
-
-    run(scenario())
+    closed, stops = run(stream_ending(scenario_bot(), query="?fail=1"))
+    assert closed == (1011, "internal error")
+    assert stops == ["internal error"]
 
 
 def test_capacity_refuses_handshake_with_503():
@@ -110,8 +93,7 @@ def test_capacity_refuses_handshake_with_503():
 
     async def scenario() -> None:
         async with serving(scenario_bot(), limits=Limits(capacity=1)) as server:
-            async with FakeExotel(server.url) as first:
-                await first.start()
+            async with streaming(server.url):
                 await until(lambda: server.active_streams == 1)
                 with pytest.raises(InvalidStatus) as info:
                     async with connect(server.url):
@@ -131,8 +113,7 @@ def test_drain_lets_calls_finish_and_refuses_new_ones():
     async def scenario() -> None:
         async with serving(bot) as server:
             url = server.url
-            async with FakeExotel(url + "?echo=1") as exotel:
-                await exotel.start()
+            async with streaming(url + "?echo=1") as exotel:
                 await until(lambda: events(bot, "start"))
                 drain = asyncio.create_task(server.drain(timeout=5.0))
                 await asyncio.sleep(100 * MS)
@@ -156,8 +137,7 @@ def test_drain_timeout_closes_remaining_calls_with_1001():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
+            async with streaming(server.url) as exotel:
                 await until(lambda: events(bot, "start"))
                 await server.drain(timeout=200 * MS)
                 assert await exotel.closed() == (1001, "server shutting down")
@@ -185,8 +165,7 @@ def test_stalled_reader_is_aborted_without_holding_other_streams():
             async with connect(server.url + "?say_ms=110000", sock=sock, max_queue=1, compression=None) as stalled:
                 await stalled.send(encode(Connected()))
                 await stalled.send(FakeExotel.start_frame("stalled0001", fmt))
-                async with FakeExotel(server.url) as healthy:
-                    await healthy.start()
+                async with streaming(server.url) as healthy:
                     await until(lambda: events(bot, "stop"), timeout=10.0)
                     assert events(bot, "stop") == ["disconnected"]
                     await healthy.press("5")

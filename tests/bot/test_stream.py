@@ -25,8 +25,15 @@ from dialstream.exotel.agentstream import (
     encode,
 )
 from dialstream.exotel.audio import INTERNAL_FORMAT, tone
-from tests.bot.exotel import FakeExotel, run
-from tests.bot.scenario import TEST_TIMEOUTS, events, scenario_bot, serving, until
+from tests.bot.exotel import FakeExotel, run, streaming
+from tests.bot.scenario import (
+    TEST_TIMEOUTS,
+    events,
+    scenario_bot,
+    serving,
+    stream_ending,
+    until,
+)
 from tests.utils import MS
 
 # --- Protocol ------------------------------------------------------------------------
@@ -80,8 +87,7 @@ def test_bot_frames_carry_stream_sid_and_documented_shape():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url + "?say_ms=800") as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?say_ms=800") as exotel:
                 await exotel.until(lambda: exotel.of_type(OutboundMark))
                 await exotel.press("0")
                 await exotel.until(lambda: exotel.of_type(Clear))
@@ -102,10 +108,9 @@ def test_greeter_first_audio_leaves_right_after_start():
 
     async def scenario() -> None:
         async with serving(GreeterBot) as server:
-            async with FakeExotel(server.url) as exotel:
-                started = await exotel.start()
+            async with streaming(server.url) as exotel:
                 await exotel.until(lambda: exotel.of_type(OutboundMedia))
-                assert exotel.times_of(OutboundMedia)[0] - started < 50 * MS
+                assert exotel.times_of(OutboundMedia)[0] - exotel.started_at < 50 * MS
 
     run(scenario())
 
@@ -121,11 +126,10 @@ def test_chunks_follow_rules_and_leave_at_real_time_pace():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url + "?say_ms=2000") as exotel:
-                started = await exotel.start()
+            async with streaming(server.url + "?say_ms=2000") as exotel:
                 await exotel.until(lambda: exotel.of_type(OutboundMark), timeout=5)
         chunks = exotel.of_type(OutboundMedia)
-        times = [t - started for t in exotel.times_of(OutboundMedia)]
+        times = [t - exotel.started_at for t in exotel.times_of(OutboundMedia)]
         assert all(not chunk_violations(len(c.payload)) for c in chunks)
         # 2000 ms of mu-law at 8 kHz is 16000 bytes: five 400 ms chunks.
         assert [len(c.payload) for c in chunks] == [CHUNK_MIN] * 5
@@ -134,7 +138,7 @@ def test_chunks_follow_rules_and_leave_at_real_time_pace():
         for index, sent in enumerate(times):
             due = max(0.0, index * chunk_seconds - lead)
             assert due - tolerance <= sent <= due + tolerance, (index, sent, due)
-        mark_at = exotel.times_of(OutboundMark)[0] - started
+        mark_at = exotel.times_of(OutboundMark)[0] - exotel.started_at
         assert mark_at == pytest.approx(times[-1], abs=tolerance)
         # Every chunk's lateness went into the histogram.
         assert metrics.REGISTRY.get_sample_value("dialstream_bot_chunk_lateness_seconds_count") == observed + 5
@@ -148,10 +152,9 @@ def test_marks_echoed_after_playout_reach_bot():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url + "?say_ms=800") as exotel:
-                started = await exotel.start()
+            async with streaming(server.url + "?say_ms=800") as exotel:
                 await until(lambda: events(bot, "mark"))
-                heard_at = asyncio.get_running_loop().time() - started
+                heard_at = asyncio.get_running_loop().time() - exotel.started_at
         assert events(bot, "said") == ["say-1"]
         assert events(bot, "mark") == ["say-1"]
         assert events(bot, "heard") == [("say-1",)]
@@ -166,8 +169,7 @@ def test_barge_in_sends_clear_and_drops_the_queue():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url + "?say_ms=4000") as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?say_ms=4000") as exotel:
                 await exotel.until(lambda: len(exotel.of_type(OutboundMedia)) >= 2)
                 await exotel.press("0")
                 await exotel.until(lambda: exotel.of_type(Clear))
@@ -198,8 +200,7 @@ def test_text_is_spoken_in_order_through_a_slow_tts():
     async def scenario() -> None:
         config = BotServerConfig(port=0, timeouts=TEST_TIMEOUTS)
         async with BotServer(bot, config, tts=SlowTTS()) as server:
-            async with FakeExotel(server.url + "?say_text=hello") as exotel:
-                await exotel.start()
+            async with streaming(server.url + "?say_text=hello") as exotel:
                 await exotel.until(lambda: len(exotel.of_type(OutboundMark)) == 2)
         names = [
             r.message.name if isinstance(r.message, OutboundMark) else len(r.message.payload) for r in exotel.received
@@ -266,8 +267,7 @@ def test_speech_queued_by_an_async_hook_leaves_while_the_hook_awaits():
 
     async def scenario() -> None:
         async with serving(Waiter) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
+            async with streaming(server.url) as exotel:
                 # The hook holds until the audio arrived: a flush only after it would never come.
                 try:
                     await exotel.until(lambda: exotel.of_type(OutboundMark))
@@ -287,8 +287,7 @@ def test_dtmf_reaches_bot():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
+            async with streaming(server.url) as exotel:
                 for digit in "17*":
                     await exotel.press(digit)
                 await until(lambda: len(events(bot, "dtmf")) == 3)
@@ -299,18 +298,9 @@ def test_dtmf_reaches_bot():
 
 def test_hangup_closes_with_1000():
     """hangup(after_audio=False) closes the stream at once with 1000, and on_stop says hangup."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        async with serving(bot) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
-                await exotel.press("#")
-                assert await exotel.closed() == (1000, "bot hung up")
-            await until(lambda: events(bot, "stop"))
-        assert events(bot, "stop") == ["hangup"]
-
-    run(scenario())
+    closed, stops = run(stream_ending(scenario_bot(), lambda exotel: exotel.press("#")))
+    assert closed == (1000, "bot hung up")
+    assert stops == ["hangup"]
 
 
 def test_hangup_after_audio_waits_until_it_played():
@@ -319,11 +309,10 @@ def test_hangup_after_audio_waits_until_it_played():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url + "?say_ms=800") as exotel:
-                started = await exotel.start()
+            async with streaming(server.url + "?say_ms=800") as exotel:
                 await exotel.press("9")
                 assert (await exotel.closed())[0] == 1000
-                closed_after = asyncio.get_running_loop().time() - started
+                closed_after = asyncio.get_running_loop().time() - exotel.started_at
         assert closed_after >= 0.8 - 50 * MS
         assert [m.name for m in exotel.of_type(OutboundMark)] == ["say-1", "hangup"]
 
@@ -332,18 +321,9 @@ def test_hangup_after_audio_waits_until_it_played():
 
 def test_stop_ends_the_stream_with_its_reason():
     """A stop frame calls on_stop with Exotel's reason and the stream closes with 1000."""
-    bot = scenario_bot()
-
-    async def scenario() -> None:
-        async with serving(bot) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
-                await exotel.stop("callended")
-                assert (await exotel.closed())[0] == 1000
-            await until(lambda: events(bot, "stop"))
-        assert events(bot, "stop") == ["callended"]
-
-    run(scenario())
+    closed, stops = run(stream_ending(scenario_bot(), lambda exotel: exotel.stop("callended")))
+    assert closed[0] == 1000
+    assert stops == ["callended"]
 
 
 def test_disconnect_without_stop_still_calls_on_stop():
@@ -352,8 +332,7 @@ def test_disconnect_without_stop_still_calls_on_stop():
 
     async def scenario() -> None:
         async with serving(bot) as server:
-            async with FakeExotel(server.url) as exotel:
-                await exotel.start()
+            async with streaming(server.url):
                 await until(lambda: events(bot, "start"))
             await until(lambda: events(bot, "stop"))
         assert events(bot, "stop") == ["disconnected"]
