@@ -242,6 +242,22 @@ class Harness:
         await self.event(leg_sid, "leg_terminated")
 
 
+@asynccontextmanager
+async def streaming_leg(
+    config: SandboxConfig | None = None, bot: Bot | None = None, *, query: str = "", started: bool = True, **body: Any
+) -> AsyncIterator[tuple[Harness, Bot, str]]:
+    """A :func:`harness`, ``bot`` served (a plain :class:`Bot` by default) and an answered leg streaming
+    to it: start_stream to its URL + ``query`` (with ``body``) accepted and, unless ``started`` is
+    false, stream_started emitted. Yields (harness, bot, leg SID)."""
+    async with harness(config) as h, serve_bot(bot or Bot()) as served:
+        leg_sid = await h.answered_leg()
+        if started:
+            await h.start_stream(leg_sid, served.url + query, **body)
+        else:
+            await h.request_stream(leg_sid, served.url + query, **body)
+        yield h, served, leg_sid
+
+
 def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
 

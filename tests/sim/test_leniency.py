@@ -19,6 +19,7 @@ from tests.sim.harness import (
     fast_config,
     harness,
     serve_bot,
+    streaming_leg,
     until,
 )
 
@@ -50,9 +51,7 @@ async def run_stream(h: Harness, bot: Bot, content_type: str, chunks: int) -> di
 
 async def start_frame(config: SandboxConfig, query: str = "") -> tuple[str, dict[str, Any]]:
     """The start frame a bot got, as sent, on an answered leg's stream (its URL ending in ``query``), and the leg."""
-    async with harness(config) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url + query)
+    async with streaming_leg(config, query=query, started=False) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Start))
         await h.hang_up(leg_sid)
     return leg_sid, json.loads(bot.texts[1])
@@ -156,9 +155,7 @@ async def test_bot_frames_with_stream_sid_streamSid_or_no_sid_are_all_played() -
         await ws.send(json.dumps({"event": "mark", "streamSid": start.stream_sid, "mark": {"name": "camel"}}))
         await ws.send(json.dumps({"event": "mark", "mark": {"name": "bare"}}))
 
-    async with harness() as h, serve_bot(Bot(script=spellings)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url)
+    async with streaming_leg(bot=Bot(script=spellings), started=False) as (h, bot, leg_sid):
         await until(lambda: len(bot.of(proto.Mark)) == 2)
         await h.hang_up(leg_sid)
         (stream,) = (await h.report(leg_sid))["streams"]

@@ -20,6 +20,7 @@ from tests.sim.harness import (
     fast_config,
     harness,
     serve_bot,
+    streaming_leg,
     until,
 )
 
@@ -166,9 +167,7 @@ async def test_exoml_stop_stream_with_stream_sid_stops_only_that_stream() -> Non
 @async_test
 async def test_a_stop_naming_another_stream_leaves_the_live_one_alone() -> None:
     """A stop_stream whose streamSid is not live on the leg stops nothing (202) and the report warns about it."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg() as (h, bot, leg_sid):
         status, _ = await h.exoml(leg_sid, '<StopStream streamSid="SomeOtherStream000000000000000000"/>')
         assert status == 202
         status, _ = await h.action(leg_sid, "stop_stream", streamSid="SomeOtherStream000000000000000000")

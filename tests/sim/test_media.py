@@ -18,6 +18,7 @@ from tests.sim.harness import (
     fast_config,
     harness,
     serve_bot,
+    streaming_leg,
     until,
 )
 from tests.utils import MS
@@ -38,9 +39,8 @@ async def greet(ws: Any, bot: Bot, start: proto.Start) -> None:
 @async_test
 async def test_stream_connects_sends_connected_start_and_paced_media() -> None:
     """start_stream connects to the bot, sends connected then start with the call's metadata, then 100 ms media frames."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        started = await h.start_stream(leg_sid, bot.url + "?campaign=c1&sample-rate=8000")
+    async with streaming_leg(query="?campaign=c1&sample-rate=8000") as (h, bot, leg_sid):
+        started = await h.event(leg_sid, "stream_started")
         initiated = await h.event(leg_sid, "stream_initiated")
         await until(lambda: len(bot.of(proto.Media)) >= 3)
         await h.hang_up(leg_sid)
@@ -71,9 +71,7 @@ async def test_stream_connects_sends_connected_start_and_paced_media() -> None:
 @async_test
 async def test_bot_audio_is_played_in_real_time_and_the_mark_echoed_after_it() -> None:
     """A 400 ms bot chunk becomes audible at once; its mark is echoed once it has played out."""
-    async with harness() as h, serve_bot(Bot(script=greet)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(bot=Bot(script=greet)) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Mark))
         report = await h.report(leg_sid)
         (stream,) = report["streams"]
@@ -133,9 +131,7 @@ async def test_credentials_in_the_stream_url_become_a_basic_auth_header() -> Non
 @async_test
 async def test_stop_stream_sends_stop_and_keeps_the_leg_up() -> None:
     """stop_stream sends stop (reason stopped), closes, emits stream_stopped; the leg stays connected."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg() as (h, bot, leg_sid):
         status, envelope = await h.action(leg_sid, "stop_stream", action_custom_param="done")
         assert status == 202
         stopped = await h.event(leg_sid, "stream_stopped")
@@ -154,9 +150,7 @@ async def test_bot_closing_the_socket_ends_the_stream() -> None:
     async def hang_up(ws: Any, bot: Bot, start: proto.Start) -> None:
         await ws.close(1000, "bye")
 
-    async with harness() as h, serve_bot(Bot(script=hang_up)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(bot=Bot(script=hang_up)) as (h, bot, leg_sid):
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.detail["reason"] == "bot closed (1000)"
         assert not bot.of(proto.Stop)
@@ -175,9 +169,7 @@ async def test_clear_drops_unplayed_audio_and_echoes_its_marks() -> None:
         await asyncio.sleep(100 * MS)
         await send(ws, proto.Clear(start.stream_sid))
 
-    async with harness() as h, serve_bot(Bot(script=barge_in)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(bot=Bot(script=barge_in)) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Mark))
         report = await h.report(leg_sid)
         assert report["streams"][0]["clears"] == 1
@@ -199,9 +191,7 @@ async def test_marks_of_cleared_audio_are_dropped_when_configured() -> None:
         await send(ws, proto.Clear(start.stream_sid))
         await send(ws, proto.OutboundMark(start.stream_sid, "after-clear"))
 
-    async with harness(fast_config(media=MediaConfig(echo_marks_on_clear=False))) as h, serve_bot(Bot(script=barge_in)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(fast_config(media=MediaConfig(echo_marks_on_clear=False)), Bot(script=barge_in)) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Mark))
         await asyncio.sleep(50 * MS)
         assert [m.name for m in bot.of(proto.Mark)] == ["after-clear"]
@@ -211,9 +201,7 @@ async def test_marks_of_cleared_audio_are_dropped_when_configured() -> None:
 @async_test
 async def test_a_second_stream_on_a_leg_is_allowed_but_counted() -> None:
     """Two start_stream on one leg both connect, as Exotel would allow; two live at once are flagged."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url)
+    async with streaming_leg(started=False) as (h, bot, leg_sid):
         await h.request_stream(leg_sid, bot.url)
         await until(lambda: h.recorder.names(leg_sid).count("stream_started") == 2)
         await h.hang_up(leg_sid)
@@ -300,9 +288,7 @@ async def test_slow_handshake_times_out_and_is_retried_once() -> None:
 @async_test
 async def test_pcm16_content_types_set_the_media_format(content_type: str, frame_bytes: int) -> None:
     """content_type audio/L16 at 8/16/24 kHz is announced in start.media_format and sizes the caller frames."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url, content_type=content_type)
+    async with streaming_leg(content_type=content_type) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Media))
         start = bot.of(proto.Start)[0]
         assert start.media_format.encoding_kind is proto.AudioEncoding.PCM16
@@ -315,9 +301,7 @@ async def test_pcm16_content_types_set_the_media_format(content_type: str, frame
 async def test_scripted_dtmf_is_forwarded_to_the_bot() -> None:
     """Digits in the callee profile reach the bot as dtmf frames, after the stream started."""
     profile = CalleeProfile(ring_ms=(10, 10), talk_ms=None, dtmf=(Digit("5", after_ms=50), Digit("#", after_ms=100, duration_ms=250)))
-    async with harness(fast_config(profile)) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(fast_config(profile)) as (h, bot, leg_sid):
         await until(lambda: len(bot.of(proto.Dtmf)) == 2)
         assert [(d.digit, d.duration_ms) for d in bot.of(proto.Dtmf)] == [("5", 100), ("#", 250)]
         await h.hang_up(leg_sid)
@@ -326,9 +310,7 @@ async def test_scripted_dtmf_is_forwarded_to_the_bot() -> None:
 @async_test
 async def test_unidirectional_stream_ignores_bot_audio() -> None:
     """On a unidirectional stream bot frames are ignored (and recorded as such); nothing becomes audible."""
-    async with harness() as h, serve_bot(Bot(script=greet)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url, direction="unidirectional")
+    async with streaming_leg(bot=Bot(script=greet), direction="unidirectional") as (h, bot, leg_sid):
         await until(lambda: h.sandbox.leg(leg_sid).streams[0].ignored_frames == 2)
         await h.hang_up(leg_sid)
         report = await h.report(leg_sid)
@@ -343,9 +325,7 @@ async def test_malformed_bot_frames_are_recorded_not_fatal() -> None:
         await ws.send("{not json")
         await greet(ws, bot, start)
 
-    async with harness() as h, serve_bot(Bot(script=garbage)) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(bot=Bot(script=garbage)) as (h, bot, leg_sid):
         await until(lambda: bot.of(proto.Mark))
         (stream,) = (await h.report(leg_sid))["streams"]
         assert stream["protocol_errors"] == ["invalid JSON"] and stream["protocol_error_count"] == 1
@@ -355,9 +335,7 @@ async def test_malformed_bot_frames_are_recorded_not_fatal() -> None:
 @async_test
 async def test_hang_up_during_stream_setup_emits_no_stream_events() -> None:
     """A leg hung up before the media server joined never connects to the bot."""
-    async with harness() as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url)
+    async with streaming_leg(started=False) as (h, bot, leg_sid):
         await h.hang_up(leg_sid)
         assert not any(n.startswith("stream_") for n in h.recorder.names(leg_sid))
         assert bot.connections == 0

@@ -12,11 +12,10 @@ from sim.faults import ApiFaults, Burst, CalleeFaults, EventFaults, Faults, Stre
 from sim.scenario import Scenario
 from tests.sim.harness import (
     ANSWERING,
-    Bot,
     async_test,
     fast_config,
     harness,
-    serve_bot,
+    streaming_leg,
     until,
 )
 from tests.utils import MS
@@ -190,9 +189,8 @@ async def test_fault_api_errors_and_bursts() -> None:
 @async_test
 async def test_fault_handshake_failures_exhaust_the_retry() -> None:
     """faults.streams.handshake_fail fails both attempts; stream_stopped carries the error."""
-    async with harness(fast_config(scenario=with_faults(streams=StreamFaults(handshake_fail=1.0)))) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url)
+    scenario = with_faults(streams=StreamFaults(handshake_fail=1.0))
+    async with streaming_leg(fast_config(scenario=scenario), started=False) as (h, bot, leg_sid):
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.error["error_code"] == "STREAM_CONNECT_FAILED"
         assert bot.connections == 0
@@ -203,9 +201,7 @@ async def test_fault_handshake_failures_exhaust_the_retry() -> None:
 async def test_fault_slow_handshake_delays_stream_started() -> None:
     """faults.streams.handshake_delay slows the connection by the configured time."""
     scenario = with_faults(streams=StreamFaults(handshake_delay=1.0, handshake_delay_ms=(150, 150)))
-    async with harness(fast_config(scenario=scenario)) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.start_stream(leg_sid, bot.url)
+    async with streaming_leg(fast_config(scenario=scenario)) as (h, bot, leg_sid):
         assert (await h.report(leg_sid))["figures"]["stream_setup_ms"] >= 150 + 30
         await h.hang_up(leg_sid)
 
@@ -214,9 +210,7 @@ async def test_fault_slow_handshake_delays_stream_started() -> None:
 async def test_fault_disconnect_drops_the_media_connection() -> None:
     """faults.streams.disconnect breaks the socket mid-stream: stream_stopped with reason disconnected."""
     scenario = with_faults(streams=StreamFaults(disconnect=1.0, disconnect_after_ms=(50, 50)))
-    async with harness(fast_config(scenario=scenario)) as h, serve_bot(Bot()) as bot:
-        leg_sid = await h.answered_leg()
-        await h.request_stream(leg_sid, bot.url)
+    async with streaming_leg(fast_config(scenario=scenario), started=False) as (h, bot, leg_sid):
         stopped = await h.event(leg_sid, "stream_stopped")
         assert stopped.detail["reason"] == "disconnected"
         assert h.sandbox.leg(leg_sid).state == "connected"
