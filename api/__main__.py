@@ -14,7 +14,6 @@ import sys
 import uvicorn
 
 from api.app import create_app
-from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 
 __all__ = ["main", "build_parser"]
@@ -28,10 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"dialstream api: {exc}", file=sys.stderr)
+    settings = Settings.for_command("dialstream api")
+    if settings is None:
         return 2
     if not settings.redis_url:
         print("dialstream api: set REDIS_URL to the Redis the workers use", file=sys.stderr)

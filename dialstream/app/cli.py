@@ -90,10 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         module = __import__(_DELEGATED[argv[0]], fromlist=["main"])
         return int(module.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"dialstream: {exc}", file=sys.stderr)
+    settings = Settings.for_command("dialstream")
+    if settings is None:
         return 2
     if args.command in ("campaign", "apikey", "webhook", "contact") and not settings.redis_url:
         running = run_state.read()  # the stack `dialstream up` runs in this directory

@@ -255,10 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dialstream")
     add_parser(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(["up", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        settings = Settings.from_env()
-    except ConfigurationError as exc:
-        print(f"dialstream: {exc}", file=sys.stderr)
+    settings = Settings.for_command("dialstream")
+    if settings is None:
         return 2
     return run(args, settings)
 

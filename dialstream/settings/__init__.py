@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,6 +257,16 @@ class Settings:
         """Build settings from ``environ`` (default: ``os.environ``), validating types."""
         env = os.environ if environ is None else environ
         return cls(**read_env(cls, env), engine=EngineConfig.from_env(env))
+
+    @classmethod
+    def for_command(cls, program: str) -> Settings | None:
+        """:meth:`from_env` for a command's entry point: a bad variable is one line on stderr
+        naming ``program``, and None (the command exits 2), not a traceback."""
+        try:
+            return cls.from_env()
+        except ConfigurationError as exc:
+            print(f"{program}: {exc}", file=sys.stderr)
+            return None
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

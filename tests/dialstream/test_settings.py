@@ -33,6 +33,15 @@ def test_bad_value_names_the_variable():
         Settings.from_env({"DIALSTREAM_DEDUPE_TTL": "a day"})
 
 
+def test_a_command_is_told_a_bad_value_in_one_line(monkeypatch, capsys):
+    """for_command gives a command no settings and one stderr line naming it and the variable, not a traceback."""
+    monkeypatch.setenv("DIALSTREAM_DEDUPE_TTL", "a day")
+    assert Settings.for_command("dialstream api") is None
+    assert capsys.readouterr().err == "dialstream api: DIALSTREAM_DEDUPE_TTL='a day': invalid literal for int() with base 10: 'a day'\n"
+    monkeypatch.setenv("DIALSTREAM_DEDUPE_TTL", "60")
+    assert Settings.for_command("dialstream api").dedupe_ttl == 60
+
+
 def test_to_env_round_trips():
     """A child process given to_env() rebuilds the same settings."""
     settings = Settings.from_env({"REDIS_URL": "redis://h:1/2", "DIALSTREAM_BOT_URLS": "ws://a/x,ws://b/y"})
