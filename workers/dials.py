@@ -6,7 +6,8 @@ to dial is decided by ``dialstream.domain.dialing``. A dial takes only what leav
 account's budget a reserve for the in-call actions of the calls already placed
 (``dialstream.state.pacing``), and a concurrency slot (``dialstream.state.slots``) that the
 call holds from its dial to its end, kept alive by its events and by a heartbeat timer
-(``workers.timers``).
+(``workers.timers``). The caller ID is chosen last, right before the leg is created
+(``dialstream.state.caller_ids``), so that only calls placed count against an exophone's daily cap.
 """
 
 from __future__ import annotations
@@ -19,8 +20,15 @@ from typing import Any
 from celery import Task
 
 from dialstream.broker.celery_app import DIAL_CONTACT
+from dialstream.domain.caller_id import pool_reopens
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
-from dialstream.domain.dialing import Step, before_dial, next_dial, with_history
+from dialstream.domain.dialing import (
+    Step,
+    before_dial,
+    caller_id_wait,
+    next_dial,
+    with_history,
+)
 from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.errors import LegsApiError, LegsApiRateLimited
@@ -29,7 +37,7 @@ from dialstream.state import keys
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem
 from dialstream.state.leg_commit import call_result
 from dialstream.state.pacing import DIAL
-from dialstream.state.store import LEG_TTL, STREAM_VARS
+from dialstream.state.store import EXOPHONE, LEG_TTL, STREAM_VARS
 from dialstream.state.timers import slot_timer
 from dialstream.state.webhooks import call_completed, record_final
 from workers.metrics import record_action, record_rate_limit_wait
@@ -59,7 +67,7 @@ def dial_contact(
     rt = runtime()
     item = DialItem(campaign_id, contact_id, attempt, token=token)
     pipe = rt.store.redis.pipeline(transaction=False)
-    rt.queue.renew(item, rt.settings.engine.dial_lease, client=pipe)
+    rt.queue.renew(item, rt.settings.engine.dial_lease, rt.clock(), client=pipe)
     pipe.hget(keys.campaign(campaign_id, "contacts"), contact_id)
     pipe.hget(keys.campaign(campaign_id), "state")
     renewed, raw_contact, state = pipe.execute()
@@ -72,7 +80,7 @@ def dial_contact(
         return "unknown"
     contact = Contact.from_json(raw_contact)
     blocked = rt.dnc.is_blocked(contact.phone, campaign_id)
-    step = before_dial(CampaignState(state), campaign, contact_timezone(contact), time.time(), blocked=blocked)
+    step = before_dial(CampaignState(state), campaign, contact_timezone(contact), rt.clock(), blocked=blocked)
     if step.step is Step.WAIT:
         return _back_to_queue(rt, campaign, contact, item, step.at)
     if step.step is Step.STOP:
@@ -80,17 +88,24 @@ def dial_contact(
     call_id = LegTag(campaign_id, contact_id, attempt).call_id
     slot = rt.slots.acquire(campaign_id, call_id, rt.settings.engine.slot_caps(campaign), rt.settings.engine.slot_ttl)
     if not slot:
-        return _back_to_queue(rt, campaign, contact, item, time.time() + CAP_RETRY)
+        return _back_to_queue(rt, campaign, contact, item, rt.clock() + CAP_RETRY)
     waited = time.monotonic()
     grant = rt.pacer.acquire(DIAL, timeout=DIAL_WAIT, call_id=call_id)
     record_rate_limit_wait(DIAL, time.monotonic() - waited, bool(grant))
     if not grant:
         rt.slots.release(call_id)
-        return _back_to_queue(rt, campaign, contact, item, time.time() + grant.wait)
+        return _back_to_queue(rt, campaign, contact, item, rt.clock() + grant.wait)
+    pool = rt.settings.caller_id_pool(campaign)
+    caller_id = rt.caller_ids.pick(pool, contact.phone, rt.clock())
+    if caller_id is None:
+        _give_back(rt, call_id)
+        wait = caller_id_wait(campaign, contact_timezone(contact), pool_reopens(pool, rt.clock()))
+        rt.store.note_error(campaign_id, wait.reason)  # status says why nothing is dialled
+        return _back_to_queue(rt, campaign, contact, item, wait.at)
     try:
         leg = rt.legs.create_leg(
             contact.phone,
-            exophone=rt.settings.exophone,
+            exophone=caller_id.exophone,
             leg_event_endpoint=rt.settings.event_endpoint,
             custom_param=LegTag(campaign_id, contact_id, attempt).encode(rt.tag_secret),
             ring_timeout=campaign.ring_timeout,
@@ -100,23 +115,24 @@ def dial_contact(
     except LegsApiError as exc:
         return _dial_failed(self, rt, campaign, contact, item, exc)
     record_action(CREATE_LEG, "sent")
-    _dialled(rt, campaign, contact, item, leg.leg_sid)
+    _dialled(rt, campaign, contact, item, leg.leg_sid, caller_id.exophone)
     return leg.leg_sid
 
 
-def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, leg_sid: str) -> None:
+def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, leg_sid: str, exophone: str) -> None:
     """The leg exists: the contact's lease is done, the call's slot gets its heartbeat, the
-    bot's stream URL its variables (one round trip)."""
+    leg its caller ID and the bot's stream URL its variables (one round trip)."""
     call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
     now = time.time()
     pipe = rt.store.redis.pipeline(transaction=False)
     rt.queue.ack([item], client=pipe)
     pipe.hset(keys.campaign(item.campaign_id, "legs"), item.contact_id, leg_sid)
     rt.store.count_dial(item.campaign_id, now, client=pipe)
+    pipe.hset(keys.leg(leg_sid), EXOPHONE, exophone)
     variables = stream_parameters(contact.variables, keys=campaign.stream_variables)
     if variables:
         pipe.hset(keys.leg(leg_sid), STREAM_VARS, json.dumps(variables))
-        pipe.expire(keys.leg(leg_sid), LEG_TTL)
+    pipe.expire(keys.leg(leg_sid), LEG_TTL)
     until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
     rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), beat_interval(rt.settings.engine.slot_ttl), client=pipe)
     pipe.execute()
@@ -140,15 +156,20 @@ def _dial_failed(task: Task, rt: Runtime, campaign: CampaignConfig, contact: Con
             record_action(CREATE_LEG, "retry")
             raise task.retry(countdown=delay, exc=exc, kwargs={**task.request.kwargs, "failing_since": since}) from exc
         record_action(CREATE_LEG, "failed")
+    _give_back(rt, call_id)
+    if isinstance(exc, LegsApiRateLimited):
+        return _back_to_queue(rt, campaign, contact, item, rt.clock() + exc.retry_after)
+    log.warning("dial %s failed: %s", call_id, exc)
+    result = {**call_result(None, contact, outcome="failed", reason=str(exc)), "attempt": item.attempt}
+    return attempt_over(rt, campaign, item, contact, result, lease=item)
+
+
+def _give_back(rt: Runtime, call_id: str) -> None:
+    """A dial that will not be placed now gives back its concurrency slot and budget reserve."""
     pipe = rt.store.redis.pipeline(transaction=False)
     rt.slots.release(call_id, client=pipe)
     rt.pacer.call_settled(call_id, client=pipe)
     pipe.execute()
-    if isinstance(exc, LegsApiRateLimited):
-        return _back_to_queue(rt, campaign, contact, item, time.time() + exc.retry_after)
-    log.warning("dial %s failed: %s", call_id, exc)
-    result = {**call_result(None, contact, outcome="failed", reason=str(exc)), "attempt": item.attempt}
-    return attempt_over(rt, campaign, item, contact, result, lease=item)
 
 
 def _back_to_queue(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, at: float) -> str:
@@ -172,7 +193,7 @@ def attempt_over(
     call_completed(rt.store.redis, campaign_id, result)  # webhook
     previous = rt.store.result(campaign_id, contact_id) if item.attempt > 1 else None
     zone = contact_timezone(contact) if contact else DEFAULT_TIMEZONE
-    due = next_dial(campaign, str(result.get("outcome")), item.attempt, zone, time.time())
+    due = next_dial(campaign, str(result.get("outcome")), item.attempt, zone, rt.clock())
     if due is not None:
         scheduled = rt.queue.schedule(DialItem(campaign_id, contact_id, item.attempt + 1), due, lease=lease)
         if scheduled == SCHEDULED:

@@ -27,6 +27,7 @@ from dialstream.state.leg_commit import (
     call_result,
     commit_event,
 )
+from dialstream.state.store import EXOPHONE
 from dialstream.state.timers import event_timer
 from dialstream.state.webhooks import leg_event
 from workers.actions import dispatch
@@ -115,4 +116,4 @@ def _call_ended(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: 
     rt.pacer.call_settled(call_id, client=pipe)
     pipe.execute()
     contact = rt.store.contact(record.campaign_id, record.contact_id)
-    attempt_over(rt, campaign, item, contact, call_result(record, contact))
+    attempt_over(rt, campaign, item, contact, {**call_result(record, contact), **rt.store.leg_fields(record.leg_sid, EXOPHONE)})

@@ -35,6 +35,7 @@ from dialstream.state.dial_queue import DialItem, DialQueue
 from dialstream.state.pacing import Pacer
 from dialstream.state.slots import Slots
 from dialstream.state.store import Store
+from workers.runtime import campaign_clock
 
 __all__ = ["DialPoller", "DialPollerStep", "POLL_INTERVAL"]
 
@@ -148,7 +149,7 @@ class DialPollerStep(bootsteps.StartStopStep):
                     argsrepr = task_argsrepr(DIAL_CONTACT, args)
                     app.send_task(DIAL_CONTACT, args=args, queue=DIAL_QUEUE, producer=producer, argsrepr=argsrepr)
 
-        poller = DialPoller(client, settings.account_sid, settings.engine, send)
+        poller = DialPoller(client, settings.account_sid, settings.engine, send, clock=campaign_clock(app))
         leader = client.lock(keys.dialer_leader(), timeout=LEADER_TTL, blocking=False, thread_local=False)
         leading = False
         while not self._stop.is_set():

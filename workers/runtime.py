@@ -4,17 +4,27 @@ One Redis pool and one pooled Legs API client per worker process, created on fir
 after a fork (never inherited across one): the tasks in ``workers.leg_events``,
 ``workers.actions``, ``workers.dials`` and ``workers.timers`` all reach them through
 :func:`runtime`.
+
+The workers' clock for campaign time (when a contact is due, inside its window, redialled) is
+``Runtime.clock``, and the dial poller's too: ``time.time`` unless the app's configuration
+holds another as ``dialstream_clock``, which only tests set (``tests/workers/clock_app.py``)
+to move a campaign forward by hours without waiting for them.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from celery import Celery
 
 from dialstream.broker.celery_app import create_app
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.settings import Settings
+from dialstream.state.caller_ids import CallerIds
 from dialstream.state.client import connect_settings
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.dnc import DncList
@@ -25,7 +35,7 @@ from dialstream.state.store import Store
 from dialstream.state.timers import TimerQueue
 from workers.metrics import record_legs_api
 
-__all__ = ["app", "Runtime", "runtime"]
+__all__ = ["app", "Runtime", "runtime", "campaign_clock"]
 
 app = create_app(Settings.from_env())
 
@@ -42,6 +52,8 @@ class Runtime:
     slots: Slots
     pacer: Pacer
     dnc: DncList
+    caller_ids: CallerIds
+    clock: Callable[[], float]  # Unix seconds of campaign time (campaign_clock)
     tag_secret: bytes  # signs each leg's custom_param (dialstream.state.secrets)
     pid: int
 
@@ -67,7 +79,14 @@ def runtime() -> Runtime:
                 slots=Slots(client, settings.account_sid),
                 pacer=Pacer(client, settings.account_sid, settings.engine.budget),
                 dnc=DncList(client, settings.account_sid, region=settings.engine.default_region),
+                caller_ids=CallerIds(client),
+                clock=campaign_clock(app),
                 tag_secret=shared_secret(client, "tags", settings.tag_secret),
                 pid=os.getpid(),
             )
         return _runtime
+
+
+def campaign_clock(celery_app: Celery) -> Callable[[], float]:
+    """The clock of campaign time: ``time.time``, or the app's ``dialstream_clock`` (tests only)."""
+    return celery_app.conf.get("dialstream_clock") or time.time

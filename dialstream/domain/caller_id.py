@@ -13,7 +13,7 @@ An account or a campaign has a pool of exophones, each allowed ``daily_cap`` cal
    so calls spread evenly across the pool whichever worker dials.
 
 A number at its cap is skipped at every step; when all are, there is no caller ID to use
-today (:func:`choose_caller_id` returns None) and the dial waits.
+today (:func:`choose_caller_id` returns None) and the dial waits until :func:`pool_reopens`.
 
 Example::
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time, timedelta
 from enum import IntEnum
 from functools import lru_cache
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ from phonenumbers import geocoder
 from dialstream.domain.phones import DEFAULT_TIMEZONE, normalize_number, timezone_for
 from dialstream.errors import ConfigurationError
 
-__all__ = ["CallerIdPool", "CallerIdChoice", "Locality", "choose_caller_id", "parse_regions", "exophone_day"]
+__all__ = ["CallerIdPool", "CallerIdChoice", "Locality", "choose_caller_id", "parse_regions", "exophone_day", "pool_reopens"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +138,18 @@ def exophone_day(exophone: str, now: float) -> str:
     """The date at ``exophone``'s home (its number's zone): the day its daily cap counts."""
     zone = timezone_for(exophone, default=DEFAULT_TIMEZONE)
     return datetime.fromtimestamp(now, ZoneInfo(zone)).date().isoformat()
+
+
+def pool_reopens(pool: CallerIdPool, now: float) -> float:
+    """When a pool whose every exophone is at its cap has room again: the first midnight after
+    ``now`` at the home of any of its numbers, when that number's count starts afresh."""
+    return min(_next_midnight(number, now) for number in pool.numbers)
+
+
+def _next_midnight(exophone: str, now: float) -> float:
+    zone = ZoneInfo(timezone_for(exophone, default=DEFAULT_TIMEZONE))
+    tomorrow = datetime.fromtimestamp(now, zone).date() + timedelta(days=1)
+    return datetime.combine(tomorrow, time(0), zone).timestamp()
 
 
 def _mapped(regions: Mapping[str, str], callee: str, where: Locality) -> tuple[str, str] | None:

@@ -10,6 +10,7 @@ is on the DNC list now, a call's outcome) and these functions decide:
   calling window;
 - :func:`callback_dial`: when to dial a contact who asked to be called back (or whose first
   attempt a CSV scheduled): the time asked for, moved into the contact's calling window;
+- :func:`caller_id_wait`: when to dial a contact none of whose caller IDs may call today;
 - :func:`reserve_released` and :func:`stream_released`: when a call stops needing the API
   budget reserved for its in-call actions, and when it gives its bot stream back;
 - :func:`with_history`: a contact's record after one more attempt, keeping the earlier ones.
@@ -28,7 +29,10 @@ from typing import Any
 from dialstream.domain.campaign import CampaignConfig, CampaignState
 from dialstream.domain.leg_state import GreetingState, LegRecord, StreamState
 
-__all__ = ["Step", "DialStep", "before_dial", "next_dial", "callback_dial", "reserve_released", "stream_released", "with_history"]
+__all__ = [
+    "Step", "DialStep", "before_dial", "next_dial", "callback_dial", "caller_id_wait", "reserve_released", "stream_released",
+    "with_history",
+]  # fmt: skip
 
 _UTC = timezone.utc
 _HISTORY_FIELDS = ("attempt", "outcome", "reason", "leg_sid", "ended_at")
@@ -82,6 +86,16 @@ def callback_dial(campaign: CampaignConfig, asked: float, zone: str, now: float)
     due = max(asked, now)
     opens = _window_opening(campaign, zone, due)
     return due if opens is None else opens
+
+
+def caller_id_wait(campaign: CampaignConfig, zone: str, reopens: float) -> DialStep:
+    """Every exophone of the campaign's pool is at its daily cap: the contact waits until the
+    first of them starts a new day (``reopens``, ``dialstream.domain.caller_id.pool_reopens``),
+    or its calling window's next opening after that."""
+    opens = _window_opening(campaign, zone, reopens)
+    at = reopens if opens is None else opens
+    reason = f"every caller ID of the campaign is at its daily cap: contacts wait until {datetime.fromtimestamp(at, _UTC):%Y-%m-%d %H:%M} UTC"
+    return DialStep(Step.WAIT, at=at, reason=reason)
 
 
 def reserve_released(record: LegRecord) -> bool:

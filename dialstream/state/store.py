@@ -31,10 +31,11 @@ from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
 
-__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS"]
+__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE"]
 
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
 STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's stream URL
+EXOPHONE = "exophone"  # field of the leg hash: the caller ID the leg was created with
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
 
@@ -69,6 +70,11 @@ class Store:
         if sent and record.outbox:
             record = dataclasses.replace(record, outbox=tuple(a for a in record.outbox if a.action_id not in sent))
         return record, int(version), bool(applied)
+
+    def leg_fields(self, leg_sid: str, *names: str) -> dict[str, str]:
+        """Fields of the leg's hash besides its record (:data:`EXOPHONE` ...); a missing one is ""."""
+        values = self.redis.hmget(keys.leg(leg_sid), names)
+        return {name: _text(value) if value is not None else "" for name, value in zip(names, values)}
 
     def mark_dispatched(self, leg_sid: str, action_ids: Iterable[str], *, client: Any = None) -> None:
         """Record that these outbox actions are Celery's to deliver now (``client`` may be a pipeline).

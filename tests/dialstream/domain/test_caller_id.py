@@ -12,6 +12,7 @@ from dialstream.domain.caller_id import (
     exophone_day,
     locality,
     parse_regions,
+    pool_reopens,
 )
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.errors import ConfigurationError
@@ -86,6 +87,13 @@ def test_the_day_a_cap_counts_is_the_exophones_own():
     """At 20:00 UTC it is already tomorrow for a Bangalore exophone but still today for a New York one."""
     now = datetime(2026, 6, 3, 20, 0, tzinfo=timezone.utc).timestamp()
     assert (exophone_day(BANGALORE, now), exophone_day(NEW_YORK, now)) == ("2026-06-04", "2026-06-03")
+
+
+def test_a_full_pool_reopens_at_the_first_midnight_at_any_of_its_exophones_homes():
+    """At 20:00 UTC Bangalore's next day starts at 18:30 UTC tomorrow, New York's at 04:00 UTC: a pool of both reopens at New York's."""
+    now = datetime(2026, 6, 3, 20, 0, tzinfo=timezone.utc).timestamp()
+    assert pool_reopens(CallerIdPool((BANGALORE,)), now) == datetime(2026, 6, 4, 18, 30, tzinfo=timezone.utc).timestamp()
+    assert pool_reopens(CallerIdPool((BANGALORE, NEW_YORK)), now) == datetime(2026, 6, 4, 4, 0, tzinfo=timezone.utc).timestamp()
 
 
 def test_settings_give_the_campaigns_pool_else_the_accounts_else_the_one_exophone():

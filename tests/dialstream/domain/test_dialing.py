@@ -10,6 +10,7 @@ from dialstream.domain.campaign import CampaignConfig, CampaignState, Flow, LegT
 from dialstream.domain.dialing import (
     Step,
     before_dial,
+    caller_id_wait,
     next_dial,
     reserve_released,
     stream_released,
@@ -77,6 +78,15 @@ def test_a_redial_due_outside_the_window_waits_for_it_to_open():
     """A busy call at 19:58 in Kolkata is redialled when the window opens next morning, not at 20:03."""
     now = at(2026, 6, 3, 14, 28)  # 19:58 IST
     assert next_dial(CAMPAIGN, "busy", 1, "Asia/Kolkata", now) == at(2026, 6, 4, 3, 30)
+
+
+def test_a_contact_without_a_caller_id_waits_for_the_pools_new_day_inside_its_window():
+    """The pool reopens at 18:30 UTC (midnight in Kolkata): a Kolkata contact waits for 09:00 there, a New York one (14:30 there) for the reopening."""
+    reopens = at(2026, 6, 3, 18, 30)
+    kolkata = caller_id_wait(CAMPAIGN, "Asia/Kolkata", reopens)
+    assert (kolkata.step, kolkata.at) == (Step.WAIT, at(2026, 6, 4, 3, 30))
+    assert "daily cap" in kolkata.reason and "2026-06-04 03:30 UTC" in kolkata.reason
+    assert caller_id_wait(CAMPAIGN, "America/New_York", reopens).at == reopens
 
 
 def test_campaigns_dial_once_unless_they_ask_for_redials():
