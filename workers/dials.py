@@ -24,9 +24,9 @@ from dialstream.domain.caller_id import pool_reopens
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.domain.dialing import (
     Step,
+    after_attempt,
     before_dial,
     caller_id_wait,
-    next_dial,
     with_history,
 )
 from dialstream.domain.leg_state import beat_interval
@@ -186,14 +186,17 @@ def _back_to_queue(rt: Runtime, campaign: CampaignConfig, contact: Contact, item
 def attempt_over(
     rt: Runtime, campaign: CampaignConfig, item: DialItem, contact: Contact | None, result: dict[str, Any], *, lease: DialItem | None = None
 ) -> str:
-    """Attempt ``item.attempt`` ended with ``result``: queue the next dial if the campaign's
-    redial rule says so, else record the contact's final result. ``lease`` is the contact's
-    lease to give up (a dial that could not be placed), atomically with the redial."""
+    """Attempt ``item.attempt`` ended with ``result``: queue the next dial for the callback its
+    callee asked for, or as the campaign's redial rule says, else record the contact's final
+    result. ``lease`` is the contact's lease to give up (a dial that could not be placed),
+    atomically with the redial."""
     campaign_id, contact_id = item.campaign_id, item.contact_id
     call_completed(rt.store.redis, campaign_id, result)  # webhook
     previous = rt.store.result(campaign_id, contact_id) if item.attempt > 1 else None
     zone = contact_timezone(contact) if contact else DEFAULT_TIMEZONE
-    due = next_dial(campaign, str(result.get("outcome")), item.attempt, zone, rt.clock())
+    asked, callbacks = str(result.get("callback_at") or ""), int((previous or {}).get("callbacks") or 0)
+    redial = after_attempt(campaign, str(result.get("outcome")), item.attempt, zone, rt.clock(), callback_at=asked, callbacks=callbacks)
+    result, due = {**result, "callbacks": redial.callbacks}, redial.at
     if due is not None:
         scheduled = rt.queue.schedule(DialItem(campaign_id, contact_id, item.attempt + 1), due, lease=lease)
         if scheduled == SCHEDULED:

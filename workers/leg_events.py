@@ -16,6 +16,7 @@ from typing import Any
 from celery import Task
 
 from dialstream.broker.celery_app import HANDLE_LEG_EVENT
+from dialstream.domain.call_outcome import told
 from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.dialing import reserve_released, stream_released
 from dialstream.domain.leg_state import LegRecord
@@ -108,7 +109,8 @@ def _track_call(rt: Runtime, record: LegRecord, pipe: Any) -> None:
 
 def _call_ended(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
     """The call is over: give back its slot and reserve (with what ``pipe`` holds), then
-    redial its contact or record its final result."""
+    redial its contact or record its final result, with its caller ID and what its bot told
+    (disposition, callback)."""
     item = DialItem(record.campaign_id, record.contact_id, record.attempt)
     call_id = LegTag(record.campaign_id, record.contact_id, record.attempt).call_id
     rt.queue.ack([item], client=pipe)
@@ -116,4 +118,5 @@ def _call_ended(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: 
     rt.pacer.call_settled(call_id, client=pipe)
     pipe.execute()
     contact = rt.store.contact(record.campaign_id, record.contact_id)
-    attempt_over(rt, campaign, item, contact, {**call_result(record, contact), **rt.store.leg_fields(record.leg_sid, EXOPHONE)})
+    bot_told = told(**rt.outcomes.of_legs([record.leg_sid])[record.leg_sid])
+    attempt_over(rt, campaign, item, contact, {**call_result(record, contact), **rt.store.leg_fields(record.leg_sid, EXOPHONE), **bot_told})

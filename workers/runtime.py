@@ -24,6 +24,7 @@ from celery import Celery
 from dialstream.broker.celery_app import create_app
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.settings import Settings
+from dialstream.state.call_outcomes import CallOutcomes
 from dialstream.state.caller_ids import CallerIds
 from dialstream.state.client import connect_settings
 from dialstream.state.dial_queue import DialQueue
@@ -53,6 +54,7 @@ class Runtime:
     pacer: Pacer
     dnc: DncList
     caller_ids: CallerIds
+    outcomes: CallOutcomes  # what bots told of their calls: dispositions, callbacks
     clock: Callable[[], float]  # Unix seconds of campaign time (campaign_clock)
     tag_secret: bytes  # signs each leg's custom_param (dialstream.state.secrets)
     pid: int
@@ -80,6 +82,7 @@ def runtime() -> Runtime:
                 pacer=Pacer(client, settings.account_sid, settings.engine.budget),
                 dnc=DncList(client, settings.account_sid, region=settings.engine.default_region),
                 caller_ids=CallerIds(client),
+                outcomes=CallOutcomes(client),
                 clock=campaign_clock(app),
                 tag_secret=shared_secret(client, "tags", settings.tag_secret),
                 pid=os.getpid(),

@@ -26,7 +26,7 @@ from typing import Any
 
 from dialstream.domain.windows import moment_in_zone
 
-__all__ = ["Disposition", "CallbackRequest", "MAX_DATA_CHARS", "MAX_CALLBACK_DAYS"]
+__all__ = ["Disposition", "CallbackRequest", "told", "MAX_DATA_CHARS", "MAX_CALLBACK_DAYS"]
 
 MAX_DATA_CHARS = 2000  # a disposition's data, as JSON: a few fields, not a transcript
 MAX_CALLBACK_DAYS = 60  # a callback further away than this is a mistake, not a plan
@@ -99,6 +99,16 @@ class CallbackRequest:
     def from_json(cls, text: str | bytes) -> CallbackRequest:
         raw = json.loads(text)
         return cls(raw["at"], float(raw.get("requested_at") or 0), raw.get("note", ""))
+
+
+def told(disposition: Disposition | None = None, callback: CallbackRequest | None = None) -> dict[str, Any]:
+    """What the bot told of a call, as fields of the call's record (``disposition``,
+    ``disposition_data``, ``callback_at``): the record keeps them once the call is over."""
+    return {
+        "disposition": disposition.code if disposition else "",
+        "disposition_data": dict(disposition.data) if disposition else {},
+        "callback_at": callback.at if callback else "",
+    }
 
 
 def _has_offset(text: str) -> bool:

@@ -7,7 +7,7 @@ is on the DNC list now, a call's outcome) and these functions decide:
   for good with a final outcome (canceled, dnc);
 - :func:`next_dial`: after a call (or a dial that could not be placed), when to dial the
   contact again, if ever: the campaign's redial rule for the outcome, moved into the contact's
-  calling window;
+  calling window; :func:`after_attempt` puts a callback the callee asked for first;
 - :func:`callback_dial`: when to dial a contact who asked to be called back (or whose first
   attempt a CSV scheduled): the time asked for, moved into the contact's calling window;
 - :func:`caller_id_wait`: when to dial a contact none of whose caller IDs may call today;
@@ -28,14 +28,16 @@ from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState
 from dialstream.domain.leg_state import GreetingState, LegRecord, StreamState
+from dialstream.domain.windows import moment_in_zone
 
 __all__ = [
-    "Step", "DialStep", "before_dial", "next_dial", "callback_dial", "caller_id_wait", "reserve_released", "stream_released",
-    "with_history",
+    "Step", "DialStep", "Redial", "before_dial", "next_dial", "after_attempt", "callback_dial", "caller_id_wait",
+    "reserve_released", "stream_released", "with_history", "MAX_CALLBACKS",
 ]  # fmt: skip
 
 _UTC = timezone.utc
-_HISTORY_FIELDS = ("attempt", "outcome", "reason", "leg_sid", "ended_at")
+_HISTORY_FIELDS = ("attempt", "outcome", "reason", "leg_sid", "ended_at", "exophone", "disposition", "callback_at")
+MAX_CALLBACKS = 3  # callbacks honoured per contact: a bot that asks on every call must not call forever
 
 
 class Step(StrEnum):
@@ -77,6 +79,27 @@ def next_dial(campaign: CampaignConfig, outcome: str, attempts: int, zone: str, 
         return None
     opens = _window_opening(campaign, zone, due)
     return due if opens is None else opens
+
+
+@dataclass(frozen=True, slots=True)
+class Redial:
+    """When to dial a contact again after an attempt (None: never), and how many callbacks
+    its callee has had honoured so far, this one included."""
+
+    at: float | None
+    callbacks: int
+
+
+def after_attempt(
+    campaign: CampaignConfig, outcome: str, attempts: int, zone: str, now: float, *, callback_at: str = "", callbacks: int = 0
+) -> Redial:
+    """After attempt number ``attempts`` ended with ``outcome``: the callback its callee asked
+    for (``callback_at``: ISO 8601, a wall-clock time read in ``zone``) when fewer than
+    :data:`MAX_CALLBACKS` were honoured, whatever the outcome; else :func:`next_dial`."""
+    if callback_at and callbacks < MAX_CALLBACKS:
+        asked = moment_in_zone(callback_at, zone).timestamp()
+        return Redial(callback_dial(campaign, asked, zone, now), callbacks + 1)
+    return Redial(next_dial(campaign, outcome, attempts, zone, now), callbacks)
 
 
 def callback_dial(campaign: CampaignConfig, asked: float, zone: str, now: float) -> float:

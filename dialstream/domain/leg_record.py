@@ -64,23 +64,27 @@ class Ending(StrEnum):
     FALLBACK = "fallback"  # no bot could be reached: fallback message, then hang up
     VOICEMAIL = "voicemail"  # answering machine: leave the message, then hang up
     HANGUP = "hangup"  # hang-up sent
+    BOT_HANGUP = "bot_hangup"  # the bot ended the call (closed its stream normally): hang-up sent
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     """One Legs API call to make for a leg. ``action_id`` is unique within the leg and is
-    what makes sending it idempotent."""
+    what makes sending it idempotent. ``on_leg``: another leg of the same call it acts on
+    (the agent's, in a transfer); empty for the record's own leg."""
 
     action_id: str
     kind: ActionKind
     params: dict[str, Any] = field(default_factory=dict)
+    on_leg: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"action_id": self.action_id, "kind": self.kind.value, "params": dict(self.params)}
+        raw = {"action_id": self.action_id, "kind": self.kind.value, "params": dict(self.params)}
+        return {**raw, "on_leg": self.on_leg} if self.on_leg else raw
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> Action:
-        return cls(raw["action_id"], ActionKind(raw["kind"]), dict(raw.get("params") or {}))
+        return cls(raw["action_id"], ActionKind(raw["kind"]), dict(raw.get("params") or {}), raw.get("on_leg", ""))
 
 
 @dataclass(frozen=True)

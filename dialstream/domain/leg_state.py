@@ -35,6 +35,14 @@ from enum import StrEnum
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig, Flow
+from dialstream.domain.leg_actions import (
+    add_action,
+    callee_hears_something,
+    hangup,
+    latest_stream,
+    start_greeting,
+    stop_greeting,
+)
 from dialstream.domain.leg_record import (
     Action,
     Decision,
@@ -68,8 +76,11 @@ _TERMINAL_STATUS_OUTCOMES = {
     "cancelled": Outcome.CANCELED,
 }
 
-# stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons).
+# stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons);
+# and the bot ending it: closing its WebSocket normally (1000) is how a bot hangs up (the
+# sandbox's wording: Exotel documents none).
 _CALL_ENDED_REASONS = ("callended", "caller_hangup")
+_BOT_HUNG_UP = ("bot closed (1000)",)
 FALLBACK_TIMER = "fallback"
 FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
 NO_BOT = "no bot available"  # the reason of a call with no bot to stream to
@@ -104,8 +115,8 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
     if record.phase is Phase.ENDED or record.ending is Ending.HANGUP:
         return record
     if timer_id == FALLBACK_TIMER:
-        return _hangup(record) if record.ending is not Ending.NONE else record
-    latest = _latest_stream(record)
+        return hangup(record) if record.ending is not Ending.NONE else record
+    latest = latest_stream(record)
     if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
         return record  # that attempt was superseded, or its stream is up
     return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
@@ -123,7 +134,7 @@ def apply_failure(record: LegRecord, action: Action, error: Exception, campaign:
         return Decision(failed)
     if not isinstance(error, NoBotAvailable):
         return Decision(dataclasses.replace(failed, reason="bot stream could not be started"))
-    pending = action.action_id == _latest_stream(record) and record.stream is StreamState.REQUESTED
+    pending = action.action_id == latest_stream(record) and record.stream is StreamState.REQUESTED
     if pending and record.ending is Ending.NONE and not record.finished:
         return _give_up(failed, campaign, NO_BOT)
     return Decision(failed)  # a superseded attempt, or a call already being wound down
@@ -161,10 +172,6 @@ def beat_interval(slot_ttl: float) -> float:
     return slot_ttl / BEATS_PER_TTL
 
 
-def _latest_stream(record: LegRecord) -> str:
-    """The action id of the leg's latest stream attempt."""
-    return f"{ActionKind.START_STREAM}#{record.action_counts.get(ActionKind.START_STREAM, 0)}"
-
 
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     target = Phase.CONNECTING if event.event_name == ev.LEG_CONNECTING else Phase.RINGING
@@ -189,21 +196,21 @@ def _answered(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -
     if not campaign.flow.has_greeting:
         return Decision(record, (stream,))
     if campaign.flow is Flow.GREETING_SAY:
-        record, greeting = _start_greeting(record, "say", {"text": campaign.greeting_text})
+        record, greeting = start_greeting(record, "say", {"text": campaign.greeting_text})
     else:
-        record, greeting = _start_greeting(record, "play", {"url": campaign.greeting_url})
+        record, greeting = start_greeting(record, "play", {"url": campaign.greeting_url})
     return Decision(record, (stream, greeting))
 
 
 def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     stream_sid = str(event.detail.get("stream_sid") or "")
-    if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP) or record.machine:
+    if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP, Ending.BOT_HANGUP) or record.machine:
         return record
     if record.stream is StreamState.STARTED:
         if not stream_sid or stream_sid == record.stream_sid:
             return record  # a duplicate of the live stream's event
         # A superseded attempt came up after all: stop it, so the leg keeps exactly one stream.
-        record, stop = _add_action(record, ActionKind.STOP_STREAM, {"stream_sid": stream_sid})
+        record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": stream_sid})
         return Decision(record, (stop,))
     record = dataclasses.replace(
         record,
@@ -219,11 +226,11 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
         reason="",
     )
     if record.greeting is GreetingState.PLAYING:
-        return _stop_greeting(record, GreetingState.STOPPING)
+        return stop_greeting(record, GreetingState.STOPPING)
     if record.greeting is GreetingState.REQUESTED:
         # The greeting was asked for but has not started (or its event is late): ask Exotel to
         # stop it now, and again when say_started/play_started shows it exists.
-        return _stop_greeting(record, GreetingState.STOP_PENDING)
+        return stop_greeting(record, GreetingState.STOP_PENDING)
     return Decision(record)
 
 
@@ -232,7 +239,7 @@ def _greeting_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignC
         return record
     record = dataclasses.replace(record, greeting_started_at=record.greeting_started_at or event.timestamp)
     if record.greeting is GreetingState.STOP_PENDING:
-        return _stop_greeting(record, GreetingState.STOPPING)
+        return stop_greeting(record, GreetingState.STOPPING)
     return Decision(dataclasses.replace(record, greeting=GreetingState.PLAYING))
 
 
@@ -241,7 +248,7 @@ def _greeting_ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
         return record
     record = dataclasses.replace(record, greeting=GreetingState.STOPPED, greeting_stopped_at=event.timestamp)
     ending_message_done = record.ending in (Ending.FALLBACK, Ending.VOICEMAIL)
-    return _hangup(record) if ending_message_done else Decision(record)
+    return hangup(record) if ending_message_done else Decision(record)
 
 
 def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
@@ -251,7 +258,7 @@ def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
 
 
 def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    latest = _latest_stream(record)
+    latest = latest_stream(record)
     if record.stream is StreamState.REQUESTED and event.action_custom_parameter == latest and record.ending is Ending.NONE:
         # The latest attempt failed before it started (handshake refused): no need to wait for its timer.
         return _recover(record, campaign, f"stream {latest} failed: {event.detail.get('reason') or 'stopped'}")
@@ -266,6 +273,8 @@ def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     call_ending = event.detail.get("reason") in _CALL_ENDED_REASONS or event.data.get("state") in ("terminal", "completed")
     if call_ending or record.phase is Phase.ENDED or record.ending is not Ending.NONE or record.machine:
         return Decision(record)
+    if event.detail.get("reason") in _BOT_HUNG_UP:
+        return hangup(record, Ending.BOT_HANGUP)
     return _recover(record, campaign, f"the bot stream stopped while the call was up ({event.detail.get('reason') or 'no reason'})")
 
 
@@ -276,18 +285,18 @@ def _amd_result(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     record = dataclasses.replace(record, machine=True, reason="answering machine")
     actions: list[Action] = []
     if record.stream in (StreamState.REQUESTED, StreamState.STARTED):
-        record, stop = _add_action(record, ActionKind.STOP_STREAM, {"stream_sid": record.stream_sid} if record.stream_sid else {})
+        record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": record.stream_sid} if record.stream_sid else {})
         record = dataclasses.replace(record, stream=StreamState.STOPPED)
         actions.append(stop)
     if record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOP_PENDING):
-        record, stop = _add_action(record, ActionKind.stop(record.greeting_kind), {})
+        record, stop = add_action(record, ActionKind.stop(record.greeting_kind), {})
         record = dataclasses.replace(record, greeting=GreetingState.STOPPING)
         actions.append(stop)
     if campaign.amd_action == "voicemail":
-        record, message = _start_greeting(record, "say", {"text": campaign.voicemail_message})
+        record, message = start_greeting(record, "say", {"text": campaign.voicemail_message})
         record = dataclasses.replace(record, ending=Ending.VOICEMAIL, ending_action_id=message.action_id)
         return Decision(record, (*actions, message))
-    decision = _hangup(record)
+    decision = hangup(record)
     return Decision(decision.record, (*actions, *decision.actions))
 
 
@@ -340,9 +349,9 @@ def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
     record = dataclasses.replace(record, errors=(*record.errors, why))
     if record.stream_attempts < campaign.max_stream_attempts:
         record, stream = _start_stream(record, campaign, avoid_tried_bots=True)
-        if _callee_hears_something(record):
+        if callee_hears_something(record):
             return Decision(record, (stream,))
-        record, hold = _start_greeting(record, "say", {"text": campaign.hold_message})
+        record, hold = start_greeting(record, "say", {"text": campaign.hold_message})
         return Decision(record, (stream, hold))
     return _give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")
 
@@ -350,21 +359,12 @@ def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
 def _give_up(record: LegRecord, campaign: CampaignConfig, reason: str) -> Decision:
     """No bot will be on this call: the callee hears the fallback message, then is hung up."""
     actions: list[Action] = []
-    if _callee_hears_something(record):
-        record, stop = _add_action(record, ActionKind.stop(record.greeting_kind), {})
+    if callee_hears_something(record):
+        record, stop = add_action(record, ActionKind.stop(record.greeting_kind), {})
         actions.append(stop)
-    record, message = _start_greeting(record, "say", {"text": campaign.fallback_message})
+    record, message = start_greeting(record, "say", {"text": campaign.fallback_message})
     record = dataclasses.replace(record, ending=Ending.FALLBACK, ending_action_id=message.action_id, reason=reason)
     return Decision(record, (*actions, message))
-
-
-def _callee_hears_something(record: LegRecord) -> bool:
-    return record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING)
-
-
-def _hangup(record: LegRecord) -> Decision:
-    record, hangup = _add_action(record, ActionKind.HANGUP, {})
-    return Decision(dataclasses.replace(record, ending=Ending.HANGUP), (hangup,))
 
 
 def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bots: bool = False) -> tuple[LegRecord, Action]:
@@ -374,26 +374,5 @@ def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bo
         "content_type": campaign.stream_content_type,
         "avoid_tried_bots": avoid_tried_bots,
     }
-    record, action = _add_action(record, ActionKind.START_STREAM, params)
+    record, action = add_action(record, ActionKind.START_STREAM, params)
     return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
-
-
-def _start_greeting(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
-    """Start something the callee hears from Exotel: the greeting, a hold or fallback message."""
-    record, action = _add_action(record, ActionKind.start(kind), params)
-    record = dataclasses.replace(record, greeting=GreetingState.REQUESTED, greeting_kind=kind, greeting_action_id=action.action_id)
-    return record, action
-
-
-def _stop_greeting(record: LegRecord, greeting: GreetingState) -> Decision:
-    record, action = _add_action(record, ActionKind.stop(record.greeting_kind), {})
-    return Decision(dataclasses.replace(record, greeting=greeting), (action,))
-
-
-def _add_action(record: LegRecord, kind: ActionKind, params: dict[str, Any]) -> tuple[LegRecord, Action]:
-    count = record.action_counts.get(kind, 0) + 1
-    action = Action(f"{kind}#{count}", kind, params)
-    record = dataclasses.replace(
-        record, action_counts={**record.action_counts, kind.value: count}, outbox=(*record.outbox, action)
-    )
-    return record, action

@@ -35,6 +35,7 @@ from typing import IO, Any, TextIO
 import redis
 
 from dialstream.domain import spreadsheet
+from dialstream.domain.call_outcome import told
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.dialing import with_history
 from dialstream.domain.phones import contact_timezone
@@ -285,9 +286,9 @@ class CampaignEngine:
         due_key, leased_key, _, _ = self.store.queue.keys(campaign_id)
         waiting = {json.loads(m)[0]: score for m, score in self.redis.zscan_iter(due_key, count=_DRAIN)}
         dialing = {json.loads(m)[0] for m, _ in self.redis.zscan_iter(leased_key, count=_DRAIN)}
-        told = self.outcomes.of_legs(r.get("leg_sid", "") for r in results.values())
+        by_leg = self.outcomes.of_legs(r.get("leg_sid", "") for r in results.values() if "disposition" not in r)
         rows = [
-            _contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing, opening, told)
+            _contact_row(c, results.get(c.contact_id), c.contact_id in done, waiting, dialing, opening, by_leg)
             for c in self.store.contacts(campaign_id)
         ]
         rows += [_rejected_row(raw) for raw in self.store.rejected(campaign_id)]
@@ -321,11 +322,11 @@ def _contact_row(
     waiting: Mapping[str, float],
     dialing: set[str],
     opening: _WindowOpenings,
-    told: Mapping[str, Mapping[str, Any]],
+    by_leg: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Any]:
     result = result or {}
-    reported = told.get(result.get("leg_sid", ""), {})
-    disposition, callback = reported.get("disposition"), reported.get("callback")
+    # A call over has what its bot told in its record; one on the line only beside its leg.
+    bot_told = result if "disposition" in result else told(**by_leg.get(result.get("leg_sid", ""), {}))
     zone = contact_timezone(contact)
     opens = opening(zone) if contact.contact_id in waiting and not final else None
     reason = result.get("reason", "") or "; ".join(result.get("errors") or ())
@@ -343,9 +344,9 @@ def _contact_row(
         "status": status,
         "attempts": int(result.get("attempts") or 0),
         "outcome": result.get("outcome", "") if final else "",
-        "disposition": disposition.code if disposition else "",
-        "disposition_data": dict(disposition.data) if disposition else {},
-        "callback_at": callback.at if callback else None,
+        "disposition": bot_told.get("disposition", ""),
+        "disposition_data": dict(bot_told.get("disposition_data") or {}),
+        "callback_at": bot_told.get("callback_at") or None,
         "reason": reason or (f"waits for its calling window {opening.window} ({zone}) until {opens}" if opens else ""),
         "leg_sid": result.get("leg_sid", ""),
         "exophone": result.get("exophone", ""),

@@ -1,5 +1,5 @@
 """What sales and collections campaigns need, end to end with every part real: caller IDs by
-region and rotation under a daily cap.
+region and rotation under a daily cap; dispositions and callbacks the scripted bot sets.
 
 Each test runs a small campaign against the sandbox and reads the campaign's own report
 (``CampaignEngine.report``), the sandbox's timelines, or both.
@@ -7,24 +7,39 @@ Each test runs a small campaign against the sandbox and reads the campaign's own
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import pytest
 
+from dialstream.app.stack import Stack
 from dialstream.domain.caller_id import CallerIdPool, pool_reopens
 from dialstream.domain.campaign import CampaignConfig, Contact
+from dialstream.domain.dialing import MAX_CALLBACKS
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.exotel.legs_api import LegsClient
+from dialstream.state.store import Store
+from dialstream.state.webhooks import Webhooks
 from tests.utils import wait_for
+from tests.workers.clock_app import CLOCK_OFFSET
 from tests.workers.test_campaigns import calls_of
 from tests.workers.test_faults import running_stack
 
 pytestmark = pytest.mark.e2e
 
 OWN_DB = 3  # the database of the tests that need a stack of their own (run first: one stack at a time)
+DB = 2  # the database of the stack the other tests share
 BANGALORE, MUMBAI, NEW_YORK = "+918030752400", "+912261234567", "+12125550100"
 CALLEE = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [800, 1200]}
+GREETING = "Hello, this is Asha from Acme Finance, calling about your loan application."  # about 3 s of speech
+LATER = "+919110000001"  # presses 3 in the demo script's menu: "call me back in an hour"
+SHARED = {
+    "seed": 43,
+    "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [20000, 21000]},
+    "numbers": {LATER: {"dtmf": [{"digit": "3", "after_ms": 500}]}},
+}
 
 
 def test_each_call_shows_the_caller_id_of_its_region_else_the_least_used_until_every_one_is_at_its_cap(redis_url, tmp_path):
@@ -50,3 +65,37 @@ def test_each_call_shows_the_caller_id_of_its_region_else_the_least_used_until_e
     assert waiting["status"] == "pending" and phones[6] not in dialled
     assert datetime.fromisoformat(waiting["next_attempt_at"]).timestamp() == pytest.approx(reopens, abs=1)
     assert "every caller ID of the campaign is at its daily cap" in reason
+
+
+@pytest.fixture(scope="module")
+def sales(redis_url, tmp_path_factory) -> Iterator[tuple[Stack, Store, CampaignEngine]]:
+    """One stack for the tests below: the demo's scripted bot, and workers on a campaign clock the tests can move."""
+    with running_stack(
+        redis_url, tmp_path_factory.mktemp("sales"), SHARED, db=DB, bot_kind="scripted", worker_app="tests.workers.clock_app"
+    ) as (running, store):
+        yield running, store, CampaignEngine(store.redis, running.settings.account_sid)
+
+
+def test_a_callback_the_bot_scheduled_is_dialled_at_its_time_a_few_times_and_its_disposition_is_reported(sales):
+    """The callee presses 3: the bot sets callback_requested and asks for a call in an hour; the contact waits for
+    it, is dialled once campaign time reaches it, and after MAX_CALLBACKS callbacks its last call is final; every
+    call.completed webhook carries the disposition."""
+    running, store, engine = sales
+    hooks = Webhooks(store.redis)
+    hooks.add_endpoint("http://127.0.0.1:9/crm", campaign_id="later", events=["call.completed"])  # nobody delivers: read below
+    engine.submit(CampaignConfig("later", greeting_text=GREETING, window="any"), [Contact("c1", LATER)])
+    row = wait_for(lambda: (r := next(engine.report("later")))["status"] == "waiting" and r, timeout=30)
+    assert (row["disposition"], row["disposition_data"], row["history"]) == ("callback_requested", {"choice": "menu"}, ["completed"])
+    asked = datetime.fromisoformat(row["callback_at"]).timestamp()
+    assert asked > time.time() + 3500 and datetime.fromisoformat(row["next_attempt_at"]).timestamp() == pytest.approx(asked, abs=1)
+    assert len(calls_of(running, "later")) == 1  # nobody dials it before its time
+    moved = time.time()
+    store.redis.set(CLOCK_OFFSET, 3700)  # campaign time: past the hour asked for
+    wait_for(lambda: engine.status("later").finished, timeout=60)
+    row = next(engine.report("later"))
+    calls = sorted(calls_of(running, "later"), key=lambda call: call["timeline"]["dialed"])
+    assert row["attempts"] == len(calls) == MAX_CALLBACKS + 1 and all(call["timeline"]["dialed"] > moved for call in calls[1:])
+    assert row["outcome"] == "completed" and row["disposition"] == "callback_requested" and row["history"] == ["completed"] * MAX_CALLBACKS
+    assert engine.status("later").dispositions == {"callback_requested": MAX_CALLBACKS + 1}
+    completed = [json.loads(hooks.delivery(d).body)["data"] for d in hooks.take_due(100, 60)]
+    assert [c["disposition"] for c in completed] == ["callback_requested"] * len(calls)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from dialstream.domain.call_outcome import CallbackRequest, Disposition
+from dialstream.domain.call_outcome import CallbackRequest, Disposition, told
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.dialing import callback_dial
 from dialstream.domain.windows import moment_in_zone
@@ -67,3 +67,10 @@ def test_a_callback_is_dialled_at_its_time_inside_the_callees_window():
     assert callback_dial(CampaignConfig("any", window="any"), at("2026-06-03T23:30:00-04:00"), "America/New_York", NOW) == at(
         "2026-06-03T23:30:00-04:00"
     )
+
+
+def test_what_the_bot_told_becomes_fields_of_the_call_record():
+    """The disposition's code and data and the callback time as asked; empty fields when the bot told nothing."""
+    fields = told(Disposition.create("interested", {"choice": "sales"}, now=NOW), CallbackRequest.create("2026-06-03T17:00", now=NOW))
+    assert fields == {"disposition": "interested", "disposition_data": {"choice": "sales"}, "callback_at": "2026-06-03T17:00"}
+    assert told() == {"disposition": "", "disposition_data": {}, "callback_at": ""}

@@ -8,7 +8,10 @@ import pytest
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Flow, LegTag
 from dialstream.domain.dialing import (
+    MAX_CALLBACKS,
+    Redial,
     Step,
+    after_attempt,
     before_dial,
     caller_id_wait,
     next_dial,
@@ -89,6 +92,19 @@ def test_a_contact_without_a_caller_id_waits_for_the_pools_new_day_inside_its_wi
     assert caller_id_wait(CAMPAIGN, "America/New_York", reopens).at == reopens
 
 
+def test_a_callback_the_callee_asked_for_comes_before_the_redial_rule_a_few_times_per_contact():
+    """A completed call whose callee asked for 17:00 local is dialled then; a busy one too rather than after its delay;
+    after MAX_CALLBACKS honoured callbacks the redial rule alone decides."""
+    now = at(2026, 6, 3, 10, 0)  # 15:30 in Kolkata
+    asked = after_attempt(CAMPAIGN, "completed", 1, "Asia/Kolkata", now, callback_at="2026-06-03T17:00:00")
+    assert asked == Redial(at(2026, 6, 3, 11, 30), 1)
+    assert after_attempt(CAMPAIGN, "busy", 1, "Asia/Kolkata", now, callback_at="2026-06-03T17:00:00+05:30", callbacks=1).at == at(2026, 6, 3, 11, 30)
+    assert after_attempt(CAMPAIGN, "completed", 4, "Asia/Kolkata", now, callback_at="2026-06-03T17:00:00", callbacks=MAX_CALLBACKS) == Redial(
+        None, MAX_CALLBACKS
+    )
+    assert after_attempt(CAMPAIGN, "busy", 1, "Asia/Kolkata", now) == Redial(now + 300, 0)
+
+
 def test_campaigns_dial_once_unless_they_ask_for_redials():
     """Without retries no outcome is redialled; a bad window or rule fails when the campaign is built."""
     plain = CampaignConfig("plain")
@@ -139,11 +155,12 @@ def test_a_call_gives_its_stream_slot_back_when_it_goes_on_without_a_stream():
 
 
 def test_each_attempt_goes_to_the_history_of_the_next():
-    """A contact's record counts its attempts and lists the earlier ones; an interim record says when the next is due."""
-    first = with_history(None, {"attempt": 1, "outcome": "busy", "leg_sid": "L1", "ended_at": 10.0}, final=False, next_at=310.0)
+    """A contact's record counts its attempts and lists the earlier ones (with their caller ID and what the bot told); an interim record says when the next is due."""
+    first = with_history(None, {"attempt": 1, "outcome": "busy", "leg_sid": "L1", "ended_at": 10.0, "exophone": "+918030752400"}, final=False, next_at=310.0)
     assert first["attempts"] == 1 and first["history"] == [] and first["next_attempt_at"] == 310.0
     second = with_history(first, {"attempt": 2, "outcome": "completed", "leg_sid": "L2"}, final=True)
     assert second["attempts"] == 2 and second["final"] and "next_attempt_at" not in second
-    assert second["history"] == [{"attempt": 1, "outcome": "busy", "reason": None, "leg_sid": "L1", "ended_at": 10.0}]
+    assert second["history"] == [{"attempt": 1, "outcome": "busy", "reason": None, "leg_sid": "L1", "ended_at": 10.0,
+                                  "exophone": "+918030752400", "disposition": None, "callback_at": None}]  # fmt: skip
     canceled = with_history(second | {"final": False}, {"attempt": 0, "outcome": "canceled", "leg_sid": ""}, final=True)
     assert canceled["attempts"] == 2 and [h["outcome"] for h in canceled["history"]] == ["busy", "completed"]

@@ -346,6 +346,16 @@ def test_stream_stopped_because_the_caller_hung_up_does_not_reconnect():
     assert record.stream is StreamState.STOPPED and not record.errors
 
 
+def test_a_bot_that_closes_its_stream_normally_ends_the_call():
+    """stream_stopped with the bot's normal close (1000) is its hang-up: the leg is hung up, and the call completed with its bot."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED),
+                         event(ev.STREAM_STOPPED, event_data={"data": {"reason": "bot closed (1000)"}}))  # fmt: skip
+    assert kinds(sent) == ["start_stream", "hangup"] and record.ending is Ending.BOT_HANGUP
+    record, _ = drive_from(record, config, event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
+    assert record.outcome == Outcome.COMPLETED.value and not record.errors
+
+
 def test_failed_stream_attempt_recovers_without_waiting_for_its_timer():
     """stream_stopped (failed) for the pending attempt tries the next bot at once."""
     config = campaign(Flow.BOT_FIRST)
