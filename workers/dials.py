@@ -111,6 +111,7 @@ def dial_contact(
             ring_timeout=campaign.ring_timeout,
             time_limit=campaign.time_limit,
             amd_enable=campaign.amd_enable,
+            async_amd=campaign.async_amd,
         )
     except LegsApiError as exc:
         return _dial_failed(self, rt, campaign, contact, item, exc)

@@ -53,6 +53,8 @@ class Outcome(StrEnum):
     FAILED = "failed"  # the network or Exotel could not place the call
     CANCELED = "canceled"
     MACHINE = "machine"  # an answering machine picked up (amd_enable)
+    VOICEMAIL_LEFT = "voicemail_left"  # an answering machine took the campaign's message, said after its beep
+    TRANSFERRED = "transferred"  # the callee was bridged to an agent (dialstream.domain.transfer)
     ANSWERED_NO_STREAM = "answered_no_stream"  # answered, but no bot could be kept on the call
     DNC = "dnc"  # the number is on the do-not-call list: never dialled (dialstream.domain.dialing)
 
@@ -118,6 +120,7 @@ class LegRecord:
     ending: Ending = Ending.NONE
     ending_action_id: str = ""  # the start_say of the fallback/voicemail message
     machine: bool = False
+    voicemail_left_at: float | None = None  # say_completed of the voicemail message
     action_counts: dict[str, int] = field(default_factory=dict)  # ActionKind -> actions of that kind so far
     outbox: tuple[Action, ...] = ()
     errors: tuple[str, ...] = ()

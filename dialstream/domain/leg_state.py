@@ -23,6 +23,10 @@ time" (try another bot, with a hold message so the callee is not left in silence
 (a bot dropping mid-call counts as one), the callee hears the fallback message and the
 call is hung up with the reason recorded.
 
+Parts of a call have rules of their own, which the handlers here hand events to:
+answering machines (the verdict, the beep, the voicemail's end) are
+``dialstream.domain.voicemail``'s.
+
 Two decisions outside the leg's events are here too: what a failed action calls for
 (``apply_failure`` and ``hangs_up_after``), and whether a call's slot heartbeat beats on
 (``heartbeat``). The record itself is defined in ``dialstream.domain.leg_record``.
@@ -34,6 +38,7 @@ import dataclasses
 from enum import StrEnum
 from typing import Any
 
+from dialstream.domain import voicemail
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.leg_actions import (
     add_action,
@@ -103,11 +108,12 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
 
 def timers_for(record: LegRecord, actions: tuple[Action, ...], campaign: CampaignConfig) -> list[tuple[str, float]]:
     """(timer id, seconds) to arm after dispatching ``actions``: each stream start is
-    watched for ``stream_started``; a fallback or voicemail message for its end."""
+    watched for ``stream_started``; a fallback or voicemail message for its end; a machine's
+    verdict for its beep (``dialstream.domain.voicemail``)."""
     timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind is ActionKind.START_STREAM]
     if any(a.action_id == record.ending_action_id for a in actions):
         timers.append((FALLBACK_TIMER, FALLBACK_GRACE))
-    return timers
+    return timers + voicemail.timers_for(record, actions)
 
 
 def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -116,6 +122,8 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return record
     if timer_id == FALLBACK_TIMER:
         return hangup(record) if record.ending is not Ending.NONE else record
+    if timer_id == voicemail.BEEP_TIMER:
+        return voicemail.beep_deadline(record, campaign)
     latest = latest_stream(record)
     if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
         return record  # that attempt was superseded, or its stream is up
@@ -247,8 +255,9 @@ def _greeting_ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     if record.greeting in (GreetingState.NONE, GreetingState.STOPPED) or _superseded(record, event):
         return record
     record = dataclasses.replace(record, greeting=GreetingState.STOPPED, greeting_stopped_at=event.timestamp)
-    ending_message_done = record.ending in (Ending.FALLBACK, Ending.VOICEMAIL)
-    return hangup(record) if ending_message_done else Decision(record)
+    if record.ending is Ending.VOICEMAIL:
+        return voicemail.message_ended(record, event)
+    return hangup(record) if record.ending is Ending.FALLBACK else Decision(record)
 
 
 def _superseded(record: LegRecord, event: ev.LegEvent) -> bool:
@@ -278,28 +287,6 @@ def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     return _recover(record, campaign, f"the bot stream stopped while the call was up ({event.detail.get('reason') or 'no reason'})")
 
 
-def _amd_result(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    result = str(event.detail.get("result") or "").upper()
-    if result != "MACHINE" or not campaign.amd_enable or record.machine or record.phase is Phase.ENDED:
-        return record
-    record = dataclasses.replace(record, machine=True, reason="answering machine")
-    actions: list[Action] = []
-    if record.stream in (StreamState.REQUESTED, StreamState.STARTED):
-        record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": record.stream_sid} if record.stream_sid else {})
-        record = dataclasses.replace(record, stream=StreamState.STOPPED)
-        actions.append(stop)
-    if record.greeting in (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOP_PENDING):
-        record, stop = add_action(record, ActionKind.stop(record.greeting_kind), {})
-        record = dataclasses.replace(record, greeting=GreetingState.STOPPING)
-        actions.append(stop)
-    if campaign.amd_action == "voicemail":
-        record, message = start_greeting(record, "say", {"text": campaign.voicemail_message})
-        record = dataclasses.replace(record, ending=Ending.VOICEMAIL, ending_action_id=message.action_id)
-        return Decision(record, (*actions, message))
-    decision = hangup(record)
-    return Decision(decision.record, (*actions, *decision.actions))
-
-
 def _ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
     if record.phase is Phase.ENDED:
         return record
@@ -308,7 +295,7 @@ def _ended(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> L
     if event.event_name == ev.LEG_FAILED_TO_CREATE:
         outcome, reason = Outcome.FAILED, str(event.error.get("message") or "leg failed to create")
     elif record.machine:
-        outcome = Outcome.MACHINE
+        outcome = Outcome.MACHINE if record.voicemail_left_at is None else Outcome.VOICEMAIL_LEFT
     elif record.answered_at is not None or status == "completed":
         gave_up = record.ending in (Ending.FALLBACK, Ending.HANGUP)  # machines were handled above
         outcome = Outcome.COMPLETED if record.streams_started and not gave_up else Outcome.ANSWERED_NO_STREAM
@@ -336,7 +323,8 @@ _HANDLERS = {
     ev.LEG_ANSWERED: _answered,
     ev.STREAM_STARTED: _stream_started,
     ev.STREAM_STOPPED: _stream_stopped,
-    ev.AMD_RESULT_SUCCESS: _amd_result,
+    ev.AMD_RESULT_SUCCESS: voicemail.machine_answered,
+    ev.AMD_BEEP_DETECTED: voicemail.beep,
     ev.LEG_TERMINATED: _ended,
     ev.LEG_FAILED_TO_CREATE: _ended,
     **{name: _greeting_started for name in _GREETING_STARTED},

@@ -3,7 +3,7 @@
 :class:`RedialPolicy` is pure: given a call's outcome and the number of dials so far, it
 says when the next dial is due, or None. Busy, no-answer, failed and answering-machine
 outcomes each have their own attempts and delay; invalid and DNC numbers are never redialled,
-nor are completed or canceled calls.
+nor are completed or canceled calls, a voicemail left or a call transferred to an agent.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dialstream.errors import ConfigurationError
 __all__ = ["RedialRule", "RedialPolicy", "NEVER_REDIALLED", "DEFAULT_REDIAL_POLICY", "NO_REDIALS", "parse_redials"]
 
 # Outcomes that must never lead to another dial, whatever a campaign configures.
-NEVER_REDIALLED = frozenset({"invalid", "dnc", "completed", "canceled"})
+# A voicemail left and a call handed to an agent are as final as a completed call.
+NEVER_REDIALLED = frozenset({"invalid", "dnc", "completed", "canceled", "voicemail_left", "transferred"})
 _ALIASES = {"no-answer": "no_answer", "noanswer": "no_answer", "cancelled": "canceled", "amd_machine": "machine"}
 
 

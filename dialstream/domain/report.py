@@ -158,7 +158,7 @@ def _problems(result: Mapping[str, Any], timeline: Mapping[str, Any], streams: A
 def _explained(invariant: str, result: Mapping[str, Any]) -> bool:
     """An answered call without a stream is fine when it was hung up on purpose with a reason
     (no bot could be reached, an answering machine)."""
-    return invariant == "answered_without_stream" and result.get("outcome") in ("answered_no_stream", "machine") and bool(
+    return invariant == "answered_without_stream" and result.get("outcome") in ("answered_no_stream", "machine", "voicemail_left") and bool(
         result.get("reason")
     )
 

@@ -28,6 +28,7 @@ __all__ = [
     "LEG_TERMINATED",
     "LEG_FAILED_TO_CREATE",
     "AMD_RESULT_SUCCESS",
+    "AMD_BEEP_DETECTED",
     "STREAM_INITIATED",
     "STREAM_STARTED",
     "STREAM_STOPPED",
@@ -53,6 +54,9 @@ LEG_ANSWERED = "leg_answered"
 LEG_TERMINATED = "leg_terminated"
 LEG_FAILED_TO_CREATE = "leg_failed_to_create"
 AMD_RESULT_SUCCESS = "amd_result_success"
+# An answering machine's beep: the sandbox's own name (sim/README.md, "AMD"), since Exotel
+# documents no beep event; a voicemail is left after it (dialstream.domain.voicemail).
+AMD_BEEP_DETECTED = "amd_beep_detected"
 STREAM_INITIATED = "stream_initiated"
 STREAM_STARTED = "stream_started"
 STREAM_STOPPED = "stream_stopped"
@@ -70,7 +74,7 @@ PLAY_FAILED_TO_START = "play_failed_to_start"
 KNOWN_EVENT_NAMES = frozenset(
     {
         LEG_CONNECTING, LEG_RINGING, LEG_ANSWERED, LEG_TERMINATED, LEG_FAILED_TO_CREATE,
-        AMD_RESULT_SUCCESS, STREAM_INITIATED, STREAM_STARTED, STREAM_STOPPED,
+        AMD_RESULT_SUCCESS, AMD_BEEP_DETECTED, STREAM_INITIATED, STREAM_STARTED, STREAM_STOPPED,
         SAY_STARTED, SAY_COMPLETED, SAY_INTERRUPTED,
         PLAY_STARTED, PLAY_COMPLETED, PLAY_INTERRUPTED, PLAY_FAILED_TO_START,
         "leg_joined_bridge", "leg_left_bridge",

@@ -1,5 +1,6 @@
 """What sales and collections campaigns need, end to end with every part real: caller IDs by
-region and rotation under a daily cap; dispositions and callbacks the scripted bot sets.
+region and rotation under a daily cap; dispositions and callbacks the scripted bot sets; a
+voicemail left after an answering machine's beep.
 
 Each test runs a small campaign against the sandbox and reads the campaign's own report
 (``CampaignEngine.report``), the sandbox's timelines, or both.
@@ -35,10 +36,14 @@ BANGALORE, MUMBAI, NEW_YORK = "+918030752400", "+912261234567", "+12125550100"
 CALLEE = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [800, 1200]}
 GREETING = "Hello, this is Asha from Acme Finance, calling about your loan application."  # about 3 s of speech
 LATER = "+919110000001"  # presses 3 in the demo script's menu: "call me back in an hour"
+MACHINE = "+919110000002"  # an answering machine: its greeting, then the beep after 3 s
 SHARED = {
     "seed": 43,
     "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [20000, 21000]},
-    "numbers": {LATER: {"dtmf": [{"digit": "3", "after_ms": 500}]}},
+    "numbers": {
+        LATER: {"dtmf": [{"digit": "3", "after_ms": 500}]},
+        MACHINE: {"machine": 1.0, "amd_ms": [400, 600], "beep_ms": [3000, 3500]},
+    },
 }
 
 
@@ -100,3 +105,25 @@ def test_a_callback_the_bot_scheduled_is_dialled_at_its_time_a_few_times_and_its
     assert engine.status("later").dispositions == {"callback_requested": MAX_CALLBACKS + 1}
     completed = [json.loads(hooks.delivery(d).body)["data"] for d in hooks.take_due(100, 60)]
     assert [c["disposition"] for c in completed] == ["callback_requested"] * len(calls)
+
+
+def test_a_voicemail_is_left_after_the_machines_beep_while_a_person_gets_the_bot_at_once(sales):
+    """With asynchronous AMD both calls start the greeting and the bot at the answer; on the machine they stop,
+    the message is said after the beep, and the call ends voicemail_left."""
+    running, store, engine = sales
+    config = CampaignConfig("vm", greeting_text=GREETING, amd_enable=True, async_amd=True, amd_action="voicemail",
+                            voicemail_message="This is Acme Finance about your loan. Please call us back on 1800 200 300.",
+                            window="any")  # fmt: skip
+    engine.submit(config, [Contact("machine", MACHINE), Contact("person", "+919110000003")])
+    wait_for(lambda: engine.status("vm").finished, timeout=60)
+    rows = {row["contact_id"]: row for row in engine.report("vm")}
+    calls = {call["contact_uri"]: call for call in calls_of(running, "vm")}
+    assert (rows["machine"]["outcome"], rows["person"]["outcome"]) == ("voicemail_left", "completed")
+    machine, person = calls[MACHINE], calls["+919110000003"]
+    for call in (machine, person):  # the greeting and the bot at the answer, not after the verdict
+        assert {a["name"]: a["trigger"] for a in call["actions"][:2]} == {"start_say": "leg_answered", "start_stream": "leg_answered"}
+    voicemail = machine["voicemail"]
+    message = next(a for a in machine["actions"] if a["name"] == "start_say" and a["params"]["text"] == config.voicemail_message)
+    # Over the machine's greeting played only the greeting and the bot, until the verdict stopped them.
+    assert voicemail["voicemail_left"] and message["received_at"] >= voicemail["beep_at"]
+    assert machine["hangup_by"] == "api" and not machine["violations"] and person["voicemail"] is None

@@ -308,20 +308,6 @@ def test_machine_with_hangup_policy_stops_the_stream_and_hangs_up():
     assert record.outcome == Outcome.MACHINE.value
 
 
-def test_machine_with_voicemail_policy_leaves_the_message_then_hangs_up():
-    """amd MACHINE with amd_action voicemail: the message plays, then hang-up when it completes."""
-    config = CampaignConfig("camp", flow=Flow.GREETING_SAY, bot_url="ws://b/m", amd_enable=True,
-                            amd_action="voicemail", voicemail_message="Please call us back.")  # fmt: skip
-    record, sent = drive(config, event(ev.LEG_ANSWERED), event(ev.SAY_STARTED),
-                         event(ev.AMD_RESULT_SUCCESS, event_data={"data": {"result": "MACHINE"}}))  # fmt: skip
-    assert kinds(sent) == ["start_stream", "start_say", "stop_stream", "stop_say", "start_say"]
-    voicemail = sent[-1]
-    record, more = drive_from(record, config, event(ev.SAY_INTERRUPTED, action_custom_parameter="start_say#1"))
-    assert more == []  # the greeting's interruption is not the voicemail's end
-    record, more = drive_from(record, config, event(ev.SAY_COMPLETED, action_custom_parameter=voicemail.action_id))
-    assert kinds(more) == ["hangup"]
-
-
 def test_human_amd_result_changes_nothing():
     """amd HUMAN (or NOT_SURE) leaves the call to the bot."""
     config = CampaignConfig("camp", flow=Flow.BOT_FIRST, bot_url="ws://b/m", amd_enable=True)

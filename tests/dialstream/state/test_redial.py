@@ -49,9 +49,9 @@ def test_retryable_outcomes_are_due_after_their_delay(outcome, delay):
     assert DEFAULT_REDIAL_POLICY.next_attempt(outcome, 1, NOW) == NOW + delay
 
 
-@pytest.mark.parametrize("outcome", ["invalid", "dnc", "completed", "canceled", "cancelled", "answered_no_stream", "mystery"])
+@pytest.mark.parametrize("outcome", ["invalid", "dnc", "completed", "canceled", "cancelled", "voicemail_left", "transferred", "answered_no_stream", "mystery"])
 def test_some_outcomes_are_never_redialled(outcome):
-    """Invalid and DNC numbers, finished or canceled calls and unknown outcomes get no redial by default."""
+    """Invalid and DNC numbers, finished or canceled calls, voicemails left, transfers and unknown outcomes get no redial by default."""
     assert DEFAULT_REDIAL_POLICY.next_attempt(outcome, 1, NOW) is None
 
 
