@@ -82,9 +82,6 @@ KNOWN_EVENT_NAMES = frozenset(
         "recording_started", "recording_stopped", "recording_available",
         "dial_initiated", "dial_success", "dial_completed",
         "hold_success", "unhold_success", "mute_success", "unmute_success", "digits_sent",
-        # Not documented by Exotel: the sandbox's answering-machine beep (sim/README.md), which a
-        # voicemail drop waits for.
-        "amd_beep_detected",
     }
 )  # fmt: skip
 
