@@ -14,7 +14,9 @@ audio out in the background.
 It reports the call's business outcome with :meth:`Bot.set_disposition` and a callback the
 callee asked for with :meth:`Bot.schedule_callback`. Both return at once too: they go to
 :attr:`Bot.outcomes` (Redis, beside the leg, when the process has one) off the event loop,
-and from there to the campaign's report and statistics.
+and from there to the campaign's report and statistics. :meth:`Bot.transfer` hands the
+call to a human agent the same way (:attr:`Bot.transfers`); every key the callee presses
+goes there too, since the campaign may have a transfer key whatever the bot does.
 
 All audio a bot sees or produces is internal PCM: 16-bit little-endian mono at 8 kHz
 (:data:`dialstream.exotel.audio.INTERNAL_FORMAT`), whatever the stream's format.
@@ -32,6 +34,8 @@ Example::
                 self.set_disposition("interested", product="loan")
             elif digit == "2":
                 self.schedule_callback(time.time() + 3600)
+            elif digit == "0":
+                self.transfer(mode="warm", summary="Asked for a person from the menu.")
             elif digit == "#":
                 self.session.hangup()
 """
@@ -49,12 +53,13 @@ from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from dialstream.domain.call_outcome import CallbackRequest, Disposition
+from dialstream.domain.transfer import TransferRequest
 from dialstream.exotel.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
 
-__all__ = ["CallInfo", "Session", "Bot", "OutcomeRecorder"]
+__all__ = ["CallInfo", "Session", "Bot", "OutcomeRecorder", "TransferRecorder"]
 
 log = logging.getLogger("dialstream.bot")
-_Reported = TypeVar("_Reported", Disposition, CallbackRequest)
+_Reported = TypeVar("_Reported", Disposition, CallbackRequest, TransferRequest)
 _writes: set[asyncio.Future[None]] = set()  # outcome writes in flight: held so none is collected unfinished
 
 
@@ -147,6 +152,13 @@ class OutcomeRecorder(Protocol):
     def request_callback(self, leg_sid: str, request: CallbackRequest) -> None: ...
 
 
+class TransferRecorder(Protocol):
+    """Where transfer requests go, by the call's ``call_sid`` (the leg): the workers' events
+    queue (:class:`dialstream.broker.transfers.TransferRequests`) in a process that has a Redis."""
+
+    def request_transfer(self, leg_sid: str, request: TransferRequest) -> None: ...
+
+
 class Bot:
     """Base class of every bot. Override the hooks you need; each defaults to doing nothing.
 
@@ -156,11 +168,13 @@ class Bot:
         session: set by the server before :meth:`on_start`.
         outcomes: where :meth:`set_disposition` and :meth:`schedule_callback` are recorded,
             set once per process by whoever runs the bot (None: kept on the bot only).
+        transfers: where :meth:`transfer` and the keys pressed go, set likewise (None: nowhere).
         disposition, callback: the last ones this call set.
     """
 
     prompts: ClassVar[tuple[str, ...]] = ()
     outcomes: ClassVar[OutcomeRecorder | None] = None
+    transfers: ClassVar[TransferRecorder | None] = None
     session: Session
     disposition: Disposition | None = None
     callback: CallbackRequest | None = None
@@ -187,6 +201,27 @@ class Bot:
         self.callback = CallbackRequest.create(at, now=time.time(), note=note)
         self._record(self.outcomes.request_callback if self.outcomes else None, self.callback)
         return self.callback
+
+    def transfer(self, to: str | None = None, mode: str | None = None, *, summary: str = "") -> TransferRequest:
+        """Hand the call to a human agent: ``to`` one of the campaign's agents (None: the next
+        in turn), ``mode`` ``cold`` or ``warm`` (None: the campaign's). A warm transfer's agent
+        hears the campaign's whisper message, else ``summary`` (at most 500 characters), before
+        being connected. The workers stop this stream at once and the callee hears the hold
+        message: call it once what the callee should hear was heard (:meth:`on_mark`). An
+        agent who does not answer sends the call back to a new bot stream or to the fallback
+        message, as the campaign says.
+
+        Raises:
+            ValueError: ``to`` is not an E.164 number, or ``mode`` not cold/warm.
+        """
+        request = TransferRequest.create(to, mode, summary)
+        self._record(self.transfers.request_transfer if self.transfers else None, request)
+        return request
+
+    def key_pressed(self, digit: str) -> None:
+        """Called by the server for every key, before :meth:`on_dtmf`: the workers transfer the
+        call if it is the campaign's transfer key (DTMF reaches only the bot)."""
+        self._record(self.transfers.request_transfer if self.transfers else None, TransferRequest(key=digit))
 
     def _record(self, write: Callable[[str, _Reported], None] | None, value: _Reported) -> None:
         """Hand ``value`` to ``write`` in a thread: a Redis round trip must not stall the other calls."""

@@ -21,11 +21,14 @@ the TTS adapter); then the caller's input decides the next step:
         callback_after: 3600                       # seconds from now
         hangup: true
       goodbye: {play: goodbye.wav, hangup: true}   # hang up once the prompt was heard
+      agent: {say: "Connecting you to a colleague.", transfer: warm}   # once heard: to an agent
 
 Entering a step with ``disposition`` (a code, or a mapping of ``code`` and data) sets the call's
 disposition (:meth:`~bot.api.Bot.set_disposition`): the menu choice or the kind of answer
 becomes the call's outcome in the report. ``callback_after`` asks for a callback that many
-seconds later (:meth:`~bot.api.Bot.schedule_callback`).
+seconds later (:meth:`~bot.api.Bot.schedule_callback`). ``transfer`` (``cold``, ``warm``, or
+``true`` for the campaign's mode) hands the call to a human agent once the step's prompt was
+heard (:meth:`~bot.api.Bot.transfer`).
 
 Caller speech (energy-based, :mod:`bot.vad`) or a key press while a prompt plays
 interrupts it (barge-in: ``clear``), unless the step says ``barge_in: false``. A key that
@@ -79,6 +82,7 @@ class Step:
     disposition: str = ""
     disposition_data: Mapping[str, Any] = field(default_factory=dict)
     callback_after: float = 0.0
+    transfer: str = ""  # "" none, "campaign": the campaign's mode, or "cold" / "warm"
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,7 +128,7 @@ class Script:
 
 
 def _step(name: str, body: Any, base: Path, source: str) -> Step:
-    known = {"say", "play", "dtmf", "speech", "next", "no_input", "hangup", "barge_in", "disposition", "callback_after"}
+    known = {"say", "play", "dtmf", "speech", "next", "no_input", "hangup", "barge_in", "disposition", "callback_after", "transfer"}
     if not isinstance(body, dict) or set(body) - known:
         raise ConfigurationError(f"{source}: step {name!r} must be a mapping of {sorted(known)}")
     if body.get("say") and body.get("play"):
@@ -144,6 +148,9 @@ def _step(name: str, body: Any, base: Path, source: str) -> Step:
         callback_after = -1.0
     if callback_after < 0:
         raise ConfigurationError(f"{source}: step {name!r}: 'callback_after' must be seconds >= 0")
+    transfer = {None: "", False: "", True: "campaign", "cold": "cold", "warm": "warm"}.get(body.get("transfer"), "?")
+    if transfer == "?" or (transfer and body.get("hangup")):
+        raise ConfigurationError(f"{source}: step {name!r}: 'transfer' must be cold, warm or true, in a step that does not hang up")
     return Step(
         name=name,
         say=str(body.get("say", "")),
@@ -157,6 +164,7 @@ def _step(name: str, body: Any, base: Path, source: str) -> Step:
         disposition=code,
         disposition_data=data,
         callback_after=callback_after,
+        transfer=transfer,
     )
 
 
@@ -240,7 +248,9 @@ class ScriptedBot(Bot):
 
     def _prompt_done(self) -> None:
         self._prompt_heard = True
-        if self.step.next and not self.step.hangup:
+        if self.step.transfer:
+            self.transfer(mode=None if self.step.transfer == "campaign" else self.step.transfer)
+        elif self.step.next and not self.step.hangup:
             self._enter(self.step.next)
 
     def _interrupt(self) -> None:

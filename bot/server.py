@@ -32,6 +32,7 @@ from bot.config import DEFAULT_CONFIG, BotServerConfig, TlsFiles
 from bot.registration import FleetMembership
 from bot.stream import Stream, peer_of
 from bot.tts import TTS, CachedTTS, EspeakTTS
+from dialstream.broker.transfers import TransferRequests
 from dialstream.errors import ConfigurationError
 from dialstream.state.call_outcomes import CallOutcomes
 from dialstream.state.client import connect
@@ -95,8 +96,11 @@ class BotServer:
             raise
         registration = self.config.registration
         if registration.redis_url:
-            # Dispositions and callbacks the bot sets go beside the leg, where the workers read them.
-            self.bot.outcomes = CallOutcomes(connect(registration.redis_url))
+            # Dispositions and callbacks the bot sets go beside the leg, where the workers read
+            # them; transfers (and the keys pressed) to the workers' events queue.
+            client = connect(registration.redis_url)
+            self.bot.outcomes = CallOutcomes(client)
+            self.bot.transfers = TransferRequests(client)
             self._membership = FleetMembership(
                 registration, self.public_url, capacity=self.config.limits.capacity, load=lambda: len(self._streams)
             )

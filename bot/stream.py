@@ -183,6 +183,7 @@ class Stream:
         if isinstance(message, Media):
             await self._hook(self.bot.on_audio, self._transcoder.decode(message.payload))
         elif isinstance(message, Dtmf):
+            self.bot.key_pressed(message.digit)
             await self._hook(self.bot.on_dtmf, message.digit)
         else:
             self.session.marked(message.name)

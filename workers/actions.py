@@ -19,7 +19,7 @@ from celery.exceptions import Retry
 
 from dialstream.broker.celery_app import SEND_ACTION
 from dialstream.broker.messages import task_argsrepr
-from dialstream.domain.campaign import CampaignConfig
+from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.leg_state import Action, LegRecord, hangs_up_after, timers_for
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
 from dialstream.errors import (
@@ -39,7 +39,7 @@ from dialstream.state.leg_commit import (
     commit_failure,
 )
 from dialstream.state.pacing import ACTION
-from dialstream.state.store import STREAM_VARS
+from dialstream.state.store import EXOPHONE, STREAM_VARS
 from dialstream.state.timers import leg_timer
 from workers.metrics import record_action, record_rate_limit_wait
 from workers.runtime import Runtime, app, runtime
@@ -86,7 +86,9 @@ def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
 
 def _send_action(self: Task, leg_sid: str, action: Action) -> str:
     rt = runtime()
-    claim = rt.store.claim_action(leg_sid, action.action_id, action.kind, self.request.id or "")
+    # An action on another leg of the call (the agent's) is claimed as that leg's: it may have to
+    # act after the callee's leg ended (hang the agent up).
+    claim = rt.store.claim_action(action.on_leg or leg_sid, action.action_id, action.kind, self.request.id or "")
     if claim != "claimed":
         return claim
     waited = time.monotonic()
@@ -112,8 +114,15 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
 
 def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
     """Send ``action``: a stream goes to the campaign's bot or else the fleet's emptiest one,
-    with the contact's variables on its URL, the bots' credentials and a format the bot takes."""
+    with the contact's variables on its URL, the bots' credentials and a format the bot takes;
+    a transfer's agent leg and bridge get this deployment's event endpoint."""
     params = action.params
+    if action.kind is ActionKind.CREATE_LEG:
+        _dial_agent(rt, leg_sid, params)
+        return
+    if action.kind is ActionKind.CREATE_BRIDGE:
+        rt.legs.create_bridge(params["leg_sids"], bridge_event_endpoint=rt.settings.event_endpoint)
+        return
     if action.kind is ActionKind.START_STREAM:
         given = params.get("url")
         bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
@@ -122,7 +131,25 @@ def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
         # The registry holds bare URLs; the bots' credentials go only to Exotel.
         url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
         params = {**params, "url": url, "content_type": choose_content_type(bot.formats, params["content_type"])}
-    rt.legs.act(leg_sid, action.kind, params, action_custom_param=action.action_id)
+    rt.legs.act(action.on_leg or leg_sid, action.kind, params, action_custom_param=action.action_id)
+
+
+def _dial_agent(rt: Runtime, leg_sid: str, params: dict[str, Any]) -> None:
+    """A transfer's agent leg, beside the callee's leg and with its caller ID, tagged so that
+    its events come to the callee's record."""
+    record, _, _ = rt.store.load_leg(leg_sid)
+    if record is None:  # its outbox held this action: only a record expired since lands here
+        log.warning("leg %s: no record left; its transfer is dropped", leg_sid)
+        return
+    tag = LegTag(record.campaign_id, record.contact_id, record.attempt, agent_of=leg_sid)
+    rt.legs.create_leg(
+        params["contact_uri"],
+        exophone=rt.store.leg_fields(leg_sid, EXOPHONE)[EXOPHONE] or rt.settings.exophone,
+        leg_event_endpoint=rt.settings.event_endpoint,
+        custom_param=tag.encode(rt.tag_secret),
+        reference_leg_sid=leg_sid,
+        ring_timeout=params["ring_timeout"],
+    )
 
 
 def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:

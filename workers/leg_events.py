@@ -67,6 +67,9 @@ def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
         log.error("leg %s: unknown campaign %s; event %s ignored", event.leg_sid, tag.campaign_id, event.event_name)
         return "unknown-campaign"
     record, just_ended, applied = commit_event(rt.store, event, tag, campaign)
+    if record is None:
+        log.warning("leg %s: event %s of an agent's leg whose call %s has no record; ignored", event.leg_sid, event.event_name, tag.agent_of)
+        return "unknown-call"
     record_event(event.event_name, "rescued" if rescue and applied else "applied" if applied else "no-op")
     if rescue and applied:
         log.warning("leg %s: rescued %s that its worker did not finish", event.leg_sid, event.event_name)

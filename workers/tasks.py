@@ -6,6 +6,7 @@ Importing this module registers every task family with the Celery app
 - ``workers.leg_events``: ``handle_leg_event``, a leg event applied to its state machine;
 - ``workers.actions``:    ``send_action``, one Legs API action of a leg;
 - ``workers.dials``:      ``dial_contact``, one create-leg call of a campaign's contact;
+- ``workers.transfers``:  ``transfer_call``, a bot's request to hand its call to an agent;
 - ``workers.timers``:     what a fired timer does, run by the timer sweeper (``workers.sweeper``);
 - ``workers.poller``:     the dial poller, which hands due contacts to ``dial_contact``.
 """
@@ -26,8 +27,9 @@ from workers.poller import DialPollerStep
 from workers.runtime import app
 from workers.sweeper import TimerSweeper
 from workers.timers import fire_timer
+from workers.transfers import transfer_call
 
-__all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "fire_timer"]
+__all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "transfer_call", "fire_timer"]
 
 TimerSweeper.fire = staticmethod(fire_timer)
 app.steps["worker"].add(TimerSweeper)

@@ -32,6 +32,7 @@ class StackConfig:
     concurrency: int = 16
     bots: int = 1
     bot_kind: str = "greeter"
+    bot_script: Path | None = None  # the YAML script of bot_kind "scripted" (None: the shipped demo)
     sandbox: bool = True
     scenario: Path | None = None
     seed: int = 7
@@ -100,6 +101,8 @@ def start_stack(supervisor: Supervisor, settings: Settings, config: StackConfig 
     for index, (port, url) in enumerate(zip(bot_ports, bot_urls, strict=True)):
         # Its own URL, whatever DIALSTREAM_BOT_PUBLIC_URL the shell exports for a real fleet.
         argv = ["-m", "bot", "--bot", config.bot_kind, "--host", "127.0.0.1", "--port", str(port), "--public-url", url]
+        if config.bot_script is not None:
+            argv += ["--script", str(config.bot_script)]
         start(f"bot-{index}", Supervisor.python(*argv), ready_port=port)
     # Ready when it says so: its bind address need not be a loopback one.
     argv = Supervisor.python("-m", "ingress", "--bind", stack.settings.ingress_bind)

@@ -2,7 +2,8 @@
 
 Three queues, so a burst of dialing (or a slow webhook receiver) can never delay an in-call action:
 
-- ``events``:   leg events and the media actions they trigger (milliseconds each);
+- ``events``:   leg events and the media actions they trigger (milliseconds each), and the
+  transfers bots ask for;
 - ``dial``:     create-leg calls and their retries; the nodes serving it also run the
   campaign engine's dial poller (``workers.poller``);
 - ``webhooks``: webhook deliveries (HTTP to the customer's receivers, seconds at worst); the
@@ -25,7 +26,7 @@ from dialstream.settings import Settings
 
 __all__ = [
     "create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "WEBHOOKS_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT",
-    "DELIVER_WEBHOOK", "GIL_SWITCH_INTERVAL",
+    "DELIVER_WEBHOOK", "TRANSFER_CALL", "GIL_SWITCH_INTERVAL",
 ]  # fmt: skip
 
 EVENTS_QUEUE = "events"
@@ -38,6 +39,7 @@ HANDLE_LEG_EVENT = "dialstream.handle_leg_event"
 SEND_ACTION = "dialstream.send_action"
 DIAL_CONTACT = "dialstream.dial_contact"
 DELIVER_WEBHOOK = "dialstream.deliver_webhook"
+TRANSFER_CALL = "dialstream.transfer_call"  # published by bot processes (dialstream.broker.transfers)
 
 # Longer than any task may run (time limits below) and any countdown (API retry back-offs,
 # seconds), so Redis never re-delivers a task still running. It is also how long a dead
@@ -66,6 +68,7 @@ def create_app(settings: Settings) -> Celery:
         task_routes={
             HANDLE_LEG_EVENT: {"queue": EVENTS_QUEUE},
             SEND_ACTION: {"queue": EVENTS_QUEUE},
+            TRANSFER_CALL: {"queue": EVENTS_QUEUE},
             DIAL_CONTACT: {"queue": DIAL_QUEUE},
             DELIVER_WEBHOOK: {"queue": WEBHOOKS_QUEUE},
         },

@@ -21,7 +21,12 @@ from typing import Any
 from celery import Celery
 from kombu.utils.json import dumps
 
-from dialstream.broker.celery_app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION
+from dialstream.broker.celery_app import (
+    DIAL_CONTACT,
+    HANDLE_LEG_EVENT,
+    SEND_ACTION,
+    TRANSFER_CALL,
+)
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.report import mask_phone
 
@@ -70,6 +75,10 @@ def task_argsrepr(task_name: str, args: Sequence[Any]) -> str:
         if task_name == SEND_ACTION:
             leg_sid, action = args[0], args[1]
             return f"{action.get('kind')} leg={leg_sid} action={action.get('action_id')}"
+        if task_name == TRANSFER_CALL:
+            leg_sid, request = args[0], args[1]
+            asked = f"key={request['key']}" if request.get("key") else f"mode={request.get('mode') or 'campaign'}"
+            return f"transfer leg={leg_sid} {asked}"
         if task_name == DIAL_CONTACT:
             attempt = args[2] if len(args) > 2 else 1
             return f"dial campaign={args[0]} contact={args[1]} attempt={attempt}"

@@ -201,6 +201,8 @@ class LegTag:
     campaign_id: str
     contact_id: str
     attempt: int = 1
+    # On an agent's leg (a transfer): the callee's leg, whose record its events go to.
+    agent_of: str = ""
 
     @property
     def call_id(self) -> str:
@@ -210,12 +212,15 @@ class LegTag:
     def encode(self, secret: bytes = b"") -> str:
         """The ``custom_param`` to create the leg with, signed with ``secret`` when given."""
         fields: dict[str, Any] = {"ds": 1, "c": self.campaign_id, "k": self.contact_id, "a": self.attempt}
+        if self.agent_of:
+            fields["p"] = self.agent_of
         if secret:
             fields["s"] = self._signature(secret)
         return json.dumps(fields, separators=(",", ":"))
 
     def _signature(self, secret: bytes) -> str:
-        message = f"{self.campaign_id}\x1f{self.contact_id}\x1f{self.attempt}".encode()
+        parts = [self.campaign_id, self.contact_id, str(self.attempt), *([self.agent_of] if self.agent_of else [])]
+        message = "\x1f".join(parts).encode()
         return hmac.new(secret, message, hashlib.sha256).hexdigest()[:32]
 
     @classmethod
@@ -245,7 +250,7 @@ class LegTag:
             return None
         if not isinstance(raw, dict) or raw.get("ds") != 1:
             return None
-        campaign, contact, attempt = raw.get("c"), raw.get("k"), raw.get("a", 1)
-        if not isinstance(campaign, str) or not isinstance(contact, str) or not isinstance(attempt, int):
+        campaign, contact, attempt, agent_of = raw.get("c"), raw.get("k"), raw.get("a", 1), raw.get("p", "")
+        if not isinstance(campaign, str) or not isinstance(contact, str) or not isinstance(attempt, int) or not isinstance(agent_of, str):
             return None
-        return cls(campaign, contact, attempt)
+        return cls(campaign, contact, attempt, agent_of)

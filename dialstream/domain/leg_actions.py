@@ -12,16 +12,20 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.leg_record import (
     Action,
     Decision,
     Ending,
     GreetingState,
     LegRecord,
+    StreamState,
 )
 from dialstream.exotel.actions import ActionKind
 
-__all__ = ["add_action", "start_greeting", "stop_greeting", "hangup", "latest_stream", "callee_hears_something"]
+__all__ = [
+    "add_action", "start_stream", "start_greeting", "stop_greeting", "give_up", "hangup", "latest_stream", "callee_hears_something",
+]  # fmt: skip
 
 
 def add_action(record: LegRecord, kind: ActionKind, params: dict[str, Any], *, on_leg: str = "") -> tuple[LegRecord, Action]:
@@ -32,6 +36,18 @@ def add_action(record: LegRecord, kind: ActionKind, params: dict[str, Any], *, o
         record, action_counts={**record.action_counts, kind.value: count}, outbox=(*record.outbox, action)
     )
     return record, action
+
+
+def start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bots: bool = False) -> tuple[LegRecord, Action]:
+    """Start a bot stream (another bot than those tried, on a retry)."""
+    params = {
+        "url": campaign.bot_url,  # empty: the sender picks a live bot from the fleet
+        "direction": campaign.stream_direction,
+        "content_type": campaign.stream_content_type,
+        "avoid_tried_bots": avoid_tried_bots,
+    }
+    record, action = add_action(record, ActionKind.START_STREAM, params)
+    return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
 
 
 def start_greeting(record: LegRecord, kind: str, params: dict[str, Any]) -> tuple[LegRecord, Action]:
@@ -45,6 +61,17 @@ def stop_greeting(record: LegRecord, greeting: GreetingState) -> Decision:
     """Stop what the callee hears from Exotel; ``greeting`` is the state it is in meanwhile."""
     record, action = add_action(record, ActionKind.stop(record.greeting_kind), {})
     return Decision(dataclasses.replace(record, greeting=greeting), (action,))
+
+
+def give_up(record: LegRecord, campaign: CampaignConfig, reason: str) -> Decision:
+    """No bot (nor agent) will be on this call: the callee hears the fallback message, then is hung up."""
+    actions: list[Action] = []
+    if callee_hears_something(record):
+        record, stop = add_action(record, ActionKind.stop(record.greeting_kind), {})
+        actions.append(stop)
+    record, message = start_greeting(record, "say", {"text": campaign.fallback_message})
+    record = dataclasses.replace(record, ending=Ending.FALLBACK, ending_action_id=message.action_id, reason=reason)
+    return Decision(record, (*actions, message))
 
 
 def hangup(record: LegRecord, ending: Ending = Ending.HANGUP) -> Decision:

@@ -15,7 +15,9 @@ from typing import Any
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.exotel.actions import ActionKind
 
-__all__ = ["Phase", "GreetingState", "StreamState", "Outcome", "Ending", "Action", "LegRecord", "Decision"]
+__all__ = [
+    "Phase", "GreetingState", "StreamState", "Outcome", "Ending", "TransferState", "Transfer", "Action", "LegRecord", "Decision",
+]  # fmt: skip
 
 
 class Phase(StrEnum):
@@ -67,6 +69,41 @@ class Ending(StrEnum):
     VOICEMAIL = "voicemail"  # answering machine: leave the message, then hang up
     HANGUP = "hangup"  # hang-up sent
     BOT_HANGUP = "bot_hangup"  # the bot ended the call (closed its stream normally): hang-up sent
+
+
+class TransferState(StrEnum):
+    """Where a hand-off to a human agent is (``dialstream.domain.transfer``)."""
+
+    DIALING = "dialing"  # the agent's leg is created and rings; the callee hears the hold message
+    WHISPER = "whisper"  # warm: the agent answered and hears the whisper first
+    BRIDGING = "bridging"  # the bridge is asked for
+    BRIDGED = "bridged"  # callee and agent talk
+    FAILED = "failed"  # no agent came: the call went back to the bot, or to the fallback message
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A hand-off of the call to a human agent. Times are Unix seconds from event timestamps
+    (``requested_at`` is the worker's, when the request was taken)."""
+
+    agent: str  # the agent's number
+    mode: str  # cold | warm
+    state: TransferState
+    requested_at: float
+    whisper: str = ""  # warm: what the agent hears before being connected
+    leg_sid: str = ""  # the agent's leg, from its first event
+    ringing_at: float | None = None
+    answered_at: float | None = None
+    bridged_at: float | None = None
+    ended_at: float | None = None  # the agent's leg ended
+    reason: str = ""  # why it failed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Transfer:
+        return cls(**{**raw, "state": TransferState(raw["state"])})
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +158,7 @@ class LegRecord:
     ending_action_id: str = ""  # the start_say of the fallback/voicemail message
     machine: bool = False
     voicemail_left_at: float | None = None  # say_completed of the voicemail message
+    transfer: Transfer | None = None  # a hand-off to a human agent, once asked for
     action_counts: dict[str, int] = field(default_factory=dict)  # ActionKind -> actions of that kind so far
     outbox: tuple[Action, ...] = ()
     errors: tuple[str, ...] = ()
@@ -136,6 +174,7 @@ class LegRecord:
         raw["action_counts"] = dict(self.action_counts)
         raw["outbox"] = [action.to_dict() for action in self.outbox]
         raw["errors"] = list(self.errors)
+        raw["transfer"] = self.transfer.to_dict() if self.transfer else None
         return raw
 
     @classmethod
@@ -148,6 +187,7 @@ class LegRecord:
         raw["ending"] = Ending(raw["ending"])
         raw["outbox"] = tuple(Action.from_dict(a) for a in raw.get("outbox", ()))
         raw["errors"] = tuple(raw.get("errors", ()))
+        raw["transfer"] = Transfer.from_dict(raw["transfer"]) if raw.get("transfer") else None
         return cls(**raw)
 
     @classmethod

@@ -25,7 +25,8 @@ call is hung up with the reason recorded.
 
 Parts of a call have rules of their own, which the handlers here hand events to:
 answering machines (the verdict, the beep, the voicemail's end) are
-``dialstream.domain.voicemail``'s.
+``dialstream.domain.voicemail``'s; a hand-off to a human agent, from its request to the
+bridge, and every event of the agent's leg, ``dialstream.domain.transfer``'s.
 
 Two decisions outside the leg's events are here too: what a failed action calls for
 (``apply_failure`` and ``hangs_up_after``), and whether a call's slot heartbeat beats on
@@ -38,14 +39,16 @@ import dataclasses
 from enum import StrEnum
 from typing import Any
 
-from dialstream.domain import voicemail
+from dialstream.domain import transfer, voicemail
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.leg_actions import (
     add_action,
     callee_hears_something,
+    give_up,
     hangup,
     latest_stream,
     start_greeting,
+    start_stream,
     stop_greeting,
 )
 from dialstream.domain.leg_record import (
@@ -100,20 +103,27 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     Returns the same ``record`` object when the event has no effect (a duplicate, a late
     event for a dead leg, an event we do not act on); otherwise a :class:`Decision`.
     """
+    if record.transfer is not None or event.leg_sid != record.leg_sid:
+        taken = transfer.apply_event(record, event, campaign)  # an agent's leg, or a call being transferred
+        if taken is not None:
+            return taken
     handler = _HANDLERS.get(event.event_name)
     if handler is None:
         return record
-    return handler(record, event, campaign)
+    result = handler(record, event, campaign)
+    ended = isinstance(result, Decision) and result.record.finished and not record.finished
+    return transfer.finish(result) if ended and record.transfer is not None else result
 
 
 def timers_for(record: LegRecord, actions: tuple[Action, ...], campaign: CampaignConfig) -> list[tuple[str, float]]:
     """(timer id, seconds) to arm after dispatching ``actions``: each stream start is
     watched for ``stream_started``; a fallback or voicemail message for its end; a machine's
-    verdict for its beep (``dialstream.domain.voicemail``)."""
+    verdict for its beep (``dialstream.domain.voicemail``); an agent's dial and a bridge
+    (``dialstream.domain.transfer``)."""
     timers = [(a.action_id, campaign.stream_start_timeout) for a in actions if a.kind is ActionKind.START_STREAM]
     if any(a.action_id == record.ending_action_id for a in actions):
         timers.append((FALLBACK_TIMER, FALLBACK_GRACE))
-    return timers + voicemail.timers_for(record, actions)
+    return timers + voicemail.timers_for(record, actions) + transfer.timers_for(record, actions, campaign)
 
 
 def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -124,6 +134,8 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return hangup(record) if record.ending is not Ending.NONE else record
     if timer_id == voicemail.BEEP_TIMER:
         return voicemail.beep_deadline(record, campaign)
+    if timer_id in (transfer.AGENT_TIMER, transfer.BRIDGE_TIMER):
+        return transfer.apply_timer(record, timer_id, campaign)
     latest = latest_stream(record)
     if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
         return record  # that attempt was superseded, or its stream is up
@@ -138,13 +150,15 @@ def apply_failure(record: LegRecord, action: Action, error: Exception, campaign:
     if action.kind.stops:
         return record  # a failed stop of a greeting that already ended is expected (the race with say_completed)
     failed = dataclasses.replace(record, errors=(*record.errors, f"{action.action_id}: {error}"))
+    if action.on_leg or action.kind in (ActionKind.CREATE_LEG, ActionKind.CREATE_BRIDGE):
+        return transfer.apply_failure(failed, action, error, campaign)
     if action.kind is not ActionKind.START_STREAM:
         return Decision(failed)
     if not isinstance(error, NoBotAvailable):
         return Decision(dataclasses.replace(failed, reason="bot stream could not be started"))
     pending = action.action_id == latest_stream(record) and record.stream is StreamState.REQUESTED
     if pending and record.ending is Ending.NONE and not record.finished:
-        return _give_up(failed, campaign, NO_BOT)
+        return give_up(failed, campaign, NO_BOT)
     return Decision(failed)  # a superseded attempt, or a call already being wound down
 
 
@@ -200,7 +214,7 @@ def _answered(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -
         # after leg_terminated nothing may be started on the dead leg.
         return record
     record = dataclasses.replace(record, phase=Phase.ANSWERED, answered_at=event.timestamp)
-    record, stream = _start_stream(record, campaign)
+    record, stream = start_stream(record, campaign)
     if not campaign.flow.has_greeting:
         return Decision(record, (stream,))
     if campaign.flow is Flow.GREETING_SAY:
@@ -336,31 +350,9 @@ def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
     """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
     record = dataclasses.replace(record, errors=(*record.errors, why))
     if record.stream_attempts < campaign.max_stream_attempts:
-        record, stream = _start_stream(record, campaign, avoid_tried_bots=True)
+        record, stream = start_stream(record, campaign, avoid_tried_bots=True)
         if callee_hears_something(record):
             return Decision(record, (stream,))
         record, hold = start_greeting(record, "say", {"text": campaign.hold_message})
         return Decision(record, (stream, hold))
-    return _give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")
-
-
-def _give_up(record: LegRecord, campaign: CampaignConfig, reason: str) -> Decision:
-    """No bot will be on this call: the callee hears the fallback message, then is hung up."""
-    actions: list[Action] = []
-    if callee_hears_something(record):
-        record, stop = add_action(record, ActionKind.stop(record.greeting_kind), {})
-        actions.append(stop)
-    record, message = start_greeting(record, "say", {"text": campaign.fallback_message})
-    record = dataclasses.replace(record, ending=Ending.FALLBACK, ending_action_id=message.action_id, reason=reason)
-    return Decision(record, (*actions, message))
-
-
-def _start_stream(record: LegRecord, campaign: CampaignConfig, *, avoid_tried_bots: bool = False) -> tuple[LegRecord, Action]:
-    params = {
-        "url": campaign.bot_url,  # empty: the sender picks a live bot from the fleet
-        "direction": campaign.stream_direction,
-        "content_type": campaign.stream_content_type,
-        "avoid_tried_bots": avoid_tried_bots,
-    }
-    record, action = add_action(record, ActionKind.START_STREAM, params)
-    return dataclasses.replace(record, stream=StreamState.REQUESTED, stream_attempts=record.stream_attempts + 1), action
+    return give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")

@@ -63,7 +63,7 @@ __all__ = ["CampaignEngine", "CampaignStatus", "REPORT_COLUMNS", "new_campaign_i
 
 REPORT_COLUMNS = (
     "contact_id", "line", "phone", "status", "attempts", "outcome", "disposition", "disposition_data", "callback_at",
-    "reason", "leg_sid", "exophone",
+    "reason", "leg_sid", "exophone", "agent", "agent_ring_ms", "bridged_at", "recording_url",
     "answered_at", "ended_at", "answered_to_stream_ms", "history", "next_attempt_at", "zone", "window_opens_at",
 )  # fmt: skip
 _DRAIN = 1000  # contacts canceled per round trip
@@ -327,6 +327,7 @@ def _contact_row(
     result = result or {}
     # A call over has what its bot told in its record; one on the line only beside its leg.
     bot_told = result if "disposition" in result else told(**by_leg.get(result.get("leg_sid", ""), {}))
+    handed = result.get("transfer") or {}
     zone = contact_timezone(contact)
     opens = opening(zone) if contact.contact_id in waiting and not final else None
     reason = result.get("reason", "") or "; ".join(result.get("errors") or ())
@@ -350,6 +351,10 @@ def _contact_row(
         "reason": reason or (f"waits for its calling window {opening.window} ({zone}) until {opens}" if opens else ""),
         "leg_sid": result.get("leg_sid", ""),
         "exophone": result.get("exophone", ""),
+        "agent": handed.get("agent", ""),  # a transfer's agent, its phone's ringing, the bridge
+        "agent_ring_ms": handed.get("agent_ring_ms"),
+        "bridged_at": _iso(handed.get("bridged_at")),
+        "recording_url": result.get("recording_url", ""),
         "answered_at": _iso(result.get("answered_at")),
         "ended_at": _iso(result.get("ended_at")),
         "answered_to_stream_ms": result.get("answered_to_stream_ms"),

@@ -1,4 +1,4 @@
-"""Client for Exotel's Legs API (``/v2/accounts/{sid}/legs``): create legs, run actions.
+"""Client for Exotel's Legs API (``/v2/accounts/{sid}/legs``): create legs, run actions, bridge legs.
 
 One :class:`LegsClient` per process holds one pooled ``httpx.Client``. Every response is
 read through the documented envelope ``{request_id, method, http_code, response:
@@ -18,7 +18,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from xml.sax.saxutils import quoteattr
@@ -104,8 +104,14 @@ class LegsClient:
         amd_enable: bool = False,
         async_amd: bool = False,
         priority: str | None = None,
+        reference_leg_sid: str = "",
+        record: bool = False,
     ) -> CreatedLeg:
-        """Place an outbound call (``POST /legs``). Its progress arrives as leg events."""
+        """Place an outbound call (``POST /legs``). Its progress arrives as leg events.
+
+        ``reference_leg_sid``: create it where that leg is (legs to be bridged should be
+        co-located). ``record``: record the call from its answer; the recording's URL arrives
+        in ``recording_available`` (the parameter's name is inferred: no page of Exotel's shows it)."""
         body: dict[str, Any] = {
             "contact_uri": contact_uri,
             "exophone": exophone,
@@ -120,6 +126,8 @@ class LegsClient:
             "amd_enable": amd_enable or None,
             "async_amd": async_amd or None,
             "priority": priority,
+            "reference_leg_sid": reference_leg_sid or None,
+            "record": record or None,
         }
         body.update({key: value for key, value in optional.items() if value is not None})
         data = self._request("POST", "/legs", body, operation="create_leg")
@@ -128,11 +136,21 @@ class LegsClient:
     def get_leg(self, leg_sid: str) -> Mapping[str, Any]:
         return self._request("GET", f"/legs/{leg_sid}", operation="get_leg")
 
+    # Bridges
+
+    def create_bridge(self, leg_sids: Sequence[str], *, bridge_event_endpoint: str) -> str:
+        """Bridge live legs (``POST /bridges``, the shape with ``leg_sids``): their parties talk.
+        Returns the bridge's sid; ``leg_joined_bridge`` on each leg says it is up."""
+        body = {"leg_sids": list(leg_sids), "bridge_event_endpoint": bridge_event_endpoint}
+        return _required(self._request("POST", "/bridges", body, operation="create_bridge"), "bridge_sid")
+
     # Actions
 
     def act(self, leg_sid: str, kind: ActionKind, params: Mapping[str, Any], *, action_custom_param: str = "") -> AcceptedAction:
         """Run the action ``kind`` with ``params`` as the state machine gives them
-        (``dialstream.domain.leg_state``): each kind's request is one entry of ``_ACTIONS``."""
+        (``dialstream.domain.leg_state``): each kind's request is one entry of ``_ACTIONS``.
+        The agent's leg and the bridge of a transfer are not leg actions: the worker fills
+        them in and calls :meth:`create_leg` and :meth:`create_bridge`."""
         return _ACTIONS[kind](self, leg_sid, params, action_custom_param)
 
     # Named actions (the AgentStream guides' style)
@@ -229,7 +247,9 @@ _ACTIONS: dict[ActionKind, Callable[[LegsClient, str, Mapping[str, Any], str], A
     ActionKind.STOP_STREAM: lambda client, leg_sid, params, custom: client.stop_stream(
         leg_sid, stream_sid=params.get("stream_sid", ""), action_custom_param=custom
     ),
-    ActionKind.START_SAY: lambda client, leg_sid, params, custom: client.start_say(leg_sid, params["text"], action_custom_param=custom),
+    ActionKind.START_SAY: lambda client, leg_sid, params, custom: client.start_say(
+        leg_sid, params["text"], loop=params.get("loop", 0), action_custom_param=custom
+    ),
     ActionKind.STOP_SAY: lambda client, leg_sid, params, custom: client.stop_say(leg_sid, action_custom_param=custom),
     ActionKind.START_PLAY: lambda client, leg_sid, params, custom: client.start_play(leg_sid, params["url"], action_custom_param=custom),
     ActionKind.STOP_PLAY: lambda client, leg_sid, params, custom: client.stop_play(leg_sid, action_custom_param=custom),

@@ -29,6 +29,7 @@ Key layout::
     ds:campaign:{id}:rejected             hash line number -> rejected row JSON
     ds:campaign:{id}:zones                hash time zone -> contacts called in it (their windows)
     ds:campaign:{id}:dials:{minute}       dials placed in one minute (TTL): the dial rate
+    ds:campaign:{id}:agent_turn           counter: whose turn it is among the agents (transfers)
     ds:pacing:{account}:grants|awaiting|throttled    the Legs API budget (state.pacing)
     ds:slots:{account}:calls|streams|holders         concurrency slots (state.slots)
     ds:slots:{account}:campaign:{id}                 one campaign's call slots
@@ -59,6 +60,7 @@ __all__ = [
     "campaigns",
     "running_campaigns",
     "campaign",
+    "agent_turn",
     "pacing",
     "slots",
     "dnc",
@@ -124,6 +126,11 @@ def running_campaigns(prefix: str = PREFIX) -> str:
 def campaign(campaign_id: str, part: str = "", prefix: str = PREFIX) -> str:
     """The campaign's hash, or with ``part`` one of its keys (``contacts``, ``due``, ``dials:{minute}`` ...)."""
     return f"{prefix}:campaign:{campaign_id}" + (f":{part}" if part else "")
+
+
+def agent_turn(campaign_id: str, prefix: str = PREFIX) -> str:
+    """The campaign's transfers so far: taken modulo its agents, the next one's turn."""
+    return campaign(campaign_id, "agent_turn", prefix)
 
 
 # The account's shared limits

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dialstream.domain import transfer
 from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
 from dialstream.domain.leg_state import (
     Action,
@@ -20,11 +21,12 @@ from dialstream.domain.leg_state import (
     apply_failure,
     apply_timer,
 )
+from dialstream.domain.transfer import TransferRequest
 from dialstream.errors import ConcurrentUpdate
 from dialstream.exotel.events import LegEvent
 from dialstream.state.store import Store
 
-__all__ = ["commit_event", "commit_timer", "commit_failure", "add_error", "call_result", "CONCURRENT_RETRY_DELAY"]
+__all__ = ["commit_event", "commit_transfer", "commit_timer", "commit_failure", "add_error", "call_result", "CONCURRENT_RETRY_DELAY"]
 
 _CAS_ATTEMPTS = 50
 # A commit that lost every attempt raises ConcurrentUpdate; its task is retried this many
@@ -32,9 +34,12 @@ _CAS_ATTEMPTS = 50
 CONCURRENT_RETRY_DELAY = 0.5
 
 
-def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord, bool, bool]:
+def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignConfig) -> tuple[LegRecord | None, bool, bool]:
     """Apply ``event`` atomically; returns (the record as stored, whether it just ended,
     whether this call applied it: False for a duplicate or an event with no effect).
+
+    An agent's leg (``tag.agent_of``) has no record of its own: its events go to the callee's
+    leg's record, which they may not create (None: no such record).
 
     The returned record's ``outbox`` holds every action not yet dispatched, including any a
     crashed worker left behind: the caller dispatches them all.
@@ -47,11 +52,14 @@ def commit_event(store: Store, event: LegEvent, tag: LegTag, campaign: CampaignC
         effective = isinstance(result, Decision)
         return result
 
-    record, ended = _commit(
-        store, event.leg_sid, apply, event_sid=event.event_sid, initial=LegRecord.new(event.leg_sid, tag, campaign)
-    )
-    assert record is not None  # an initial record was given
+    initial = None if tag.agent_of else LegRecord.new(event.leg_sid, tag, campaign)
+    record, ended = _commit(store, tag.agent_of or event.leg_sid, apply, event_sid=event.event_sid, initial=initial)
     return record, ended, effective
+
+
+def commit_transfer(store: Store, leg_sid: str, request: TransferRequest, campaign: CampaignConfig, turn: int, now: float) -> LegRecord | None:
+    """Begin the transfer ``request`` asks for (``dialstream.domain.transfer.start``); None if the leg is unknown."""
+    return _commit(store, leg_sid, lambda current: transfer.start(current, request, campaign, turn, now))[0]
 
 
 def commit_timer(store: Store, leg_sid: str, timer_id: str, campaign: CampaignConfig) -> LegRecord | None:
@@ -142,4 +150,7 @@ def call_result(record: LegRecord | None, contact: Contact | None, *, outcome: s
         stream_attempts=record.stream_attempts,
         errors=list(record.errors),
     )
+    if (handed := record.transfer) is not None:
+        # How long the agent's phone rang before the answer (from the request if no ringing came).
+        result["transfer"] = {**handed.to_dict(), "agent_ring_ms": ms(handed.ringing_at or handed.requested_at, handed.answered_at)}
     return result

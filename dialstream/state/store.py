@@ -108,7 +108,7 @@ class Store:
 
     def campaign_keys(self, campaign_id: str) -> list[str]:
         """Every key a campaign owns (but its per-minute dial counts, which expire on their own)."""
-        parts = ("", "contacts", "legs", "results", "done", "counts", "rejected", "zones")
+        parts = ("", "contacts", "legs", "results", "done", "counts", "rejected", "zones", "agent_turn")
         return [keys.campaign(campaign_id, part) for part in parts] + self.queue.keys(campaign_id)[:3]
 
     def create_campaign(self, config: CampaignConfig, contacts: Iterable[Contact] = (), *, retention: int = 0) -> int:

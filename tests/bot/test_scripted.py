@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import json
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from bot.config import BotServerConfig
 from bot.scripted import DEMO_SCRIPT, Script, ScriptedBot
 from bot.server import BotServer
+from dialstream.broker.celery_app import EVENTS_QUEUE, TRANSFER_CALL
+from dialstream.broker.transfers import TransferRequests
 from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
 from dialstream.domain.leg_state import LegRecord
+from dialstream.domain.transfer import TransferRequest
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.agentstream import Clear, MediaFormat, OutboundMark
@@ -51,6 +58,8 @@ def test_demo_script_loads_with_shipped_prompts():
         ({"steps": {"a": {"disposition": "Not OK!"}}}, "disposition code"),
         ({"steps": {"a": {"disposition": {"code": "ok", "blob": "x" * 3000}}}}, "at most 2000"),
         ({"steps": {"a": {"callback_after": "soon"}}}, "callback_after"),
+        ({"steps": {"a": {"transfer": "hot"}}}, "transfer"),
+        ({"steps": {"a": {"transfer": True, "hangup": True}}}, "does not hang up"),
     ],
 )
 def test_invalid_scripts_are_refused(raw, fragment, tmp_path):
@@ -144,3 +153,31 @@ def test_a_menu_choice_sets_the_disposition_and_a_callback_that_reach_the_report
     assert (row["disposition"], row["disposition_data"]) == ("callback_requested", {"choice": "menu"})
     assert row["callback_at"] == told.at
     assert engine.status(config.campaign_id).dispositions == {"callback_requested": 1}
+
+
+def test_a_transfer_step_and_every_key_pressed_reach_the_workers_queue(redis_url, tmp_path):
+    """Each key goes to the events queue as a transfer_call (the workers decide if it is the transfer key);
+    a step with transfer: warm asks for a warm transfer once its prompt was heard."""
+    client = redis.Redis.from_url(redis_url.rsplit("/", 1)[0] + "/1")  # nobody consumes this database's queue
+    client.delete(EVENTS_QUEUE)
+    path = tmp_path / "flow.yaml"
+    path.write_text("steps:\n  ask: {say: 'Press 1 for a colleague', dtmf: {'1': agent}}\n  agent: {say: 'Connecting you.', transfer: warm}\n")
+    bot = type("Transferring", (ScriptedBot.from_file(path),), {"transfers": TransferRequests(client)})
+
+    async def scenario() -> str:
+        async with BotServer(bot, BotServerConfig(port=0)) as server:
+            async with FakeExotel(server.url, media_format=MULAW) as exotel:
+                await exotel.start()
+                await exotel.until(lambda: len(exotel.received) >= 1)
+                await exotel.press("1")
+                await exotel.until(lambda: "step-2-agent" in exotel.echoed)
+                await asyncio.to_thread(wait_for, lambda: client.llen(EVENTS_QUEUE) == 2, 5)
+                return f"call-{exotel.stream_sid}"
+
+    leg_sid = run(scenario())
+    tasks = [json.loads(m) for m in reversed(client.lrange(EVENTS_QUEUE, 0, -1))]
+    client.delete(EVENTS_QUEUE)
+    client.close()
+    assert [t["headers"]["task"] for t in tasks] == [TRANSFER_CALL, TRANSFER_CALL]
+    args = [json.loads(base64.b64decode(t["body"]))[0] for t in tasks]
+    assert args == [[leg_sid, TransferRequest(key="1").to_dict()], [leg_sid, TransferRequest(mode="warm").to_dict()]]

@@ -1,6 +1,7 @@
 """What sales and collections campaigns need, end to end with every part real: caller IDs by
 region and rotation under a daily cap; dispositions and callbacks the scripted bot sets; a
-voicemail left after an answering machine's beep.
+voicemail left after an answering machine's beep; warm and cold transfers to an agent, and
+agents who do not answer.
 
 Each test runs a small campaign against the sandbox and reads the campaign's own report
 (``CampaignEngine.report``), the sandbox's timelines, or both.
@@ -12,12 +13,13 @@ import json
 import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pytest
 
 from dialstream.app.stack import Stack
 from dialstream.domain.caller_id import CallerIdPool, pool_reopens
-from dialstream.domain.campaign import CampaignConfig, Contact
+from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
 from dialstream.domain.dialing import MAX_CALLBACKS
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.exotel.legs_api import LegsClient
@@ -35,15 +37,22 @@ DB = 2  # the database of the stack the other tests share
 BANGALORE, MUMBAI, NEW_YORK = "+918030752400", "+912261234567", "+12125550100"
 CALLEE = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [800, 1200]}
 GREETING = "Hello, this is Asha from Acme Finance, calling about your loan application."  # about 3 s of speech
-LATER = "+919110000001"  # presses 3 in the demo script's menu: "call me back in an hour"
+SCRIPT = Path(__file__).with_name("sales_script.yaml")  # the bot's menu: 1 a colleague, 3 a callback
+LATER = "+919110000001"  # presses 3: "call me back in an hour"
 MACHINE = "+919110000002"  # an answering machine: its greeting, then the beep after 3 s
+ASKS_AGENT = ("+919110000011", "+919110000012", "+919110000013")  # press 1: the bot asks for a transfer
+PRESSES_0 = "+919110000021"  # presses 0, which the bot does not know: a campaign's transfer key
+AGENT, AWAY = "+918000000001", "+918000000002"  # answers after 2 s; never answers
 SHARED = {
     "seed": 43,
     "callee": {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [20000, 21000]},
     "numbers": {
         LATER: {"dtmf": [{"digit": "3", "after_ms": 500}]},
         MACHINE: {"machine": 1.0, "amd_ms": [400, 600], "beep_ms": [3000, 3500]},
+        **{number: {"dtmf": [{"digit": "1", "after_ms": 500}], "talk_ms": [14000, 15000]} for number in ASKS_AGENT},
+        PRESSES_0: {"dtmf": [{"digit": "0", "after_ms": 500}], "talk_ms": [14000, 15000]},
     },
+    "agents": {AGENT: 2, AWAY: None},
 }
 
 
@@ -75,9 +84,10 @@ def test_each_call_shows_the_caller_id_of_its_region_else_the_least_used_until_e
 
 @pytest.fixture(scope="module")
 def sales(redis_url, tmp_path_factory) -> Iterator[tuple[Stack, Store, CampaignEngine]]:
-    """One stack for the tests below: the demo's scripted bot, and workers on a campaign clock the tests can move."""
+    """One stack for the tests below: the scripted bot of SCRIPT, and workers on a campaign clock the tests can move."""
     with running_stack(
-        redis_url, tmp_path_factory.mktemp("sales"), SHARED, db=DB, bot_kind="scripted", worker_app="tests.workers.clock_app"
+        redis_url, tmp_path_factory.mktemp("sales"), SHARED, db=DB, bot_kind="scripted", bot_script=SCRIPT,
+        worker_app="tests.workers.clock_app",
     ) as (running, store):
         yield running, store, CampaignEngine(store.redis, running.settings.account_sid)
 
@@ -127,3 +137,70 @@ def test_a_voicemail_is_left_after_the_machines_beep_while_a_person_gets_the_bot
     # Over the machine's greeting played only the greeting and the bot, until the verdict stopped them.
     assert voicemail["voicemail_left"] and message["received_at"] >= voicemail["beep_at"]
     assert machine["hangup_by"] == "api" and not machine["violations"] and person["voicemail"] is None
+
+
+def transfer_calls(running: Stack, campaign_id: str) -> tuple[dict, dict]:
+    """The sandbox's callee leg and agent leg of a campaign's one transferred call."""
+    calls = calls_of(running, campaign_id)
+    agents = [c for c in calls if LegTag.decode(c["custom_param"]).agent_of]
+    [callee] = [c for c in calls if c not in agents]
+    assert len(agents) <= 1 and all(LegTag.decode(a["custom_param"]).agent_of == callee["leg_sid"] for a in agents)
+    return callee, (agents[0] if agents else {})
+
+
+def test_a_warm_transfer_the_bot_asks_for_whispers_to_the_agent_then_bridges_the_callee(sales):
+    """The callee presses 1: the bot asks for a transfer; its stream stops, the callee hears the hold message, the
+    agent's leg is created beside the callee's and, answered, hears the whisper before the bridge; outcome transferred."""
+    running, store, engine = sales
+    config = CampaignConfig("warm", greeting_text=GREETING, agents=(AGENT,), transfer_mode="warm", hold_message="Please hold, connecting you.",
+                            whisper_message="A loan customer who asked for a person.", window="any")  # fmt: skip
+    engine.submit(config, [Contact("c1", ASKS_AGENT[0])])
+    wait_for(lambda: engine.status("warm").finished, timeout=60)
+    [row] = engine.report("warm")
+    callee, agent = transfer_calls(running, "warm")
+    assert (row["outcome"], row["disposition"], row["agent"]) == ("transferred", "wants_agent", AGENT)
+    assert row["agent_ring_ms"] > 0 and datetime.fromisoformat(row["bridged_at"]).timestamp() >= callee["timeline"]["answered"]
+    said_to_callee = [a["params"]["text"] for a in callee["actions"] if a["name"] == "start_say"]
+    assert said_to_callee == [GREETING, config.hold_message] and callee["streams"][0]["stop_reason"] == "stopped"
+    whisper = [a for a in agent["actions"] if a["name"] == "start_say"]
+    assert [a["params"]["text"] for a in whisper] == [config.whisper_message]
+    bridge = callee["bridges"][0]
+    assert set(bridge["legs"]) == {callee["leg_sid"], agent["leg_sid"]} and bridge["joined_at"] > whisper[0]["received_at"]
+    assert agent["contact_uri"] == AGENT and not callee["warnings"] and not agent["warnings"]  # co-located: no warning
+    assert not callee["violations"] and not agent["violations"]
+
+
+def test_a_cold_transfer_by_the_campaigns_key_bridges_at_the_agents_answer(sales):
+    """The callee presses 0, the campaign's transfer key, unknown to the bot: the workers transfer the call cold
+    (no whisper); the agent's answer brings the bridge; outcome transferred."""
+    running, store, engine = sales
+    config = CampaignConfig("cold", greeting_text=GREETING, agents=(AGENT,), transfer_key="0", window="any")
+    engine.submit(config, [Contact("c1", PRESSES_0)])
+    wait_for(lambda: engine.status("cold").finished, timeout=60)
+    [row] = engine.report("cold")
+    callee, agent = transfer_calls(running, "cold")
+    assert (row["outcome"], row["agent"]) == ("transferred", AGENT) and row["bridged_at"]
+    assert not [a for a in agent["actions"] if a["name"] == "start_say"] and callee["bridges"][0]["legs"]
+    assert agent["timeline"]["answered"] <= callee["bridges"][0]["joined_at"]
+
+
+def test_an_agent_who_does_not_answer_sends_the_call_back_to_the_bot_or_to_the_fallback_message(sales):
+    """The agent never answers within 5 s: one call goes back to a new bot stream and completes; the other
+    hears the fallback message and is hung up; neither is bridged, both record why."""
+    running, store, engine = sales
+    back = CampaignConfig("back", greeting_text=GREETING, agents=(AWAY,), agent_ring_timeout=5, transfer_fallback="bot", window="any")
+    sorry = CampaignConfig("sorry", greeting_text=GREETING, agents=(AWAY,), agent_ring_timeout=5, transfer_fallback="message",
+                           fallback_message="Sorry, no colleague is free right now. We will call you back.", window="any")  # fmt: skip
+    engine.submit(back, [Contact("c1", ASKS_AGENT[1])])
+    engine.submit(sorry, [Contact("c1", ASKS_AGENT[2])])
+    wait_for(lambda: engine.status("back").finished and engine.status("sorry").finished, timeout=90)
+    for campaign_id in ("back", "sorry"):
+        [row] = engine.report(campaign_id)
+        assert (row["outcome"], row["agent"], row["bridged_at"]) == ("completed", AWAY, None)
+        result = store.result(campaign_id, "c1")
+        assert result["transfer"]["state"] == "failed" and "no-answer" in result["transfer"]["reason"]
+    callee, agent = transfer_calls(running, "back")
+    assert callee["streams_started"] == 2 and agent["terminal_status"] == "no-answer" and not callee["bridges"]
+    callee, _ = transfer_calls(running, "sorry")
+    said = [a["params"]["text"] for a in callee["actions"] if a["name"] == "start_say"]
+    assert said[-1] == sorry.fallback_message and callee["hangup_by"] == "api" and callee["streams_started"] == 1

@@ -14,6 +14,7 @@ from dialstream.broker.celery_app import (
     EVENTS_QUEUE,
     HANDLE_LEG_EVENT,
     SEND_ACTION,
+    TRANSFER_CALL,
     create_app,
 )
 from dialstream.broker.messages import task_argsrepr, task_message
@@ -119,10 +120,13 @@ def test_leg_event_arguments_name_leg_campaign_and_contact_and_mask_the_number()
 
 
 def test_action_and_dial_arguments_are_summaries():
-    """send_action shows the action and leg; dial_contact the campaign, contact and attempt."""
+    """send_action shows the action and leg; dial_contact the campaign, contact and attempt; transfer_call the
+    leg and the key or mode, never the agent's number."""
     action = {"action_id": "start_stream:1", "kind": "start_stream", "params": {"url": "wss://u:p@bot/"}}
     assert task_argsrepr(SEND_ACTION, ["CA1", action]) == "start_stream leg=CA1 action=start_stream:1"
     assert task_argsrepr(DIAL_CONTACT, ["camp1", "c7"]) == "dial campaign=camp1 contact=c7 attempt=1"
+    assert task_argsrepr(TRANSFER_CALL, ["CA1", {"to": "+918000000001", "mode": "warm"}]) == "transfer leg=CA1 mode=warm"
+    assert task_argsrepr(TRANSFER_CALL, ["CA1", {"key": "0"}]) == "transfer leg=CA1 key=0"
 
 
 def test_unexpected_arguments_are_hidden_rather_than_shown():

@@ -87,7 +87,7 @@ def test_hangup_is_an_exoml_action():
 
 
 def test_every_action_kind_is_sent_by_kind_as_its_named_method_sends_it():
-    """act(kind, params) sends, for every ActionKind, the request its named method sends with the same values."""
+    """act(kind, params) sends, for every ActionKind on a leg, the request its named method sends with the same values."""
     by_kind, by_name = client_with(lambda r: envelope(202, {"action_sid": "a"})), client_with(lambda r: envelope(202, {"action_sid": "a"}))
     params = {
         ActionKind.START_STREAM: {"url": "wss://bot/x", "direction": "inbound", "content_type": "audio/x-l16;rate=8000"},
@@ -95,7 +95,8 @@ def test_every_action_kind_is_sent_by_kind_as_its_named_method_sends_it():
         ActionKind.START_SAY: {"text": "Hello"},
         ActionKind.START_PLAY: {"url": "https://x/y.wav"},
     }
-    for kind in ActionKind:
+    on_the_leg = [kind for kind in ActionKind if not kind.creates]
+    for kind in on_the_leg:
         by_kind[0].act("leg1", kind, params.get(kind, {}), action_custom_param=f"{kind}#1")
     named = by_name[0]
     named.start_stream("leg1", "wss://bot/x", direction="inbound", content_type="audio/x-l16;rate=8000", action_custom_param="start_stream#1")
@@ -106,7 +107,17 @@ def test_every_action_kind_is_sent_by_kind_as_its_named_method_sends_it():
     named.stop_play("leg1", action_custom_param="stop_play#1")
     named.hangup("leg1", action_custom_param="hangup#1")
     assert [(r.url.path, json.loads(r.content)) for r in by_kind[1]] == [(r.url.path, json.loads(r.content)) for r in by_name[1]]
-    assert len(by_kind[1]) == len(ActionKind)
+    assert len(by_kind[1]) == len(on_the_leg) == len(ActionKind) - 2
+
+
+def test_an_agent_leg_beside_another_and_a_bridge_of_two_legs():
+    """create_leg sends reference_leg_sid and record when given; create_bridge posts leg_sids and the event endpoint."""
+    client, sent = client_with(lambda r: envelope(202, {"leg_sid": "L2", "bridge_sid": "B1"}))
+    client.create_leg("+918000000001", exophone="+918030752400", leg_event_endpoint="grpc://h:1", reference_leg_sid="L1", record=True)
+    assert client.create_bridge(["L1", "L2"], bridge_event_endpoint="grpc://h:1") == "B1"
+    leg, bridge = (json.loads(r.content) for r in sent)
+    assert (leg["reference_leg_sid"], leg["record"]) == ("L1", True) and sent[1].url.path.endswith("/bridges")
+    assert bridge == {"leg_sids": ["L1", "L2"], "bridge_event_endpoint": "grpc://h:1"}
 
 
 def test_429_raises_rate_limited_with_retry_after():

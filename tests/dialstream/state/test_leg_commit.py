@@ -12,10 +12,11 @@ import redis
 
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import GreetingState, Phase
+from dialstream.domain.transfer import TransferRequest
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from dialstream.state.leg_commit import add_error, commit_event
+from dialstream.state.leg_commit import add_error, commit_event, commit_transfer
 from dialstream.state.store import Store
 
 _n = itertools.count()
@@ -136,3 +137,18 @@ def test_errors_are_appended_with_a_reason(store, leg_sid):
     record = add_error(store, leg_sid, "second", reason="bot stream could not be started")
     assert record.errors == ("first", "second")
     assert record.reason == "bot stream could not be started"
+
+
+def test_an_agents_leg_events_go_to_the_callees_record_and_never_make_one(store, leg_sid):
+    """The transfer's agent leg has no record: its events change the callee's (found by its tag), and without one change nothing."""
+    agents = CampaignConfig("camp", flow=Flow.BOT_FIRST, bot_url="ws://bot/media", agents=("+918000000001",))
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, agents)
+    commit_event(store, event(leg_sid, ev.STREAM_STARTED), TAG, agents)
+    started = commit_transfer(store, leg_sid, TransferRequest(), agents, 1, 101.0)
+    assert [a.kind for a in started.outbox][-1] == "create_leg"
+    agent_tag = LegTag("camp", "c1", agent_of=leg_sid)
+    record, _, applied = commit_event(store, event("AGENT-" + leg_sid, ev.LEG_RINGING), agent_tag, agents)
+    assert applied and record.leg_sid == leg_sid and record.transfer.leg_sid == "AGENT-" + leg_sid
+    assert store.load_leg("AGENT-" + leg_sid)[0] is None
+    orphan = LegTag("camp", "c1", agent_of="no-such-leg")
+    assert commit_event(store, event("AGENT-x", ev.LEG_RINGING), orphan, agents) == (None, False, False)
