@@ -112,6 +112,7 @@ def dial_contact(
             time_limit=campaign.time_limit,
             amd_enable=campaign.amd_enable,
             async_amd=campaign.async_amd,
+            record=campaign.record,
         )
     except LegsApiError as exc:
         return _dial_failed(self, rt, campaign, contact, item, exc)

@@ -21,7 +21,7 @@ from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.dialing import reserve_released, stream_released
 from dialstream.domain.leg_state import LegRecord
 from dialstream.errors import ConcurrentUpdate
-from dialstream.exotel.events import LegEvent
+from dialstream.exotel.events import RECORDING_AVAILABLE, LegEvent
 from dialstream.state.dial_queue import DialItem
 from dialstream.state.leg_commit import (
     CONCURRENT_RETRY_DELAY,
@@ -76,6 +76,9 @@ def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
     # The worker that ended the leg may have died before recording the call: a re-delivery
     # (or the rescue) of an event after the end finishes that work.
     ending = just_ended or (record.finished and not applied and not _call_recorded(rt, record))
+    if applied and record.finished and not just_ended and event.event_name == RECORDING_AVAILABLE:
+        # Ready after the call was recorded: added to the record written then.
+        rt.store.patch_result(record.campaign_id, record.contact_id, record.leg_sid, recording_url=record.recording_url)
     # What follows the group's publish goes in one round trip.
     pipe = rt.store.redis.pipeline(transaction=False)
     dispatch(rt, record, campaign, pipe)

@@ -159,6 +159,7 @@ class LegRecord:
     machine: bool = False
     voicemail_left_at: float | None = None  # say_completed of the voicemail message
     transfer: Transfer | None = None  # a hand-off to a human agent, once asked for
+    recording_url: str = ""  # recording_available's URL (the campaign records its calls)
     action_counts: dict[str, int] = field(default_factory=dict)  # ActionKind -> actions of that kind so far
     outbox: tuple[Action, ...] = ()
     errors: tuple[str, ...] = ()

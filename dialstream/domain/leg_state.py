@@ -39,7 +39,7 @@ import dataclasses
 from enum import StrEnum
 from typing import Any
 
-from dialstream.domain import transfer, voicemail
+from dialstream.domain import recording, transfer, voicemail
 from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.leg_actions import (
     add_action,
@@ -339,6 +339,7 @@ _HANDLERS = {
     ev.STREAM_STOPPED: _stream_stopped,
     ev.AMD_RESULT_SUCCESS: voicemail.machine_answered,
     ev.AMD_BEEP_DETECTED: voicemail.beep,
+    ev.RECORDING_AVAILABLE: recording.available,
     ev.LEG_TERMINATED: _ended,
     ev.LEG_FAILED_TO_CREATE: _ended,
     **{name: _greeting_started for name in _GREETING_STARTED},

@@ -39,6 +39,7 @@ __all__ = [
     "PLAY_COMPLETED",
     "PLAY_INTERRUPTED",
     "PLAY_FAILED_TO_START",
+    "RECORDING_AVAILABLE",
     "KNOWN_EVENT_NAMES",
     "SID_CHARS",
     "NAME_CHARS",
@@ -67,6 +68,7 @@ PLAY_STARTED = "play_started"
 PLAY_COMPLETED = "play_completed"
 PLAY_INTERRUPTED = "play_interrupted"
 PLAY_FAILED_TO_START = "play_failed_to_start"
+RECORDING_AVAILABLE = "recording_available"
 
 # Every leg event Exotel documents (shared/reference/exotel.md, section 2.2). The ingress
 # publishes only these: a name outside the catalogue is acknowledged and dropped, so a
@@ -79,7 +81,7 @@ KNOWN_EVENT_NAMES = frozenset(
         PLAY_STARTED, PLAY_COMPLETED, PLAY_INTERRUPTED, PLAY_FAILED_TO_START,
         "leg_joined_bridge", "leg_left_bridge",
         "gather_initiated", "gather_started", "gather_success",
-        "recording_started", "recording_stopped", "recording_available",
+        "recording_started", "recording_stopped", RECORDING_AVAILABLE,
         "dial_initiated", "dial_success", "dial_completed",
         "hold_success", "unhold_success", "mute_success", "unmute_success", "digits_sent",
     }

@@ -144,6 +144,7 @@ def call_result(record: LegRecord | None, contact: Contact | None, *, outcome: s
         greeting_stopped_at=record.greeting_stopped_at,
         ended_at=record.ended_at,
         voicemail_left_at=record.voicemail_left_at,
+        recording_url=record.recording_url,
         answered_to_stream_ms=ms(record.answered_at, record.stream_started_at),
         greeting_state=record.greeting.value,
         streams_started=record.streams_started,

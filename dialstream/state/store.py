@@ -266,6 +266,28 @@ class Store:
             client=client,
         )
 
+    def patch_result(self, campaign_id: str, contact_id: str, leg_sid: str, **fields: Any) -> bool:
+        """Set ``fields`` on the contact's record of the call on ``leg_sid`` (its latest attempt's, or
+        one in its history): a fact that came after the call was recorded. False if there is none."""
+        key = keys.campaign(campaign_id, "results")
+        with self.redis.pipeline() as pipe:
+            while True:
+                try:
+                    pipe.watch(key)
+                    raw = pipe.hget(key, contact_id)
+                    result = json.loads(raw) if raw is not None else {}
+                    calls = [result, *result.get("history", ())]
+                    call = next((c for c in calls if c.get("leg_sid") == leg_sid), None)
+                    if call is None:
+                        return False
+                    call.update(fields)
+                    pipe.multi()
+                    pipe.hset(key, contact_id, json.dumps(result))
+                    pipe.execute()
+                    return True
+                except redis.WatchError:
+                    continue
+
     def result(self, campaign_id: str, contact_id: str) -> dict[str, Any] | None:
         raw = self.redis.hget(keys.campaign(campaign_id, "results"), contact_id)
         return None if raw is None else json.loads(raw)

@@ -1,7 +1,7 @@
 """What sales and collections campaigns need, end to end with every part real: caller IDs by
 region and rotation under a daily cap; dispositions and callbacks the scripted bot sets; a
 voicemail left after an answering machine's beep; warm and cold transfers to an agent, and
-agents who do not answer.
+agents who do not answer; recorded calls.
 
 Each test runs a small campaign against the sandbox and reads the campaign's own report
 (``CampaignEngine.report``), the sandbox's timelines, or both.
@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dialstream.app.stack import Stack
@@ -42,6 +43,7 @@ LATER = "+919110000001"  # presses 3: "call me back in an hour"
 MACHINE = "+919110000002"  # an answering machine: its greeting, then the beep after 3 s
 ASKS_AGENT = ("+919110000011", "+919110000012", "+919110000013")  # press 1: the bot asks for a transfer
 PRESSES_0 = "+919110000021"  # presses 0, which the bot does not know: a campaign's transfer key
+PERSON, RECORDED = "+919110000003", "+919110000031"  # talk for 3 s
 AGENT, AWAY = "+918000000001", "+918000000002"  # answers after 2 s; never answers
 SHARED = {
     "seed": 43,
@@ -51,6 +53,8 @@ SHARED = {
         MACHINE: {"machine": 1.0, "amd_ms": [400, 600], "beep_ms": [3000, 3500]},
         **{number: {"dtmf": [{"digit": "1", "after_ms": 500}], "talk_ms": [14000, 15000]} for number in ASKS_AGENT},
         PRESSES_0: {"dtmf": [{"digit": "0", "after_ms": 500}], "talk_ms": [14000, 15000]},
+        PERSON: {"talk_ms": [3000, 3500]},
+        RECORDED: {"talk_ms": [3000, 3500]},
     },
     "agents": {AGENT: 2, AWAY: None},
 }
@@ -124,12 +128,12 @@ def test_a_voicemail_is_left_after_the_machines_beep_while_a_person_gets_the_bot
     config = CampaignConfig("vm", greeting_text=GREETING, amd_enable=True, async_amd=True, amd_action="voicemail",
                             voicemail_message="This is Acme Finance about your loan. Please call us back on 1800 200 300.",
                             window="any")  # fmt: skip
-    engine.submit(config, [Contact("machine", MACHINE), Contact("person", "+919110000003")])
+    engine.submit(config, [Contact("machine", MACHINE), Contact("person", PERSON)])
     wait_for(lambda: engine.status("vm").finished, timeout=60)
     rows = {row["contact_id"]: row for row in engine.report("vm")}
     calls = {call["contact_uri"]: call for call in calls_of(running, "vm")}
     assert (rows["machine"]["outcome"], rows["person"]["outcome"]) == ("voicemail_left", "completed")
-    machine, person = calls[MACHINE], calls["+919110000003"]
+    machine, person = calls[MACHINE], calls[PERSON]
     for call in (machine, person):  # the greeting and the bot at the answer, not after the verdict
         assert {a["name"]: a["trigger"] for a in call["actions"][:2]} == {"start_say": "leg_answered", "start_stream": "leg_answered"}
     voicemail = machine["voicemail"]
@@ -204,3 +208,16 @@ def test_an_agent_who_does_not_answer_sends_the_call_back_to_the_bot_or_to_the_f
     callee, _ = transfer_calls(running, "sorry")
     said = [a["params"]["text"] for a in callee["actions"] if a["name"] == "start_say"]
     assert said[-1] == sorry.fallback_message and callee["hangup_by"] == "api" and callee["streams_started"] == 1
+
+
+def test_a_recorded_campaigns_calls_have_their_recording_url_in_the_report(sales):
+    """With record on, each leg is created recording; the URL of recording_available is in the report and serves the WAV."""
+    running, store, engine = sales
+    engine.submit(CampaignConfig("rec", flow="bot_first", record=True, window="any"), [Contact("c1", RECORDED)])
+    wait_for(lambda: engine.status("rec").finished, timeout=60)
+    [row] = engine.report("rec")
+    [call] = calls_of(running, "rec")
+    [recording] = call["recordings"]
+    assert row["outcome"] == "completed" and row["recording_url"] == recording["url"] and recording["available"]
+    response = httpx.get(row["recording_url"], auth=(running.settings.api_key, running.settings.api_token))
+    assert response.status_code == 200 and response.content[:4] == b"RIFF"

@@ -152,3 +152,15 @@ def test_an_agents_leg_events_go_to_the_callees_record_and_never_make_one(store,
     assert store.load_leg("AGENT-" + leg_sid)[0] is None
     orphan = LegTag("camp", "c1", agent_of="no-such-leg")
     assert commit_event(store, event("AGENT-x", ev.LEG_RINGING), orphan, agents) == (None, False, False)
+
+
+def test_a_fact_that_comes_after_the_call_was_recorded_is_added_to_its_record(store):
+    """patch_result sets fields on the contact's latest call or on one in its history, by leg; no such call: False."""
+    campaign_id = f"camp-{uuid.uuid4().hex[:6]}"
+    store.record_result(campaign_id, "c1", {"leg_sid": "L2", "outcome": "completed", "history": [{"leg_sid": "L1", "outcome": "busy"}]})
+    assert store.patch_result(campaign_id, "c1", "L2", recording_url="https://r/2.wav")
+    assert store.patch_result(campaign_id, "c1", "L1", recording_url="https://r/1.wav")
+    assert not store.patch_result(campaign_id, "c1", "L3", recording_url="x") and not store.patch_result(campaign_id, "c9", "L1", x=1)
+    result = store.result(campaign_id, "c1")
+    assert result["recording_url"] == "https://r/2.wav" and result["history"][0]["recording_url"] == "https://r/1.wav"
+    assert result["outcome"] == "completed"
