@@ -32,6 +32,9 @@ SETTINGS = {
     "ring_timeout": 25, "time_limit": 600, "stream_start_timeout": 2.5, "max_stream_attempts": 3, "hold_message": "Hold on.",
     "fallback_message": "Call you later.", "amd_enable": True, "amd_action": "voicemail", "voicemail_message": "Please call back.",
     "max_concurrent": 4, "window": "mon-sat 09:00-20:00", "retries": "busy=3/5m,failed=none", "stream_variables": ["name", "amount"],
+    "async_amd": True, "record": True, "exophones": ["+918030752400", "+912261234567"], "agents": ["+918000000001", "+918000000002"],
+    "transfer_mode": "warm", "agent_ring_timeout": 25, "transfer_fallback": "message", "transfer_key": "0",
+    "whisper_message": "A loan customer who asked for a person.",
 }  # fmt: skip
 
 
