@@ -32,6 +32,7 @@ from dialstream.domain.dialing import (
 from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.errors import LegsApiError, LegsApiRateLimited
+from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.stream_url import stream_parameters
 from dialstream.state import keys
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem
@@ -49,7 +50,6 @@ log = logging.getLogger("dialstream.workers")
 
 DIAL_WAIT = 2.0  # seconds a dial may wait for budget before its contact goes back to the queue
 CAP_RETRY = 0.5  # seconds before a contact refused by a full cap is offered again
-CREATE_LEG = "create_leg"  # the kind dials are counted under in dialstream_worker_actions
 
 
 # No count of Celery retries: create-leg's are bounded by time (DIALSTREAM_DIAL_RETRY_FOR, see _dial_failed).
@@ -116,7 +116,7 @@ def dial_contact(
         )
     except LegsApiError as exc:
         return _dial_failed(self, rt, campaign, contact, item, exc)
-    record_action(CREATE_LEG, "sent")
+    record_action(ActionKind.CREATE_LEG, "sent")
     _dialled(rt, campaign, contact, item, leg.leg_sid, caller_id.exophone)
     return leg.leg_sid
 
@@ -150,14 +150,14 @@ def _dial_failed(task: Task, rt: Runtime, campaign: CampaignConfig, contact: Con
     rt.store.note_error(item.campaign_id, str(exc))  # status says why nothing is dialled
     if isinstance(exc, LegsApiRateLimited):
         rt.pacer.throttled()
-        record_action(CREATE_LEG, "rate_limited")
+        record_action(ActionKind.CREATE_LEG, "rate_limited")
     else:
         since = float(task.request.kwargs.get("failing_since") or time.time())
         delay = rt.settings.engine.create_leg_retry.delay(exc, task.request.retries, failing_for=time.time() - since)
         if delay is not None:
-            record_action(CREATE_LEG, "retry")
+            record_action(ActionKind.CREATE_LEG, "retry")
             raise task.retry(countdown=delay, exc=exc, kwargs={**task.request.kwargs, "failing_since": since}) from exc
-        record_action(CREATE_LEG, "failed")
+        record_action(ActionKind.CREATE_LEG, "failed")
     _give_back(rt, call_id)
     if isinstance(exc, LegsApiRateLimited):
         return _back_to_queue(rt, campaign, contact, item, rt.clock() + exc.retry_after)
