@@ -27,14 +27,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from bot.config import DEFAULT_PACING
-from dialstream.exotel.agentstream import (
-    Connected,
-    Media,
-    MediaFormat,
-    Start,
-    Stop,
-    encode,
-)
+from dialstream.exotel.agentstream import Connected, Media, MediaFormat, Start, Stop, encode
 from dialstream.exotel.audio import tone
 
 __all__ = ["FORMAT", "GeneratorHandle", "ask"]

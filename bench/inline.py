@@ -18,12 +18,7 @@ import grpc
 import httpx
 
 from dialstream.domain.campaign import CampaignConfig, Flow
-from dialstream.exotel.proto import (
-    CallbackEventResponse,
-    CallbackServiceServicer,
-    add_servicer,
-    event_from_message,
-)
+from dialstream.exotel.proto import CallbackEventResponse, CallbackServiceServicer, add_servicer, event_from_message
 from dialstream.settings import Settings
 
 __all__ = ["InlineHandler", "main"]

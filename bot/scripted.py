@@ -50,13 +50,7 @@ from typing import Any, ClassVar
 import yaml
 
 from bot.api import Bot, CallInfo
-from bot.vad import (
-    DEFAULT_VAD,
-    SPEECH_ENDED,
-    SPEECH_STARTED,
-    VadSettings,
-    VoiceActivity,
-)
+from bot.vad import DEFAULT_VAD, SPEECH_ENDED, SPEECH_STARTED, VadSettings, VoiceActivity
 from dialstream.domain.call_outcome import Disposition
 from dialstream.errors import ConfigurationError
 from dialstream.exotel.audio import duration

@@ -34,10 +34,7 @@ from functools import cache
 import espeakng_loader
 
 from dialstream.errors import ConfigurationError
-from dialstream.exotel.audio import (
-    INTERNAL_RATE,
-    resample,
-)
+from dialstream.exotel.audio import INTERNAL_RATE, resample
 
 __all__ = ["TTS", "EspeakTTS", "CachedTTS"]
 

@@ -14,12 +14,7 @@ from aiohttp import web
 from grpc_health.v1 import health_pb2
 from prometheus_client import start_http_server
 
-from dialstream.broker.celery_app import (
-    EVENTS_QUEUE,
-    GIL_SWITCH_INTERVAL,
-    HANDLE_LEG_EVENT,
-    create_app,
-)
+from dialstream.broker.celery_app import EVENTS_QUEUE, GIL_SWITCH_INTERVAL, HANDLE_LEG_EVENT, create_app
 from dialstream.broker.messages import task_argsrepr
 from dialstream.broker.messages import task_message as build_task_message
 from dialstream.errors import ConfigurationError

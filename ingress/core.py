@@ -35,12 +35,7 @@ from dialstream.domain.campaign import LegTag
 from dialstream.domain.report import mask_phone
 from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel.agentstream.stream_url import split_credentials
-from dialstream.exotel.events import (
-    KNOWN_EVENT_NAMES,
-    LEG_CONNECTING,
-    LEG_RINGING,
-    LegEvent,
-)
+from dialstream.exotel.events import KNOWN_EVENT_NAMES, LEG_CONNECTING, LEG_RINGING, LegEvent
 from dialstream.state import keys
 from dialstream.state.scripts import script
 from dialstream.state.secrets import shared_secret_async

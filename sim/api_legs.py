@@ -19,13 +19,7 @@ from sim.clock import rfc3339
 from sim.envelope import ACCOUNT, ApiError, envelope, json_body
 from sim.exoml import NotImplementedVerb, parse_exoml
 from sim.leg import Leg
-from sim.validation import (
-    NAMED_ACTIONS,
-    BadRequest,
-    action_params,
-    create_leg_request,
-    custom_param_of,
-)
+from sim.validation import NAMED_ACTIONS, BadRequest, action_params, create_leg_request, custom_param_of
 
 __all__ = ["add_leg_routes"]
 

@@ -17,12 +17,7 @@ from typing import Any
 import yaml
 
 from dialstream.errors import ConfigurationError
-from dialstream.settings import (
-    SANDBOX_ACCOUNT_SID,
-    SANDBOX_API_KEY,
-    SANDBOX_API_TOKEN,
-    Settings,
-)
+from dialstream.settings import SANDBOX_ACCOUNT_SID, SANDBOX_API_KEY, SANDBOX_API_TOKEN, Settings
 from sim.scenario import Scenario
 from sim.schema import build
 

@@ -20,14 +20,7 @@ from sim.clock import Clock
 from sim.config import DeliveryPolicy
 from sim.event import EventRecord
 from sim.faults import EventFaults
-from sim.transport import (
-    Attempt,
-    GrpcTransport,
-    HttpsEndpoint,
-    HttpsTransport,
-    TlsMaterial,
-    Transport,
-)
+from sim.transport import Attempt, GrpcTransport, HttpsEndpoint, HttpsTransport, TlsMaterial, Transport
 from sim.validation import endpoint_kind
 
 __all__ = ["Deliverer", "LegQueue"]

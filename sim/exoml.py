@@ -22,14 +22,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from sim.validation import (
-    BadRequest,
-    action_params,
-    event_endpoint,
-    field_flag,
-    field_seconds,
-    field_text,
-)
+from sim.validation import BadRequest, action_params, event_endpoint, field_flag, field_seconds, field_text
 
 __all__ = ["NotImplementedVerb", "parse_exoml", "UNSIMULATED_VERBS", "BRIDGE_VERBS"]
 

@@ -22,22 +22,13 @@ from dialstream.broker.messages import task_argsrepr
 from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.leg_state import Action, LegRecord, hangs_up_after, timers_for
 from dialstream.domain.retry import DEFAULT_RETRY_POLICY
-from dialstream.errors import (
-    ConcurrentUpdate,
-    LegsApiError,
-    LegsApiRateLimited,
-    NoBotAvailable,
-)
+from dialstream.errors import ConcurrentUpdate, LegsApiError, LegsApiRateLimited, NoBotAvailable
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.agentstream import choose_content_type, with_credentials
 from dialstream.exotel.stream_url import stream_url
 from dialstream.state import keys
 from dialstream.state.fleet import BotRecord, select_bot
-from dialstream.state.leg_commit import (
-    CONCURRENT_RETRY_DELAY,
-    add_error,
-    commit_failure,
-)
+from dialstream.state.leg_commit import CONCURRENT_RETRY_DELAY, add_error, commit_failure
 from dialstream.state.pacing import ACTION
 from dialstream.state.store import EXOPHONE, STREAM_VARS
 from dialstream.state.timers import leg_timer

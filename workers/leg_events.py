@@ -23,11 +23,7 @@ from dialstream.domain.leg_state import LegRecord
 from dialstream.errors import ConcurrentUpdate
 from dialstream.exotel.events import RECORDING_AVAILABLE, LegEvent
 from dialstream.state.dial_queue import DialItem
-from dialstream.state.leg_commit import (
-    CONCURRENT_RETRY_DELAY,
-    call_result,
-    commit_event,
-)
+from dialstream.state.leg_commit import CONCURRENT_RETRY_DELAY, call_result, commit_event
 from dialstream.state.store import EXOPHONE
 from dialstream.state.timers import event_timer
 from dialstream.state.webhooks import leg_event

@@ -20,13 +20,7 @@ from typing import Any
 
 from celery import bootsteps
 from celery.signals import worker_init
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Histogram,
-    ProcessCollector,
-    start_http_server,
-)
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
 
 from dialstream.settings import Settings
 

@@ -51,12 +51,7 @@ from dialstream.domain.campaign import CampaignConfig, Flow
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.redial import parse_redials
 from dialstream.domain.windows import SAFE_HOURS
-from dialstream.engine.campaigns import (
-    CampaignEngine,
-    CampaignStatus,
-    new_campaign_id,
-    write_report_csv,
-)
+from dialstream.engine.campaigns import CampaignEngine, CampaignStatus, new_campaign_id, write_report_csv
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 from dialstream.state.client import connect_settings

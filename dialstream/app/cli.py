@@ -25,15 +25,7 @@ from pathlib import Path
 import redis
 from rich.console import Console
 
-from dialstream.app import (
-    apikey_cli,
-    bots_cli,
-    campaign_cli,
-    contact_cli,
-    run_state,
-    up,
-    webhook_cli,
-)
+from dialstream.app import apikey_cli, bots_cli, campaign_cli, contact_cli, run_state, up, webhook_cli
 from dialstream.app.embedded_redis import redis_for_cli
 from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE

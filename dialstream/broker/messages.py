@@ -21,12 +21,7 @@ from typing import Any
 from celery import Celery
 from kombu.utils.json import dumps
 
-from dialstream.broker.celery_app import (
-    DIAL_CONTACT,
-    HANDLE_LEG_EVENT,
-    SEND_ACTION,
-    TRANSFER_CALL,
-)
+from dialstream.broker.celery_app import DIAL_CONTACT, HANDLE_LEG_EVENT, SEND_ACTION, TRANSFER_CALL
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.report import mask_phone
 

@@ -13,14 +13,7 @@ import dataclasses
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig
-from dialstream.domain.leg_record import (
-    Action,
-    Decision,
-    Ending,
-    GreetingState,
-    LegRecord,
-    StreamState,
-)
+from dialstream.domain.leg_record import Action, Decision, Ending, GreetingState, LegRecord, StreamState
 from dialstream.exotel.actions import ActionKind
 
 __all__ = [

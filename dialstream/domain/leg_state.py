@@ -51,16 +51,7 @@ from dialstream.domain.leg_actions import (
     start_stream,
     stop_greeting,
 )
-from dialstream.domain.leg_record import (
-    Action,
-    Decision,
-    Ending,
-    GreetingState,
-    LegRecord,
-    Outcome,
-    Phase,
-    StreamState,
-)
+from dialstream.domain.leg_record import Action, Decision, Ending, GreetingState, LegRecord, Outcome, Phase, StreamState
 from dialstream.errors import LegsApiError, NoBotAvailable
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind

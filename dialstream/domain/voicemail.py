@@ -24,15 +24,7 @@ import dataclasses
 
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.leg_actions import add_action, hangup, start_greeting
-from dialstream.domain.leg_record import (
-    Action,
-    Decision,
-    Ending,
-    GreetingState,
-    LegRecord,
-    Phase,
-    StreamState,
-)
+from dialstream.domain.leg_record import Action, Decision, Ending, GreetingState, LegRecord, Phase, StreamState
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
 

@@ -41,12 +41,7 @@ from dialstream.domain.dialing import with_history
 from dialstream.domain.phones import contact_timezone
 from dialstream.domain.progress import DialFacts, waiting_for
 from dialstream.domain.windows import CallingWindow, local_iso
-from dialstream.engine.erasure import (
-    ErasureReport,
-    PurgeReport,
-    erase_number,
-    purge_campaign,
-)
+from dialstream.engine.erasure import ErasureReport, PurgeReport, erase_number, purge_campaign
 from dialstream.engine.submit import SubmitReport, submit_contacts, submit_file
 from dialstream.settings import EngineConfig
 from dialstream.state import keys

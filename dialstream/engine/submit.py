@@ -32,13 +32,7 @@ from datetime import datetime, timezone
 from typing import IO
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
-from dialstream.domain.contacts import (
-    ContactRow,
-    RejectedRow,
-    RowResult,
-    check_contacts,
-    read_contacts,
-)
+from dialstream.domain.contacts import ContactRow, RejectedRow, RowResult, check_contacts, read_contacts
 from dialstream.domain.dialing import callback_dial
 from dialstream.domain.phones import DEFAULT_REGION
 from dialstream.errors import ConfigurationError

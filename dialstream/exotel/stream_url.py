@@ -8,10 +8,7 @@ is not a custom parameter.
 
 from __future__ import annotations
 
-from collections.abc import (
-    Mapping,
-    Sequence,
-)
+from collections.abc import Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 __all__ = ["STREAM_PARAM_LIMIT", "STREAM_PARAM_CHARS", "STREAM_URL_CHARS", "stream_parameters", "stream_url"]

@@ -20,12 +20,7 @@ from collections.abc import Sequence
 
 import redis
 
-from dialstream.domain.caller_id import (
-    CallerIdChoice,
-    CallerIdPool,
-    choose_caller_id,
-    exophone_day,
-)
+from dialstream.domain.caller_id import CallerIdChoice, CallerIdPool, choose_caller_id, exophone_day
 from dialstream.state import keys
 from dialstream.state.scripts import script
 

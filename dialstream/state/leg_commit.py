@@ -13,14 +13,7 @@ from typing import Any
 
 from dialstream.domain import transfer
 from dialstream.domain.campaign import CampaignConfig, Contact, LegTag
-from dialstream.domain.leg_state import (
-    Action,
-    Decision,
-    LegRecord,
-    apply_event,
-    apply_failure,
-    apply_timer,
-)
+from dialstream.domain.leg_state import Action, Decision, LegRecord, apply_event, apply_failure, apply_timer
 from dialstream.domain.transfer import TransferRequest
 from dialstream.errors import ConcurrentUpdate
 from dialstream.exotel.events import LegEvent

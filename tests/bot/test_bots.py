@@ -5,12 +5,7 @@ from __future__ import annotations
 from bot.bots import EchoBot, GreeterBot
 from bot.config import BotServerConfig
 from bot.server import BotServer
-from dialstream.exotel.agentstream import (
-    CHUNK_MIN,
-    MediaFormat,
-    OutboundMark,
-    OutboundMedia,
-)
+from dialstream.exotel.agentstream import CHUNK_MIN, MediaFormat, OutboundMark, OutboundMedia
 from dialstream.exotel.audio import mulaw_decode, silence, tone
 from tests.bot.exotel import FakeExotel, run, streaming
 

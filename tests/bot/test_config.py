@@ -4,13 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.config import (
-    DEFAULT_LIMITS,
-    DEFAULT_PACING,
-    DEFAULT_TIMEOUTS,
-    BotServerConfig,
-    Pacing,
-)
+from bot.config import DEFAULT_LIMITS, DEFAULT_PACING, DEFAULT_TIMEOUTS, BotServerConfig, Pacing
 
 
 def test_defaults_follow_the_reference():

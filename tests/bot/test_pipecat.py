@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import asyncio
 
-from pipecat.frames.frames import (
-    InputAudioRawFrame,
-    InterruptionFrame,
-    OutputAudioRawFrame,
-)
+from pipecat.frames.frames import InputAudioRawFrame, InterruptionFrame, OutputAudioRawFrame
 from pipecat.serializers.exotel import ExotelFrameSerializer
 
 from bot.bots import EchoBot, GreeterBot
 from bot.config import BotServerConfig
 from bot.server import BotServer
-from dialstream.exotel.agentstream import (
-    Clear,
-    Media,
-    MediaFormat,
-    OutboundMedia,
-    parse_from_bot,
-    parse_from_exotel,
-)
+from dialstream.exotel.agentstream import Clear, Media, MediaFormat, OutboundMedia, parse_from_bot, parse_from_exotel
 from dialstream.exotel.audio import tone
 from tests.bot.exotel import run, streaming
 

@@ -19,12 +19,7 @@ from pipecat.audio.utils import create_stream_resampler, pcm_to_ulaw, ulaw_to_pc
 from pipecat.frames.frames import InputAudioRawFrame, OutputAudioRawFrame
 from pipecat.serializers.exotel import ExotelFrameSerializer
 
-from dialstream.exotel.agentstream import (
-    EXTERNAL_BOT_FORMATS,
-    AudioEncoding,
-    MediaFormat,
-    choose_content_type,
-)
+from dialstream.exotel.agentstream import EXTERNAL_BOT_FORMATS, AudioEncoding, MediaFormat, choose_content_type
 from dialstream.exotel.audio import tone
 from dialstream.exotel.legs_api import DEFAULT_CONTENT_TYPE
 from sim.callee import CalleeProfile

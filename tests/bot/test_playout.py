@@ -6,13 +6,7 @@ import pytest
 
 from bot.playout import Playout
 from dialstream.errors import PlayoutOverflow
-from dialstream.exotel.agentstream import (
-    CHUNK_MIN,
-    MediaFormat,
-    OutboundMark,
-    OutboundMedia,
-    chunk_violations,
-)
+from dialstream.exotel.agentstream import CHUNK_MIN, MediaFormat, OutboundMark, OutboundMedia, chunk_violations
 
 MULAW = MediaFormat.mulaw(8000)  # 3200 bytes = 400 ms
 

@@ -12,13 +12,7 @@ from websockets.exceptions import InvalidStatus
 from bot import metrics
 from bot.config import BotServerConfig, Limits, Pacing, Timeouts
 from bot.server import BotServer
-from dialstream.exotel.agentstream import (
-    Connected,
-    MediaFormat,
-    OutboundMark,
-    OutboundMedia,
-    encode,
-)
+from dialstream.exotel.agentstream import Connected, MediaFormat, OutboundMark, OutboundMedia, encode
 from dialstream.exotel.audio import tone
 from tests.bot.exotel import FakeExotel, run, streaming
 from tests.bot.scenario import events, scenario_bot, serving, stream_ending, until

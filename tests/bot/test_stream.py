@@ -26,14 +26,7 @@ from dialstream.exotel.agentstream import (
 )
 from dialstream.exotel.audio import INTERNAL_FORMAT, tone
 from tests.bot.exotel import FakeExotel, run, streaming
-from tests.bot.scenario import (
-    TEST_TIMEOUTS,
-    events,
-    scenario_bot,
-    serving,
-    stream_ending,
-    until,
-)
+from tests.bot.scenario import TEST_TIMEOUTS, events, scenario_bot, serving, stream_ending, until
 from tests.utils import MS
 
 # --- Protocol ------------------------------------------------------------------------

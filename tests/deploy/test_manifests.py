@@ -45,12 +45,7 @@ import bot.__main__
 import ingress.__main__
 import sim.__main__
 from dialstream.app.stack import StackConfig, worker_argv
-from dialstream.broker.celery_app import (
-    DIAL_QUEUE,
-    EVENTS_QUEUE,
-    WEBHOOKS_QUEUE,
-    create_app,
-)
+from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE, create_app
 from dialstream.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

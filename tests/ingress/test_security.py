@@ -19,9 +19,7 @@ import pytest
 import redis
 import trustme
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
-    ProtoReflectionDescriptorDatabase,
-)
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from dialstream.app.embedded_redis import free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor

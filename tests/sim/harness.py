@@ -23,12 +23,7 @@ from google.protobuf import json_format
 
 from dialstream.exotel import agentstream as proto
 from dialstream.exotel.events import LegEvent
-from dialstream.exotel.proto import (
-    CallbackEventResponse,
-    CallbackServiceServicer,
-    add_servicer,
-    event_from_message,
-)
+from dialstream.exotel.proto import CallbackEventResponse, CallbackServiceServicer, add_servicer, event_from_message
 from sim.callee import CalleeProfile
 from sim.config import SandboxConfig, Timing
 from sim.sandbox import Sandbox

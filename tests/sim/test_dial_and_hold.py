@@ -10,14 +10,7 @@ from dialstream.errors import ConfigurationError
 from sim.callee import ANSWERED, NO_ANSWER
 from sim.config import Limits
 from sim.scenario import Scenario
-from tests.sim.harness import (
-    ANSWERING,
-    Harness,
-    async_test,
-    fast_config,
-    harness,
-    until,
-)
+from tests.sim.harness import ANSWERING, Harness, async_test, fast_config, harness, until
 
 AGENT = "+918000000001"  # answers after 50 ms
 SLOW_AGENT = "+918000000002"  # never answers

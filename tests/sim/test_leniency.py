@@ -12,16 +12,7 @@ from dialstream.exotel import agentstream as proto
 from dialstream.exotel.audio import silence
 from sim.config import MediaConfig, SandboxConfig
 from sim.wire import ChunkRules, camel_case
-from tests.sim.harness import (
-    Bot,
-    Harness,
-    async_test,
-    fast_config,
-    harness,
-    serve_bot,
-    streaming_leg,
-    until,
-)
+from tests.sim.harness import Bot, Harness, async_test, fast_config, harness, serve_bot, streaming_leg, until
 
 MULAW = "audio/x-mulaw;rate=8000"
 PCM16 = "audio/L16;rate=8000"

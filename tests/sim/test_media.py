@@ -12,15 +12,7 @@ from dialstream.exotel import agentstream as proto
 from dialstream.exotel.audio import silence
 from sim.callee import CalleeProfile, Digit
 from sim.config import MediaConfig
-from tests.sim.harness import (
-    Bot,
-    async_test,
-    fast_config,
-    harness,
-    serve_bot,
-    streaming_leg,
-    until,
-)
+from tests.sim.harness import Bot, async_test, fast_config, harness, serve_bot, streaming_leg, until
 from tests.utils import MS
 
 MULAW = proto.MediaFormat.mulaw(8000)

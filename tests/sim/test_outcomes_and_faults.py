@@ -10,14 +10,7 @@ from sim.callee import CalleeProfile
 from sim.config import DeliveryPolicy
 from sim.faults import ApiFaults, Burst, CalleeFaults, EventFaults, Faults, StreamFaults
 from sim.scenario import Scenario
-from tests.sim.harness import (
-    ANSWERING,
-    async_test,
-    fast_config,
-    harness,
-    streaming_leg,
-    until,
-)
+from tests.sim.harness import ANSWERING, async_test, fast_config, harness, streaming_leg, until
 from tests.utils import MS
 
 

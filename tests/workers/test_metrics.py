@@ -8,13 +8,7 @@ import pytest
 from dialstream.errors import LegsApiRateLimited, LegsApiServerError
 from dialstream.exotel.legs_api import LegsClient
 from dialstream.settings import Settings
-from workers.metrics import (
-    REGISTRY,
-    record_action,
-    record_event,
-    record_legs_api,
-    record_rate_limit_wait,
-)
+from workers.metrics import REGISTRY, record_action, record_event, record_legs_api, record_rate_limit_wait
 
 SETTINGS = Settings.from_env({"EXOTEL_API_BASE_URL": "https://api.test"})
 

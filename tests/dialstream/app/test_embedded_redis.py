@@ -9,13 +9,7 @@ import socket
 import pytest
 import redis
 
-from dialstream.app.embedded_redis import (
-    EmbeddedRedis,
-    _ephemeral_range,
-    free_port,
-    redis_for_cli,
-    running_url,
-)
+from dialstream.app.embedded_redis import EmbeddedRedis, _ephemeral_range, free_port, redis_for_cli, running_url
 from dialstream.domain.campaign import CampaignConfig, Contact
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.errors import EmbeddedRedisError

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import random
 
-from dialstream.domain.retry import (
-    DEFAULT_RETRY_POLICY,
-    RetryPolicy,
-    create_leg_retry_policy,
-    exponential_backoff,
-)
+from dialstream.domain.retry import DEFAULT_RETRY_POLICY, RetryPolicy, create_leg_retry_policy, exponential_backoff
 from dialstream.errors import LegsApiClientError, LegsApiRateLimited, LegsApiServerError
 
 UNAVAILABLE = LegsApiServerError(503, "service unavailable")

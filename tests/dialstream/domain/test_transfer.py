@@ -19,14 +19,7 @@ from dialstream.domain.leg_state import (
     apply_timer,
     timers_for,
 )
-from dialstream.domain.transfer import (
-    AGENT_SETUP,
-    AGENT_TIMER,
-    BRIDGE_TIMER,
-    HOLD_LOOPS,
-    TransferRequest,
-    start,
-)
+from dialstream.domain.transfer import AGENT_SETUP, AGENT_TIMER, BRIDGE_TIMER, HOLD_LOOPS, TransferRequest, start
 from dialstream.errors import LegsApiClientError
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind

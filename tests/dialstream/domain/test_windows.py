@@ -7,13 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from dialstream.domain.campaign import CampaignConfig
-from dialstream.domain.windows import (
-    ANY_TIME,
-    SAFE_HOURS,
-    CallingWindow,
-    TimeRange,
-    local_iso,
-)
+from dialstream.domain.windows import ANY_TIME, SAFE_HOURS, CallingWindow, TimeRange, local_iso
 from dialstream.errors import ConfigurationError
 
 UTC = timezone.utc

@@ -5,11 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dialstream.exotel.agentstream import split_credentials, with_credentials
-from dialstream.exotel.basic_auth import (
-    basic_auth_header,
-    basic_auth_matches,
-    parse_basic_auth,
-)
+from dialstream.exotel.basic_auth import basic_auth_header, basic_auth_matches, parse_basic_auth
 
 
 def test_header_round_trips_including_a_colon_in_the_password():

@@ -4,12 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dialstream.exotel.agentstream import (
-    EXTERNAL_BOT_FORMATS,
-    MediaFormat,
-    choose_content_type,
-    parse_format,
-)
+from dialstream.exotel.agentstream import EXTERNAL_BOT_FORMATS, MediaFormat, choose_content_type, parse_format
 
 MULAW = "audio/x-mulaw;rate=8000"
 BUILTIN = (MULAW, "audio/L16;rate=8000", "audio/L16;rate=16000", "audio/L16;rate=24000")

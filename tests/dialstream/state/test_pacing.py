@@ -11,12 +11,7 @@ import pytest
 from dialstream.domain.limits import Budget
 from dialstream.errors import ConfigurationError
 from dialstream.state.pacing import ACTION, DIAL, Pacer
-from tests.dialstream.engine.engine_children import (
-    hammer_pacer,
-    pacing_hammer,
-    start_children,
-    stop_children,
-)
+from tests.dialstream.engine.engine_children import hammer_pacer, pacing_hammer, start_children, stop_children
 from tests.utils import MS, wait_for
 
 

@@ -7,25 +7,10 @@ import threading
 
 import pytest
 
-from dialstream.domain.redial import (
-    DEFAULT_REDIAL_POLICY,
-    NO_REDIALS,
-    RedialPolicy,
-    RedialRule,
-)
+from dialstream.domain.redial import DEFAULT_REDIAL_POLICY, NO_REDIALS, RedialPolicy, RedialRule
 from dialstream.errors import ConfigurationError
-from dialstream.state.dial_queue import (
-    CANCELED,
-    NOT_HOLDER,
-    SCHEDULED,
-    DialItem,
-    DialQueue,
-)
-from tests.dialstream.engine.engine_children import (
-    redial_poller,
-    start_children,
-    stop_children,
-)
+from dialstream.state.dial_queue import CANCELED, NOT_HOLDER, SCHEDULED, DialItem, DialQueue
+from tests.dialstream.engine.engine_children import redial_poller, start_children, stop_children
 
 NOW = 1_750_000_000.0
 

@@ -16,11 +16,7 @@ import pytest
 from dialstream.domain.limits import SlotCaps, SlotCounts
 from dialstream.errors import ConfigurationError
 from dialstream.state.slots import Slots
-from tests.dialstream.engine.engine_children import (
-    slots_hammer,
-    start_children,
-    stop_children,
-)
+from tests.dialstream.engine.engine_children import slots_hammer, start_children, stop_children
 from tests.utils import MS, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
