@@ -12,7 +12,14 @@ from dialstream.domain.webhooks import message_id
 from dialstream.errors import ConfigurationError
 from dialstream.state.store import Store
 from dialstream.state.webhooks import DUE, Webhooks, call_completed, record_final
-from tests.dialstream.state.test_api_keys import client  # noqa: F401 - the fixture
+from tests.utils import database_url, emptied
+
+DB = 14  # shared with the API-key tests: keys without a per-test prefix, so flushed per test
+
+
+@pytest.fixture
+def url(redis_url):
+    return emptied(database_url(redis_url, DB))
 
 
 def test_an_event_reaches_each_endpoint_that_wants_it_once_however_often_it_is_emitted(client):  # noqa: F811
