@@ -30,6 +30,7 @@ from dialstream.domain.campaign import CampaignConfig, Contact, Flow, LegTag
 from dialstream.domain.report import percentile
 from dialstream.settings import EngineConfig, Settings
 from dialstream.state.client import connect
+from dialstream.state.secrets import shared_secret
 from dialstream.state.store import Store
 
 __all__ = ["run"]
@@ -65,6 +66,7 @@ def run(
         stack = start_stack(supervisor, settings, StackConfig(scenario=scenario, bots=2, events_workers=events_workers))
         client = connect(server.url)
         store = Store(client)
+        secret = shared_secret(client, "tags", settings.tag_secret)
         say_start_ms = 80.0  # sim.config.Timing.say_start_ms, the scenario keeps the default
         for rate in rates:
             at_rate: dict[str, Any] = {}
@@ -73,13 +75,15 @@ def run(
                 count = int(rate * duration)
                 contacts = [Contact(f"c{i}", f"+9197{i:08d}") for i in range(count)]
                 store.create_campaign(campaign, contacts)
-                queued = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, stack.settings.event_endpoint)
+                # Signed like the dialer's, or the ingress drops the events as forged.
+                tags = [LegTag(campaign.campaign_id, c.contact_id).encode(secret) for c in contacts]
+                queued = _offer(stack.settings, stack.sandbox_url, contacts, tags, rate, stack.settings.event_endpoint)
                 inline_port = free_port()
                 name = f"inline-{flow}"
                 argv = Supervisor.python("-m", "bench.inline", f"127.0.0.1:{inline_port}", flow, stack.bot_urls[0])
                 supervisor.start(ProcessSpec(name, argv, stack.settings.to_env(), ready_port=inline_port))
                 supervisor.wait_ready()
-                baseline = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, f"grpc://127.0.0.1:{inline_port}")
+                baseline = _offer(stack.settings, stack.sandbox_url, contacts, tags, rate, f"grpc://127.0.0.1:{inline_port}")
                 supervisor.stop(name)
                 entry: dict[str, Any] = {"dialstream": queued, "inline": baseline}
                 q50, b50 = queued["dispatch_latency_ms"]["p50"], baseline["dispatch_latency_ms"]["p50"]
@@ -93,12 +97,12 @@ def run(
 
 
 def _offer(
-    settings: Settings, sandbox: str, campaign: CampaignConfig, contacts: list[Contact], rate: float, endpoint: str
+    settings: Settings, sandbox: str, contacts: list[Contact], tags: list[str], rate: float, endpoint: str
 ) -> dict[str, Any]:
     """Create one leg per contact at ``rate``/s with events to ``endpoint``; the sandbox's figures once all ended."""
     httpx.post(f"{sandbox}/sim/v1/reset", timeout=10).raise_for_status()
     started = time.monotonic()
-    asyncio.run(_create_legs(settings, campaign, contacts, rate, endpoint))
+    asyncio.run(_create_legs(settings, contacts, tags, rate, endpoint))
     offered_for = time.monotonic() - started
     deadline = time.monotonic() + 120
     while True:
@@ -130,19 +134,19 @@ def _offer(
     }
 
 
-async def _create_legs(settings: Settings, campaign: CampaignConfig, contacts: list[Contact], rate: float, endpoint: str) -> None:
+async def _create_legs(settings: Settings, contacts: list[Contact], tags: list[str], rate: float, endpoint: str) -> None:
     async with httpx.AsyncClient(
         base_url=settings.legs_base_url, auth=(settings.api_key, settings.api_token), timeout=10
     ) as client:
         start = time.monotonic()
         pending = []
-        for index, contact in enumerate(contacts):
+        for index, (contact, tag) in enumerate(zip(contacts, tags, strict=True)):
             await asyncio.sleep(max(0.0, start + index / rate - time.monotonic()))
             body = {
                 "contact_uri": contact.phone,
                 "exophone": settings.exophone,
                 "leg_event_endpoint": endpoint,
-                "custom_param": LegTag(campaign.campaign_id, contact.contact_id).encode(),
+                "custom_param": tag,
             }
             pending.append(asyncio.create_task(client.post("/legs", json=body)))
         for response in await asyncio.gather(*pending):
