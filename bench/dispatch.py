@@ -75,15 +75,14 @@ def run(
                 count = int(rate * duration)
                 contacts = [Contact(f"c{i}", f"+9197{i:08d}") for i in range(count)]
                 store.create_campaign(campaign, contacts)
-                # Signed like the dialer's, or the ingress drops the events as forged.
-                tags = [LegTag(campaign.campaign_id, c.contact_id).encode(secret) for c in contacts]
-                queued = _offer(stack.settings, stack.sandbox_url, contacts, tags, rate, stack.settings.event_endpoint)
+                queued = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, stack.settings.event_endpoint, secret)
                 inline_port = free_port()
                 name = f"inline-{flow}"
                 argv = Supervisor.python("-m", "bench.inline", f"127.0.0.1:{inline_port}", flow, stack.bot_urls[0])
                 supervisor.start(ProcessSpec(name, argv, stack.settings.to_env(), ready_port=inline_port))
                 supervisor.wait_ready()
-                baseline = _offer(stack.settings, stack.sandbox_url, contacts, tags, rate, f"grpc://127.0.0.1:{inline_port}")
+                inline = f"grpc://127.0.0.1:{inline_port}"
+                baseline = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, inline, secret)
                 supervisor.stop(name)
                 entry: dict[str, Any] = {"dialstream": queued, "inline": baseline}
                 q50, b50 = queued["dispatch_latency_ms"]["p50"], baseline["dispatch_latency_ms"]["p50"]
@@ -97,9 +96,20 @@ def run(
 
 
 def _offer(
-    settings: Settings, sandbox: str, contacts: list[Contact], tags: list[str], rate: float, endpoint: str
+    settings: Settings,
+    sandbox: str,
+    campaign: CampaignConfig,
+    contacts: list[Contact],
+    rate: float,
+    endpoint: str,
+    secret: bytes,
 ) -> dict[str, Any]:
-    """Create one leg per contact at ``rate``/s with events to ``endpoint``; the sandbox's figures once all ended."""
+    """Create one leg per contact at ``rate``/s with events to ``endpoint``; the sandbox's figures once all ended.
+
+    Each leg's tag is signed with the stack's ``secret`` like the dialer's: the ingress drops
+    events whose tag it did not sign as forged.
+    """
+    tags = [LegTag(campaign.campaign_id, contact.contact_id).encode(secret) for contact in contacts]
     httpx.post(f"{sandbox}/sim/v1/reset", timeout=10).raise_for_status()
     started = time.monotonic()
     asyncio.run(_create_legs(settings, contacts, tags, rate, endpoint))
