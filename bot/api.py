@@ -48,13 +48,13 @@ import os
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from dialstream.domain.call_outcome import CallbackRequest, Disposition
 from dialstream.domain.transfer import TransferRequest
-from dialstream.exotel.agentstream import DEFAULT_MEDIA_FORMAT, MediaFormat, Start
+from dialstream.exotel.agentstream import Start
 
 __all__ = ["CallInfo", "Session", "Bot", "OutcomeRecorder", "TransferRecorder"]
 
@@ -64,33 +64,17 @@ _writes: set[asyncio.Future[None]] = set()  # outcome writes in flight: held so 
 
 
 @dataclass(frozen=True, slots=True)
-class CallInfo:
-    """What the ``start`` frame and the stream URL say about a call.
-
-    ``custom_parameters`` merges the stream URL's query parameters (except
-    ``sample-rate``) with ``start.custom_parameters``; the latter win on conflicts.
-    ``media_format`` is the stream's wire format; bot audio is internal PCM regardless.
+class CallInfo(Start):
+    """What the ``start`` frame and the stream URL say about a call: the frame's fields, but
+    ``custom_parameters`` merges the stream URL's query parameters (except ``sample-rate``)
+    with ``start.custom_parameters``; the latter win on conflicts. ``media_format`` is the
+    stream's wire format; bot audio is internal PCM regardless.
     """
-
-    stream_sid: str
-    call_sid: str
-    account_sid: str = ""
-    from_: str = ""
-    to: str = ""
-    custom_parameters: Mapping[str, str] = field(default_factory=dict)
-    media_format: MediaFormat = DEFAULT_MEDIA_FORMAT
 
     @classmethod
     def from_start(cls, start: Start, query_parameters: Mapping[str, str]) -> CallInfo:
-        return cls(
-            stream_sid=start.stream_sid,
-            call_sid=start.call_sid,
-            account_sid=start.account_sid,
-            from_=start.from_,
-            to=start.to,
-            custom_parameters={**query_parameters, **start.custom_parameters},
-            media_format=start.media_format,
-        )
+        frame = {f.name: getattr(start, f.name) for f in fields(start)}
+        return cls(**{**frame, "custom_parameters": {**query_parameters, **start.custom_parameters}})
 
 
 class Session(ABC):

@@ -71,18 +71,14 @@ class Bridge:
         }
 
     def details(self) -> dict[str, Any]:
-        """``GET /bridges/{bridge_sid}`` data (the get-bridge page's fields)."""
+        """``GET /bridges/{bridge_sid}`` data (the get-bridge page's fields): the :meth:`snapshot`,
+        its SID as ``sid``, with the bridge's times and what it was created as."""
+        snapshot = self.snapshot()
         return {
-            "sid": self.bridge_sid,
-            "account_sid": self.account_sid,
-            "state": self.state,
-            "terminal_status": self.terminal_status,
-            "date_created": rfc3339(self.created_at),
-            "date_updated": rfc3339(self.updated_at or self.created_at),
+            "sid": snapshot.pop("bridge_sid"),
+            **snapshot,
             "start_time": rfc3339(self.start_time),
             "end_time": rfc3339(self.end_time),
-            "active_legs": list(self.members),
-            "leg_sids": list(self.leg_sids),
             "bridge_type": self.request.bridge_type,
             "max_participants": self.request.max_participants,
         }

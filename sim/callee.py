@@ -67,7 +67,7 @@ class CalleeProfile:
     failed: float = 0.0
     create_failed: float = 0.0
     ring_ms: Range = (300.0, 800.0)  # leg_ringing -> leg_answered (busy: -> leg_terminated)
-    talk_ms: Range | None = (2000.0, 4000.0)  # leg_answered -> callee hangs up; None: never
+    talk_ms: Range | None = (2000.0, 4000.0)  # pickup -> callee hangs up (synchronous AMD listens in it); None: never
     machine: float = 0.0  # probability an answering machine picks up
     amd_not_sure: float = 0.0  # probability the detector cannot tell
     amd_ms: Range = (500.0, 1000.0)  # pickup -> amd_result_success

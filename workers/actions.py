@@ -147,7 +147,7 @@ def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
     """The live bot with the most free capacity (a retry avoids the bots this leg already tried).
 
     Raises NoBotAvailable when there is none."""
-    tried_key = keys.leg_bots(leg_sid)
+    tried_key = keys.leg(leg_sid, "bots")
     tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
     bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
     rt.store.redis.pipeline(transaction=False).sadd(tried_key, bot.url).expire(tried_key, 3600).execute()

@@ -176,10 +176,7 @@ def _leg_sids(store: Store, campaign_id: str, contact_id: str | None) -> Iterato
 
 
 def _leg_keys(leg_sid: str) -> list[str]:
-    return [
-        keys.leg(leg_sid), keys.leg_events(leg_sid), keys.leg_sent(leg_sid), keys.leg_bots(leg_sid),
-        keys.leg_disposition(leg_sid), keys.leg_callback(leg_sid),
-    ]  # fmt: skip
+    return [keys.leg(leg_sid), *(keys.leg(leg_sid, part) for part in keys.LEG_PARTS)]
 
 
 def _erase_messages(store: Store, doomed: Callable[[dict[str, Any]], bool]) -> int:

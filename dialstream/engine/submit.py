@@ -29,7 +29,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import IO
+from typing import IO, TypedDict, Unpack
 
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import ContactRow, RejectedRow, RowResult, check_contacts, read_contacts
@@ -41,7 +41,7 @@ from dialstream.state.dial_queue import in_order
 from dialstream.state.dnc import DncList
 from dialstream.state.store import Store
 
-__all__ = ["SubmitReport", "submit_file", "submit_contacts"]
+__all__ = ["SubmitReport", "Loading", "submit_file", "submit_contacts"]
 
 _BATCH = 1000  # rows per Redis round trip
 _DEFAULTS = EngineConfig()
@@ -63,6 +63,16 @@ class SubmitReport:
         return (self.accepted + self.rejected) / self.seconds if self.seconds > 0 else 0.0
 
 
+class Loading(TypedDict, total=False):
+    """How either submission loads its rows (the defaults: :func:`_load`'s)."""
+
+    paused: bool  # leave the campaign paused once loaded, instead of starting it
+    clock: Callable[[], float]  # the time now (Unix s): when first dials are due
+    on_rejected: Callable[[RejectedRow], None] | None  # called with each bad row as it is met
+    retention: int  # seconds every key written lives
+    rejects_kept: int  # how many rejected rows are stored as the report's samples
+
+
 def submit_file(
     store: Store,
     config: CampaignConfig,
@@ -72,22 +82,18 @@ def submit_file(
     region: str = DEFAULT_REGION,
     phone_column: str | None = None,
     fmt: str | None = None,
-    paused: bool = False,
-    clock: Callable[[], float] = time.time,
-    on_rejected: Callable[[RejectedRow], None] | None = None,
-    retention: int = _DEFAULTS.retention,
-    rejects_kept: int = _DEFAULTS.rejects_kept,
+    **loading: Unpack[Loading],
 ) -> SubmitReport:
     """Create campaign ``config`` from a CSV/JSONL file and start it (or leave it ``paused``).
 
     A problem with the whole file (no phone column, an unknown format, no row at all) raises
     ConfigurationError before anything is stored; a bad row is rejected on its own and
     passed to ``on_rejected`` as it is met. ``retention`` (seconds) and ``rejects_kept``:
-    see the module's docstring.
+    see the module's docstring; the other ``loading`` options: :class:`Loading`.
     """
     checker = dnc.checker(config.campaign_id) if dnc is not None else None
     rows = read_contacts(source, phone_column=phone_column, default_region=region, fmt=fmt, dnc=checker)
-    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected, retention=retention, rejects_kept=rejects_kept)
+    return _load(store, config, rows, **loading)
 
 
 def submit_contacts(
@@ -97,16 +103,12 @@ def submit_contacts(
     *,
     dnc: DncList | None = None,
     region: str = DEFAULT_REGION,
-    paused: bool = False,
-    clock: Callable[[], float] = time.time,
-    on_rejected: Callable[[RejectedRow], None] | None = None,
-    retention: int = _DEFAULTS.retention,
-    rejects_kept: int = _DEFAULTS.rejects_kept,
+    **loading: Unpack[Loading],
 ) -> SubmitReport:
     """:func:`submit_file` for contacts built in Python; each keeps its contact id."""
     checker = dnc.checker(config.campaign_id) if dnc is not None else None
     rows = check_contacts(contacts, default_region=region, dnc=checker)
-    return _load(store, config, rows, paused=paused, clock=clock, on_rejected=on_rejected, retention=retention, rejects_kept=rejects_kept)
+    return _load(store, config, rows, **loading)
 
 
 def _load(
@@ -114,11 +116,11 @@ def _load(
     config: CampaignConfig,
     rows: Iterator[RowResult],
     *,
-    paused: bool,
-    clock: Callable[[], float],
-    on_rejected: Callable[[RejectedRow], None] | None,
-    retention: int,
-    rejects_kept: int,
+    paused: bool = False,
+    clock: Callable[[], float] = time.time,
+    on_rejected: Callable[[RejectedRow], None] | None = None,
+    retention: int = _DEFAULTS.retention,
+    rejects_kept: int = _DEFAULTS.rejects_kept,
 ) -> SubmitReport:
     started = time.perf_counter()
     first = next(rows, None)  # a bad file fails here, before the campaign exists

@@ -41,11 +41,11 @@ class CallOutcomes:
         doc = self.redis.hget(keys.leg(leg_sid), "doc")
         campaign_id = json.loads(doc).get("campaign_id", "") if doc else ""
         counts = keys.campaign(campaign_id, "counts") if campaign_id else ""
-        self._set(keys=[keys.leg_disposition(leg_sid), counts], args=[disposition.to_json(), disposition.code, LEG_TTL])
+        self._set(keys=[keys.leg(leg_sid, "disposition"), counts], args=[disposition.to_json(), disposition.code, LEG_TTL])
 
     def request_callback(self, leg_sid: str, request: CallbackRequest) -> None:
         """Record that the callee asked to be called back (the last request wins)."""
-        self.redis.set(keys.leg_callback(leg_sid), request.to_json(), ex=LEG_TTL)
+        self.redis.set(keys.leg(leg_sid, "callback"), request.to_json(), ex=LEG_TTL)
 
     def of_legs(self, leg_sids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Leg sid -> {"disposition": Disposition | None, "callback": CallbackRequest | None},
@@ -53,8 +53,8 @@ class CallOutcomes:
         sids = list(dict.fromkeys(s for s in leg_sids if s))
         pipe = self.redis.pipeline(transaction=False)
         for sid in sids:
-            pipe.get(keys.leg_disposition(sid))
-            pipe.get(keys.leg_callback(sid))
+            pipe.get(keys.leg(sid, "disposition"))
+            pipe.get(keys.leg(sid, "callback"))
         raw = pipe.execute() if sids else []
         return {
             sid: {

@@ -51,11 +51,7 @@ __all__ = [
     "PREFIX",
     "event",
     "leg",
-    "leg_events",
-    "leg_sent",
-    "leg_bots",
-    "leg_disposition",
-    "leg_callback",
+    "LEG_PARTS",
     "action",
     "campaigns",
     "running_campaigns",
@@ -75,6 +71,8 @@ __all__ = [
 ]
 
 PREFIX = "ds"
+# A leg's keys besides its hash (see the layout): what erasing a leg deletes with it.
+LEG_PARTS = ("events", "sent", "bots", "disposition", "callback")
 
 
 # Legs and their events
@@ -84,28 +82,9 @@ def event(event_sid: str, prefix: str = PREFIX) -> str:
     return f"{prefix}:event:{event_sid}"
 
 
-def leg(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}"
-
-
-def leg_events(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}:events"
-
-
-def leg_sent(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}:sent"
-
-
-def leg_bots(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}:bots"
-
-
-def leg_disposition(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}:disposition"
-
-
-def leg_callback(leg_sid: str, prefix: str = PREFIX) -> str:
-    return f"{prefix}:leg:{leg_sid}:callback"
+def leg(leg_sid: str, part: str = "", prefix: str = PREFIX) -> str:
+    """The leg's hash, or with ``part`` (one of :data:`LEG_PARTS`) one of its sets and documents."""
+    return f"{prefix}:leg:{leg_sid}" + (f":{part}" if part else "")
 
 
 def action(leg_sid: str, action_id: str, prefix: str = PREFIX) -> str:

@@ -61,8 +61,8 @@ class Store:
         """
         pipe = self.redis.pipeline(transaction=False)
         pipe.hmget(keys.leg(leg_sid), "version", "doc")
-        pipe.sismember(keys.leg_events(leg_sid), event_sid or "-")
-        pipe.smembers(keys.leg_sent(leg_sid))
+        pipe.sismember(keys.leg(leg_sid, "events"), event_sid or "-")
+        pipe.smembers(keys.leg(leg_sid, "sent"))
         (version, doc), applied, sent = pipe.execute()
         if doc is None:
             return None, 0, bool(applied)
@@ -83,8 +83,8 @@ class Store:
         hot path; the next transition saves the record without them.
         """
         target = client if client is not None else self.redis
-        target.sadd(keys.leg_sent(leg_sid), *action_ids)
-        target.expire(keys.leg_sent(leg_sid), LEG_TTL)
+        target.sadd(keys.leg(leg_sid, "sent"), *action_ids)
+        target.expire(keys.leg(leg_sid, "sent"), LEG_TTL)
 
     def save_leg(self, record: LegRecord, expected_version: int, event_sid: str = "") -> int:
         """Write ``record`` if the stored version is still ``expected_version``.
@@ -92,7 +92,7 @@ class Store:
         Returns the new version, or -1 when another worker got there first.
         """
         doc = json.dumps(record.to_dict())
-        keys_ = [keys.leg(record.leg_sid), keys.leg_events(record.leg_sid)]
+        keys_ = [keys.leg(record.leg_sid), keys.leg(record.leg_sid, "events")]
         return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL]))
 
     def claim_action(self, leg_sid: str, action_id: str, kind: ActionKind, task_id: str) -> str:

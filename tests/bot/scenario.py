@@ -79,6 +79,13 @@ async def serving(bot: type[Bot], **overrides: Any) -> AsyncIterator[BotServer]:
         yield server
 
 
+@contextlib.asynccontextmanager
+async def streaming_to(bot: type[Bot], query: str = "", **overrides: Any) -> AsyncIterator[FakeExotel]:
+    """:func:`serving` ``bot`` (``overrides`` to its config) and a started stream to it, ``query`` on its URL."""
+    async with serving(bot, **overrides) as server, streaming(server.url + query) as exotel:
+        yield exotel
+
+
 async def stream_ending(
     bot: type[ScenarioBot], end: Callable[[FakeExotel], Awaitable[None]] | None = None, query: str = "", **overrides: Any
 ) -> tuple[tuple[int | None, str | None], list[Any]]:

@@ -26,7 +26,7 @@ from dialstream.exotel.agentstream import (
 )
 from dialstream.exotel.audio import INTERNAL_FORMAT, tone
 from tests.bot.exotel import FakeExotel, run, streaming
-from tests.bot.scenario import TEST_TIMEOUTS, events, scenario_bot, serving, stream_ending, until
+from tests.bot.scenario import TEST_TIMEOUTS, events, scenario_bot, serving, stream_ending, streaming_to, until
 from tests.utils import MS
 
 # --- Protocol ------------------------------------------------------------------------
@@ -79,11 +79,10 @@ def test_bot_frames_carry_stream_sid_and_documented_shape():
     bot = scenario_bot()
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url + "?say_ms=800") as exotel:
-                await exotel.until(lambda: exotel.of_type(OutboundMark))
-                await exotel.press("0")
-                await exotel.until(lambda: exotel.of_type(Clear))
+        async with streaming_to(bot, "?say_ms=800") as exotel:
+            await exotel.until(lambda: exotel.of_type(OutboundMark))
+            await exotel.press("0")
+            await exotel.until(lambda: exotel.of_type(Clear))
         for frame in map(json.loads, exotel.raw):
             assert frame["stream_sid"] == exotel.stream_sid
             assert frame["event"] in {"media", "mark", "clear"}
@@ -100,10 +99,9 @@ def test_greeter_first_audio_leaves_right_after_start():
     """The greeter's prepared prompt starts leaving within a few milliseconds of start."""
 
     async def scenario() -> None:
-        async with serving(GreeterBot) as server:
-            async with streaming(server.url) as exotel:
-                await exotel.until(lambda: exotel.of_type(OutboundMedia))
-                assert exotel.times_of(OutboundMedia)[0] - exotel.started_at < 50 * MS
+        async with streaming_to(GreeterBot) as exotel:
+            await exotel.until(lambda: exotel.of_type(OutboundMedia))
+            assert exotel.times_of(OutboundMedia)[0] - exotel.started_at < 50 * MS
 
     run(scenario())
 
@@ -118,9 +116,8 @@ def test_chunks_follow_rules_and_leave_at_real_time_pace():
     observed = metrics.REGISTRY.get_sample_value("dialstream_bot_chunk_lateness_seconds_count") or 0
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url + "?say_ms=2000") as exotel:
-                await exotel.until(lambda: exotel.of_type(OutboundMark), timeout=5)
+        async with streaming_to(bot, "?say_ms=2000") as exotel:
+            await exotel.until(lambda: exotel.of_type(OutboundMark), timeout=5)
         chunks = exotel.of_type(OutboundMedia)
         times = [t - exotel.started_at for t in exotel.times_of(OutboundMedia)]
         assert all(not chunk_violations(len(c.payload)) for c in chunks)
@@ -144,10 +141,9 @@ def test_marks_echoed_after_playout_reach_bot():
     bot = scenario_bot()
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url + "?say_ms=800") as exotel:
-                await until(lambda: events(bot, "mark"))
-                heard_at = asyncio.get_running_loop().time() - exotel.started_at
+        async with streaming_to(bot, "?say_ms=800") as exotel:
+            await until(lambda: events(bot, "mark"))
+            heard_at = asyncio.get_running_loop().time() - exotel.started_at
         assert events(bot, "said") == ["say-1"]
         assert events(bot, "mark") == ["say-1"]
         assert events(bot, "heard") == [("say-1",)]
@@ -161,18 +157,17 @@ def test_barge_in_sends_clear_and_drops_the_queue():
     bot = scenario_bot()
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url + "?say_ms=4000") as exotel:
-                await exotel.until(lambda: len(exotel.of_type(OutboundMedia)) >= 2)
-                await exotel.press("0")
-                await exotel.until(lambda: exotel.of_type(Clear))
-                count = len(exotel.received)
-                await asyncio.sleep(600 * MS)
-                assert len(exotel.received) == count
-                assert isinstance(exotel.received[-1].message, Clear)
-                # The call goes on: new speech is sent after the clear.
-                await exotel.press("5")
-                await until(lambda: events(bot, "mark"))
+        async with streaming_to(bot, "?say_ms=4000") as exotel:
+            await exotel.until(lambda: len(exotel.of_type(OutboundMedia)) >= 2)
+            await exotel.press("0")
+            await exotel.until(lambda: exotel.of_type(Clear))
+            count = len(exotel.received)
+            await asyncio.sleep(600 * MS)
+            assert len(exotel.received) == count
+            assert isinstance(exotel.received[-1].message, Clear)
+            # The call goes on: new speech is sent after the clear.
+            await exotel.press("5")
+            await until(lambda: events(bot, "mark"))
         # 4 s would be ten chunks; only those sent before the clear left, then the new 400 ms.
         assert len(exotel.of_type(OutboundMedia)) == count - 1 + 1
         assert [m.name for m in exotel.of_type(OutboundMark)] == ["say-2"]
@@ -259,14 +254,13 @@ def test_speech_queued_by_an_async_hook_leaves_while_the_hook_awaits():
             await released.wait()
 
     async def scenario() -> None:
-        async with serving(Waiter) as server:
-            async with streaming(server.url) as exotel:
-                # The hook holds until the audio arrived: a flush only after it would never come.
-                try:
-                    await exotel.until(lambda: exotel.of_type(OutboundMark))
-                finally:
-                    released.set()
-                assert [len(m.payload) for m in exotel.of_type(OutboundMedia)] == [CHUNK_MIN]
+        async with streaming_to(Waiter) as exotel:
+            # The hook holds until the audio arrived: a flush only after it would never come.
+            try:
+                await exotel.until(lambda: exotel.of_type(OutboundMark))
+            finally:
+                released.set()
+            assert [len(m.payload) for m in exotel.of_type(OutboundMedia)] == [CHUNK_MIN]
 
     run(scenario())
 
@@ -279,11 +273,10 @@ def test_dtmf_reaches_bot():
     bot = scenario_bot()
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url) as exotel:
-                for digit in "17*":
-                    await exotel.press(digit)
-                await until(lambda: len(events(bot, "dtmf")) == 3)
+        async with streaming_to(bot) as exotel:
+            for digit in "17*":
+                await exotel.press(digit)
+            await until(lambda: len(events(bot, "dtmf")) == 3)
         assert events(bot, "dtmf") == ["1", "7", "*"]
 
     run(scenario())
@@ -301,11 +294,10 @@ def test_hangup_after_audio_waits_until_it_played():
     bot = scenario_bot()
 
     async def scenario() -> None:
-        async with serving(bot) as server:
-            async with streaming(server.url + "?say_ms=800") as exotel:
-                await exotel.press("9")
-                assert (await exotel.closed())[0] == 1000
-                closed_after = asyncio.get_running_loop().time() - exotel.started_at
+        async with streaming_to(bot, "?say_ms=800") as exotel:
+            await exotel.press("9")
+            assert (await exotel.closed())[0] == 1000
+            closed_after = asyncio.get_running_loop().time() - exotel.started_at
         assert closed_after >= 0.8 - 50 * MS
         assert [m.name for m in exotel.of_type(OutboundMark)] == ["say-1", "hangup"]
 

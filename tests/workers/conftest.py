@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from celery import Task
 
 from dialstream.settings import Settings
+from dialstream.state import keys
+from dialstream.state.store import Store
 from workers import runtime as worker_runtime_module
 from workers.runtime import Runtime, app, runtime
 
@@ -28,3 +32,21 @@ def worker_runtime(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         app.conf.dialstream_settings = own
         clients.legs.close()
         clients.store.redis.close()
+
+
+@pytest.fixture
+def rival_wins_first_run(monkeypatch: pytest.MonkeyPatch) -> Callable[[Task], None]:
+    """Call it with a task: from then on, another writer wins every compare-and-set of the
+    task's first run (ConcurrentUpdate), and its retries commit as usual."""
+
+    def install(task: Task) -> None:
+        save_leg = Store.save_leg
+
+        def save_after_a_rival(self: Store, record: Any, expected_version: int, event_sid: str = "") -> int:
+            if task.request.retries == 0:
+                self.redis.hincrby(keys.leg(record.leg_sid), "version", 1)  # the rival's write lands first
+            return save_leg(self, record, expected_version, event_sid)
+
+        monkeypatch.setattr(Store, "save_leg", save_after_a_rival)
+
+    return install

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
-
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
-from dialstream.state import keys
 from dialstream.state.leg_commit import commit_event, commit_timer
-from dialstream.state.store import Store
 from workers.tasks import send_action
 
 
-def test_a_failed_action_whose_record_keeps_losing_to_another_writer_is_retried(worker_runtime, monkeypatch: pytest.MonkeyPatch):
+def test_a_failed_action_whose_record_keeps_losing_to_another_writer_is_retried(worker_runtime, rival_wins_first_run):
     """A superseded stream attempt finds no bot; another writer wins every compare-and-set of the
     task's first run (ConcurrentUpdate): the task is retried and the failure recorded."""
     store = worker_runtime.store
@@ -26,14 +22,7 @@ def test_a_failed_action_whose_record_keeps_losing_to_another_writer_is_retried(
     first = commit_event(store, answered, tag, campaign)[0].outbox[0]
     record = commit_timer(store, leg_sid, first.action_id, campaign)  # no stream_started in time: a second attempt
     store.mark_dispatched(leg_sid, [action.action_id for action in record.outbox])
-    save_leg = Store.save_leg
-
-    def save_after_a_rival(self: Store, record, expected_version: int, event_sid: str = "") -> int:
-        if send_action.request.retries == 0:
-            self.redis.hincrby(keys.leg(record.leg_sid), "version", 1)  # the rival's write lands first
-        return save_leg(self, record, expected_version, event_sid)
-
-    monkeypatch.setattr(Store, "save_leg", save_after_a_rival)
+    rival_wins_first_run(send_action)
     result = send_action.apply(args=[leg_sid, first.to_dict()])
     assert result.successful(), result.traceback
     assert result.result == "failed"

@@ -120,7 +120,7 @@ def test_purge_refuses_a_live_campaign_then_removes_every_trace(engine, client):
     engine.dnc.add(["+919812345603"], "gone")
     client.hset(keys.campaign("gone", "legs"), "c0", "LEG1")
     client.hset(keys.leg("LEG1"), mapping={"version": 1, "doc": "{}", "stream_vars": '{"name": "Asha"}'})
-    client.sadd(keys.leg_events("LEG1"), "ev1")
+    client.sadd(keys.leg("LEG1", "events"), "ev1")
     client.zadd(keys.timers(), {json.dumps({"kind": "leg", "campaign": "gone", "leg": "LEG1", "timer": "t"}): 1})
     client.set(keys.webhook("msg:m1"), json.dumps({"type": "contact.finished", "data": {"campaign_id": "gone", "phone": NUMBER}}))
     client.set(keys.webhook("msg:m2"), json.dumps({"type": "contact.finished", "data": {"campaign_id": "stays", "phone": NUMBER}}))
@@ -129,7 +129,7 @@ def test_purge_refuses_a_live_campaign_then_removes_every_trace(engine, client):
     engine.cancel("gone")
     purged = engine.purge("gone")
     assert purged.legs == 1 and purged.keys >= 5
-    assert campaign_keys(client, "gone") == [] and not client.exists(keys.leg("LEG1"), keys.leg_events("LEG1"))
+    assert campaign_keys(client, "gone") == [] and not client.exists(keys.leg("LEG1"), keys.leg("LEG1", "events"))
     assert client.zcard(keys.timers()) == 0 and not client.exists(engine.dnc.key("gone"))
     assert not client.exists(keys.webhook("msg:m1")) and client.exists(keys.webhook("msg:m2"))
     assert engine.store.campaign_ids() == ["stays"] and engine.store.contact("stays", "c0") is not None

@@ -30,7 +30,7 @@ def test_a_replaced_disposition_moves_the_campaigns_count(client):
     told = outcomes.of_legs([*legs, "", "no-such-leg"])
     assert told[legs[0]]["disposition"] == Disposition("interested", {"after": "objection"}, NOW + 5)
     assert told["no-such-leg"] == {"disposition": None, "callback": None} and "" not in told
-    assert 0 < client.ttl(keys.leg_disposition(legs[0])) <= LEG_TTL
+    assert 0 < client.ttl(keys.leg(legs[0], "disposition")) <= LEG_TTL
 
 
 def test_a_leg_no_campaign_placed_keeps_its_disposition_uncounted_and_a_callback_request(client):
