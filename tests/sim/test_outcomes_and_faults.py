@@ -165,10 +165,14 @@ async def test_fault_delay_holds_events_back() -> None:
 
 @async_test
 async def test_fault_api_errors_and_bursts() -> None:
-    """faults.api injects 429s and 5xx per request, and bursts of one status in a time window."""
+    """faults.api injects 429s and 5xx per request, and bursts of one status in a time window;
+    the summary counts the error answers served, by status."""
     async with harness(fast_config(scenario=with_faults(api=ApiFaults(rate_429=1.0)))) as h:
         status, envelope, headers = await h.call("GET", f"{h.legs_path}/x")
         assert status == 429 and headers["Retry-After"] == "1"
+        await h.call("GET", f"{h.legs_path}/y")
+        async with h.http.get("/sim/v1/summary") as response:
+            assert (await response.json())["api_errors"] == {"429": 2}
     async with harness(fast_config(scenario=with_faults(api=ApiFaults(rate_5xx=1.0, status_5xx=502)))) as h:
         status, envelope, _ = await h.call("GET", f"{h.legs_path}/x")
         assert status == 502 and envelope["response"]["error_data"]["code"] == "BAD_GATEWAY"
