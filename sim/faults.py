@@ -64,15 +64,23 @@ class EventFate:
 
 @dataclass(frozen=True)
 class Burst:
-    """Every Legs API request in ``[start_s, start_s + duration_s)`` after start answers ``status``."""
+    """Legs API requests in ``[start_s, start_s + duration_s)`` after start answer ``status``:
+    every one (an outage), or a ``share`` of them drawn per request (a storm)."""
 
     start_s: float
     duration_s: float
     status: int = 503
+    share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.status not in (429, 500, 502, 503, 504):
             raise ConfigurationError(f"faults.api.bursts: status must be 429 or 5xx, got {self.status}")
+        probability(self.share, "faults.api.bursts.share")
+
+    def hits(self, rng: random.Random, elapsed_s: float) -> bool:
+        """Whether a request ``elapsed_s`` after start meets this burst (an outage draws nothing)."""
+        inside = self.start_s <= elapsed_s < self.start_s + self.duration_s
+        return inside and (self.share >= 1.0 or _chance(rng, self.share))
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,7 @@ class ApiFaults:
     def status(self, rng: random.Random, elapsed_s: float) -> int | None:
         """The error status to answer a request with ``elapsed_s`` after start, or None."""
         for burst in self.bursts:
-            if burst.start_s <= elapsed_s < burst.start_s + burst.duration_s:
+            if burst.hits(rng, elapsed_s):
                 return burst.status
         too_many, broken = _chance(rng, self.rate_429), _chance(rng, self.rate_5xx)
         if too_many:

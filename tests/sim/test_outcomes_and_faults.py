@@ -181,6 +181,9 @@ async def test_fault_api_errors_and_bursts() -> None:
         assert status == 503
         async with h.http.get("/sim/v1/summary") as response:  # the sandbox's own API is never faulted
             assert response.status == 200
+    async with harness(fast_config(scenario=with_faults(api=ApiFaults(bursts=(Burst(0, 3600, 429, share=0.5),))))) as h:
+        statuses = [(await h.call("GET", f"{h.legs_path}/x"))[0] for _ in range(40)]
+        assert {429, 404} == set(statuses), "a storm answers some requests with its status, the rest as usual"
 
 
 @async_test
