@@ -7,6 +7,7 @@ ask before acting, so every fault is reproducible with ``--seed``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -37,19 +38,26 @@ class EventFaults:
     drop: float = 0.0  # the first attempt is lost in transit; a retry delivers it
     delay: float = 0.0  # the event is held back for a while before delivery
     delay_ms: Range = (100.0, 500.0)
+    lose: float = 0.0  # the event is lost for good: every attempt fails, as if the endpoint were down throughout
+    lose_names: tuple[str, ...] = ()  # the events ``lose`` applies to (empty: every event)
 
     def __post_init__(self) -> None:
-        for name in ("duplicate", "reorder", "drop", "delay"):
+        for name in ("duplicate", "reorder", "drop", "delay", "lose"):
             probability(getattr(self, name), f"faults.events.{name}")
 
-    def draw(self, rng: random.Random) -> EventFate:
+    def draw(self, rng: random.Random, name: str = "") -> EventFate:
+        """The fate of the event ``name``."""
         delayed = _chance(rng, self.delay)
-        return EventFate(
+        fate = EventFate(
             duplicate=_chance(rng, self.duplicate),
             reorder=_chance(rng, self.reorder),
             drop=_chance(rng, self.drop),
             delay_ms=rng.uniform(*self.delay_ms) if delayed else 0.0,
         )
+        if not self.lose:
+            return fate  # no draw: scenarios without the fault keep the draws their seeds always gave
+        lost = _chance(rng, self.lose) and (not self.lose_names or name in self.lose_names)
+        return dataclasses.replace(fate, lose=lost)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class EventFate:
     reorder: bool = False
     drop: bool = False
     delay_ms: float = 0.0
+    lose: bool = False
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from dialstream.domain.leg_actions import (
     stop_greeting,
 )
 from dialstream.domain.leg_record import Action, Decision, Ending, GreetingState, LegRecord, Outcome, Phase, StreamState
+from dialstream.domain.reconcile import RECONCILED
 from dialstream.errors import LegsApiError, NoBotAvailable
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
@@ -59,7 +60,7 @@ from dialstream.exotel.actions import ActionKind
 # The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
     "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
-    "apply_event", "apply_timer", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
+    "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
 ]  # fmt: skip
 
 
@@ -102,6 +103,9 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     if handler is None:
         return record
     result = handler(record, event, campaign)
+    if isinstance(result, Decision) and (why := event.detail.get(RECONCILED)):
+        # An event the reconciler made (dialstream.domain.reconcile): the record says why.
+        result = Decision(dataclasses.replace(result.record, errors=(*result.record.errors, f"{RECONCILED}: {why}")), result.actions)
     ended = isinstance(result, Decision) and result.record.finished and not record.finished
     return transfer.finish(result) if ended and record.transfer is not None else result
 
@@ -127,10 +131,16 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return voicemail.beep_deadline(record, campaign)
     if timer_id in (transfer.AGENT_TIMER, transfer.BRIDGE_TIMER):
         return transfer.apply_timer(record, timer_id, campaign)
-    latest = latest_stream(record)
-    if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
+    if not awaits_stream(record, timer_id):
         return record  # that attempt was superseded, or its stream is up
     return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+
+
+def awaits_stream(record: LegRecord, timer_id: str) -> bool:
+    """Whether the stream attempt ``timer_id`` is the leg's latest and still awaits its
+    ``stream_started``: when its timer fires, another bot is tried."""
+    waiting = record.stream is StreamState.REQUESTED and record.ending is Ending.NONE and not record.finished
+    return waiting and timer_id == latest_stream(record)
 
 
 def apply_failure(record: LegRecord, action: Action, error: Exception, campaign: CampaignConfig) -> LegRecord | Decision:

@@ -29,7 +29,8 @@ from dialstream.app.supervisor import Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.domain.report import CampaignReport
 from dialstream.settings import Settings
-from dialstream.state import fleet
+from dialstream.state import fleet, keys
+from dialstream.state.slots import Slots
 from dialstream.state.store import Store
 from tests import campaigns
 from tests.dialstream.app.test_up import scrape
@@ -105,6 +106,30 @@ def test_a_five_second_burst_of_503_on_create_leg_loses_no_contact(redis_url, tm
     assert report.ok, report.problems
     assert [r["outcome"] for r in results.values()] == ["completed"] * 6
     assert retried >= 6  # every first create-leg met the burst
+
+
+def test_terminal_events_lost_for_good_are_reconciled_through_the_legs_api(redis_url, tmp_path):
+    """Every leg_terminated and stream_stopped is lost for good (every delivery attempt fails), with
+    two calls at a time for six contacts: each leg is looked up through GET leg once its end is
+    overdue (DIALSTREAM_RECONCILE_AFTER), ended as the API says (completed or busy), its slot
+    released and its contact recorded, so the campaign finishes instead of holding its two slots
+    until the calls' time limit (4 h)."""
+    callee = {"answer": 0.7, "busy": 0.3, "ring_ms": [100, 300], "talk_ms": [1500, 2500]}
+    lose = {"lose": 1.0, "lose_names": ["leg_terminated", "stream_stopped"]}
+    scenario = {"callee": callee, "faults": {"events": lose}, "seed": 29}
+    env = {"DIALSTREAM_RECONCILE_AFTER": "2"}
+    with running_stack(redis_url, tmp_path, scenario, env=env) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 6, max_concurrent=2, ring_timeout=5, retries=None)
+        campaign_id = report.campaign_id
+        state = store.redis.hget(keys.campaign(campaign_id), "state")
+        held = Slots(store.redis, Settings.from_env().account_sid).counts(campaign_id)
+    assert report.ok, report.problems
+    assert state == "done" and held.campaign_calls == 0 and held.account_calls == 0
+    assert sorted({r["outcome"] for r in results.values()}) == ["busy", "completed"]
+    for result in results.values():
+        assert any(e.startswith("reconciled: leg_terminated was not delivered") for e in result["errors"]), result
+        lost = [e for e in timelines[result["leg_sid"]]["events"] if e["event_name"] == "leg_terminated"]
+        assert lost and lost[0]["delivered"] is False and lost[0]["faults"] == ["lose"]
 
 
 @pytest.fixture
