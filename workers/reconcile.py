@@ -29,8 +29,8 @@ from dialstream.domain.reconcile import lookup_at, missing_event, recovered_even
 from dialstream.errors import LegsApiError
 from dialstream.exotel.events import LEG_TERMINATED
 from dialstream.state.pacing import ACTION, DIAL
-from dialstream.state.timers import reconcile_timer
-from workers.leg_events import handle_event
+from dialstream.state.timers import TIMER_LEASE, reconcile_timer
+from workers.leg_events import handle_event, record_unrecorded_end
 from workers.runtime import Runtime, runtime
 
 __all__ = ["reconcile_leg", "recover_stream_events", "LOOKUP_RETRY"]
@@ -50,10 +50,16 @@ def reconcile_leg(timer: dict[str, Any]) -> str:
     leg_sid = timer["leg"]
     record, _, _ = rt.store.load_leg(leg_sid)
     after = rt.settings.engine.reconcile_after
-    due = lookup_at(record, timer["since"], campaign, after)
     now = time.time()
+    due = lookup_at(record, timer["since"], campaign, after)
     if due is None:
-        return "ended"
+        # A worker killed after applying a reconciled end but before recording the call leaves
+        # its timer to fire again (its claim ran out): the call is recorded now. One that ended
+        # a moment ago may still be being recorded: looked at again once that is long done.
+        if record is not None and record.ended_at is not None and now - record.ended_at < TIMER_LEASE:
+            _again(rt, timer, TIMER_LEASE, since=timer["since"])
+            return "ending"
+        return "recorded" if record is not None and record_unrecorded_end(rt, record, campaign) else "ended"
     if due > now:
         _again(rt, timer, due - now, since=timer["since"])
         return "waiting"
