@@ -184,7 +184,8 @@ class Supervisor:
 
     def ready(self, name: str) -> bool:
         """Whether the child ``name`` runs and is ready (after a restart: ready again)."""
-        return any(c.spec.name == name and c.process.poll() is None and (c.ready or self._mark_ready(c)) for c in self._children)
+        running = (c for c in self._children if c.spec.name == name and c.process.poll() is None)
+        return any(c.ready or self._mark_ready(c) for c in running)
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
