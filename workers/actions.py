@@ -111,6 +111,9 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
             raise self.retry(countdown=delay, exc=exc) from exc
         _action_failed(rt, leg_sid, action, exc)
         return "failed"
+    if action.kind is ActionKind.START_STREAM:
+        # The bot's time to start the stream runs from here, however long the request took to get through.
+        rt.store.stream_accepted(leg_sid, action.action_id, time.time())
     return "sent"
 
 

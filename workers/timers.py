@@ -16,7 +16,7 @@ from typing import Any
 from dialstream.domain.leg_state import Beat, awaits_stream, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
-from dialstream.state.timers import slot_timer
+from dialstream.state.timers import leg_timer, slot_timer
 from workers.actions import dispatch
 from workers.leg_events import handle_event
 from workers.reconcile import reconcile_leg, recover_stream_events
@@ -41,6 +41,12 @@ def fire_timer(timer: dict[str, Any]) -> str:
         return "unknown-campaign"
     awaited, _, _ = rt.store.load_leg(timer["leg"])
     if awaited is not None and awaits_stream(awaited, timer["timer"]):
+        # A request that got through late (retried 429s, a worker that died) gives its bot its
+        # whole time from the acceptance: giving up on it sooner puts a second bot on the call.
+        accepted = rt.store.stream_accepted_at(timer["leg"], timer["timer"])
+        if accepted is not None and (left := accepted + campaign.stream_start_timeout - time.time()) > 0:
+            rt.timers.arm(leg_timer(timer["campaign"], timer["leg"], timer["timer"]), left)
+            return "waiting"
         # Its stream_started may have been emitted and lost: applied now, it makes the timer stale.
         recover_stream_events(rt, awaited)
     record = commit_timer(rt.store, timer["leg"], timer["timer"], campaign)
