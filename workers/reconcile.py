@@ -86,9 +86,9 @@ def reconcile_leg(timer: dict[str, Any]) -> str:
 
 
 def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
-    """Apply the leg's events Exotel could not deliver (a ``stream_started`` above all), before
-    its stream attempt is given up for lost. Returns how many there were; 0 without budget
-    or when the look-up fails (the attempt is then given up as before)."""
+    """Apply the leg's events as Exotel sent them (a ``stream_started`` above all), before its
+    stream attempt is given up for lost. Returns how many there were; 0 without budget or when
+    the look-up fails (the attempt is then given up as before)."""
     if not rt.pacer.try_acquire(ACTION):
         return 0
     try:
@@ -97,10 +97,14 @@ def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
         log.warning("leg %s: external events look-up failed: %s", record.leg_sid, exc)
         return 0
     tag = LegTag(record.campaign_id, record.contact_id, record.attempt)
-    events = recovered_events(history, record.leg_sid, tag.encode(rt.tag_secret))
+    # Delivered ones too: one acknowledged but not applied yet (spooled through a Redis outage,
+    # held by a worker that died) is as late as a lost one; applying an applied one does nothing.
+    events = recovered_events(history, record.leg_sid, tag.encode(rt.tag_secret), delivered=True)
     for event in events:
-        log.warning("leg %s: %s was never delivered; recovered from external events", record.leg_sid, event.event_name)
         handle_event(event.to_dict())
+    if events:
+        names = ", ".join(event.event_name for event in events)
+        log.warning("leg %s: its events applied again from the Legs API: %s", record.leg_sid, names)
     return len(events)
 
 

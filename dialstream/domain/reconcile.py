@@ -88,14 +88,15 @@ def missing_event(
 
 
 def recovered_events(
-    external_events: Iterable[Mapping[str, Any]], leg_sid: str, custom_param: str
+    external_events: Iterable[Mapping[str, Any]], leg_sid: str, custom_param: str, *, delivered: bool = False
 ) -> list[ev.LegEvent]:
-    """The events of ``GET /legs/{sid}/external-events`` that Exotel could not deliver, as leg
-    events (oldest first); entries that do not read as events are skipped."""
+    """The events of ``GET /legs/{sid}/external-events`` that Exotel could not deliver (with
+    ``delivered``, those it did deliver too), as leg events (oldest first); entries that do
+    not read as events are skipped."""
     found = []
     for entry in external_events:
         info = entry.get("event_info") if isinstance(entry, Mapping) else None
-        if not isinstance(info, Mapping) or entry.get("endpoint_response") is True:
+        if not isinstance(info, Mapping) or (entry.get("endpoint_response") is True and not delivered):
             continue
         try:
             raw = {**info, "event_data": info.get("data"), "data": {}, "leg_sid": leg_sid, "custom_param": custom_param}

@@ -12,6 +12,7 @@ is checked (:mod:`tests.chaos.verdict`) and the counts per fault are printed as 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -121,7 +122,8 @@ def test_a_campaign_survives_kills_storms_and_event_chaos_with_every_invariant_h
         timelines = fetch_timelines(rig.stack.sandbox_url)
         summary = httpx.get(f"{rig.stack.sandbox_url}/sim/v1/summary", timeout=30).json()
     # Kept for the post-mortem of a failed run: what dialstream recorded, what the sandbox saw.
-    run = {"results": results, "timelines": timelines, "summary": summary}
+    kills = [dataclasses.asdict(kill) for kill in plan.kills]
+    run = {"results": results, "timelines": timelines, "summary": summary, "kills": kills}
     (tmp_path / "chaos-run.json").write_text(json.dumps(run))
     verdict = judge([c.contact_id for c in contacts], results, timelines, summary, plan, state)
     console = Console(width=160)

@@ -18,8 +18,9 @@ The invariants (issue 12, design.md "Invariants users rely on"):
   made up for with the truth, not a guess).
 
 Both are bounds on time, and two kinds of lateness are not dialstream's to avoid, so they are
-counted apart (``excused``), never hidden: while a part is down (from its kill until it is
-ready again, plus :data:`KILL_SETTLE_S` for what it left to be rescued) an event cannot be
+counted apart (``excused``), never hidden: while a part is down (from its kill, less
+:data:`KILL_INFLIGHT_S` for the events then in flight, until it is ready again, plus
+:data:`KILL_SETTLE_S` for what it left to be rescued) an event cannot be
 handled at once: Redis is gone, or the ingress, or the worker that held the task. And
 dialstream can act on an event only once Exotel delivers it. When Exotel itself delivered
 ``leg_answered`` or ``stream_started`` late (a delayed, held-back or retried event: the
@@ -49,6 +50,7 @@ __all__ = ["SILENCE_MS", "GREETING_OVER_BOT_MS", "INVARIANTS", "Verdict", "judge
 SILENCE_MS = 1000.0 * MS * 1000  # MS: a millisecond, stretched on a loaded machine
 GREETING_OVER_BOT_MS = 300.0 * MS * 1000  # the sandbox's timing.greeting_grace_ms
 KILL_SETTLE_S = 3.0  # after a part is back: Exotel's retries, the rescue timers, the backlog
+KILL_INFLIGHT_S = 1.0  # before a kill: an event emitted then was still being delivered (Exotel's attempt timeout)
 EVENT_FAULTS = ("duplicate", "reorder", "delay", "drop")
 INVARIANTS = (
     "lost contacts", "campaign unfinished", "silence", "two streams", "greeting over bot", "no stream",
@@ -87,7 +89,9 @@ def judge(
 ) -> Verdict:
     """The counts of a run and every invariant it broke."""
     verdict = Verdict()
-    windows = [(k.killed_at, k.back_at + KILL_SETTLE_S) for k in plan.kills if k.killed_at and k.back_at]
+    windows = [
+        (kill.killed_at - KILL_INFLIGHT_S, kill.back_at + KILL_SETTLE_S) for kill in plan.kills if kill.killed_at and kill.back_at
+    ]
     for kill in plan.kills:
         if kill.back_after_s is not None:
             verdict.kills[kill.component] += 1
