@@ -50,7 +50,9 @@ __all__ = ["SILENCE_MS", "GREETING_OVER_BOT_MS", "INVARIANTS", "Verdict", "judge
 SILENCE_MS = 1000.0 * MS * 1000  # MS: a millisecond, stretched on a loaded machine
 GREETING_OVER_BOT_MS = 300.0 * MS * 1000  # the sandbox's timing.greeting_grace_ms
 KILL_SETTLE_S = 3.0  # after a part is back: Exotel's retries, the rescue timers, the backlog
-KILL_INFLIGHT_S = 1.0  # before a kill: an event emitted then was still being delivered (Exotel's attempt timeout)
+# Before a kill: an event emitted then may still be in delivery (Exotel's 3 attempts about 1 s
+# apart, the first one lost or held back by the sandbox's faults) and die with the ingress.
+KILL_INFLIGHT_S = 3.0
 EVENT_FAULTS = ("duplicate", "reorder", "delay", "drop")
 INVARIANTS = (
     "lost contacts", "campaign unfinished", "silence", "two streams", "greeting over bot", "no stream",
