@@ -38,7 +38,7 @@ from dialstream.state.timers import leg_timer
 from workers.metrics import record_action, record_rate_limit_wait
 from workers.runtime import Runtime, app, runtime
 
-__all__ = ["send_action", "dispatch", "ACTION_WAIT"]
+__all__ = ["send_action", "dispatch", "retry_in_place", "ACTION_WAIT"]
 
 log = logging.getLogger("dialstream.workers")
 
@@ -101,7 +101,7 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
         policy = action_retry_policy(action.kind)
         if policy.in_place:
             # A stop or a hang-up: retried here at once, whatever Retry-After says, not queued behind other tasks.
-            last = _retry_in_place(rt, policy, lambda: _perform(rt, leg_sid, action), exc)
+            last = retry_in_place(rt, policy, lambda: _perform(rt, leg_sid, action), exc)
             if last is None:
                 return "sent"
             _action_failed(rt, leg_sid, action, last)
@@ -117,7 +117,7 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
     return "sent"
 
 
-def _retry_in_place(
+def retry_in_place(
     rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError
 ) -> LegsApiError | None:
     """Retry ``send`` (a request that failed with ``error``) as ``policy`` says, in this task,
@@ -206,6 +206,6 @@ def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError 
     try:
         hangup()
     except LegsApiError as hangup_exc:
-        last = _retry_in_place(rt, action_retry_policy(ActionKind.HANGUP), hangup, hangup_exc)
+        last = retry_in_place(rt, action_retry_policy(ActionKind.HANGUP), hangup, hangup_exc)
         if last is not None:
             add_error(rt.store, leg_sid, f"hangup: {last}")

@@ -26,10 +26,12 @@ from typing import Any
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.leg_state import LegRecord
 from dialstream.domain.reconcile import lookup_at, missing_event, recovered_events
+from dialstream.domain.retry import IN_CALL_RETRY_POLICY
 from dialstream.errors import LegsApiError
 from dialstream.exotel.events import LEG_TERMINATED
 from dialstream.state.pacing import ACTION, DIAL
 from dialstream.state.timers import TIMER_LEASE, reconcile_timer
+from workers.actions import retry_in_place
 from workers.leg_events import handle_event, record_unrecorded_end
 from workers.runtime import Runtime, runtime
 
@@ -94,8 +96,14 @@ def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
     try:
         history = rt.legs.leg_events(record.leg_sid)
     except LegsApiError as exc:
-        log.warning("leg %s: external events look-up failed: %s", record.leg_sid, exc)
-        return 0
+        # Not knowing whether the stream is up is no reason to put a second bot on the call:
+        # a 429 or 5xx is retried at once, as a stop is.
+        found: list[Any] = []
+        failed = retry_in_place(rt, IN_CALL_RETRY_POLICY, lambda: found.extend(rt.legs.leg_events(record.leg_sid)), exc)
+        if failed is not None:
+            log.warning("leg %s: external events look-up failed: %s", record.leg_sid, failed)
+            return 0
+        history = found
     tag = LegTag(record.campaign_id, record.contact_id, record.attempt)
     # Delivered ones too: one acknowledged but not applied yet (spooled through a Redis outage,
     # held by a worker that died) is as late as a lost one; applying an applied one does nothing.
