@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed-stamp
 PROTO_SRC := $(shell find protos -name '*.proto')
 PROTO_GEN := $(PROTO_SRC:.proto=_pb2.py)
 
-.PHONY: install protos demo test bench clean
+.PHONY: install protos demo test bench chaos clean
 
 install: $(STAMP) $(PROTO_GEN)
 
@@ -38,6 +38,13 @@ test: install
 
 bench: install
 	$(PY) -m bench
+
+# The chaos suite at full size: CHAOS_CALLS calls while the ingress, an events worker, a bot
+# and Redis are SIGKILLed twice each, with API storms and event faults; prints its counts.
+# (`make test` runs it with 48 calls and one kill of each.) Its logs stay in .chaos/.
+CHAOS_CALLS ?= 300
+chaos: install
+	DIALSTREAM_CHAOS_CALLS=$(CHAOS_CALLS) $(PY) -m pytest tests/chaos -s --basetemp=.chaos $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

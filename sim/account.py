@@ -97,6 +97,7 @@ class Account:
         limit = self.config.limits.requests_per_minute
         self._bucket = TokenBucket(limit, self.clock.now()) if limit else None
         self._dialled: Counter[str] = Counter()
+        self.errors_served: Counter[int] = Counter()  # Legs and Bridges API error answers, by HTTP status
 
     async def _forget_calls(self) -> None:
         calls, self.calls = list(self.calls.values()), {}
@@ -245,4 +246,6 @@ class Account:
         return [call.leg.report(now, grace) for call in self.calls.values()]
 
     def summary(self) -> dict[str, Any]:
-        return summarize(self.reports(), seed=self.seed)
+        summary = summarize(self.reports(), seed=self.seed)
+        summary["api_errors"] = {str(status): count for status, count in sorted(self.errors_served.items())}
+        return summary

@@ -68,6 +68,7 @@ async def _exotel_api_guard(request: web.Request, handler: Handler) -> web.Strea
             raise ApiError(fault, "injected fault", "this error was injected by the scenario's faults.api", headers=headers)
         return await handler(request)
     except ApiError as error:
+        account.errors_served[error.status] += 1
         return envelope(request, error.status, error=error)
     except web.HTTPException as exc:  # no such route, wrong method
         return envelope(request, exc.status, error=ApiError(exc.status, exc.reason, f"{request.method} {request.path}"))

@@ -7,7 +7,7 @@ attempts ... ~1 second") before the next one is sent, and is given up after the 
 attempt or at once when the endpoint's answer is not worth retrying (a 4xx other than
 408/429; see :mod:`sim.transport`). Every attempt's outcome lands in the event's
 :class:`~sim.event.EventRecord`, which the external-events API and ``/sim/v1`` report.
-Event faults (duplicate, reorder, drop, delay) are applied here.
+Event faults (duplicate, reorder, drop, delay, lose) are applied here.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ class LegQueue:
         self._task = asyncio.create_task(self._run(), name="sim-leg-delivery")
 
     def put(self, record: EventRecord) -> None:
-        record.fate = self._deliverer.faults.draw(self._rng)
+        record.fate = self._deliverer.faults.draw(self._rng, record.name)
         self._queue.put_nowait(record)
 
     def close(self) -> None:
@@ -128,7 +128,10 @@ class LegQueue:
         for attempt in range(1, self._policy.attempts + 1):
             started, at = loop.time(), self._deliverer.clock.now()
             record.attempts = attempt
-            if attempt == 1 and record.fate.drop:
+            if record.fate.lose:
+                # Lost for good: no attempt gets through (the endpoint unreachable throughout); Exotel gives up after its last.
+                outcome = Attempt(False, error="UNAVAILABLE: lost in transit for good (fault)", retry=True)
+            elif attempt == 1 and record.fate.drop:
                 # Lost in transit: the sender only learns it when its attempt times out.
                 await asyncio.sleep(self._policy.attempt_timeout_s)
                 outcome = Attempt(False, error="DEADLINE_EXCEEDED: dropped in transit (fault)", retry=True)

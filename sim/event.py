@@ -76,7 +76,7 @@ class EventRecord:
             "endpoint_response": self.endpoint_response,
             "outcomes": self.outcomes,
             "latency_ms": self.latency_ms,
-            "faults": [name for name in ("duplicate", "reorder", "drop") if getattr(self.fate, name)]
+            "faults": [name for name in ("duplicate", "reorder", "drop", "lose") if getattr(self.fate, name)]
             + (["delay"] if self.fate.delay_ms else []),
         }
 

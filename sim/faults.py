@@ -7,6 +7,7 @@ ask before acting, so every fault is reproducible with ``--seed``.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 
@@ -37,19 +38,26 @@ class EventFaults:
     drop: float = 0.0  # the first attempt is lost in transit; a retry delivers it
     delay: float = 0.0  # the event is held back for a while before delivery
     delay_ms: Range = (100.0, 500.0)
+    lose: float = 0.0  # the event is lost for good: every attempt fails, as if the endpoint were down throughout
+    lose_names: tuple[str, ...] = ()  # the events ``lose`` applies to (empty: every event)
 
     def __post_init__(self) -> None:
-        for name in ("duplicate", "reorder", "drop", "delay"):
+        for name in ("duplicate", "reorder", "drop", "delay", "lose"):
             probability(getattr(self, name), f"faults.events.{name}")
 
-    def draw(self, rng: random.Random) -> EventFate:
+    def draw(self, rng: random.Random, name: str = "") -> EventFate:
+        """The fate of the event ``name``."""
         delayed = _chance(rng, self.delay)
-        return EventFate(
+        fate = EventFate(
             duplicate=_chance(rng, self.duplicate),
             reorder=_chance(rng, self.reorder),
             drop=_chance(rng, self.drop),
             delay_ms=rng.uniform(*self.delay_ms) if delayed else 0.0,
         )
+        if not self.lose:
+            return fate  # no draw: scenarios without the fault keep the draws their seeds always gave
+        lost = _chance(rng, self.lose) and (not self.lose_names or name in self.lose_names)
+        return dataclasses.replace(fate, lose=lost)
 
 
 @dataclass(frozen=True)
@@ -60,19 +68,28 @@ class EventFate:
     reorder: bool = False
     drop: bool = False
     delay_ms: float = 0.0
+    lose: bool = False
 
 
 @dataclass(frozen=True)
 class Burst:
-    """Every Legs API request in ``[start_s, start_s + duration_s)`` after start answers ``status``."""
+    """Legs API requests in ``[start_s, start_s + duration_s)`` after start answer ``status``:
+    every one (an outage), or a ``share`` of them drawn per request (a storm)."""
 
     start_s: float
     duration_s: float
     status: int = 503
+    share: float = 1.0
 
     def __post_init__(self) -> None:
         if self.status not in (429, 500, 502, 503, 504):
             raise ConfigurationError(f"faults.api.bursts: status must be 429 or 5xx, got {self.status}")
+        probability(self.share, "faults.api.bursts.share")
+
+    def hits(self, rng: random.Random, elapsed_s: float) -> bool:
+        """Whether a request ``elapsed_s`` after start meets this burst (an outage draws nothing)."""
+        inside = self.start_s <= elapsed_s < self.start_s + self.duration_s
+        return inside and (self.share >= 1.0 or _chance(rng, self.share))
 
 
 @dataclass(frozen=True)
@@ -91,7 +108,7 @@ class ApiFaults:
     def status(self, rng: random.Random, elapsed_s: float) -> int | None:
         """The error status to answer a request with ``elapsed_s`` after start, or None."""
         for burst in self.bursts:
-            if burst.start_s <= elapsed_s < burst.start_s + burst.duration_s:
+            if burst.hits(rng, elapsed_s):
                 return burst.status
         too_many, broken = _chance(rng, self.rate_429), _chance(rng, self.rate_5xx)
         if too_many:

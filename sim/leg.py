@@ -154,7 +154,8 @@ class Leg:
         connecting_at_hangup = any(s.started_at is None and s.stop_reason == "callended" for s in self.streams)
         chunk_problems = [v for s in self.streams for v in s.violations]
         chunk_count = sum(s.violation_count for s in self.streams)
-        undelivered = [e.name for e in self.events if e.delivered is False]
+        # An event the scenario lost on purpose (faults.events.lose) is the network's doing, not the endpoint's.
+        undelivered = [e.name for e in self.events if e.delivered is False and not e.fate.lose]
         after = figures["greeting_after_stream_ms"]
         concurrent = _max_concurrent(self.streams, now)
         found = {

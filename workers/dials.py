@@ -25,6 +25,7 @@ from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, L
 from dialstream.domain.dialing import Step, after_attempt, before_dial, caller_id_wait, with_history
 from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
+from dialstream.domain.reconcile import lookup_at
 from dialstream.errors import LegsApiError, LegsApiRateLimited
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.stream_url import stream_parameters
@@ -33,7 +34,7 @@ from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem
 from dialstream.state.leg_commit import call_result
 from dialstream.state.pacing import DIAL
 from dialstream.state.store import EXOPHONE, LEG_TTL, STREAM_VARS
-from dialstream.state.timers import slot_timer
+from dialstream.state.timers import reconcile_timer, slot_timer
 from dialstream.state.webhooks import call_completed, record_final
 from workers.metrics import record_action, record_rate_limit_wait
 from workers.runtime import Runtime, app, runtime
@@ -117,7 +118,7 @@ def dial_contact(
 
 def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: DialItem, leg_sid: str, exophone: str) -> None:
     """The leg exists: the contact's lease is done, the call's slot gets its heartbeat, the
-    leg its caller ID and the bot's stream URL its variables (one round trip)."""
+    leg its caller ID, its reconcile timer and the bot's stream URL its variables (one round trip)."""
     call_id = LegTag(item.campaign_id, item.contact_id, item.attempt).call_id
     now = time.time()
     pipe = rt.store.redis.pipeline(transaction=False)
@@ -131,6 +132,10 @@ def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: Dial
     pipe.expire(keys.leg(leg_sid), LEG_TTL)
     until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
     rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), beat_interval(rt.settings.engine.slot_ttl), client=pipe)
+    # Its events may be lost for good: it is looked up once they are overdue (workers.reconcile).
+    first_lookup = lookup_at(None, now, campaign, rt.settings.engine.reconcile_after)
+    reconcile = reconcile_timer(item.campaign_id, item.contact_id, item.attempt, leg_sid, now)
+    rt.timers.arm(reconcile, (first_lookup or now) - now, client=pipe)
     pipe.execute()
 
 

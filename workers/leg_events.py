@@ -32,7 +32,7 @@ from workers.dials import attempt_over
 from workers.metrics import record_event
 from workers.runtime import Runtime, app, runtime
 
-__all__ = ["handle_leg_event", "handle_event"]
+__all__ = ["handle_leg_event", "handle_event", "record_unrecorded_end"]
 
 log = logging.getLogger("dialstream.workers")
 
@@ -88,6 +88,16 @@ def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
         rt.timers.disarm(event_timer(payload), client=pipe)  # done: the rescue would find nothing to do
     pipe.execute()
     return event.event_name
+
+
+def record_unrecorded_end(rt: Runtime, record: LegRecord, campaign: CampaignConfig) -> bool:
+    """Record the call of an ended leg whose worker died between ending it and recording it
+    (True), unless it is recorded already (False)."""
+    if not record.finished or _call_recorded(rt, record):
+        return False
+    log.warning("leg %s: ended without its call recorded; recording it now", record.leg_sid)
+    _call_ended(rt, record, campaign, rt.store.redis.pipeline(transaction=False))
+    return True
 
 
 def _call_recorded(rt: Runtime, record: LegRecord) -> bool:

@@ -3,7 +3,9 @@
 The sweeper thread of every worker node (``workers.sweeper``) hands each due timer to
 :func:`fire_timer`: a rescued event is applied again (``workers.leg_events``), a leg deadline
 is applied to the leg's state machine and its actions dispatched (``workers.actions``), a
-call's slot heartbeat keeps the slot of a call that talks for long without an event.
+call's slot heartbeat keeps the slot of a call that talks for long without an event, and a
+leg's reconcile timer looks up a leg whose events are overdue (``workers.reconcile``), as
+does a stream attempt's timer before another bot is tried.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dialstream.domain.leg_state import Beat, beat_interval, heartbeat
+from dialstream.domain.leg_state import Beat, awaits_stream, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
-from dialstream.state.timers import slot_timer
+from dialstream.state.timers import leg_timer, slot_timer
 from workers.actions import dispatch
 from workers.leg_events import handle_event
+from workers.reconcile import reconcile_leg, recover_stream_events
 from workers.runtime import runtime
 
 __all__ = ["fire_timer"]
@@ -24,16 +27,28 @@ __all__ = ["fire_timer"]
 
 def fire_timer(timer: dict[str, Any]) -> str:
     """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
-    heartbeat, or a leg deadline."""
+    heartbeat, a leg's look-up, or a leg deadline."""
     if timer.get("kind") == "event":
         # Idempotent: a no-op when the worker that took the event handled it.
         return handle_event(timer["event"], rescue=True)
     if timer.get("kind") == "slot":
         return _heartbeat(timer)
+    if timer.get("kind") == "reconcile":
+        return reconcile_leg(timer)
     rt = runtime()
     campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:
         return "unknown-campaign"
+    awaited, _, _ = rt.store.load_leg(timer["leg"])
+    if awaited is not None and awaits_stream(awaited, timer["timer"]):
+        # A request that got through late (retried 429s, a worker that died) gives its bot its
+        # whole time from the acceptance: giving up on it sooner puts a second bot on the call.
+        accepted = rt.store.stream_accepted_at(timer["leg"], timer["timer"])
+        if accepted is not None and (left := accepted + campaign.stream_start_timeout - time.time()) > 0:
+            rt.timers.arm(leg_timer(timer["campaign"], timer["leg"], timer["timer"]), left)
+            return "waiting"
+        # Its stream_started may have been emitted and lost: applied now, it makes the timer stale.
+        recover_stream_events(rt, awaited)
     record = commit_timer(rt.store, timer["leg"], timer["timer"], campaign)
     if record is not None:
         pipe = rt.store.redis.pipeline(transaction=False)

@@ -90,10 +90,20 @@ class _Child:
     ready: bool = False  # once seen ready, never searched for again (its log keeps growing)
     deaths: int = 0  # deaths in a row, each followed by a restart (the backoff's exponent)
     restart_at: float | None = None  # when a dead child is started again
+    log_start: int = 0  # where this run's output begins in the log (a restart appends to it)
 
     def log_tail(self, chars: int = 2000) -> str:
         try:
             return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def output(self) -> str:
+        """What the running process wrote: a restarted child's ready text must be its own, not its predecessor's."""
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(self.log_start)
+                return log.read().decode(errors="replace")
         except OSError:
             return ""
 
@@ -158,6 +168,7 @@ class Supervisor:
             if child.restart_at is not None:
                 if now >= child.restart_at:
                     _signal_group(child.process, signal.SIGKILL)  # whatever the dead leader left behind
+                    child.log_start = child.log_path.stat().st_size if child.log_path.exists() else 0
                     child.process = self._spawn(child.spec, child.log_path, "ab")
                     child.started_at, child.restart_at, child.ready = now, None, False
                 continue
@@ -170,6 +181,11 @@ class Supervisor:
             child.deaths += 1
             child.restart_at = now + delay
             say(f"{child.spec.name} died ({describe_exit(code)}); restarting it in {delay:g}s (restart {child.deaths}, log {child.log_path})")
+
+    def ready(self, name: str) -> bool:
+        """Whether the child ``name`` runs and is ready (after a restart: ready again)."""
+        running = (c for c in self._children if c.spec.name == name and c.process.poll() is None)
+        return any(c.ready or self._mark_ready(c) for c in running)
 
     def log_path(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -223,7 +239,7 @@ class Supervisor:
 
     def _is_ready(self, child: _Child) -> bool:
         spec = child.spec
-        if spec.ready_text is not None and spec.ready_text not in child.log_tail(1_000_000):
+        if spec.ready_text is not None and spec.ready_text not in child.output():
             return False
         if spec.ready_port is not None:
             try:

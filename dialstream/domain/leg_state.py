@@ -52,6 +52,7 @@ from dialstream.domain.leg_actions import (
     stop_greeting,
 )
 from dialstream.domain.leg_record import Action, Decision, Ending, GreetingState, LegRecord, Outcome, Phase, StreamState
+from dialstream.domain.reconcile import RECONCILED
 from dialstream.errors import LegsApiError, NoBotAvailable
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
@@ -59,7 +60,7 @@ from dialstream.exotel.actions import ActionKind
 # The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
     "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
-    "apply_event", "apply_timer", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
+    "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
 ]  # fmt: skip
 
 
@@ -102,6 +103,9 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     if handler is None:
         return record
     result = handler(record, event, campaign)
+    if isinstance(result, Decision) and (why := event.detail.get(RECONCILED)):
+        # An event the reconciler made (dialstream.domain.reconcile): the record says why.
+        result = Decision(dataclasses.replace(result.record, errors=(*result.record.errors, f"{RECONCILED}: {why}")), result.actions)
     ended = isinstance(result, Decision) and result.record.finished and not record.finished
     return transfer.finish(result) if ended and record.transfer is not None else result
 
@@ -127,10 +131,17 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return voicemail.beep_deadline(record, campaign)
     if timer_id in (transfer.AGENT_TIMER, transfer.BRIDGE_TIMER):
         return transfer.apply_timer(record, timer_id, campaign)
-    latest = latest_stream(record)
-    if timer_id != latest or record.stream is not StreamState.REQUESTED or record.ending is not Ending.NONE:
+    if not awaits_stream(record, timer_id):
         return record  # that attempt was superseded, or its stream is up
-    return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+    why = f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})"
+    return _recover(record, campaign, why, superseded=record.stream_sids.get(timer_id, ""))
+
+
+def awaits_stream(record: LegRecord, timer_id: str) -> bool:
+    """Whether the stream attempt ``timer_id`` is the leg's latest and still awaits its
+    ``stream_started``: when its timer fires, another bot is tried."""
+    waiting = record.stream is StreamState.REQUESTED and record.ending is Ending.NONE and not record.finished
+    return waiting and timer_id == latest_stream(record)
 
 
 def apply_failure(record: LegRecord, action: Action, error: Exception, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -219,6 +230,9 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     stream_sid = str(event.detail.get("stream_sid") or "")
     if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP, Ending.BOT_HANGUP) or record.machine:
         return record
+    attempt = event.action_custom_parameter
+    if stream_sid and attempt != latest_stream(record) and record.stream_sids.get(attempt) == stream_sid:
+        return record  # a superseded attempt, stopped by its sid when it was superseded: it does not stay
     if record.stream is StreamState.STARTED:
         if not stream_sid or stream_sid == record.stream_sid:
             return record  # a duplicate of the live stream's event
@@ -245,6 +259,20 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
         # stop it now, and again when say_started/play_started shows it exists.
         return stop_greeting(record, GreetingState.STOP_PENDING)
     return Decision(record)
+
+
+def _stream_initiated(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    """A stream attempt has its sid (it connects to the bot now): kept, so that the attempt can
+    be stopped by it if superseded; an attempt superseded already is stopped at once."""
+    attempt, stream_sid = event.action_custom_parameter, str(event.detail.get("stream_sid") or "")
+    if not attempt or not stream_sid or attempt in record.stream_sids or record.finished:
+        return record
+    record = dataclasses.replace(record, stream_sids={**record.stream_sids, attempt: stream_sid})
+    superseded = attempt != latest_stream(record) and attempt != record.stream_action_id
+    if not superseded:
+        return Decision(record)
+    record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": stream_sid})
+    return Decision(record, (stop,))
 
 
 def _greeting_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -326,6 +354,7 @@ _HANDLERS = {
     ev.LEG_CONNECTING: _progress,
     ev.LEG_RINGING: _progress,
     ev.LEG_ANSWERED: _answered,
+    ev.STREAM_INITIATED: _stream_initiated,
     ev.STREAM_STARTED: _stream_started,
     ev.STREAM_STOPPED: _stream_stopped,
     ev.AMD_RESULT_SUCCESS: voicemail.machine_answered,
@@ -338,13 +367,20 @@ _HANDLERS = {
 }
 
 
-def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
-    """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
+def _recover(record: LegRecord, campaign: CampaignConfig, why: str, *, superseded: str = "") -> Decision:
+    """The bot stream is not up: try another bot with a hold message, or give up gracefully.
+
+    ``superseded``: the stream sid of the attempt given up on, still connecting: it is stopped
+    by its sid, so that it cannot come up beside the new one (two bots on one call)."""
     record = dataclasses.replace(record, errors=(*record.errors, why))
     if record.stream_attempts < campaign.max_stream_attempts:
         record, stream = start_stream(record, campaign, avoid_tried_bots=True)
+        actions: tuple[Action, ...] = (stream,)
+        if superseded:
+            record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": superseded})
+            actions += (stop,)
         if callee_hears_something(record):
-            return Decision(record, (stream,))
+            return Decision(record, actions)
         record, hold = start_greeting(record, "say", {"text": campaign.hold_message})
-        return Decision(record, (stream, hold))
+        return Decision(record, (*actions, hold))
     return give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")

@@ -134,7 +134,15 @@ class LegsClient:
         return CreatedLeg(leg_sid=_required(data, "leg_sid"), contact_uri=contact_uri, raw=data)
 
     def get_leg(self, leg_sid: str) -> Mapping[str, Any]:
+        """The leg as Exotel knows it (``GET /legs/{sid}``): ``state``, ``terminal_status``, ``start_time``..."""
         return self._request("GET", f"/legs/{leg_sid}", operation="get_leg")
+
+    def leg_events(self, leg_sid: str) -> list[Mapping[str, Any]]:
+        """Every event Exotel emitted for the leg, each with whether it was delivered
+        (``GET /legs/{sid}/external-events``: ``endpoint_response``, ``error``, ``event_info``)."""
+        data = self._request("GET", f"/legs/{leg_sid}/external-events", operation="leg_events")
+        entries = data.get("external_events")
+        return [entry for entry in entries if isinstance(entry, Mapping)] if isinstance(entries, list) else []
 
     # Bridges
 

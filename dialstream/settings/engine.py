@@ -51,6 +51,14 @@ class EngineConfig:
         "attempt fails; independent of the campaign's redial rules.",
         60.0,
     )
+    reconcile_after: float = env_field(
+        "DIALSTREAM_RECONCILE_AFTER",
+        "Seconds a leg may stay quiet past its expected next event (answered or ended within its ring "
+        "timeout; an answered call: any time) before it is looked up through the Legs API (GET leg) and "
+        "brought to its true state; a live call is looked up again every this many seconds. Bounds how "
+        "long a lost leg_terminated holds a slot and its contact.",
+        30.0,
+    )
     retention_days: float = env_field(
         "DIALSTREAM_RETENTION_DAYS",
         "Days a campaign's contacts, results and rejected rows are kept after its last activity "
@@ -67,8 +75,8 @@ class EngineConfig:
         _ = self.budget  # validated now
         if min(self.max_calls, self.max_streams) < 0 or self.max_dialing < 1:
             raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
-        if self.slot_ttl <= 0 or self.dial_lease <= 0:
-            raise ConfigurationError("DIALSTREAM_SLOT_TTL and DIALSTREAM_DIAL_LEASE must be positive")
+        if self.slot_ttl <= 0 or self.dial_lease <= 0 or self.reconcile_after <= 0:
+            raise ConfigurationError("DIALSTREAM_SLOT_TTL, DIALSTREAM_DIAL_LEASE and DIALSTREAM_RECONCILE_AFTER must be positive")
         if self.dial_retry_for < 0:
             raise ConfigurationError("DIALSTREAM_DIAL_RETRY_FOR must be >= 0")
         if self.retention_days <= 0 or self.rejects_kept < 0:

@@ -36,6 +36,7 @@ __all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE"]
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
 STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's stream URL
 EXOPHONE = "exophone"  # field of the leg hash: the caller ID the leg was created with
+STREAM_ACCEPTED = "stream_accepted"  # field of the leg hash: "<start_stream action id> <Unix s>", its last acceptance
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
 
@@ -99,10 +100,21 @@ class Store:
         """Whether this task may send the action now.
 
         Returns ``"claimed"`` (nobody else has, or this is our own retry), ``"duplicate"``
-        (another task has it), ``"leg-ended"`` or ``"stream-up"`` (the action is moot).
+        (another task has it), ``"leg-ended"``, ``"stream-up"`` or ``"superseded"`` (the action
+        is moot: a later stream attempt replaced this one).
         """
-        result = int(self._claim(keys=[keys.action(leg_sid, action_id), keys.leg(leg_sid)], args=[task_id, LEG_TTL, kind]))
-        return {1: "claimed", 0: "duplicate", -1: "leg-ended", -2: "stream-up"}[result]
+        claim_keys = [keys.action(leg_sid, action_id), keys.leg(leg_sid)]
+        result = int(self._claim(keys=claim_keys, args=[task_id, LEG_TTL, kind, action_id]))
+        return {1: "claimed", 0: "duplicate", -1: "leg-ended", -2: "stream-up", -3: "superseded"}[result]
+
+    def stream_accepted(self, leg_sid: str, action_id: str, at: float) -> None:
+        """The Legs API accepted the stream attempt ``action_id`` at ``at`` (Unix s): its bot's time starts now."""
+        self.redis.hset(keys.leg(leg_sid), STREAM_ACCEPTED, f"{action_id} {at}")
+
+    def stream_accepted_at(self, leg_sid: str, action_id: str) -> float | None:
+        """When the Legs API accepted the stream attempt ``action_id`` (None: not yet, or never)."""
+        accepted = self.leg_fields(leg_sid, STREAM_ACCEPTED)[STREAM_ACCEPTED].split()
+        return float(accepted[1]) if len(accepted) == 2 and accepted[0] == action_id else None
 
     # Campaigns
 

@@ -5,7 +5,7 @@ clock. Nothing is held in a worker's memory, so a worker (or a whole machine) th
 loses no timer: the sweepers of the remaining workers fire it. A sweeper claims a due timer
 (``timers_claim.lua``: it stays in the set, due again when the claim's lease runs out) and
 acks it once fired (``timers_ack.lua``), so a sweeper that dies while firing loses none
-either. Three kinds:
+either. Four kinds:
 
 - ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
   published it (armed by ``ingress_accept.lua``). Applying an event is idempotent, so this
@@ -15,6 +15,9 @@ either. Three kinds:
   state machine (``dialstream.domain.leg_state.apply_timer``).
 - ``{"kind": "slot", "campaign": ..., "leg": ..., "call": ..., "until": ..., "beat": n}``:
   the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.leg_state.heartbeat``).
+
+- ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ..., "since": ..., "check": n}``:
+  look the leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
 
 What a fired timer does is ``workers.timers``'s.
 """
@@ -30,7 +33,7 @@ from typing import Any
 from dialstream.state import keys
 from dialstream.state.scripts import script
 
-__all__ = ["TimerQueue", "Claim", "event_timer", "leg_timer", "slot_timer", "TIMER_LEASE"]
+__all__ = ["TimerQueue", "Claim", "event_timer", "leg_timer", "slot_timer", "reconcile_timer", "TIMER_LEASE"]
 
 # Seconds a claimed timer stays claimed: far longer than firing one takes (a few Redis round
 # trips and a Celery publish), short enough that a dead sweeper's timers are barely late.
@@ -52,6 +55,16 @@ def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float, beat:
     its claim's lease, and by another) arms the same next beat, so a call keeps one heartbeat.
     """
     member = {"kind": "slot", "campaign": campaign_id, "leg": leg_sid, "call": call_id, "until": until, "beat": beat}
+    return json.dumps(member, separators=(",", ":"))
+
+
+def reconcile_timer(campaign_id: str, contact_id: str, attempt: int, leg_sid: str, since: float, check: int = 1) -> str:
+    """Look-up number ``check`` of a leg dialled, or last looked up, at ``since`` (Unix s).
+    Numbered like the slot heartbeat, so that a look-up fired twice arms one next look-up."""
+    member = {
+        "kind": "reconcile", "campaign": campaign_id, "contact": contact_id, "attempt": attempt,
+        "leg": leg_sid, "since": since, "check": check,
+    }  # fmt: skip
     return json.dumps(member, separators=(",", ":"))
 
 

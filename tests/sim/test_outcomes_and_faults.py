@@ -152,6 +152,30 @@ async def test_fault_drop_loses_the_first_attempt_and_the_retry_delivers() -> No
 
 
 @async_test
+async def test_fault_lose_loses_the_named_events_for_good_and_external_events_still_lists_them() -> None:
+    """faults.events.lose with lose_names: leg_terminated never arrives (every attempt fails), the
+    other events do; GET leg says terminal and external-events lists the lost event undelivered,
+    so a client can find out; a loss the scenario asked for is not the endpoint's undelivered event."""
+    profile = CalleeProfile(ring_ms=(10, 10), talk_ms=(50, 50))
+    scenario = with_faults(profile, events=EventFaults(lose=1.0, lose_names=("leg_terminated",)))
+    async with harness(fast_config(scenario=scenario, delivery=DeliveryPolicy(attempt_timeout_s=0.05, attempt_interval_s=0.05))) as h:
+        leg_sid = await h.create_leg()
+        await h.event(leg_sid, "leg_answered")
+        while (settled := await h.settled(leg_sid))["events"][-1]["event_name"] != "leg_terminated":
+            await asyncio.sleep(0.02)  # settled() bounds the wait: the call ends after its 50 ms of talk
+        _, leg, _ = await h.call("GET", f"{h.legs_path}/{leg_sid}")
+        _, history, _ = await h.call("GET", f"{h.legs_path}/{leg_sid}/external-events?event_name=leg_terminated")
+    assert "leg_terminated" not in h.recorder.names(leg_sid)
+    assert h.recorder.names(leg_sid)[:3] == ["leg_connecting", "leg_ringing", "leg_answered"]
+    lost = settled["events"][-1]
+    assert lost["delivered"] is False and lost["attempts"] == 3 and lost["faults"] == ["lose"]
+    assert "undelivered_events" not in settled["invariants"]  # (no bot here: answered_without_stream is expected)
+    assert leg["response"]["data"]["state"] == "terminal" and leg["response"]["data"]["terminal_status"] == "completed"
+    (entry,) = history["response"]["data"]["external_events"]
+    assert entry["endpoint_response"] is False and "lost" in entry["error"]
+
+
+@async_test
 async def test_fault_delay_holds_events_back() -> None:
     """faults.events.delay delays delivery by the configured time, keeping the leg's order."""
     scenario = with_faults(events=EventFaults(delay=1.0, delay_ms=(80, 80)))
@@ -165,10 +189,14 @@ async def test_fault_delay_holds_events_back() -> None:
 
 @async_test
 async def test_fault_api_errors_and_bursts() -> None:
-    """faults.api injects 429s and 5xx per request, and bursts of one status in a time window."""
+    """faults.api injects 429s and 5xx per request, and bursts of one status in a time window;
+    the summary counts the error answers served, by status."""
     async with harness(fast_config(scenario=with_faults(api=ApiFaults(rate_429=1.0)))) as h:
         status, envelope, headers = await h.call("GET", f"{h.legs_path}/x")
         assert status == 429 and headers["Retry-After"] == "1"
+        await h.call("GET", f"{h.legs_path}/y")
+        async with h.http.get("/sim/v1/summary") as response:
+            assert (await response.json())["api_errors"] == {"429": 2}
     async with harness(fast_config(scenario=with_faults(api=ApiFaults(rate_5xx=1.0, status_5xx=502)))) as h:
         status, envelope, _ = await h.call("GET", f"{h.legs_path}/x")
         assert status == 502 and envelope["response"]["error_data"]["code"] == "BAD_GATEWAY"
@@ -177,6 +205,9 @@ async def test_fault_api_errors_and_bursts() -> None:
         assert status == 503
         async with h.http.get("/sim/v1/summary") as response:  # the sandbox's own API is never faulted
             assert response.status == 200
+    async with harness(fast_config(scenario=with_faults(api=ApiFaults(bursts=(Burst(0, 3600, 429, share=0.5),))))) as h:
+        statuses = [(await h.call("GET", f"{h.legs_path}/x"))[0] for _ in range(40)]
+        assert {429, 404} == set(statuses), "a storm answers some requests with its status, the rest as usual"
 
 
 @async_test

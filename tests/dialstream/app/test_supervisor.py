@@ -34,6 +34,28 @@ def test_a_child_that_dies_is_restarted_after_a_backoff_with_one_line(tmp_path: 
         assert "restarting it in 2s (restart 2" in lines[1]
 
 
+def test_a_restarted_child_is_ready_only_once_its_new_life_says_so(tmp_path: Path) -> None:
+    """Readiness by text after a restart is read from the new life's output, not from the
+    predecessor's line earlier in the same log."""
+    flag = tmp_path / "speak"
+    flag.touch()
+    # Says it is ready only while the flag exists, then sleeps.
+    code = f"import os, time; os.path.exists({str(flag)!r}) and print('up and ready', flush=True); time.sleep(600)"
+    with Supervisor(tmp_path / "logs") as supervisor:
+        supervisor.start(ProcessSpec("speaker", Supervisor.python("-c", code), ready_text="up and ready"))
+        supervisor.wait_ready()
+        assert supervisor.ready("speaker")
+        first = supervisor.pid("speaker")
+        flag.unlink()
+        supervisor.kill("speaker")
+        wait_for(lambda: supervisor.heal(lambda line: None) or supervisor.pid("speaker") not in (None, first), timeout=10)
+        assert not supervisor.ready("speaker")
+        assert "up and ready" in supervisor.log_path("speaker").read_text()  # the first life's line is still there
+        flag.touch()
+        supervisor.kill("speaker")
+        wait_for(lambda: supervisor.heal(lambda line: None) or supervisor.ready("speaker"), timeout=15)
+
+
 def test_exit_codes_read_as_words() -> None:
     """Negative codes name the signal; others are exit statuses."""
     assert describe_exit(-9) == "killed by SIGKILL"

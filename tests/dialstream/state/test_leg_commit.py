@@ -16,7 +16,7 @@ from dialstream.domain.transfer import TransferRequest
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from dialstream.state.leg_commit import add_error, commit_event, commit_transfer
+from dialstream.state.leg_commit import add_error, commit_event, commit_timer, commit_transfer
 from dialstream.state.store import Store
 
 _n = itertools.count()
@@ -128,6 +128,16 @@ def test_late_action_on_a_moved_on_leg_is_refused(store, leg_sid):
     assert store.claim_action(leg_sid, "start_say#1", "start_say", "late-task") == "stream-up"
     commit_event(store, event(leg_sid, ev.LEG_TERMINATED), TAG, CAMPAIGN)
     assert store.claim_action(leg_sid, "stop_say#1", "stop_say", "late-task") == "leg-ended"
+
+
+def test_a_stream_attempt_a_later_one_superseded_is_refused(store, leg_sid):
+    """Its start was given up for lost and another bot tried: the first attempt's request, still
+    being retried, must not start a second bot on the call."""
+    commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    assert store.claim_action(leg_sid, "start_stream#1", "start_stream", "first") == "claimed"
+    commit_timer(store, leg_sid, "start_stream#1", CAMPAIGN)  # no stream_started in time: start_stream#2
+    assert store.claim_action(leg_sid, "start_stream#1", "start_stream", "first") == "superseded"
+    assert store.claim_action(leg_sid, "start_stream#2", "start_stream", "second") == "claimed"
 
 
 def test_errors_are_appended_with_a_reason(store, leg_sid):
