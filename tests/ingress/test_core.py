@@ -17,7 +17,8 @@ from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, EventIngress
+from dialstream.state.store import LEG_TTL, progress_field
+from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, RECORDED, EventIngress
 
 QUEUE = "test:ingress:events"
 RESCUE_AFTER = 30.0
@@ -91,11 +92,31 @@ def test_a_duplicate_publishes_nothing_more(redis_url, redis_client):
     assert redis_client.llen(QUEUE) == 1 and len(rescue_timers(redis_client, answered)) == 1
 
 
-def test_progress_events_need_no_rescue(redis_url, redis_client):
-    """leg_ringing is published without a rescue timer: missing it changes nothing the callee hears."""
+def test_progress_events_are_recorded_beside_the_leg_without_a_task(redis_url, redis_client):
+    """leg_ringing of a callee's leg is RECORDED: its first timestamp is kept in the leg's hash
+    (which gets the leg's TTL), and no task, claim or rescue timer is spent on it."""
     ringing = event(ev.LEG_RINGING)
+    again = LegEvent(uuid.uuid4().hex, ev.LIFECYCLE, ev.LEG_RINGING, ringing.timestamp + 1, ringing.leg_sid, account_sid=ACCOUNT, custom_param=TAG)
+    assert accept(redis_url, ringing, again) == [RECORDED, RECORDED]
+    assert redis_client.llen(QUEUE) == 0 and rescue_timers(redis_client, ringing) == []
+    assert redis_client.exists(keys.event(ringing.event_sid)) == 0
+    assert float(redis_client.hget(keys.leg(ringing.leg_sid), progress_field(ev.LEG_RINGING))) == ringing.timestamp
+    assert 0 < redis_client.ttl(keys.leg(ringing.leg_sid)) <= LEG_TTL
+
+
+def test_events_no_rule_reads_cost_nothing(redis_url, redis_client):
+    """stream_initiated of a callee's leg changes nothing whatever its record holds: acknowledged, nothing stored."""
+    initiated = event(ev.STREAM_INITIATED)
+    assert accept(redis_url, initiated) == [IGNORED]
+    assert redis_client.llen(QUEUE) == 0 and not redis_client.exists(keys.event(initiated.event_sid), keys.leg(initiated.leg_sid))
+
+
+def test_an_agents_leg_events_all_go_to_a_worker(redis_url, redis_client):
+    """The agent's leg of a transfer: its ringing is the transfer's to judge, so it is published like any event."""
+    agent_tag = LegTag("camp", "c1", agent_of="Lcallee").encode(SECRET.encode())
+    ringing = event(ev.LEG_RINGING, custom_param=agent_tag)
     assert accept(redis_url, ringing) == [ACCEPTED]
-    assert redis_client.llen(QUEUE) == 1 and rescue_timers(redis_client, ringing) == []
+    assert redis_client.llen(QUEUE) == 1 and len(rescue_timers(redis_client, ringing)) == 1
 
 
 def test_redis_down_raises_and_claims_nothing(redis_url, redis_client):
@@ -176,8 +197,9 @@ def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_clien
 
 
 def test_the_task_carries_no_bot_credentials_from_an_echoed_stream_url(redis_url, redis_client):
-    """stream_initiated echoes the stream URL with user:pass@; the task and its timer keep the bare URL."""
-    initiated = event(ev.STREAM_INITIATED)
+    """An event echoing the stream URL with user:pass@ (stream_started here; stream_initiated of an
+    agent's leg too): the task and its timer keep the bare URL."""
+    initiated = event(ev.STREAM_STARTED)
     initiated = LegEvent(
         initiated.event_sid, initiated.event_type, initiated.event_name, initiated.timestamp, initiated.leg_sid,
         account_sid=ACCOUNT, custom_param=TAG,
