@@ -103,9 +103,14 @@ def measure(
         stack = start_stack(supervisor, settings, StackConfig(scenario=scenario, bots=2, events_workers=events_workers))
         client = connect(server.url)
         store = Store(client)
-        event_path = [supervisor.pid("ingress"), *(supervisor.pid(f"events-{i}") for i in range(events_workers))]
-        meter = _EventPathMeter(client, [pid for pid in event_path if pid is not None])
+        names = ["ingress", *(f"events-{i}" for i in range(events_workers))]
+        meter = _EventPathMeter(client, {name: pid for name in names if (pid := supervisor.pid(name)) is not None})
         say_start_ms = 80.0  # sim.config.Timing.say_start_ms, the scenario keeps the default
+        # Warm-up, not measured: the workers' clients and imports are made on first use.
+        warm = CampaignConfig(f"warm-{uuid.uuid4().hex[:6]}", flow=Flow(flows[0]), greeting_text="Hello!", window="any")
+        warm_contacts = [Contact(f"w{i}", f"+9196{i:08d}") for i in range(10)]
+        store.create_campaign(warm, warm_contacts)
+        _offer(stack.settings, stack.sandbox_url, warm, warm_contacts, 5.0, stack.settings.event_endpoint)
         for rate in rates:
             at_rate: dict[str, Any] = {}
             for flow in flows:
@@ -146,30 +151,33 @@ def _offer_inline(
 class _EventPathMeter:
     """CPU time of the event path's processes (and Redis's) and Redis's command counts over a run."""
 
-    def __init__(self, client: Any, pids: list[int]) -> None:
+    def __init__(self, client: Any, pids: dict[str, int]) -> None:
         self.client = client
-        self.pids = [*pids, int(client.info("server")["process_id"])]
+        self.pids = {**pids, "redis": int(client.info("server")["process_id"])}
 
     def around(self, offer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run ``offer`` and add to its figures what its answered calls cost the event path."""
         cpu, commands = self._cpu(), self._commands()
         figures = offer()
-        cpu, commands = self._cpu() - cpu, {name: n - commands.get(name, 0) for name, n in self._commands().items()}
+        after, commands = self._cpu(), {name: n - commands.get(name, 0) for name, n in self._commands().items()}
         answered = figures["answered"] or 1
-        figures["cpu_ms_per_answered_call"] = round(cpu * 1000 / answered, 2)
+        spent = {name: (after[name] - cpu[name]) * 1000 / answered for name in after}
+        figures["cpu_ms_per_answered_call"] = round(sum(spent.values()), 2)
+        figures["cpu_ms_per_answered_call_by_process"] = {name: round(ms, 2) for name, ms in spent.items()}
         figures["redis_commands_per_answered_call"] = round(sum(commands.values()) / answered, 1)
         # Every task is one LPUSH onto a queue (kombu's publish; the ingress's accept script).
         figures["tasks_per_call"] = round(commands.get("lpush", 0) / answered, 2)
         return figures
 
-    def _cpu(self) -> float:
+    def _cpu(self) -> dict[str, float]:
+        """CPU seconds each process has used so far."""
         ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids:
+        used = {}
+        for name, pid in self.pids.items():
             # Fields after the command's ")": state is the 3rd field of the line, utime the 14th.
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-            total += int(fields[11]) + int(fields[12])
-        return total / ticks
+            used[name] = (int(fields[11]) + int(fields[12])) / ticks
+        return used
 
     def _commands(self) -> dict[str, int]:
         stats = self.client.info("commandstats")
