@@ -4,6 +4,11 @@ The sweeper thread of every worker node (``workers.sweeper``) hands each due tim
 :func:`fire_timer`: a rescued event is applied again (``workers.leg_events``), a leg deadline
 is applied to the leg's state machine and its actions dispatched (``workers.actions``), a
 call's slot heartbeat keeps the slot of a call that talks for long without an event.
+
+A rescue waits while the events workers are behind (the queue past half of
+``DIALSTREAM_EVENT_BACKLOG``, where the dialer slows down too): its event is most likely
+still queued, not lost with a worker, and rescuing it would do its work twice just when
+the workers have least to spare. It is due again when its claim's lease runs out.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dialstream.broker.celery_app import EVENTS_QUEUE
 from dialstream.domain.leg_state import Beat, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
@@ -18,6 +24,7 @@ from dialstream.state.timers import slot_timer
 from workers.actions import dispatch
 from workers.leg_events import handle_event
 from workers.runtime import runtime
+from workers.sweeper import LATER
 
 __all__ = ["fire_timer"]
 
@@ -26,6 +33,8 @@ def fire_timer(timer: dict[str, Any]) -> str:
     """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
     heartbeat, or a leg deadline."""
     if timer.get("kind") == "event":
+        if _workers_behind():
+            return LATER
         # Idempotent: a no-op when the worker that took the event handled it.
         return handle_event(timer["event"], rescue=True)
     if timer.get("kind") == "slot":
@@ -40,6 +49,13 @@ def fire_timer(timer: dict[str, Any]) -> str:
         dispatch(rt, record, campaign, pipe)
         pipe.execute()
     return timer["timer"]
+
+
+def _workers_behind() -> bool:
+    """Whether the events queue is past half of DIALSTREAM_EVENT_BACKLOG (never, when that is 0)."""
+    rt = runtime()
+    limit = rt.settings.engine.event_backlog
+    return bool(limit) and rt.store.redis.llen(EVENTS_QUEUE) * 2 > limit
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:
