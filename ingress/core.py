@@ -17,7 +17,8 @@ and one no rule reads (``stream_initiated`` ...) is acknowledged and dropped (``
 
 One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
 round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
-push the event's Celery task onto the ``events`` queue, and arm a rescue timer
+push the event's Celery task onto the ``events`` queue (a ``leg_answered`` behind the
+events of calls already up: ``celery_app.event_priority``), and arm a rescue timer
 (``dialstream.state.timers``) so the event is applied even if its worker dies. Either all of
 it happened or none: an error raises, the sender retries, and the retry is published rather
 than mistaken for a duplicate. An event is never acknowledged and lost.
@@ -36,11 +37,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
+from dialstream.broker.celery_app import event_priority, queue_key
 from dialstream.domain.campaign import LegTag
+from dialstream.domain.leg_state import PROGRESS_ONLY, decides_nothing
 from dialstream.domain.report import mask_phone
 from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel.agentstream.stream_url import split_credentials
-from dialstream.domain.leg_state import PROGRESS_ONLY, decides_nothing
 from dialstream.exotel.events import KNOWN_EVENT_NAMES, LegEvent
 from dialstream.state import keys
 from dialstream.state.scripts import script
@@ -57,8 +59,8 @@ SPOOLED = "spooled"  # durable on the ingress's disk, published when Redis answe
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 
-# The broker message that runs the event task for a payload (dialstream.broker.messages.task_message).
-TaskMessage = Callable[[dict[str, Any]], str]
+# The broker message that runs the event task for a payload at a priority (dialstream.broker.messages.task_message).
+TaskMessage = Callable[[dict[str, Any], int], str]
 
 _UNKNOWN_LEG = -1
 
@@ -167,10 +169,11 @@ class EventIngress:
                 if decides_nothing(event.event_name):
                     EVENTS_RECEIVED.labels("no_effect").inc()
                     return IGNORED
+            priority = event_priority(event.event_name)
             published = await self._accept(
-                keys=[keys.event(event.event_sid), self._queue, keys.timers(), keys.leg(event.leg_sid)],
+                keys=[keys.event(event.event_sid), queue_key(self._queue, priority), keys.timers(), keys.leg(event.leg_sid)],
                 args=[
-                    event.leg_sid, self._ttl, self._task_message(payload), event_timer(payload), self._rescue_after,
+                    event.leg_sid, self._ttl, self._task_message(payload, priority), event_timer(payload), self._rescue_after,
                     "" if tag is not None else "1",
                 ],
             )  # fmt: skip

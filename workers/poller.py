@@ -32,7 +32,7 @@ import redis
 from celery import bootsteps
 from redis.exceptions import LockError
 
-from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE, EVENTS_QUEUE
+from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE, EVENTS_QUEUE, queue_keys
 from dialstream.broker.messages import task_argsrepr
 from dialstream.domain.dialing import backlog_share
 from dialstream.settings import EngineConfig, Settings
@@ -52,6 +52,7 @@ POLL_INTERVAL = 0.05  # seconds between rounds that dialled nothing: bounds a du
 MAX_IDLE_WAIT = 1.0  # the longest nap, even when the budget says "not for a while"
 BATCH = 100  # contacts taken from one campaign per round, at most
 LEADER_TTL = 3.0  # seconds a dead poller's lock outlives it
+EVENTS_KEYS = queue_keys(EVENTS_QUEUE)  # the events queue's lists, one per priority: its backlog is their sum
 HELD_TTL = 3  # seconds "dials held back" stays in the status after the last round that held them
 
 
@@ -88,11 +89,13 @@ class DialPoller:
         budget, wait = self.pacer.dial_room()
         now = self.clock()
         pipe = self.redis.pipeline(transaction=False)
-        pipe.llen(EVENTS_QUEUE)
+        for key in EVENTS_KEYS:
+            pipe.llen(key)
         for campaign_id in campaigns:
             # Live leases only: an expired one (its worker died) goes back to the queue on the next pop.
             pipe.zcount(self.queue.keys(campaign_id)[1], f"({now!r}", "+inf")
-        backlog, *leased = (int(n) for n in pipe.execute())
+        counted = [int(n) for n in pipe.execute()]
+        backlog, leased = sum(counted[: len(EVENTS_KEYS)]), counted[len(EVENTS_KEYS) :]
         counts = [self.slots.counts(campaign_id) for campaign_id in campaigns]
         handed_out = sum(leased)  # taken, not yet placed: each will use a slot and a grant
         budget -= handed_out

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from dialstream.broker.celery_app import EVENTS_QUEUE
+from dialstream.broker.celery_app import EVENTS_QUEUE, queue_keys
 from dialstream.domain.leg_state import Beat, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
@@ -55,7 +55,12 @@ def _workers_behind() -> bool:
     """Whether the events queue is past half of DIALSTREAM_EVENT_BACKLOG (never, when that is 0)."""
     rt = runtime()
     limit = rt.settings.engine.event_backlog
-    return bool(limit) and rt.store.redis.llen(EVENTS_QUEUE) * 2 > limit
+    if not limit:
+        return False
+    pipe = rt.store.redis.pipeline(transaction=False)
+    for key in queue_keys(EVENTS_QUEUE):
+        pipe.llen(key)
+    return sum(pipe.execute()) * 2 > limit
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:
