@@ -36,7 +36,6 @@ from dialstream.app.supervisor import Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.settings import EngineConfig, Settings
 from dialstream.state.client import connect
-from dialstream.state.secrets import shared_secret
 from dialstream.state.store import Store
 
 __all__ = ["run"]
@@ -68,15 +67,14 @@ def run(
     with EmbeddedRedis() as server:
         client = connect(server.url)
         store = Store(client)
-        secret = shared_secret(client, "tags")  # the stacks read the same secret from this Redis
         for count in workers:
             config = StackConfig(events_workers=count, dial_workers=0, bots=2, scenario=scenario)
             with Supervisor(work / f"logs-{count}") as supervisor:
                 stack = start_stack(supervisor, Settings.from_env({"REDIS_URL": server.url}).replace(engine=ENGINE), config)
-                _step(stack, store, secret, rates[0], 2.0)  # warm-up: connection pools, imports, the bots' first streams
+                _step(stack, store, rates[0], 2.0)  # warm-up: connection pools, imports, the bots' first streams
                 steps = []
                 for rate in rates:
-                    steps.append(_step(stack, store, secret, rate, seconds))
+                    steps.append(_step(stack, store, rate, seconds))
                     if not _within(steps[-1], stop_p99_ms):
                         break
             within = {f"{t:g}": max((s["calls_per_s"] for s in steps if _within(s, t)), default=0) for t in targets}
@@ -89,12 +87,12 @@ def run(
     return results
 
 
-def _step(stack: Stack, store: Store, secret: bytes, rate: float, seconds: float) -> dict[str, Any]:
+def _step(stack: Stack, store: Store, rate: float, seconds: float) -> dict[str, Any]:
     """Offer ``rate`` answered calls/s for ``seconds``; the sandbox's dispatch figures."""
     campaign = CampaignConfig(f"scale-{uuid.uuid4().hex[:6]}", flow=Flow.GREETING_SAY, greeting_text="Hello!", window="any")
     contacts = [Contact(f"c{i}", f"+9196{i:08d}") for i in range(int(rate * seconds))]
     store.create_campaign(campaign, contacts)
-    offered = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, stack.settings.event_endpoint, secret)
+    offered = _offer(stack.settings, stack.sandbox_url, campaign, contacts, rate, stack.settings.event_endpoint)
     dispatch = offered["dispatch_latency_ms"]
     return {
         "calls_per_s": rate,

@@ -67,11 +67,11 @@ async def serve(settings: Settings, bind: str, http_bind: str = "") -> None:
         check_bind(address, tls=certificates is not None, insecure_allowed=settings.ingress_insecure)
     celery_app = create_app(settings)
 
-    def task_message(payload: dict[str, Any]) -> str:
+    def task_message(payload: dict[str, Any], priority: int) -> str:
         # argsrepr: Flower shows the leg and campaign, not the callee's number in the payload.
         args = [payload]
         argsrepr = task_argsrepr(HANDLE_LEG_EVENT, args)
-        return build_task_message(celery_app, HANDLE_LEG_EVENT, args, queue=EVENTS_QUEUE, argsrepr=argsrepr)
+        return build_task_message(celery_app, HANDLE_LEG_EVENT, args, queue=EVENTS_QUEUE, argsrepr=argsrepr, priority=priority)
 
     redis_client = connect_async(settings.redis_url, timeout=settings.redis_socket_timeout, decode_responses=False)
     ingress = EventIngress(

@@ -10,9 +10,15 @@ once they have checked the sender's credentials. What is admitted:
   already has a record; else it is acknowledged and dropped. So a forged event can neither
   end a live call's record nor make the workers spend the account's API budget.
 
+Events that decide nothing cost no worker task (``dialstream.domain.leg_state``): of a
+callee's leg dialstream tagged, a progress-only one (``leg_connecting``, ``leg_ringing``) is
+recorded beside the leg's record in one round trip (``RECORDED``; the next commit folds it in),
+and one no rule reads (``stream_initiated`` ...) is acknowledged and dropped (``IGNORED``).
+
 One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
 round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
-push the event's Celery task onto the ``events`` queue, and arm a rescue timer
+push the event's Celery task onto the ``events`` queue (a ``leg_answered`` behind the
+events of calls already up: ``celery_app.event_priority``), and arm a rescue timer
 (``dialstream.state.timers``) so the event is applied even if its worker dies. Either all of
 it happened or none: an error raises, the sender retries, and the retry is published rather
 than mistaken for a duplicate. An event is never acknowledged and lost.
@@ -31,34 +37,37 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import Counter, Histogram
 
+from dialstream.broker.celery_app import event_priority, queue_key
 from dialstream.domain.campaign import LegTag
+from dialstream.domain.leg_state import PROGRESS_ONLY, decides_nothing
 from dialstream.domain.report import mask_phone
 from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel.agentstream.stream_url import split_credentials
-from dialstream.exotel.events import KNOWN_EVENT_NAMES, LEG_CONNECTING, LEG_RINGING, LegEvent
+from dialstream.exotel.events import KNOWN_EVENT_NAMES, LegEvent
 from dialstream.state import keys
 from dialstream.state.scripts import script
 from dialstream.state.secrets import shared_secret_async
+from dialstream.state.store import record_progress_event
 from dialstream.state.timers import event_timer
 from ingress.spool import EventSpool, SpoolFull
 
-__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
+__all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "RECORDED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
 
 ACCEPTED = "accepted"
+RECORDED = "recorded"  # a progress-only event, stored beside its leg's record without a task
 SPOOLED = "spooled"  # durable on the ingress's disk, published when Redis answers (ingress.spool)
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
 
-# The broker message that runs the event task for a payload (dialstream.broker.messages.task_message).
-TaskMessage = Callable[[dict[str, Any]], str]
+# The broker message that runs the event task for a payload at a priority (dialstream.broker.messages.task_message).
+TaskMessage = Callable[[dict[str, Any], int], str]
 
-# Events that change nothing a callee hears or a report shows need no rescue.
-_PROGRESS_ONLY = frozenset({LEG_CONNECTING, LEG_RINGING})
 _UNKNOWN_LEG = -1
 
 EVENTS_RECEIVED = Counter(
     "dialstream_ingress_events_total",
-    "Leg events received, by result: accepted, spooled (Redis down; on disk until published), "
+    "Leg events received, by result: accepted, recorded (progress only, no task), no_effect (no rule "
+    "reads it), spooled (Redis down; on disk until published), "
     "duplicate, invalid, unauthenticated, foreign (another account), unknown_event, unknown_leg, "
     "error (not durable; the sender retries). A spooled event is counted again when it is replayed.",
     ["result"],
@@ -147,16 +156,27 @@ class EventIngress:
         return done
 
     async def _publish(self, event: LegEvent, payload: dict[str, Any]) -> str:
-        timer = "" if event.event_name in _PROGRESS_ONLY else event_timer(payload)
         started = time.perf_counter()
         try:
             if not self._tag_secret:
                 self._tag_secret = await shared_secret_async(self._redis, "tags", self._configured_secret)
-            ours = LegTag.verify(event.custom_param, self._tag_secret) is not None
+            tag = LegTag.verify(event.custom_param, self._tag_secret)
+            if tag is not None and not tag.agent_of:
+                if event.event_name in PROGRESS_ONLY:
+                    await record_progress_event(self._redis, event.leg_sid, event.event_name, event.timestamp)
+                    EVENTS_RECEIVED.labels(RECORDED).inc()
+                    return RECORDED
+                if decides_nothing(event.event_name):
+                    EVENTS_RECEIVED.labels("no_effect").inc()
+                    return IGNORED
+            priority = event_priority(event.event_name)
             published = await self._accept(
-                keys=[keys.event(event.event_sid), self._queue, keys.timers(), keys.leg(event.leg_sid)],
-                args=[event.leg_sid, self._ttl, self._task_message(payload), timer, self._rescue_after, "" if ours else "1"],
-            )
+                keys=[keys.event(event.event_sid), queue_key(self._queue, priority), keys.timers(), keys.leg(event.leg_sid)],
+                args=[
+                    event.leg_sid, self._ttl, self._task_message(payload, priority), event_timer(payload), self._rescue_after,
+                    "" if tag is not None else "1",
+                ],
+            )  # fmt: skip
         except Exception as exc:  # any Redis failure means we cannot promise anything
             raise EventPublishError(f"could not publish event {event.event_sid}: {exc}") from exc
         if published == _UNKNOWN_LEG:

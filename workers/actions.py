@@ -1,24 +1,30 @@
-"""Leg actions: dispatching a leg's outbox, and the ``send_action`` task that sends one action.
+"""Leg actions: sending a leg's outbox, and the ``send_action`` task that sends one action.
 
-A leg's actions leave its outbox as one Celery group (not awaited, its messages in one round
-trip), each a ``send_action`` task. The task claims its action (at most one sender per
-action id), takes its share of the account's budget (``dialstream.state.pacing``: in-call
-actions may use all of it) and calls the Legs API; how often to retry is decided by
-``dialstream.domain.retry``: a stop or a hang-up answered 429 is retried at once, not after
-the Retry-After meant for the other requests.
+The task that handled a leg event sends the actions it calls for itself, side by side
+(:func:`send_now`): no second trip through the queue, so a stop or a stream goes out as soon
+as its event is committed, and a call costs one task fewer per action. Anywhere else (a timer,
+a rescue, a failure's fallback) the outbox leaves as one Celery group (:func:`dispatch`, not
+awaited), each a ``send_action`` task. Either way an action is claimed first (at most one
+sender per action id), takes its share of the account's budget (``dialstream.state.pacing``:
+in-call actions may use all of it) and calls the Legs API; how often to retry is decided by
+``dialstream.domain.retry``: a stop or a hang-up answered 429 is retried at once, in place, not
+after the Retry-After meant for the other requests; any other action that must wait (no budget
+now, an error worth retrying) goes on as a ``send_action`` task under the same claim.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 from celery import Task, group
-from celery.exceptions import Retry
 
 from dialstream.broker.celery_app import SEND_ACTION
 from dialstream.broker.messages import task_argsrepr
@@ -38,11 +44,68 @@ from dialstream.state.timers import leg_timer
 from workers.metrics import record_action, record_rate_limit_wait
 from workers.runtime import Runtime, app, runtime
 
-__all__ = ["send_action", "dispatch", "retry_in_place", "ACTION_WAIT"]
+__all__ = ["send_action", "dispatch", "send_now", "retry_in_place", "ACTION_WAIT"]
 
 log = logging.getLogger("dialstream.workers")
 
 ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve makes it rare)
+_SIDE_BY_SIDE = 8  # threads per process sending an event's second and later actions
+
+
+class _Later(Exception):
+    """The action must be sent again ``delay`` seconds from now (``cause``: why)."""
+
+    def __init__(self, delay: float, cause: Exception | None = None) -> None:
+        super().__init__(delay)
+        self.delay, self.cause = delay, cause
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+_pool_lock = threading.Lock()
+
+
+def _side_by_side() -> ThreadPoolExecutor:
+    """The process's threads for an event's extra actions, created after a fork, never inherited."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(_SIDE_BY_SIDE, thread_name_prefix="leg-action"))
+        return _pool[1]
+
+
+def send_now(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any, *, claimed_as: str) -> None:
+    """Send the outbox from this thread, its actions side by side, each claimed as
+    ``claimed_as:<action id>`` (the event task's id: its re-delivery may claim them again); add
+    to ``pipe`` the arming of their timers and their marking as dispatched. An action that
+    must wait goes on as a ``send_action`` task under the same claim."""
+    if not record.outbox:
+        return
+    first, *others = record.outbox
+    pool = _side_by_side()
+    extra = [pool.submit(_send_inline, rt, record.leg_sid, action, f"{claimed_as}:{action.action_id}") for action in others]
+    _send_inline(rt, record.leg_sid, first, f"{claimed_as}:{first.action_id}")
+    for done in extra:
+        done.result()
+    _dispatched(rt, record, campaign, pipe)
+
+
+def _send_inline(rt: Runtime, leg_sid: str, action: Action, claim: str) -> None:
+    later = None
+    try:
+        result = _send_action(rt, leg_sid, action, claim, retries=0)
+    except _Later as wait:
+        later = wait.delay
+    except ConcurrentUpdate:  # recording a failed action lost to other writers of the leg: as the task does
+        later = CONCURRENT_RETRY_DELAY
+    except Exception:  # noqa: BLE001 - as a failing task would: logged, the event's other actions still go
+        log.exception("leg %s: sending %s failed", leg_sid, action.action_id)
+        result = "error"
+    if later is not None:
+        # Its own task from now on, under the same claim (the task's id is the claim's).
+        args = (leg_sid, action.to_dict())
+        send_action.apply_async(args, task_id=claim, countdown=later, retries=1, argsrepr=task_argsrepr(SEND_ACTION, args))
+        result = "retry"
+    record_action(action.kind, result)
 
 
 def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
@@ -57,6 +120,11 @@ def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any
         signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
     with app.producer_or_acquire() as producer, producer.batch():
         group(signatures).apply_async(producer=producer)
+    _dispatched(rt, record, campaign, pipe)
+
+
+def _dispatched(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
+    """Add to ``pipe`` the arming of the outbox's timers and the marking of its actions as dispatched."""
     for timer_id, seconds in timers_for(record, record.outbox, campaign):
         rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
     rt.store.mark_dispatched(record.leg_sid, [action.action_id for action in record.outbox], client=pipe)
@@ -67,10 +135,12 @@ def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
     """Send one leg action to the Legs API, at most once per action id."""
     action = Action.from_dict(action_dict)
     try:
-        result = _send_action(self, leg_sid, action)
-    except Retry:
+        result = _send_action(runtime(), leg_sid, action, self.request.id or "", retries=self.request.retries)
+    except _Later as later:
         record_action(action.kind, "retry")
-        raise
+        if later.cause is None:
+            raise self.retry(countdown=later.delay) from None
+        raise self.retry(countdown=later.delay, exc=later.cause) from later.cause
     except ConcurrentUpdate as exc:  # recording a failed action lost to other writers of the leg
         record_action(action.kind, "retry")
         raise self.retry(countdown=CONCURRENT_RETRY_DELAY, exc=exc) from exc
@@ -78,18 +148,19 @@ def send_action(self: Task, leg_sid: str, action_dict: dict[str, Any]) -> str:
     return result
 
 
-def _send_action(self: Task, leg_sid: str, action: Action) -> str:
-    rt = runtime()
+def _send_action(rt: Runtime, leg_sid: str, action: Action, claimer: str, *, retries: int) -> str:
+    """Claim ``action`` for ``claimer`` and send it; raises :class:`_Later` when it must be
+    tried again (``retries``: tries so far)."""
     # An action on another leg of the call (the agent's) is claimed as that leg's: it may have to
     # act after the callee's leg ended (hang the agent up).
-    claim = rt.store.claim_action(action.on_leg or leg_sid, action.action_id, action.kind, self.request.id or "")
+    claim = rt.store.claim_action(action.on_leg or leg_sid, action.action_id, action.kind, claimer)
     if claim != "claimed":
         return claim
     waited = time.monotonic()
     grant = rt.pacer.acquire(ACTION, timeout=ACTION_WAIT)
     record_rate_limit_wait(ACTION, time.monotonic() - waited, bool(grant))
     if not grant:
-        raise self.retry(countdown=grant.wait)
+        raise _Later(grant.wait)
     try:
         _perform(rt, leg_sid, action)
     except NoBotAvailable as exc:
@@ -106,9 +177,9 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
                 return "sent"
             _action_failed(rt, leg_sid, action, last)
             return "failed"
-        delay = policy.delay(exc, self.request.retries)
+        delay = policy.delay(exc, retries)
         if delay is not None:
-            raise self.retry(countdown=delay, exc=exc) from exc
+            raise _Later(delay, exc) from exc
         _action_failed(rt, leg_sid, action, exc)
         return "failed"
     if action.kind is ActionKind.START_STREAM:

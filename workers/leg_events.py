@@ -27,7 +27,7 @@ from dialstream.state.leg_commit import CONCURRENT_RETRY_DELAY, call_result, com
 from dialstream.state.store import EXOPHONE
 from dialstream.state.timers import event_timer
 from dialstream.state.webhooks import leg_event
-from workers.actions import dispatch
+from workers.actions import dispatch, send_now
 from workers.dials import attempt_over
 from workers.metrics import record_event
 from workers.runtime import Runtime, app, runtime
@@ -39,15 +39,19 @@ log = logging.getLogger("dialstream.workers")
 
 @app.task(name=HANDLE_LEG_EVENT, bind=True, max_retries=5)
 def handle_leg_event(self: Task, payload: dict[str, Any]) -> str:
-    """Apply one leg event and dispatch the actions it calls for as one group (not awaited)."""
+    """Apply one leg event and send the actions it calls for, side by side, from this task."""
     try:
-        return handle_event(payload)
+        return handle_event(payload, task_id=self.request.id or "")
     except ConcurrentUpdate as exc:
         raise self.retry(countdown=CONCURRENT_RETRY_DELAY, exc=exc) from exc
 
 
-def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
-    """Apply one leg event (``rescue``: again, from its rescue timer) and do what follows it."""
+def handle_event(payload: dict[str, Any], *, rescue: bool = False, task_id: str = "") -> str:
+    """Apply one leg event (``rescue``: again, from its rescue timer) and do what follows it.
+
+    The task that took the event (``task_id``) sends its actions itself (``send_now``): its
+    re-delivery, with the same id, may claim them again. A rescue hands them to
+    ``send_action`` tasks, which find them claimed if the event's task got that far."""
     try:
         event = LegEvent.from_task(payload)
     except (KeyError, TypeError) as exc:  # the ingress validated it; this guards other publishers
@@ -77,7 +81,10 @@ def handle_event(payload: dict[str, Any], *, rescue: bool = False) -> str:
         rt.store.patch_result(record.campaign_id, record.contact_id, record.leg_sid, recording_url=record.recording_url)
     # What follows the group's publish goes in one round trip.
     pipe = rt.store.redis.pipeline(transaction=False)
-    dispatch(rt, record, campaign, pipe)
+    if task_id and not rescue:
+        send_now(rt, record, campaign, pipe, claimed_as=task_id)
+    else:
+        dispatch(rt, record, campaign, pipe)
     leg_event(pipe, event.event_name, record)  # webhook call.answered
     if ending:
         _call_ended(rt, record, campaign, pipe)  # its rescue stays armed until the call is recorded

@@ -9,6 +9,12 @@ in turn so that no campaign starves another, and enqueues a ``dial_contact`` tas
 The task then takes the real slot and budget grant (atomic, so a round that saw stale counts
 costs a short wait, never a broken limit).
 
+Back-pressure: each round also reads how many leg events and in-call actions wait in the
+``events`` queue. Past half of ``DIALSTREAM_EVENT_BACKLOG`` fewer dials go out, and none from
+it on (``dialstream.domain.dialing.backlog_share``): the calls already up keep their promises
+(a stop on time, a stream at once) before a new call adds its events to the wait. While every
+dial is held back, the campaigns' status says so (``keys.dials_held``).
+
 A taken contact is leased (``dialstream.domain.redial``): if the task is lost with its worker, the
 contact is due again when the lease runs out. Nothing sleeps in a Celery countdown.
 """
@@ -26,8 +32,9 @@ import redis
 from celery import bootsteps
 from redis.exceptions import LockError
 
-from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE
+from dialstream.broker.celery_app import DIAL_CONTACT, DIAL_QUEUE, EVENTS_QUEUE, queue_keys
 from dialstream.broker.messages import task_argsrepr
+from dialstream.domain.dialing import backlog_share
 from dialstream.settings import EngineConfig, Settings
 from dialstream.state import keys
 from dialstream.state.client import connect_settings
@@ -45,6 +52,8 @@ POLL_INTERVAL = 0.05  # seconds between rounds that dialled nothing: bounds a du
 MAX_IDLE_WAIT = 1.0  # the longest nap, even when the budget says "not for a while"
 BATCH = 100  # contacts taken from one campaign per round, at most
 LEADER_TTL = 3.0  # seconds a dead poller's lock outlives it
+EVENTS_KEYS = queue_keys(EVENTS_QUEUE)  # the events queue's lists, one per priority: its backlog is their sum
+HELD_TTL = 3  # seconds "dials held back" stays in the status after the last round that held them
 
 
 class DialPoller:
@@ -68,6 +77,7 @@ class DialPoller:
         self.send = send
         self.clock = clock
         self._turn = 0
+        self._held = False  # the last round held every dial back for the events backlog
 
     def poll(self) -> tuple[int, float]:
         """One round: returns (contacts handed out, seconds until another round is worth it)."""
@@ -79,13 +89,20 @@ class DialPoller:
         budget, wait = self.pacer.dial_room()
         now = self.clock()
         pipe = self.redis.pipeline(transaction=False)
+        for key in EVENTS_KEYS:
+            pipe.llen(key)
         for campaign_id in campaigns:
             # Live leases only: an expired one (its worker died) goes back to the queue on the next pop.
             pipe.zcount(self.queue.keys(campaign_id)[1], f"({now!r}", "+inf")
-        leased = [int(n) for n in pipe.execute()]
+        counted = [int(n) for n in pipe.execute()]
+        backlog, leased = sum(counted[: len(EVENTS_KEYS)]), counted[len(EVENTS_KEYS) :]
         counts = [self.slots.counts(campaign_id) for campaign_id in campaigns]
         handed_out = sum(leased)  # taken, not yet placed: each will use a slot and a grant
         budget -= handed_out
+        share = backlog_share(backlog, self.engine.event_backlog)
+        if share < 1:
+            budget = min(budget, int(BATCH * share))
+        self._note_backlog(held=share == 0, backlog=backlog)
         account_room = _room(self.engine.max_calls, counts[0].account_calls + handed_out)  # account-wide in every count
         stream_room = _room(self.engine.max_streams, counts[0].streams + handed_out)
         sent = 0
@@ -111,6 +128,17 @@ class DialPoller:
         if sent:
             return sent, 0.0
         return 0, min(MAX_IDLE_WAIT, max(POLL_INTERVAL, wait if budget <= 0 else POLL_INTERVAL))
+
+
+    def _note_backlog(self, *, held: bool, backlog: int) -> None:
+        """Keep the campaigns' status told while the events backlog holds every new dial back."""
+        if held:
+            if not self._held:
+                log.warning("new dials held back: %d leg events and in-call actions wait for the events workers", backlog)
+            self.redis.set(keys.dials_held(), backlog, ex=HELD_TTL)
+        elif self._held:
+            self.redis.delete(keys.dials_held())
+        self._held = held
 
 
 def _room(cap: int, used: int) -> int:

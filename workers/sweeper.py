@@ -19,11 +19,12 @@ from dialstream.state.client import connect_settings
 from dialstream.state.timers import TimerQueue
 from workers.thread_step import ThreadStep
 
-__all__ = ["TimerSweeper", "sweep", "SWEEP_INTERVAL"]
+__all__ = ["TimerSweeper", "sweep", "SWEEP_INTERVAL", "LATER"]
 
 log = logging.getLogger("dialstream.sweeper")
 
 SWEEP_INTERVAL = 0.05  # seconds between polls when nothing was due: bounds timer lateness
+LATER = "later"  # what a fire returns to leave its timer claimed: due again when the claim's lease runs out
 
 
 class TimerSweeper(ThreadStep):
@@ -49,14 +50,15 @@ class TimerSweeper(ThreadStep):
 
 
 def sweep(timers: TimerQueue, fire: Callable[[dict[str, Any]], Any]) -> int:
-    """Claim the timers due now (one batch) and fire each on its own: one that fails is
-    logged and left claimed, due again when its lease runs out, and the rest of the batch
-    still fire. Those fired are acked together. Returns how many were due."""
+    """Claim the timers due now (one batch) and fire each on its own: one that fails (or
+    answers :data:`LATER`) is left claimed, due again when its lease runs out, and the rest
+    of the batch still fire. Those fired are acked together. Returns how many were due."""
     claims = timers.claim_due()
     fired = []
     for claim in claims:
         try:
-            fire(claim.timer)
+            if fire(claim.timer) == LATER:
+                continue
         except Exception:  # noqa: BLE001 - the other timers are failover deadlines and slot heartbeats
             # Kind and leg only: an event timer holds the event, with the callee's number.
             leg = claim.timer.get("leg") or claim.timer.get("event", {}).get("leg_sid")

@@ -6,6 +6,11 @@ is applied to the leg's state machine and its actions dispatched (``workers.acti
 call's slot heartbeat keeps the slot of a call that talks for long without an event, and a
 leg's reconcile timer looks up a leg whose events are overdue (``workers.reconcile``), as
 does a stream attempt's timer before another bot is tried.
+
+A rescue waits while the events workers are behind (the queue past half of
+``DIALSTREAM_EVENT_BACKLOG``, where the dialer slows down too): its event is most likely
+still queued, not lost with a worker, and rescuing it would do its work twice just when
+the workers have least to spare. It is due again when its claim's lease runs out.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from dialstream.broker.celery_app import EVENTS_QUEUE, queue_keys
 from dialstream.domain.leg_state import Beat, awaits_stream, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
@@ -21,6 +27,7 @@ from workers.actions import dispatch
 from workers.leg_events import handle_event
 from workers.reconcile import reconcile_leg, recover_stream_events
 from workers.runtime import runtime
+from workers.sweeper import LATER
 
 __all__ = ["fire_timer"]
 
@@ -29,6 +36,8 @@ def fire_timer(timer: dict[str, Any]) -> str:
     """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
     heartbeat, a leg's look-up, or a leg deadline."""
     if timer.get("kind") == "event":
+        if _workers_behind():
+            return LATER
         # Idempotent: a no-op when the worker that took the event handled it.
         return handle_event(timer["event"], rescue=True)
     if timer.get("kind") == "slot":
@@ -55,6 +64,18 @@ def fire_timer(timer: dict[str, Any]) -> str:
         dispatch(rt, record, campaign, pipe)
         pipe.execute()
     return timer["timer"]
+
+
+def _workers_behind() -> bool:
+    """Whether the events queue is past half of DIALSTREAM_EVENT_BACKLOG (never, when that is 0)."""
+    rt = runtime()
+    limit = rt.settings.engine.event_backlog
+    if not limit:
+        return False
+    pipe = rt.store.redis.pipeline(transaction=False)
+    for key in queue_keys(EVENTS_QUEUE):
+        pipe.llen(key)
+    return sum(pipe.execute()) * 2 > limit
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:

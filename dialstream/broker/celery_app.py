@@ -9,6 +9,11 @@ Three queues, so a burst of dialing (or a slow webhook receiver) can never delay
 - ``webhooks``: webhook deliveries (HTTP to the customer's receivers, seconds at worst); the
   nodes serving it also run the sweeper that hands them out (``workers.webhooks``).
 
+Within ``events``, in-call work goes first: kombu's Redis transport keeps each priority of a
+queue in a list of its own and takes from the lowest number first, so the ingress pushes a
+``leg_answered`` (a new call's stream and greeting) at :data:`NEW_CALL_PRIORITY`, behind
+every event of a call already up (its stop, its hang-up, its failover) at priority 0.
+
 The app with the tasks registered is ``workers.tasks``; run a worker per queue as
 ``dialstream.app.stack.worker_argv`` does. Scale by adding worker processes or machines, not
 threads: one process drains about 1,000 tasks a second (deploy/README.md)::
@@ -22,11 +27,13 @@ from celery import Celery
 from kombu import Queue
 
 from dialstream.broker.transport import transport_for
+from dialstream.exotel.events import LEG_ANSWERED
 from dialstream.settings import Settings
 
 __all__ = [
     "create_app", "EVENTS_QUEUE", "DIAL_QUEUE", "WEBHOOKS_QUEUE", "HANDLE_LEG_EVENT", "SEND_ACTION", "DIAL_CONTACT",
-    "DELIVER_WEBHOOK", "TRANSFER_CALL", "GIL_SWITCH_INTERVAL",
+    "DELIVER_WEBHOOK", "TRANSFER_CALL", "GIL_SWITCH_INTERVAL", "NEW_CALL_PRIORITY", "event_priority", "queue_keys",
+    "queue_key",
 ]  # fmt: skip
 
 EVENTS_QUEUE = "events"
@@ -40,6 +47,29 @@ SEND_ACTION = "dialstream.send_action"
 DIAL_CONTACT = "dialstream.dial_contact"
 DELIVER_WEBHOOK = "dialstream.deliver_webhook"
 TRANSFER_CALL = "dialstream.transfer_call"  # published by bot processes (dialstream.broker.transfers)
+
+# kombu's Redis priorities: a message of priority p > 0 waits in list "<queue>\x06\x16<p>",
+# and workers take from priority 0 first (tests/dialstream/broker/test_messages.py checks it).
+IN_CALL_PRIORITY = 0
+NEW_CALL_PRIORITY = 3
+_PRIORITY_STEPS = (IN_CALL_PRIORITY, NEW_CALL_PRIORITY)
+_PRIORITY_SEP = "\x06\x16"
+
+
+def event_priority(event_name: str) -> int:
+    """The broker priority of a leg event's task: a new call's answer waits behind in-call events."""
+    return NEW_CALL_PRIORITY if event_name == LEG_ANSWERED else IN_CALL_PRIORITY
+
+
+def queue_key(queue: str, priority: int) -> str:
+    """The Redis list holding ``queue``'s messages of ``priority``."""
+    return f"{queue}{_PRIORITY_SEP}{priority}" if priority else queue
+
+
+def queue_keys(queue: str) -> list[str]:
+    """Every list of ``queue``, the first served first: their lengths add up to its backlog."""
+    return [queue_key(queue, priority) for priority in _PRIORITY_STEPS]
+
 
 # Longer than any task may run (time limits below) and any countdown (API retry back-offs,
 # seconds), so Redis never re-delivers a task still running. It is also how long a dead
@@ -85,6 +115,7 @@ def create_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_transport_options={
+            "priority_steps": list(_PRIORITY_STEPS),
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_timeout": settings.redis_socket_timeout,
             "socket_connect_timeout": settings.redis_socket_timeout,

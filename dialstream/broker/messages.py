@@ -28,8 +28,9 @@ from dialstream.domain.report import mask_phone
 __all__ = ["task_message", "task_argsrepr"]
 
 
-def task_message(app: Celery, name: str, args: Sequence[Any], *, queue: str, argsrepr: str) -> str:
-    """The JSON to ``LPUSH`` onto list ``queue`` (priority 0) to send task ``name`` with ``args``."""
+def task_message(app: Celery, name: str, args: Sequence[Any], *, queue: str, argsrepr: str, priority: int = 0) -> str:
+    """The JSON to ``LPUSH`` onto ``queue``'s list of ``priority`` (``celery_app.queue_key``) to
+    send task ``name`` with ``args``."""
     task_id = str(uuid.uuid4())
     # reply_to and ignore_result as send_task gives them (None: the task's own setting).
     headers, properties, body, _ = app.amqp.as_task_v2(
@@ -39,7 +40,7 @@ def task_message(app: Celery, name: str, args: Sequence[Any], *, queue: str, arg
         **properties,
         "delivery_mode": 2,
         "delivery_info": {"exchange": "", "routing_key": queue},
-        "priority": 0,
+        "priority": priority,
         "body_encoding": "base64",
         "delivery_tag": str(uuid.uuid4()),
     }

@@ -32,7 +32,7 @@ from dialstream.domain.windows import moment_in_zone
 
 __all__ = [
     "Step", "DialStep", "Redial", "before_dial", "next_dial", "after_attempt", "callback_dial", "caller_id_wait",
-    "reserve_released", "stream_released", "with_history", "MAX_CALLBACKS",
+    "reserve_released", "stream_released", "with_history", "backlog_share", "MAX_CALLBACKS",
 ]  # fmt: skip
 
 _UTC = timezone.utc
@@ -138,6 +138,16 @@ def stream_released(record: LegRecord) -> bool:
     """The call goes on without a bot stream and will not start another (it is being wound
     down): its stream slot can serve another call."""
     return not record.finished and record.stream is StreamState.STOPPED
+
+
+def backlog_share(backlog: int, limit: int) -> float:
+    """The share of its usual pace at which the dialer may place new calls while ``backlog`` leg
+    events and in-call actions wait for the events workers: an answered call's next action
+    matters more than the next dial, whose events would only lengthen the wait. Full speed up
+    to half of ``limit``, then slower and slower, nothing from ``limit`` on (0: no limit)."""
+    if not limit or backlog * 2 <= limit:
+        return 1.0
+    return max(0.0, (limit - backlog) / (limit - limit / 2))
 
 
 def with_history(previous: Mapping[str, Any] | None, result: Mapping[str, Any], *, final: bool, next_at: float | None = None) -> dict[str, Any]:

@@ -36,6 +36,7 @@ Two decisions outside the leg's events are here too: what a failed action calls 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -61,6 +62,7 @@ from dialstream.exotel.actions import ActionKind
 __all__ = [
     "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
     "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
+    "PROGRESS_ONLY", "record_progress", "decides_nothing",
 ]  # fmt: skip
 
 
@@ -197,12 +199,38 @@ def beat_interval(slot_ttl: float) -> float:
 
 
 
+# Events that decide nothing: all they do is stamp the call's timeline and move its phase. The
+# ingress records them beside the leg's record rather than spend a worker task on each, and
+# whoever loads the record next folds them in (record_progress).
+PROGRESS_ONLY = frozenset({ev.LEG_CONNECTING, ev.LEG_RINGING})
+
+
+def record_progress(record: LegRecord, stamps: Mapping[str, float]) -> LegRecord:
+    """``record`` with the progress-only events recorded beside it (event name -> its
+    timestamp) applied, as :func:`apply_event` would have applied them."""
+    for name in sorted(stamps, key=lambda name: name != ev.LEG_CONNECTING):
+        result = _progressed(record, name, stamps[name])
+        record = result.record if isinstance(result, Decision) else result
+    return record
+
+
+def decides_nothing(event_name: str) -> bool:
+    """Whether an event of a callee's own leg leaves its record as it is whatever the record
+    holds: neither this state machine nor a transfer has a rule for it (``stream_initiated``,
+    ``dial_success`` ...). An agent's leg's events are the transfer's to judge, always."""
+    return event_name not in _HANDLERS and event_name not in transfer.OWN_LEG_EVENTS
+
+
 def _progress(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
-    target = Phase.CONNECTING if event.event_name == ev.LEG_CONNECTING else Phase.RINGING
+    return _progressed(record, event.event_name, event.timestamp)
+
+
+def _progressed(record: LegRecord, event_name: str, timestamp: float) -> LegRecord | Decision:
+    target = Phase.CONNECTING if event_name == ev.LEG_CONNECTING else Phase.RINGING
     changes: dict[str, Any] = {}
     stamp = "connecting_at" if target is Phase.CONNECTING else "ringing_at"
     if getattr(record, stamp) is None and not record.finished:
-        changes[stamp] = event.timestamp  # for the call's timeline, even when a later event overtook it
+        changes[stamp] = timestamp  # for the call's timeline, even when a later event overtook it
     if _PHASE_ORDER[record.phase] < _PHASE_ORDER[target]:
         changes["phase"] = target
     if not changes:

@@ -33,6 +33,7 @@ class DialFacts:
     api_used: int = 0
     dial_limit: int = 0  # requests in the window beyond which no dial is granted
     dialer_running: bool = True  # a dial poller holds its lock
+    events_backlog: int = 0  # leg events waiting while the dial poller holds new dials back (0: it does not)
     last_error: str = ""
     last_error_at: float | None = None
 
@@ -56,6 +57,8 @@ def waiting_for(facts: DialFacts) -> tuple[str, ...]:
             reasons.append(f"the campaign's cap of {facts.max_concurrent} live calls is reached")
         if facts.max_calls and facts.account_calls >= facts.max_calls:
             reasons.append(f"the account's cap of {facts.max_calls} live calls is reached")
+        if facts.events_backlog:
+            reasons.append(f"new dials are held back: {facts.events_backlog} leg events and in-call actions wait for the events workers")
         if facts.dial_limit and facts.api_used >= facts.dial_limit:
             reasons.append(f"the Legs API budget is used up ({facts.api_used} requests in the window)")
     if facts.last_error and facts.last_error_at is not None and facts.now - facts.last_error_at < ERROR_MEMORY:

@@ -59,7 +59,7 @@ from dialstream.exotel.actions import ActionKind
 
 __all__ = [
     "TransferRequest", "wanted", "start", "apply_event", "apply_timer", "apply_failure", "finish", "timers_for",
-    "AGENT_TIMER", "BRIDGE_TIMER", "AGENT_SETUP", "BRIDGE_WAIT", "HOLD_LOOPS",
+    "AGENT_TIMER", "BRIDGE_TIMER", "AGENT_SETUP", "BRIDGE_WAIT", "HOLD_LOOPS", "OWN_LEG_EVENTS",
 ]  # fmt: skip
 
 AGENT_TIMER = "agent"
@@ -69,6 +69,8 @@ BRIDGE_WAIT = 10.0  # seconds from asking for the bridge to leg_joined_bridge at
 HOLD_LOOPS = 10  # the hold message said this many times in one action (Exotel's most); then again
 MAX_SUMMARY = 500  # characters of the bot's summary said to the agent
 LEG_JOINED_BRIDGE = "leg_joined_bridge"
+# The events of the callee's own leg a transfer has a rule for (the bridge is up; a hold message ended).
+OWN_LEG_EVENTS = frozenset({LEG_JOINED_BRIDGE, ev.SAY_COMPLETED})
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 _LIVE = (TransferState.DIALING, TransferState.WHISPER, TransferState.BRIDGING)
 
@@ -140,7 +142,7 @@ def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig)
     transfer = record.transfer
     if event.leg_sid != record.leg_sid:
         return record if transfer is None else _agent_event(record, transfer, event, campaign)
-    if transfer is None:
+    if transfer is None or event.event_name not in OWN_LEG_EVENTS:
         return None
     if event.event_name == LEG_JOINED_BRIDGE:
         return _joined(record, transfer, event)

@@ -220,7 +220,10 @@ class CampaignEngine:
         pipe.mget(keys.campaign(campaign_id, f"dials:{minute}"), keys.campaign(campaign_id, f"dials:{minute - 1}"))
         pipe.exists(keys.dialer_leader())
         pipe.hkeys(keys.campaign(campaign_id, "zones"))
-        (config, state, total, last_error, last_error_at), counts, done, pending, due_now, dialing, first, rates, dialer, zones = pipe.execute()
+        pipe.get(keys.dials_held())
+        (config, state, total, last_error, last_error_at), counts, done, pending, due_now, dialing, first, rates, dialer, zones, held = (
+            pipe.execute()
+        )
         if config is None:
             raise KeyError(f"no campaign {campaign_id!r}")
         this_minute, last_minute = rates
@@ -233,7 +236,7 @@ class CampaignEngine:
             state=state, now=now, pending=int(pending), due_now=int(due_now), dialing=int(dialing),
             in_flight=slots.campaign_calls, next_due=float(first[0][1]) if first else None, window=campaign.window if closed else "",
             max_concurrent=campaign.max_concurrent, account_calls=slots.account_calls, max_calls=self.engine.max_calls,
-            api_used=api_used, dial_limit=budget.limit - budget.headroom, dialer_running=bool(dialer),
+            api_used=api_used, dial_limit=budget.limit - budget.headroom, dialer_running=bool(dialer), events_backlog=int(held or 0),
             last_error=last_error or "", last_error_at=float(last_error_at) if last_error_at else None,
         )  # fmt: skip
         # Dials in the minute ending now: this minute's, plus the part of the last one still inside.

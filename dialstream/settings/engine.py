@@ -42,6 +42,12 @@ class EngineConfig:
     max_dialing: int = env_field(
         "DIALSTREAM_MAX_DIALING", "Contacts per campaign handed to dial workers and not yet placed, at most.", 100
     )
+    event_backlog: int = env_field(
+        "DIALSTREAM_EVENT_BACKLOG",
+        "Leg events and in-call actions waiting for the events workers at which new dials stop; from half of it "
+        "they slow down, so the calls already up keep their latency (0: dial whatever the backlog).",
+        200,
+    )
     default_region: str = env_field(
         "DIALSTREAM_DEFAULT_REGION", "Region (ISO 3166) of contact numbers written without a country code.", "IN"
     )
@@ -73,8 +79,10 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         _ = self.budget  # validated now
-        if min(self.max_calls, self.max_streams) < 0 or self.max_dialing < 1:
-            raise ConfigurationError("DIALSTREAM_MAX_CALLS/MAX_STREAMS must be >= 0 and DIALSTREAM_MAX_DIALING >= 1")
+        if min(self.max_calls, self.max_streams, self.event_backlog) < 0 or self.max_dialing < 1:
+            raise ConfigurationError(
+                "DIALSTREAM_MAX_CALLS/MAX_STREAMS/EVENT_BACKLOG must be >= 0 and DIALSTREAM_MAX_DIALING >= 1"
+            )
         if self.slot_ttl <= 0 or self.dial_lease <= 0 or self.reconcile_after <= 0:
             raise ConfigurationError("DIALSTREAM_SLOT_TTL, DIALSTREAM_DIAL_LEASE and DIALSTREAM_RECONCILE_AFTER must be positive")
         if self.dial_retry_for < 0:

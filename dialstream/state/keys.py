@@ -140,6 +140,11 @@ def dialer_leader(prefix: str = PREFIX) -> str:
     return f"{prefix}:dialer:leader"
 
 
+def dials_held(prefix: str = PREFIX) -> str:
+    """How many leg events wait while the dial poller holds every new dial back (short-lived)."""
+    return f"{prefix}:dialer:held"
+
+
 def bots(prefix: str = PREFIX) -> str:
     return f"{prefix}:bots"
 

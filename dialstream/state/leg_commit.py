@@ -94,11 +94,9 @@ def _commit(
     applied (``event_sid`` seen) or a transition with no effect writes nothing.
     """
     for _ in range(_CAS_ATTEMPTS):
-        record, version, applied = store.load_leg(leg_sid, event_sid)
+        record, version, applied = store.load_leg(leg_sid, event_sid, initial=initial)
         if record is None:
-            if initial is None:
-                return None, False
-            record = initial
+            return None, False
         if applied:
             return record, False  # a re-delivery: only a leftover outbox may need sending
         result = transition(record)

@@ -26,17 +26,19 @@ import redis
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.leg_record import LegRecord
+from dialstream.domain.leg_state import PROGRESS_ONLY, record_progress
 from dialstream.exotel.actions import ActionKind
 from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
 
-__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE"]
+__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE", "progress_field", "record_progress_event"]
 
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
 STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's stream URL
 EXOPHONE = "exophone"  # field of the leg hash: the caller ID the leg was created with
 STREAM_ACCEPTED = "stream_accepted"  # field of the leg hash: "<start_stream action id> <Unix s>", its last acceptance
+_PROGRESS_NAMES = sorted(PROGRESS_ONLY)
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
 
@@ -55,22 +57,27 @@ class Store:
 
     # Legs
 
-    def load_leg(self, leg_sid: str, event_sid: str = "") -> tuple[LegRecord | None, int, bool]:
-        """(record or None, version, whether ``event_sid`` was already applied), read together.
+    def load_leg(
+        self, leg_sid: str, event_sid: str = "", *, initial: LegRecord | None = None
+    ) -> tuple[LegRecord | None, int, bool]:
+        """(record or None, version, whether ``event_sid`` was already applied), read together;
+        ``initial`` is the record to start from when none is stored yet.
 
-        The record's outbox leaves out the actions already dispatched (:meth:`mark_dispatched`).
+        The record's outbox leaves out the actions already dispatched (:meth:`mark_dispatched`),
+        and it has the progress-only events recorded beside it (:func:`record_progress_event`) applied.
         """
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(keys.leg(leg_sid), "version", "doc")
+        pipe.hmget(keys.leg(leg_sid), "version", "doc", *map(progress_field, _PROGRESS_NAMES))
         pipe.sismember(keys.leg(leg_sid, "events"), event_sid or "-")
         pipe.smembers(keys.leg(leg_sid, "sent"))
-        (version, doc), applied, sent = pipe.execute()
-        if doc is None:
+        (version, doc, *progress), applied, sent = pipe.execute()
+        record = initial if doc is None else LegRecord.from_dict(json.loads(doc))
+        if record is None:
             return None, 0, bool(applied)
-        record = LegRecord.from_dict(json.loads(doc))
         if sent and record.outbox:
             record = dataclasses.replace(record, outbox=tuple(a for a in record.outbox if a.action_id not in sent))
-        return record, int(version), bool(applied)
+        stamps = {name: float(stamp) for name, stamp in zip(_PROGRESS_NAMES, progress) if stamp is not None}
+        return record_progress(record, stamps) if stamps else record, int(version or 0), bool(applied)
 
     def leg_fields(self, leg_sid: str, *names: str) -> dict[str, str]:
         """Fields of the leg's hash besides its record (:data:`EXOPHONE` ...); a missing one is ""."""
@@ -316,6 +323,21 @@ class Store:
         """Every contact's latest record (final or not), by contact id."""
         raw = self.redis.hscan_iter(keys.campaign(campaign_id, "results"), count=_SCAN)
         return {_text(k): json.loads(v) for k, v in raw}
+
+
+def progress_field(event_name: str) -> str:
+    """The field of the leg hash holding the timestamp of its progress-only event ``event_name``."""
+    return f"progress:{event_name}"
+
+
+async def record_progress_event(client: Any, leg_sid: str, event_name: str, timestamp: float) -> None:
+    """Record a progress-only event beside its leg's record, in one atomic round trip over an
+    asyncio client: the first timestamp of each event is kept (as the state machine keeps it),
+    and a leg hash this creates (the event came before its dial's bookkeeping) gets the leg's TTL."""
+    pipe = client.pipeline(transaction=True)
+    pipe.hsetnx(keys.leg(leg_sid), progress_field(event_name), repr(timestamp))
+    pipe.expire(keys.leg(leg_sid), LEG_TTL, nx=True)
+    await pipe.execute()
 
 
 def _text(value: str | bytes) -> str:

@@ -12,19 +12,26 @@ import redis
 import redis.asyncio as aioredis
 
 from dialstream.app.embedded_redis import free_port
+from dialstream.broker.celery_app import NEW_CALL_PRIORITY, queue_key, queue_keys
 from dialstream.domain.campaign import LegTag
 from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, EventIngress
+from dialstream.state.store import LEG_TTL, progress_field
+from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, RECORDED, EventIngress
 
 QUEUE = "test:ingress:events"
 RESCUE_AFTER = 30.0
 
 
-def message(payload: dict) -> str:
-    return json.dumps({"event_sid": payload["event_sid"]})
+def message(payload: dict, priority: int) -> str:
+    return json.dumps({"event_sid": payload["event_sid"], "priority": priority})
+
+
+def queued(client: redis.Redis) -> list[dict]:
+    """The messages on the test queue's lists, in the order a worker takes them (by priority, then oldest first)."""
+    return [json.loads(m) for key in queue_keys(QUEUE) for m in reversed(client.lrange(key, 0, -1))]
 
 
 LEG_PREFIX = "Ltestcore"
@@ -48,7 +55,7 @@ def count(result: str) -> float:
 def clean(redis_client: redis.Redis):
     """No message or timer of these tests is left for another test's worker to find."""
     yield
-    redis_client.delete(QUEUE)
+    redis_client.delete(*queue_keys(QUEUE))
     for member in redis_client.zrange(keys.timers(), 0, -1):
         if LEG_PREFIX in member:
             redis_client.zrem(keys.timers(), member)
@@ -76,7 +83,7 @@ def test_an_event_is_claimed_published_and_given_a_rescue_timer(redis_url, redis
     """accepted: the task message is on the queue, the event_sid claimed, a rescue timer due rescue_after from now."""
     answered = event()
     assert accept(redis_url, answered) == [ACCEPTED]
-    assert json.loads(redis_client.rpop(QUEUE)) == {"event_sid": answered.event_sid}
+    assert queued(redis_client) == [{"event_sid": answered.event_sid, "priority": NEW_CALL_PRIORITY}]
     assert redis_client.get(keys.event(answered.event_sid)) == answered.leg_sid
     [(member, due)] = rescue_timers(redis_client, answered)
     assert json.loads(member) == {"kind": "event", "event": answered.to_dict()}  # nothing to mask: no number
@@ -88,14 +95,45 @@ def test_a_duplicate_publishes_nothing_more(redis_url, redis_client):
     """The same event_sid twice: the second is DUPLICATE, one message, one timer."""
     answered = event()
     assert accept(redis_url, answered, answered) == [ACCEPTED, DUPLICATE]
-    assert redis_client.llen(QUEUE) == 1 and len(rescue_timers(redis_client, answered)) == 1
+    assert len(queued(redis_client)) == 1 and len(rescue_timers(redis_client, answered)) == 1
 
 
-def test_progress_events_need_no_rescue(redis_url, redis_client):
-    """leg_ringing is published without a rescue timer: missing it changes nothing the callee hears."""
+def test_a_new_calls_answer_waits_behind_the_events_of_calls_already_up(redis_url, redis_client):
+    """leg_answered goes on the queue's NEW_CALL_PRIORITY list, stream_started and leg_terminated on its first:
+    a worker takes the in-call events first, whatever the order they came in."""
+    answered, started, ended = event(ev.LEG_ANSWERED), event(ev.STREAM_STARTED), event(ev.LEG_TERMINATED)
+    assert accept(redis_url, answered, started, ended) == [ACCEPTED] * 3
+    assert [(m["event_sid"], m["priority"]) for m in queued(redis_client)] == [
+        (started.event_sid, 0), (ended.event_sid, 0), (answered.event_sid, NEW_CALL_PRIORITY)
+    ]
+    assert redis_client.llen(queue_key(QUEUE, NEW_CALL_PRIORITY)) == 1
+
+
+def test_progress_events_are_recorded_beside_the_leg_without_a_task(redis_url, redis_client):
+    """leg_ringing of a callee's leg is RECORDED: its first timestamp is kept in the leg's hash
+    (which gets the leg's TTL), and no task, claim or rescue timer is spent on it."""
     ringing = event(ev.LEG_RINGING)
+    again = LegEvent(uuid.uuid4().hex, ev.LIFECYCLE, ev.LEG_RINGING, ringing.timestamp + 1, ringing.leg_sid, account_sid=ACCOUNT, custom_param=TAG)
+    assert accept(redis_url, ringing, again) == [RECORDED, RECORDED]
+    assert len(queued(redis_client)) == 0 and rescue_timers(redis_client, ringing) == []
+    assert redis_client.exists(keys.event(ringing.event_sid)) == 0
+    assert float(redis_client.hget(keys.leg(ringing.leg_sid), progress_field(ev.LEG_RINGING))) == ringing.timestamp
+    assert 0 < redis_client.ttl(keys.leg(ringing.leg_sid)) <= LEG_TTL
+
+
+def test_events_no_rule_reads_cost_nothing(redis_url, redis_client):
+    """stream_initiated of a callee's leg changes nothing whatever its record holds: acknowledged, nothing stored."""
+    initiated = event(ev.STREAM_INITIATED)
+    assert accept(redis_url, initiated) == [IGNORED]
+    assert len(queued(redis_client)) == 0 and not redis_client.exists(keys.event(initiated.event_sid), keys.leg(initiated.leg_sid))
+
+
+def test_an_agents_leg_events_all_go_to_a_worker(redis_url, redis_client):
+    """The agent's leg of a transfer: its ringing is the transfer's to judge, so it is published like any event."""
+    agent_tag = LegTag("camp", "c1", agent_of="Lcallee").encode(SECRET.encode())
+    ringing = event(ev.LEG_RINGING, custom_param=agent_tag)
     assert accept(redis_url, ringing) == [ACCEPTED]
-    assert redis_client.llen(QUEUE) == 1 and rescue_timers(redis_client, ringing) == []
+    assert len(queued(redis_client)) == 1 and len(rescue_timers(redis_client, ringing)) == 1
 
 
 def test_redis_down_raises_and_claims_nothing(redis_url, redis_client):
@@ -104,7 +142,7 @@ def test_redis_down_raises_and_claims_nothing(redis_url, redis_client):
     with pytest.raises(EventPublishError, match=answered.event_sid):
         accept(f"redis://127.0.0.1:{free_port()}/0", answered)
     assert accept(redis_url, answered) == [ACCEPTED]
-    assert redis_client.llen(QUEUE) == 1
+    assert len(queued(redis_client)) == 1
 
 
 def test_an_event_for_another_account_is_refused_and_counted(redis_url, redis_client):
@@ -112,7 +150,7 @@ def test_an_event_for_another_account_is_refused_and_counted(redis_url, redis_cl
     before = count("foreign")
     with pytest.raises(EventRefused, match="account"):
         accept(redis_url, event(account="someone-else"))
-    assert redis_client.llen(QUEUE) == 0 and count("foreign") == before + 1
+    assert len(queued(redis_client)) == 0 and count("foreign") == before + 1
 
 
 def test_an_unknown_event_name_is_acknowledged_but_reaches_no_worker(redis_url, redis_client):
@@ -120,7 +158,7 @@ def test_an_unknown_event_name_is_acknowledged_but_reaches_no_worker(redis_url, 
     odd = event("leg_exploded")
     before = count("unknown_event")
     assert accept(redis_url, odd) == [IGNORED]
-    assert redis_client.llen(QUEUE) == 0 and rescue_timers(redis_client, odd) == []
+    assert len(queued(redis_client)) == 0 and rescue_timers(redis_client, odd) == []
     assert count("unknown_event") == before + 1
 
 
@@ -134,7 +172,7 @@ def test_an_event_for_a_leg_we_did_not_place_changes_nothing(redis_url, redis_cl
     forged = event(ev.LEG_TERMINATED, custom_param=custom_param)
     before = count("unknown_leg")
     assert accept(redis_url, forged) == [IGNORED]
-    assert redis_client.llen(QUEUE) == 0 and rescue_timers(redis_client, forged) == []
+    assert len(queued(redis_client)) == 0 and rescue_timers(redis_client, forged) == []
     assert not redis_client.exists(keys.event(forged.event_sid))  # a later genuine delivery is not a "duplicate"
     assert count("unknown_leg") == before + 1
 
@@ -147,7 +185,7 @@ def test_an_untagged_event_of_a_leg_with_a_record_is_published(redis_url, redis_
         assert accept(redis_url, known) == [ACCEPTED]
     finally:
         redis_client.delete(keys.leg(known.leg_sid))
-    assert redis_client.llen(QUEUE) == 1
+    assert len(queued(redis_client)) == 1
 
 
 def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_client):
@@ -159,9 +197,9 @@ def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_clien
     async def run() -> None:
         client = aioredis.Redis.from_url(redis_url)
 
-        def keep(payload: dict) -> str:
+        def keep(payload: dict, priority: int) -> str:
             payloads.append(payload)
-            return accept_with(payload)
+            return accept_with(payload, priority)
 
         ingress = EventIngress(client, keep, queue=QUEUE, account_sid=ACCOUNT, tag_secret=SECRET, dedupe_ttl=60, rescue_after=RESCUE_AFTER)
         try:
@@ -176,8 +214,9 @@ def test_the_task_carries_a_masked_number_not_the_callees(redis_url, redis_clien
 
 
 def test_the_task_carries_no_bot_credentials_from_an_echoed_stream_url(redis_url, redis_client):
-    """stream_initiated echoes the stream URL with user:pass@; the task and its timer keep the bare URL."""
-    initiated = event(ev.STREAM_INITIATED)
+    """An event echoing the stream URL with user:pass@ (stream_started here; stream_initiated of an
+    agent's leg too): the task and its timer keep the bare URL."""
+    initiated = event(ev.STREAM_STARTED)
     initiated = LegEvent(
         initiated.event_sid, initiated.event_type, initiated.event_name, initiated.timestamp, initiated.leg_sid,
         account_sid=ACCOUNT, custom_param=TAG,

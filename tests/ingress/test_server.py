@@ -15,6 +15,7 @@ import redis
 
 from dialstream.app.embedded_redis import EmbeddedRedis, free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.broker.celery_app import EVENTS_QUEUE, queue_keys
 from dialstream.domain.campaign import LegTag
 from dialstream.exotel.proto import CallbackServiceStub, message_from_dict
 from dialstream.settings import SANDBOX_ACCOUNT_SID, Settings
@@ -62,8 +63,8 @@ def leg_event(**overrides) -> dict:
 
 
 def published(client: redis.Redis) -> list[dict]:
-    """The handle_leg_event tasks waiting on the events queue, as their event payloads."""
-    messages = [json.loads(raw) for raw in client.lrange("events", 0, -1)]
+    """The handle_leg_event tasks waiting on the events queue (all its priorities), as their event payloads."""
+    messages = [json.loads(raw) for key in queue_keys(EVENTS_QUEUE) for raw in client.lrange(key, 0, -1)]
     return [_payload(m) for m in messages]
 
 
@@ -112,11 +113,11 @@ def test_duplicate_event_sid_is_acknowledged_but_published_once(ingress):
 def test_malformed_event_gets_invalid_argument_and_nothing_is_published(ingress, overrides):
     """An event missing a required field is refused with INVALID_ARGUMENT; the queue does not grow."""
     stub, client, _ = ingress
-    before = client.llen("events")
+    before = len(published(client))
     with pytest.raises(grpc.RpcError) as info:
         stub.TriggerCallbackEvent(message_from_dict(leg_event(**overrides)), timeout=5)
     assert info.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert client.llen("events") == before
+    assert len(published(client)) == before
 
 
 def test_http_door_accepts_the_documented_json_and_dedupes(ingress):

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from dialstream.app.embedded_redis import EmbeddedRedis, free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor
+from dialstream.broker.celery_app import EVENTS_QUEUE, NEW_CALL_PRIORITY, queue_key, queue_keys
 from dialstream.domain.campaign import LegTag
 from dialstream.errors import EventPublishError
 from dialstream.exotel import events as ev
@@ -26,6 +27,7 @@ from ingress.spool import EventSpool, SpoolFull
 from tests.utils import wait_for
 
 QUEUE = "test:spool:events"
+ANSWERS = queue_key(QUEUE, NEW_CALL_PRIORITY)  # where a leg_answered waits
 SECRET = "spool-secret"
 TAG = LegTag("camp", "c1").encode(SECRET.encode())
 
@@ -40,7 +42,7 @@ def event() -> LegEvent:
 def ingress_over(url: str, spool: EventSpool | None) -> tuple[EventIngress, aioredis.Redis]:
     client = aioredis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
     ingress = EventIngress(
-        client, lambda payload: json.dumps(payload), queue=QUEUE, account_sid=SANDBOX_ACCOUNT_SID,
+        client, lambda payload, priority: json.dumps(payload), queue=QUEUE, account_sid=SANDBOX_ACCOUNT_SID,
         tag_secret=SECRET, dedupe_ttl=60, rescue_after=30, spool=spool,
     )  # fmt: skip
     return ingress, client
@@ -63,7 +65,7 @@ def run(url: str, spool: EventSpool | None, *events: LegEvent, replay: bool = Fa
 @pytest.fixture(autouse=True)
 def clean(redis_client: redis.Redis):
     yield
-    redis_client.delete(QUEUE)
+    redis_client.delete(QUEUE, ANSWERS)
 
 
 def test_a_spooled_event_is_on_disk_whole_and_read_back_in_order(tmp_path: Path):
@@ -97,10 +99,10 @@ def test_without_redis_an_event_is_spooled_and_published_when_redis_answers(tmp_
     spool = EventSpool(tmp_path)
     answered = event()
     assert run(f"redis://127.0.0.1:{free_port()}/0", spool, answered) == [SPOOLED]
-    assert redis_client.llen(QUEUE) == 0 and len(spool) == 1
+    assert redis_client.llen(ANSWERS) == 0 and len(spool) == 1
     assert run(redis_url, spool, replay=True) == [1]
     assert len(spool) == 0
-    assert [json.loads(m)["event_sid"] for m in redis_client.lrange(QUEUE, 0, -1)] == [answered.event_sid]
+    assert [json.loads(m)["event_sid"] for m in redis_client.lrange(ANSWERS, 0, -1)] == [answered.event_sid]
     # Exotel's own retry of the same event after Redis came back is a duplicate, not a second task.
     assert run(redis_url, spool, answered) == [DUPLICATE]
 
@@ -145,7 +147,7 @@ def test_the_ingress_process_acknowledges_through_a_redis_restart_and_loses_noth
 
 def _queued(client: redis.Redis, sent: list[LegEvent]) -> list[str] | None:
     try:
-        messages = client.lrange("events", 0, -1)
+        messages = [m for key in queue_keys(EVENTS_QUEUE) for m in client.lrange(key, 0, -1)]
     except redis.RedisError:
         return None
     sids = {e.event_sid for e in sent}

@@ -24,6 +24,7 @@ import pytest
 
 from dialstream.app.demo import fetch_timelines
 from dialstream.app.stack import Stack
+from dialstream.broker.celery_app import EVENTS_QUEUE
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.engine.campaigns import CampaignEngine
 from dialstream.settings import EngineConfig
@@ -121,6 +122,21 @@ def test_a_dial_worker_killed_holding_a_slot_loses_no_contact_and_no_capacity(re
     assert crashed.split(":", 1)[1] in {c["contact_uri"] for c in calls}
     assert (leftover.account_calls, leftover.campaign_calls) == (0, 0)
     assert json.dumps(status.to_dict())  # the status of a finished campaign serialises
+
+
+def test_an_events_backlog_holds_new_dials_back_until_the_events_workers_catch_up(redis_url, tmp_path):
+    """No events worker and 10 leg events waiting, with DIALSTREAM_EVENT_BACKLOG 10: the dial poller places no call
+    and says why in the campaign's status; once the backlog is drained every contact is dialled."""
+    env = EngineConfig(event_backlog=10).to_env()
+    with running_stack(redis_url, tmp_path, {"seed": 37, "callee": CALLEE}, db=OWN_DB, env=env, events_workers=0) as (running, store):
+        store.redis.lpush(EVENTS_QUEUE, *(json.dumps({"waiting": n}) for n in range(10)))
+        engine = CampaignEngine(store.redis, running.settings.account_sid)
+        engine.submit(CampaignConfig("held", flow="bot_first", window="any"), [Contact(f"k{i}", f"+91930000000{i}") for i in range(3)])
+        wait_for(lambda: any("held back" in reason for reason in engine.status("held").waiting_for), timeout=20)
+        held_status, held_calls = engine.status("held"), calls_of(running, "held")
+        store.redis.delete(EVENTS_QUEUE)
+        wait_for(lambda: len(calls_of(running, "held")) == 3, timeout=30)
+    assert held_calls == [] and held_status.dials == 0 and any("10 leg events" in reason for reason in held_status.waiting_for)
 
 
 @pytest.fixture(scope="module")

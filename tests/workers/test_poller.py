@@ -9,6 +9,7 @@ import redis
 
 from dialstream.domain.campaign import CampaignConfig, Contact
 from dialstream.engine.campaigns import CampaignEngine
+from dialstream.broker.celery_app import EVENTS_QUEUE
 from dialstream.settings import EngineConfig
 from dialstream.state.dial_queue import DialItem
 from dialstream.state.pacing import DIAL
@@ -81,3 +82,22 @@ def test_a_lease_that_ran_out_holds_no_room_and_its_contact_is_offered_again(cli
     lost = engine.store.queue.pop_due("lost", time.time() - 100, limit=1, lease=30)[0]  # its lease ended 70 s ago
     dial, sent = poller(client)
     assert dial.poll()[0] == 1 and sent[0].contact_id == lost.contact_id and sent[0].token != lost.token
+
+
+def test_a_long_events_backlog_slows_then_stops_new_dials(client):
+    """DIALSTREAM_EVENT_BACKLOG 100: 40 leg events waiting leave the pace as it is, 75 halve it, 100 stop it (and the
+    campaign's status says why); drained, the dials go on and the status says nothing more of it."""
+    engine = CampaignEngine(client, ACCOUNT)
+    engine.submit(CampaignConfig("busy", window="any"), contacts(400))
+    dial, sent = poller(client, EngineConfig(api_budget=100_000, event_backlog=100, max_dialing=1000))
+    handed = []
+    for waiting in (40, 75, 100, 0):
+        client.delete(EVENTS_QUEUE)
+        if waiting:
+            client.lpush(EVENTS_QUEUE, *range(waiting))
+        handed.append(dial.poll()[0])
+        if waiting == 100:
+            held = engine.status("busy").waiting_for
+    assert handed == [100, 50, 0, 100] and len(sent) == 250
+    assert any(reason.startswith("new dials are held back: 100 leg events") for reason in held)
+    assert not any("held back" in reason for reason in engine.status("busy").waiting_for)

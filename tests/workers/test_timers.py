@@ -6,11 +6,13 @@ import json
 import time
 import uuid
 
+from dialstream.broker.celery_app import EVENTS_QUEUE
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow, LegTag
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state.leg_commit import commit_event
-from dialstream.state.timers import TIMER_LEASE, leg_timer, reconcile_timer, slot_timer
+from dialstream.state.timers import TIMER_LEASE, TimerQueue, event_timer, leg_timer, reconcile_timer, slot_timer
+from workers.sweeper import LATER, sweep
 from workers.tasks import fire_timer
 
 
@@ -68,3 +70,19 @@ def test_a_stream_whose_request_got_through_late_gets_its_whole_time_from_the_ac
     assert [json.loads(member)["timer"] for member in armed] == ["start_stream#1"]
     assert min(armed.values()) > time.time() + 1.5  # about 2.5 s left of the bot's 3 s
     store.redis.zrem(timers.key, *armed)
+def test_a_rescue_waits_while_the_events_workers_are_behind(worker_runtime):
+    """With more than half of DIALSTREAM_EVENT_BACKLOG (200) waiting in the events queue, a rescued event is left
+    claimed for later (its task is most likely still queued); with the queue short again it is applied."""
+    event = LegEvent(uuid.uuid4().hex, ev.LIFECYCLE, ev.LEG_TERMINATED, time.time(), f"Lrescue{uuid.uuid4().hex[:8]}")
+    member = event_timer(event.to_dict())
+    timers = TimerQueue(worker_runtime.store.redis, f"test:timers:{uuid.uuid4().hex[:8]}")
+    redis = worker_runtime.store.redis
+    try:
+        redis.lpush(EVENTS_QUEUE, *range(101))
+        timers.arm(member, 0)
+        assert fire_timer(json.loads(member)) == LATER and sweep(timers, fire_timer) == 1
+        assert redis.zcard(timers.key) == 1  # left claimed: due again when the lease runs out
+        redis.delete(EVENTS_QUEUE)
+        assert fire_timer(json.loads(member)) == "untagged"  # applied (this event has no campaign tag)
+    finally:
+        redis.delete(EVENTS_QUEUE, timers.key)

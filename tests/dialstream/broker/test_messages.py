@@ -13,9 +13,12 @@ from dialstream.broker.celery_app import (
     DIAL_CONTACT,
     EVENTS_QUEUE,
     HANDLE_LEG_EVENT,
+    NEW_CALL_PRIORITY,
     SEND_ACTION,
     TRANSFER_CALL,
     create_app,
+    queue_key,
+    queue_keys,
 )
 from dialstream.broker.messages import task_argsrepr, task_message
 from dialstream.broker.transport import Transport, transport_for
@@ -42,6 +45,26 @@ def _without_ids(message: dict) -> dict:
     headers = {k: v for k, v in message["headers"].items() if k not in _IDS}
     properties = {k: v for k, v in message["properties"].items() if k not in _IDS}
     return {**message, "headers": headers, "properties": properties}
+
+
+def test_a_new_calls_priority_is_kombus_list_and_served_after_priority_0(app, redis_url: str) -> None:
+    """send_task at NEW_CALL_PRIORITY lands in queue_key's list, with that priority in the message as task_message
+    writes it; and a worker's consumer takes priority 0 first (queue_keys is its order)."""
+    client = redis.Redis.from_url(redis_url)
+    client.delete(*queue_keys(EVENTS_QUEUE))
+    app.send_task(HANDLE_LEG_EVENT, args=[{"n": 1}], queue=EVENTS_QUEUE, priority=NEW_CALL_PRIORITY)
+    app.send_task(HANDLE_LEG_EVENT, args=[{"n": 2}], queue=EVENTS_QUEUE)
+    theirs = json.loads(client.rpop(queue_key(EVENTS_QUEUE, NEW_CALL_PRIORITY)))
+    ours = json.loads(task_message(app, HANDLE_LEG_EVENT, [{"n": 1}], queue=EVENTS_QUEUE, argsrepr="", priority=NEW_CALL_PRIORITY))
+    assert theirs["properties"]["priority"] == ours["properties"]["priority"] == NEW_CALL_PRIORITY
+    client.lpush(queue_key(EVENTS_QUEUE, NEW_CALL_PRIORITY), json.dumps(theirs))
+    with app.connection_for_read() as connection:
+        channel = connection.default_channel
+        assert channel.priority_steps == [0, NEW_CALL_PRIORITY]
+        assert [channel._q_for_pri(EVENTS_QUEUE, p) for p in channel.priority_steps] == queue_keys(EVENTS_QUEUE)
+        first, second = (json.loads(base64.b64decode(channel._get(EVENTS_QUEUE)["body"]))[0] for _ in range(2))
+    assert (first, second) == ([{"n": 2}], [{"n": 1}])
+    client.close()
 
 
 def test_task_message_is_what_kombu_pushes_for_send_task(app, redis_url: str) -> None:

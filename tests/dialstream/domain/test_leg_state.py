@@ -22,8 +22,10 @@ from dialstream.domain.leg_state import (
     apply_failure,
     apply_timer,
     beat_interval,
+    decides_nothing,
     hangs_up_after,
     heartbeat,
+    record_progress,
     timers_for,
 )
 from dialstream.errors import LegsApiClientError, LegsApiServerError, NoBotAvailable
@@ -116,6 +118,31 @@ def test_ringing_after_answered_does_not_move_backwards():
     """A late leg_ringing does not take an answered leg back to ringing."""
     record, _ = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED), event(ev.LEG_RINGING))
     assert record.phase is Phase.ANSWERED
+
+
+def test_progress_recorded_beside_the_record_folds_in_as_its_events_would():
+    """record_progress gives the record leg_connecting and leg_ringing would have given it, in any order of arrival."""
+    config = campaign(Flow.BOT_FIRST)
+    stamps = {ev.LEG_RINGING: 102.0, ev.LEG_CONNECTING: 101.0}
+    folded = record_progress(LegRecord.new("LEG1", TAG, config), stamps)
+    replayed, _ = run(Flow.BOT_FIRST, event(ev.LEG_CONNECTING, 101.0), event(ev.LEG_RINGING, 102.0))
+    assert folded == replayed and folded.phase is Phase.RINGING and folded.connecting_at == 101.0
+
+
+def test_progress_folded_into_an_answered_or_ended_leg_keeps_its_phase():
+    """A stamp folded in after the answer fills the timeline but does not move the phase back; an ended leg takes none."""
+    answered, _ = run(Flow.BOT_FIRST, event(ev.LEG_ANSWERED))
+    folded = record_progress(answered, {ev.LEG_RINGING: 99.0})
+    assert folded.phase is Phase.ANSWERED and folded.ringing_at == 99.0
+    ended, _ = run(Flow.BOT_FIRST, event(ev.LEG_TERMINATED, data={"terminal_status": "busy"}))
+    assert record_progress(ended, {ev.LEG_RINGING: 99.0}) == ended
+
+
+def test_only_events_no_rule_reads_decide_nothing():
+    """stream_initiated and dial_success change no record; every event with a rule (a transfer's included) does not qualify."""
+    assert decides_nothing(ev.STREAM_INITIATED) and decides_nothing("dial_success")
+    for name in (ev.LEG_ANSWERED, ev.LEG_RINGING, ev.STREAM_STARTED, ev.SAY_COMPLETED, ev.RECORDING_AVAILABLE, "leg_joined_bridge"):
+        assert not decides_nothing(name), name
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import threading
@@ -9,6 +10,7 @@ import uuid
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import GreetingState, Phase
@@ -17,7 +19,7 @@ from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
 from dialstream.state.leg_commit import add_error, commit_event, commit_timer, commit_transfer
-from dialstream.state.store import Store
+from dialstream.state.store import Store, record_progress_event
 
 _n = itertools.count()
 
@@ -49,6 +51,24 @@ def test_answered_stores_the_actions_in_the_outbox(store, leg_sid):
     assert [a.kind for a in record.outbox] == ["start_stream", "start_say"]
     stored, version, _ = store.load_leg(leg_sid)
     assert stored == record and version == 1 and not ended
+
+
+def test_progress_recorded_by_the_ingress_is_folded_into_the_record_the_next_event_creates(store, leg_sid, redis_url):
+    """leg_connecting and leg_ringing stored beside the leg (no record yet) are on the record leg_answered commits."""
+    for name, at in ((ev.LEG_CONNECTING, 90.0), (ev.LEG_RINGING, 91.0)):
+        asyncio.run(_record(redis_url.rsplit("/", 1)[0] + "/4", leg_sid, name, at))
+    record, _, _ = commit_event(store, event(leg_sid, ev.LEG_ANSWERED), TAG, CAMPAIGN)
+    assert (record.connecting_at, record.ringing_at, record.phase) == (90.0, 91.0, Phase.ANSWERED)
+    stored, _, _ = store.load_leg(leg_sid)
+    assert json.loads(store.redis.hget(keys.leg(leg_sid), "doc"))["ringing_at"] == 91.0 and stored == record
+
+
+async def _record(url: str, leg_sid: str, name: str, at: float) -> None:
+    client = aioredis.Redis.from_url(url)
+    try:
+        await record_progress_event(client, leg_sid, name, at)
+    finally:
+        await client.aclose()
 
 
 def test_redelivered_event_has_no_second_effect_but_returns_the_unsent_outbox(store, leg_sid):
