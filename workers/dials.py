@@ -181,7 +181,7 @@ def _back_to_queue(rt: Runtime, campaign: CampaignConfig, contact: Contact, item
     if scheduled == NOT_HOLDER:
         return "superseded"
     reason = "the campaign was canceled before this dial"
-    return attempt_over(rt, campaign, item, contact, call_result(None, contact, outcome="canceled", reason=reason))
+    return attempt_over(rt, campaign, item, contact, call_result(None, contact, outcome="canceled", reason=reason), lease=item)
 
 
 def attempt_over(
@@ -205,10 +205,9 @@ def attempt_over(
             return "redial"
         if scheduled == NOT_HOLDER:
             return "superseded"
-        # The campaign was canceled (the lease is given up): this attempt goes to the history, the contact ends canceled.
+        # The campaign was canceled: this attempt goes to the history, the contact ends canceled.
         previous = with_history(previous, result, final=False)
         result = call_result(None, contact, outcome="canceled", reason=f"the campaign was canceled before attempt {item.attempt + 1}")
-        lease = None
     record_final(rt.store, campaign_id, contact_id, contact, with_history(previous, result, final=True))  # + webhooks
     if lease is not None:
         rt.queue.ack([lease])  # after the record: a worker dying in between leaves the contact to be taken again

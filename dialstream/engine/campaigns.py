@@ -100,7 +100,11 @@ class CampaignStatus:
 
     @property
     def finished(self) -> bool:
-        return self.state is CampaignState.DONE or (self.state is CampaignState.CANCELED and self.in_flight == 0 and self.dialing == 0)
+        # A canceled campaign is over once every contact has its final record, as campaign.finished says
+        # (a dial under way at cancel, or a call's end, frees its lease or slot a moment before its record).
+        if self.state is CampaignState.CANCELED:
+            return self.in_flight == 0 and self.dialing == 0 and self.done >= self.total
+        return self.state is CampaignState.DONE
 
     def to_dict(self) -> dict[str, Any]:
         plain = {"outcomes": dict(self.outcomes), "dispositions": dict(self.dispositions), "windows_closed": dict(self.windows_closed)}

@@ -57,7 +57,7 @@ SCHEDULED = 1
 NOT_HOLDER = 0  # the lease named is no longer the caller's: someone else has the contact
 
 
-CANCELED = -1  # the campaign was canceled: nothing is scheduled, the contact's dialing is over
+CANCELED = -1  # the campaign was canceled: nothing is scheduled, the contact's dialing is over (the lease is kept)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,8 @@ class DialQueue:
         ``lease`` (a leased item with its token: the same contact and attempt to send it back,
         or the attempt that just failed) is given up in the same step, by its holder only.
         Returns :data:`SCHEDULED`, :data:`NOT_HOLDER` (nothing done) or :data:`CANCELED`
-        (the lease is given up, nothing scheduled).
+        (nothing scheduled; the lease is kept for its holder to give up once the contact's
+        final result is recorded).
         """
         held = lease.member if lease is not None else ""
         token = lease.token if lease is not None else ""

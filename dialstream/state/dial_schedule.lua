@@ -4,17 +4,18 @@
 -- leased member to give up in the same step ('' and '': none)
 -- A lease is given up by its holder only: a worker whose lease ran out (the contact was taken
 -- again) must not move the new holder's contact.
--- Returns 1 scheduled, 0 not the lease's holder (nothing done), -1 campaign canceled (the
--- lease, if any, is given up and nothing is scheduled: the contact's dialing is over).
-if ARGV[3] ~= '' then
-  if redis.call('HGET', KEYS[3], ARGV[4]) ~= ARGV[3] then
-    return 0
-  end
-  redis.call('ZREM', KEYS[2], ARGV[4])
-  redis.call('HDEL', KEYS[3], ARGV[4])
+-- Returns 1 scheduled, 0 not the lease's holder (nothing done), -1 campaign canceled (nothing
+-- is scheduled, the contact's dialing is over; the lease is kept: its holder gives it up after
+-- recording the contact's final result, so that the campaign never looks finished without it).
+if ARGV[3] ~= '' and redis.call('HGET', KEYS[3], ARGV[4]) ~= ARGV[3] then
+  return 0
 end
 if redis.call('HGET', KEYS[4], 'state') == 'canceled' then
   return -1
+end
+if ARGV[3] ~= '' then
+  redis.call('ZREM', KEYS[2], ARGV[4])
+  redis.call('HDEL', KEYS[3], ARGV[4])
 end
 redis.call('ZADD', KEYS[1], tonumber(ARGV[2]), ARGV[1])
 return 1

@@ -13,7 +13,7 @@ from rich.console import Console
 
 from dialstream.app import campaign_cli
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
-from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine
+from dialstream.engine.campaigns import REPORT_COLUMNS, CampaignEngine, CampaignStatus
 from dialstream.errors import ConfigurationError
 from dialstream.settings import Settings
 from dialstream.state.dial_queue import DialItem
@@ -330,3 +330,14 @@ def test_a_scheduled_at_column_schedules_the_first_attempt_inside_the_window(eng
     rows = {row["line"]: row for row in engine.report("sched", now=NOW)}
     assert rows[3]["next_attempt_at"] == "2026-06-04T21:00:00.000Z"
     assert rows[6]["status"] == "rejected" and "bad scheduled_at: 'next tuesday' is not an ISO 8601 time" in rows[6]["reason"]
+
+
+def test_a_canceled_campaign_is_finished_only_once_every_contact_has_its_final_record():
+    """A dial under way at cancel frees its lease (or a call's end its slot) a moment before its
+    contact's record is written: with nothing dialing or on a call but a record missing, the
+    campaign is not finished yet, as its campaign.finished webhook is not sent yet."""
+    recording = CampaignStatus("c", "c", CampaignState.CANCELED, total=10, done=9)
+    assert not recording.finished
+    assert CampaignStatus("c", "c", CampaignState.CANCELED, total=10, done=10).finished
+    assert not CampaignStatus("c", "c", CampaignState.CANCELED, total=10, done=10, dialing=1).finished
+    assert CampaignStatus("c", "c", CampaignState.DONE, total=10, done=10).finished

@@ -145,11 +145,15 @@ def test_only_the_lease_holder_sends_a_contact_back(queue):
 
 
 def test_a_canceled_campaign_schedules_nothing_and_drains_everything(queue, client, prefix):
-    """After cancel, scheduling answers CANCELED (giving the lease up) and drain takes queued and leased contacts alike."""
+    """After cancel, scheduling answers CANCELED and keeps the lease (its holder gives it up once
+    the contact's final result is recorded: until then the campaign is still dialing it); drain
+    takes queued and leased contacts alike."""
     queue.add("c1", [("r1", 1, NOW), ("r2", 1, NOW + 3600), ("r3", 1, NOW)])
     leased = queue.pop_due("c1", NOW, limit=1, lease=30)[0]
     client.hset(f"{prefix}:campaign:c1", "state", "canceled")
-    assert queue.schedule(DialItem("c1", "r1", 2), NOW, lease=leased) == CANCELED and queue.leased("c1") == 0
+    assert queue.schedule(DialItem("c1", "r1", 2), NOW, lease=leased) == CANCELED and queue.leased("c1") == 1
+    queue.ack([leased])
+    assert queue.leased("c1") == 0
     queue.add("c1", [("r4", 1, NOW)])
     client.hset(f"{prefix}:campaign:c1", "state", "running")
     held = queue.pop_due("c1", NOW, limit=1, lease=30)[0]
