@@ -16,7 +16,7 @@ import signal
 from typing import Any
 
 import redis
-from celery.signals import task_prerun
+from celery.signals import task_prerun, worker_init
 
 from dialstream.broker.celery_app import HANDLE_LEG_EVENT
 from workers import leg_events
@@ -34,7 +34,6 @@ def _die_once(flag: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-@task_prerun.connect
 def _crash_on_first_answer(sender: Any = None, args: Any = None, **_: Any) -> None:
     if getattr(sender, "name", "") == HANDLE_LEG_EVENT and args and args[0].get("event_name") == "leg_answered":
         _die_once(CRASH_FLAG)
@@ -48,4 +47,9 @@ def _crash_before_the_first_call_is_recorded(*args: Any) -> None:
     _call_ended(*args)
 
 
-leg_events._call_ended = _crash_before_the_first_call_is_recorded
+@worker_init.connect
+def _install(**_: Any) -> None:
+    # In the worker only: a test process importing the flags must keep the real code (a test
+    # running _call_ended in-process was SIGKILLed with the whole pytest run).
+    task_prerun.connect(_crash_on_first_answer, weak=False)
+    leg_events._call_ended = _crash_before_the_first_call_is_recorded
