@@ -122,10 +122,10 @@ def test_progress_events_are_recorded_beside_the_leg_without_a_task(redis_url, r
 
 
 def test_events_no_rule_reads_cost_nothing(redis_url, redis_client):
-    """stream_initiated of a callee's leg changes nothing whatever its record holds: acknowledged, nothing stored."""
-    initiated = event(ev.STREAM_INITIATED)
-    assert accept(redis_url, initiated) == [IGNORED]
-    assert len(queued(redis_client)) == 0 and not redis_client.exists(keys.event(initiated.event_sid), keys.leg(initiated.leg_sid))
+    """recording_started of a callee's leg changes nothing whatever its record holds: acknowledged, nothing stored."""
+    started = event("recording_started")
+    assert accept(redis_url, started) == [IGNORED]
+    assert len(queued(redis_client)) == 0 and not redis_client.exists(keys.event(started.event_sid), keys.leg(started.leg_sid))
 
 
 def test_an_agents_leg_events_all_go_to_a_worker(redis_url, redis_client):

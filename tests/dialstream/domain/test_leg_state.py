@@ -139,9 +139,11 @@ def test_progress_folded_into_an_answered_or_ended_leg_keeps_its_phase():
 
 
 def test_only_events_no_rule_reads_decide_nothing():
-    """stream_initiated and dial_success change no record; every event with a rule (a transfer's included) does not qualify."""
-    assert decides_nothing(ev.STREAM_INITIATED) and decides_nothing("dial_success")
-    for name in (ev.LEG_ANSWERED, ev.LEG_RINGING, ev.STREAM_STARTED, ev.SAY_COMPLETED, ev.RECORDING_AVAILABLE, "leg_joined_bridge"):
+    """recording_started and dial_success change no record; every event with a rule (a transfer's
+    included, and stream_initiated, whose stream_sid stops a superseded attempt) does not qualify."""
+    assert decides_nothing("recording_started") and decides_nothing("dial_success")
+    names = (ev.LEG_ANSWERED, ev.LEG_RINGING, ev.STREAM_INITIATED, ev.STREAM_STARTED, ev.SAY_COMPLETED, ev.RECORDING_AVAILABLE)
+    for name in (*names, "leg_joined_bridge"):
         assert not decides_nothing(name), name
 
 
