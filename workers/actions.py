@@ -121,12 +121,14 @@ def retry_in_place(
     rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError
 ) -> LegsApiError | None:
     """Retry ``send`` (a request that failed with ``error``) as ``policy`` says, in this task,
-    each try under a budget grant of its own; None once it went through, else the last error."""
-    retries = 0
-    while (delay := policy.delay(error, retries)) is not None:
+    each try under a budget grant of its own (waited for no longer than the policy's time
+    bound leaves); None once it went through, else the last error."""
+    retries, first_failed = 0, time.monotonic()
+    while (delay := policy.delay(error, retries, failing_for=time.monotonic() - first_failed)) is not None:
         retries += 1
         time.sleep(delay)
-        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+        left = ACTION_WAIT if policy.give_up_after is None else policy.give_up_after - (time.monotonic() - first_failed)
+        if left <= 0 or not rt.pacer.acquire(ACTION, timeout=min(ACTION_WAIT, left)):
             break
         try:
             send()
