@@ -128,8 +128,9 @@ async def _watch(
     redis_client: Any, ingress: EventIngress, health: Any, certificates: ServerCertificates | None, stop: asyncio.Event
 ) -> None:
     """Health follows Redis (an ingress that cannot publish should not get traffic); spooled
-    events are published once Redis answers; the HTTPS door's certificate follows its files."""
-    status, since_refresh = None, 0.0
+    events are published once Redis answers, and the workers are told the ingress is back
+    (after its start, or Redis's return); the HTTPS door's certificate follows its files."""
+    status, since_refresh, away = None, 0.0, True  # away: started or lost Redis, and not said it is back yet
     while not stop.is_set():
         try:
             await redis_client.ping()
@@ -138,6 +139,13 @@ async def _watch(
             redis_up = False
         if redis_up and (published := await ingress.replay()):
             log.warning("published %d events spooled while Redis was down", published)
+        away = away or not redis_up
+        if redis_up and away:
+            try:
+                await ingress.back()
+                away = False
+            except Exception:  # noqa: BLE001 - said at the next check
+                log.warning("could not tell the workers the ingress is back; trying again")
         # Without Redis the ingress still takes events while its spool has room.
         new = SERVING if redis_up or ingress.spool_has_room else NOT_SERVING
         if new != status:

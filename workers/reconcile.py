@@ -19,13 +19,16 @@ budget, or when the API fails, the look-up is made later.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.leg_state import LegRecord
-from dialstream.domain.reconcile import lookup_after, missing_event, recovered_events
+from dialstream.domain.reconcile import (
+    awaits_stream_start, looked_up_after_gap, lookup_after, missing_event, recovered_events,
+)  # fmt: skip
 from dialstream.domain.retry import IN_CALL_RETRY_POLICY
 from dialstream.errors import LegsApiError
 from dialstream.state.pacing import ACTION, DIAL
@@ -34,7 +37,7 @@ from workers.actions import retry_in_place
 from workers.leg_events import handle_event, record_unrecorded_end
 from workers.runtime import Runtime, runtime
 
-__all__ = ["reconcile_leg", "recover_stream_events", "LOOKUP_RETRY"]
+__all__ = ["reconcile_leg", "look_up_gap", "recover_stream_events", "LOOKUP_RETRY"]
 
 log = logging.getLogger("dialstream.workers")
 
@@ -77,10 +80,27 @@ def reconcile_leg(timer: dict[str, Any]) -> str:
         log.warning("leg %s: %s was never delivered; reconciled from the Legs API", leg_sid, event.event_name)
         handle_event(event.to_dict())
         record, _, _ = rt.store.load_leg(leg_sid)
+    elif record is not None and awaits_stream_start(record):
+        recover_stream_events(rt, record)  # its stream_started may be what was lost
     lookup = lookup_after(record, campaign, rt.settings.engine.reconcile_after)
     if lookup is not None:
         rt.timers.arm(_member(timer), lookup)
     return event.event_name if event is not None else "in-step"
+
+
+def look_up_gap(timer: dict[str, Any]) -> str:
+    """An ingress is back after a gap (a gap timer fired): the reconcile timer of every live
+    leg whose lost event would keep a callee waiting (``looked_up_after_gap``) is moved to now,
+    so its look-ups are made at once, each within the budget as any look-up is."""
+    rt = runtime()
+    moved = 0
+    for member in rt.timers.armed("reconcile"):
+        record, _, _ = rt.store.load_leg(json.loads(member)["leg"])
+        if looked_up_after_gap(record):
+            rt.timers.arm(member, 0.0)
+            moved += 1
+    log.warning("an ingress is back (at %.3f): %d legs looked up at once", timer["back_at"], moved)
+    return "gap"
 
 
 def recover_stream_events(rt: Runtime, record: LegRecord) -> int:

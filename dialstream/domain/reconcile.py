@@ -17,7 +17,11 @@ When a leg is due for a look-up (:func:`lookup_after`):
   it is answered or over;
 - answered: a live call sends no event while it talks, so it is looked up ``after`` seconds
   after its answer, then every ``after`` seconds while it lives: a lost end is found within
-  ``after`` seconds of the end.
+  ``after`` seconds of the end;
+- at once, when an ingress is back (it started, or Redis answers it again): the events sent
+  while it was away may be lost, and a lost answer is a callee in silence now, not in ``after``
+  seconds. Which legs (:func:`looked_up_after_gap`): those whose next event is one the callee
+  waits for, their answer or their stream's start.
 
 What the answer means (:func:`missing_event`): a terminal leg is missing its
 ``leg_terminated``; a connected leg the record does not know answered is missing its
@@ -33,11 +37,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig
-from dialstream.domain.leg_record import LegRecord
+from dialstream.domain.leg_record import LegRecord, StreamState
 from dialstream.errors import InvalidEvent
 from dialstream.exotel import events as ev
 
-__all__ = ["RECONCILED", "lookup_after", "missing_event", "recovered_events"]
+__all__ = [
+    "RECONCILED", "lookup_after", "looked_up_after_gap", "awaits_stream_start", "missing_event", "recovered_events",
+]  # fmt: skip
 
 RECONCILED = "reconciled"  # event_data.data key of an event the reconciler made: why
 _TERMINAL_STATES = ("terminal", "completed")
@@ -52,6 +58,24 @@ def lookup_after(record: LegRecord | None, campaign: CampaignConfig, after: floa
     if record is None or record.answered_at is None:
         return campaign.ring_timeout + after
     return after
+
+
+def looked_up_after_gap(record: LegRecord | None) -> bool:
+    """Whether the live leg ``record`` (None: dialled, no event yet) is looked up at once when
+    an ingress is back: one not answered yet (its answer may have been lost), or answered with
+    no stream started (its stream's start may have been). A talking call's lost end can wait
+    for its next look-up: the callee hears its bot meanwhile."""
+    if record is None:
+        return True
+    if record.finished:
+        return False
+    return record.answered_at is None or awaits_stream_start(record)
+
+
+def awaits_stream_start(record: LegRecord) -> bool:
+    """Whether the answered leg ``record`` has asked for a stream that has not started: its
+    ``stream_started`` may be among the leg's undelivered events (:func:`recovered_events`)."""
+    return record.answered_at is not None and not record.finished and record.stream is StreamState.REQUESTED
 
 
 def missing_event(
