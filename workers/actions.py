@@ -1,7 +1,8 @@
 """Leg actions: dispatching a leg's outbox, and the ``send_action`` task that sends one action.
 
 A leg's actions leave its outbox as one Celery group (not awaited, its messages in one round
-trip), each a ``send_action`` task. The task claims its action (at most one sender per
+trip), each a ``send_action`` task, but for its stops, run at once where they were decided
+(a greeting over the bot cannot wait its turn in a queue). The task claims its action (at most one sender per
 action id), takes its share of the account's budget (``dialstream.state.pacing``: in-call
 actions may use all of it) and calls the Legs API; how often to retry is decided by
 ``dialstream.domain.retry``: a stop or a hang-up answered 429 is retried at once, not after
@@ -46,20 +47,34 @@ ACTION_WAIT = 10.0  # seconds an in-call action may wait for budget (the reserve
 
 
 def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
-    """Send the outbox as one group (not awaited, its messages in one round trip); add to
-    ``pipe`` the arming of its timers and the marking of its actions as dispatched."""
+    """Send the outbox: its stops here and now, the rest as one group (not awaited, its
+    messages in one round trip); add to ``pipe`` the arming of its timers and the marking of
+    its actions as dispatched.
+
+    A stop (of the greeting once the bot's stream started, say) is sent by the thread that
+    decided it, as its task would send it: queued, it waited behind every task of a burst of
+    answers (the chaos suite: 300-600 ms of greeting over the bot when 30 calls answered at once)."""
     if not record.outbox:
         return
-    signatures = []
+    signatures, stops = [], []
     for action in record.outbox:
         args = (record.leg_sid, action.to_dict())
+        if action.kind.stops:
+            stops.append(args)
+            continue
         # Flower shows the leg and action, not a greeting's text or a bot URL with contact variables.
         signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
-    with app.producer_or_acquire() as producer, producer.batch():
-        group(signatures).apply_async(producer=producer)
+    if signatures:
+        with app.producer_or_acquire() as producer, producer.batch():
+            group(signatures).apply_async(producer=producer)
     for timer_id, seconds in timers_for(record, record.outbox, campaign):
         rt.timers.arm(leg_timer(record.campaign_id, record.leg_sid, timer_id), seconds, client=pipe)
     rt.store.mark_dispatched(record.leg_sid, [action.action_id for action in record.outbox], client=pipe)
+    for args in stops:
+        # Eagerly, in this thread (claimed, paced and retried in place as the task is); a failure
+        # is the task's to record, and an exception is kept in the result, not raised here.
+        if (result := send_action.apply(args)).failed():
+            log.warning("leg %s: %s not sent: %r", record.leg_sid, args[1]["action_id"], result.result)
 
 
 @app.task(name=SEND_ACTION, bind=True, max_retries=DEFAULT_RETRY_POLICY.max_retries)
