@@ -31,6 +31,7 @@ __all__ = ["build_parser", "main", "serve", "check_bind"]
 log = logging.getLogger("dialstream.ingress")
 
 HEALTH_INTERVAL = 2.0  # seconds between Redis pings behind the health status
+AWAY_INTERVAL = 0.2  # ... while Redis is down: its spool replayed and the workers told within this of its return
 CERT_REFRESH_INTERVAL = 30.0  # seconds between checks of the certificate files (gRPC also checks per handshake)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -153,14 +154,14 @@ async def _watch(
             if status is not None:
                 log.warning("health %s", "SERVING" if new == SERVING else "NOT_SERVING (Redis down, spool full or off)")
             status = new
-        since_refresh += HEALTH_INTERVAL
+        since_refresh += AWAY_INTERVAL if away else HEALTH_INTERVAL
         if certificates is not None and since_refresh >= CERT_REFRESH_INTERVAL:
             since_refresh = 0.0
             try:
                 certificates.refresh()
             except ConfigurationError as exc:
                 log.error("%s; still serving the previous certificate", exc)
-        await asyncio.sleep(HEALTH_INTERVAL)
+        await asyncio.sleep(AWAY_INTERVAL if away else HEALTH_INTERVAL)
 
 
 def main(argv: list[str] | None = None) -> int:
