@@ -4,7 +4,8 @@ A leg's actions leave its outbox as one Celery group (not awaited, its messages 
 trip), each a ``send_action`` task. The task claims its action (at most one sender per
 action id), takes its share of the account's budget (``dialstream.state.pacing``: in-call
 actions may use all of it) and calls the Legs API; how often to retry is decided by
-``dialstream.domain.retry``.
+``dialstream.domain.retry``: a stop or a hang-up answered 429 is retried at once, not after
+the Retry-After meant for the other requests.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from celery import Task, group
@@ -21,7 +24,7 @@ from dialstream.broker.celery_app import SEND_ACTION
 from dialstream.broker.messages import task_argsrepr
 from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.leg_state import Action, LegRecord, hangs_up_after, timers_for
-from dialstream.domain.retry import DEFAULT_RETRY_POLICY
+from dialstream.domain.retry import DEFAULT_RETRY_POLICY, RetryPolicy, action_retry_policy
 from dialstream.errors import ConcurrentUpdate, LegsApiError, LegsApiRateLimited, NoBotAvailable
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.agentstream import choose_content_type, with_credentials
@@ -95,12 +98,39 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
     except LegsApiError as exc:
         if isinstance(exc, LegsApiRateLimited):
             rt.pacer.throttled()
-        delay = DEFAULT_RETRY_POLICY.delay(exc, self.request.retries)
+        policy = action_retry_policy(action.kind)
+        if policy.in_place:
+            # A stop or a hang-up: retried here at once, whatever Retry-After says, not queued behind other tasks.
+            last = _retry_in_place(rt, policy, lambda: _perform(rt, leg_sid, action), exc)
+            if last is None:
+                return "sent"
+            _action_failed(rt, leg_sid, action, last)
+            return "failed"
+        delay = policy.delay(exc, self.request.retries)
         if delay is not None:
             raise self.retry(countdown=delay, exc=exc) from exc
         _action_failed(rt, leg_sid, action, exc)
         return "failed"
     return "sent"
+
+
+def _retry_in_place(rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError) -> LegsApiError | None:
+    """Retry ``send`` (a request that failed with ``error``) as ``policy`` says, in this task,
+    each try under a budget grant of its own; None once it went through, else the last error."""
+    retries = 0
+    while (delay := policy.delay(error, retries)) is not None:
+        retries += 1
+        time.sleep(delay)
+        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+            break
+        try:
+            send()
+            return None
+        except LegsApiError as exc:
+            if isinstance(exc, LegsApiRateLimited):
+                rt.pacer.throttled()
+            error = exc
+    return error
 
 
 def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
@@ -167,7 +197,10 @@ def _action_failed(rt: Runtime, leg_sid: str, action: Action, exc: LegsApiError 
     if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
         add_error(rt.store, leg_sid, "hangup: no API budget left; the call ends at its time limit")
         return
+    hangup = partial(rt.legs.hangup, leg_sid, action_custom_param=f"{action.action_id}:fallback")
     try:
-        rt.legs.hangup(leg_sid, action_custom_param=f"{action.action_id}:fallback")
+        hangup()
     except LegsApiError as hangup_exc:
-        add_error(rt.store, leg_sid, f"hangup: {hangup_exc}")
+        last = _retry_in_place(rt, action_retry_policy(ActionKind.HANGUP), hangup, hangup_exc)
+        if last is not None:
+            add_error(rt.store, leg_sid, f"hangup: {last}")
