@@ -152,6 +152,8 @@ class LegRecord:
     reason: str = ""
     stream_sid: str = ""
     stream_action_id: str = ""  # the start_stream whose stream is live
+    # start_stream action id -> its stream's sid, from stream_initiated: how a superseded attempt is stopped
+    stream_sids: dict[str, str] = field(default_factory=dict)
     greeting_kind: str = ""  # "say" | "play": how what the callee hears now was started
     greeting_action_id: str = ""  # the start_say/start_play of what the callee hears now
     ending: Ending = Ending.NONE
@@ -173,6 +175,7 @@ class LegRecord:
         # Shallow on purpose: dataclasses.asdict deep-copies, and this runs for every event.
         raw = {f.name: getattr(self, f.name) for f in _RECORD_FIELDS}
         raw["action_counts"] = dict(self.action_counts)
+        raw["stream_sids"] = dict(self.stream_sids)
         raw["outbox"] = [action.to_dict() for action in self.outbox]
         raw["errors"] = list(self.errors)
         raw["transfer"] = self.transfer.to_dict() if self.transfer else None

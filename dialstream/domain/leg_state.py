@@ -133,7 +133,8 @@ def apply_timer(record: LegRecord, timer_id: str, campaign: CampaignConfig) -> L
         return transfer.apply_timer(record, timer_id, campaign)
     if not awaits_stream(record, timer_id):
         return record  # that attempt was superseded, or its stream is up
-    return _recover(record, campaign, f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})")
+    why = f"no stream_started within {campaign.stream_start_timeout:g}s ({timer_id})"
+    return _recover(record, campaign, why, superseded=record.stream_sids.get(timer_id, ""))
 
 
 def awaits_stream(record: LegRecord, timer_id: str) -> bool:
@@ -229,6 +230,9 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     stream_sid = str(event.detail.get("stream_sid") or "")
     if record.phase is Phase.ENDED or record.ending in (Ending.VOICEMAIL, Ending.HANGUP, Ending.BOT_HANGUP) or record.machine:
         return record
+    attempt = event.action_custom_parameter
+    if stream_sid and attempt != latest_stream(record) and record.stream_sids.get(attempt) == stream_sid:
+        return record  # a superseded attempt, stopped by its sid when it was superseded: it does not stay
     if record.stream is StreamState.STARTED:
         if not stream_sid or stream_sid == record.stream_sid:
             return record  # a duplicate of the live stream's event
@@ -255,6 +259,20 @@ def _stream_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
         # stop it now, and again when say_started/play_started shows it exists.
         return stop_greeting(record, GreetingState.STOP_PENDING)
     return Decision(record)
+
+
+def _stream_initiated(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
+    """A stream attempt has its sid (it connects to the bot now): kept, so that the attempt can
+    be stopped by it if superseded; an attempt superseded already is stopped at once."""
+    attempt, stream_sid = event.action_custom_parameter, str(event.detail.get("stream_sid") or "")
+    if not attempt or not stream_sid or attempt in record.stream_sids or record.finished:
+        return record
+    record = dataclasses.replace(record, stream_sids={**record.stream_sids, attempt: stream_sid})
+    superseded = attempt != latest_stream(record) and attempt != record.stream_action_id
+    if not superseded:
+        return Decision(record)
+    record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": stream_sid})
+    return Decision(record, (stop,))
 
 
 def _greeting_started(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -336,6 +354,7 @@ _HANDLERS = {
     ev.LEG_CONNECTING: _progress,
     ev.LEG_RINGING: _progress,
     ev.LEG_ANSWERED: _answered,
+    ev.STREAM_INITIATED: _stream_initiated,
     ev.STREAM_STARTED: _stream_started,
     ev.STREAM_STOPPED: _stream_stopped,
     ev.AMD_RESULT_SUCCESS: voicemail.machine_answered,
@@ -348,13 +367,20 @@ _HANDLERS = {
 }
 
 
-def _recover(record: LegRecord, campaign: CampaignConfig, why: str) -> Decision:
-    """The bot stream is not up: try another bot with a hold message, or give up gracefully."""
+def _recover(record: LegRecord, campaign: CampaignConfig, why: str, *, superseded: str = "") -> Decision:
+    """The bot stream is not up: try another bot with a hold message, or give up gracefully.
+
+    ``superseded``: the stream sid of the attempt given up on, still connecting: it is stopped
+    by its sid, so that it cannot come up beside the new one (two bots on one call)."""
     record = dataclasses.replace(record, errors=(*record.errors, why))
     if record.stream_attempts < campaign.max_stream_attempts:
         record, stream = start_stream(record, campaign, avoid_tried_bots=True)
+        actions: tuple[Action, ...] = (stream,)
+        if superseded:
+            record, stop = add_action(record, ActionKind.STOP_STREAM, {"stream_sid": superseded})
+            actions += (stop,)
         if callee_hears_something(record):
-            return Decision(record, (stream,))
+            return Decision(record, actions)
         record, hold = start_greeting(record, "say", {"text": campaign.hold_message})
-        return Decision(record, (stream, hold))
+        return Decision(record, (*actions, hold))
     return give_up(record, campaign, f"no bot stream after {record.stream_attempts} attempt(s): {why}")

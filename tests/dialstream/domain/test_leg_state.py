@@ -277,6 +277,35 @@ def test_superseded_stream_that_starts_late_is_stopped():
     assert after == [] and record.stream is StreamState.STARTED
 
 
+def test_an_attempt_superseded_while_connecting_is_stopped_by_its_own_stream_sid():
+    """stream_initiated gave attempt 1 its sid; its timer fires before stream_started: attempt 2
+    starts and attempt 1 is stopped by that sid (never two bots on the call); attempt 1's
+    stream_started, if it raced the stop, is not taken as the live stream; attempt 2's is."""
+    config = campaign(Flow.BOT_FIRST)
+    initiated = lambda sid, attempt: event(ev.STREAM_INITIATED, event_data={"data": {"stream_sid": sid}}, action_custom_parameter=attempt)  # noqa: E731
+    started = lambda sid, attempt: event(ev.STREAM_STARTED, event_data={"data": {"stream_sid": sid}}, action_custom_parameter=attempt)  # noqa: E731
+    record, sent = drive(config, event(ev.LEG_ANSWERED), initiated("S1", "start_stream#1"), "start_stream#1")
+    assert kinds(sent) == ["start_stream", "start_stream", "stop_stream", "start_say"]
+    assert sent[2].params == {"stream_sid": "S1"}
+    record, more = drive_from(record, config, started("S1", "start_stream#1"))
+    assert more == [] and record.stream is StreamState.REQUESTED
+    record, more = drive_from(record, config, started("S2", "start_stream#2"))
+    assert kinds(more) == ["stop_say"] and record.stream_sid == "S2" and record.streams_started == 1
+
+
+def test_an_attempt_whose_sid_arrives_after_it_was_superseded_is_stopped_then():
+    """The timer superseded attempt 1 before its stream_initiated came: its late stream_initiated stops it by its sid."""
+    config = campaign(Flow.BOT_FIRST)
+    record, sent = drive(config, event(ev.LEG_ANSWERED), "start_stream#1")
+    assert "stop_stream" not in kinds(sent)
+    late = event(ev.STREAM_INITIATED, event_data={"data": {"stream_sid": "S1"}}, action_custom_parameter="start_stream#1")
+    record, more = drive_from(record, config, late, late)
+    assert kinds(more) == ["stop_stream"] and more[0].params == {"stream_sid": "S1"}
+    current = event(ev.STREAM_INITIATED, event_data={"data": {"stream_sid": "S2"}}, action_custom_parameter="start_stream#2")
+    record, more = drive_from(record, config, current)
+    assert more == [] and record.stream_sids == {"start_stream#1": "S1", "start_stream#2": "S2"}
+
+
 def test_bot_drop_mid_call_reconnects_once_then_falls_back():
     """A bot dropping mid-call gets one reconnect (with a hold message); a second drop plays the fallback."""
     config = campaign(Flow.BOT_FIRST)
