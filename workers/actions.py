@@ -114,7 +114,9 @@ def _send_action(self: Task, leg_sid: str, action: Action) -> str:
     return "sent"
 
 
-def _retry_in_place(rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError) -> LegsApiError | None:
+def _retry_in_place(
+    rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError
+) -> LegsApiError | None:
     """Retry ``send`` (a request that failed with ``error``) as ``policy`` says, in this task,
     each try under a budget grant of its own; None once it went through, else the last error."""
     retries = 0

@@ -93,12 +93,14 @@ def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
     tag = LegTag(record.campaign_id, record.contact_id, record.attempt)
     events = recovered_events(history, record.leg_sid, tag.encode(rt.tag_secret))
     for event in events:
-        log.warning("leg %s: %s was never delivered; recovered from its external events", record.leg_sid, event.event_name)
+        log.warning("leg %s: %s was never delivered; recovered from external events", record.leg_sid, event.event_name)
         handle_event(event.to_dict())
     return len(events)
 
 
 def _again(rt: Runtime, timer: dict[str, Any], seconds: float, *, since: float) -> None:
     """Arm the leg's next look-up ``seconds`` from now."""
-    member = reconcile_timer(timer["campaign"], timer["contact"], timer["attempt"], timer["leg"], since, timer.get("check", 0) + 1)
+    member = reconcile_timer(
+        timer["campaign"], timer["contact"], timer["attempt"], timer["leg"], since, timer.get("check", 0) + 1
+    )
     rt.timers.arm(member, seconds)

@@ -76,9 +76,9 @@ class RetryPolicy:
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 # Stops and hang-ups: retried where they failed (not queued behind other tasks), 429s at once
-# (0-50 ms apart, five of them within 250 ms), 5xx after up to 20 ms doubling to 100 ms.
+# (0-20 ms apart), 5xx after up to 20 ms doubling to 100 ms.
 IN_CALL_RETRY_POLICY = RetryPolicy(
-    max_retries=5, base_delay=0.02, max_delay=0.1, rate_limit_jitter=0.05, honour_retry_after=False, in_place=True
+    max_retries=5, base_delay=0.02, max_delay=0.1, rate_limit_jitter=0.02, honour_retry_after=False, in_place=True
 )
 _CANNOT_WAIT = frozenset({ActionKind.STOP_SAY, ActionKind.STOP_PLAY, ActionKind.STOP_STREAM, ActionKind.HANGUP})
 

@@ -67,12 +67,12 @@ def test_backoff_doubles_to_its_cap_and_client_errors_are_never_retried() -> Non
 
 def test_stops_and_hangups_retry_a_429_at_once_and_other_actions_wait_its_retry_after():
     """A stop_say, stop_play, stop_stream or hang-up answered 429 with Retry-After 30 is retried
-    within 50 ms, five times, and a 5xx within 20 ms doubling to 100 ms; a start_stream waits the 30 s."""
+    within 20 ms, five times, and a 5xx within 20 ms doubling to 100 ms; a start_stream waits the 30 s."""
     told_to_wait = LegsApiRateLimited(30.0)
     for kind in (ActionKind.STOP_SAY, ActionKind.STOP_PLAY, ActionKind.STOP_STREAM, ActionKind.HANGUP):
         policy = action_retry_policy(kind)
         waits = [policy.delay(told_to_wait, retries, Longest()) for retries in range(6)]
-        assert waits[:5] == [0.05] * 5 and waits[5] is None
+        assert waits[:5] == [0.02] * 5 and waits[5] is None
         server = [policy.delay(UNAVAILABLE, retries, Longest()) for retries in range(5)]
         assert server == [0.02, 0.04, 0.08, 0.1, 0.1]  # 5xx: 20 ms doubling to 100 ms
     assert action_retry_policy(ActionKind.START_STREAM).delay(told_to_wait, 0, Shortest()) == 30.0
