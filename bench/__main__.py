@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-SUITES = ("dispatch", "bot_streams", "contacts_ingest", "campaign", "scaling")
+SUITES = ("dispatch", "bot_streams", "contacts_ingest", "campaign", "scaling", "redis_outage")
 RESULTS = Path(__file__).with_name("results.json")
 
 
