@@ -120,6 +120,17 @@ def test_an_agent_leg_beside_another_and_a_bridge_of_two_legs():
     assert bridge == {"leg_sids": ["L1", "L2"], "bridge_event_endpoint": "grpc://h:1"}
 
 
+def test_a_leg_is_looked_up_with_get_leg_and_its_event_history_with_external_events():
+    """get_leg GETs /legs/{sid} (its data); leg_events GETs /legs/{sid}/external-events (its external_events list)."""
+    history = {"sid": "L1", "external_events": [{"endpoint_response": False, "event_info": {"event_sid": "E1"}}, "junk"]}
+    client, seen = client_with(lambda r: envelope(200, {"state": "terminal"} if r.url.path.endswith("/L1") else history))
+    assert client.get_leg("L1")["state"] == "terminal"
+    assert client.leg_events("L1") == [history["external_events"][0]]
+    assert [(r.method, r.url.path) for r in seen] == [
+        ("GET", "/v2/accounts/acc1/legs/L1"), ("GET", "/v2/accounts/acc1/legs/L1/external-events"),
+    ]  # fmt: skip
+
+
 def test_429_raises_rate_limited_with_retry_after():
     """HTTP 429 becomes LegsApiRateLimited carrying the server's Retry-After."""
     client, _ = client_with(lambda r: httpx.Response(429, headers={"Retry-After": "30"}, json={}))
