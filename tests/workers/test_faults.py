@@ -189,6 +189,26 @@ def test_bot_that_never_answers_the_handshake_is_replaced_within_the_timeout(red
         assert [s["url"] for s in timeline["streams"]][0] == black_hole_bot
 
 
+def test_calls_whose_every_event_is_lost_for_good_are_answered_streamed_and_ended_from_the_legs_api(redis_url, tmp_path):
+    """No event of any leg ever arrives (every delivery attempt fails): each leg is looked up once
+    its answer is overdue (ring timeout + DIALSTREAM_RECONCILE_AFTER), GET leg says connected, so
+    the callee gets the bot; the stream's lost stream_started is found in the leg's external events
+    before another bot is tried (one stream per call); the lost end is found the same way, and
+    every contact gets its final record."""
+    callee = {"answer": 1.0, "ring_ms": [100, 300], "talk_ms": [14000, 15000]}  # on the line past the look-ups
+    scenario = {"callee": callee, "faults": {"events": {"lose": 1.0}}, "seed": 37}
+    with running_stack(redis_url, tmp_path, scenario, env={"DIALSTREAM_RECONCILE_AFTER": "2"}) as (stack, store):
+        report, results, timelines = run_campaign(stack, store, 3, flow=Flow.BOT_FIRST, ring_timeout=3, retries=None)
+    assert report.ok, report.problems
+    for result in results.values():
+        assert result["outcome"] == "completed" and result["streams_started"] == 1, result
+        notes = [e for e in result["errors"] if e.startswith("reconciled: ")]
+        assert [n.split(" was ")[0] for n in notes] == ["reconciled: leg_answered", "reconciled: leg_terminated"], result
+        timeline = timelines[result["leg_sid"]]
+        assert timeline["streams_started"] == 1 and timeline["max_concurrent_streams"] == 1
+        assert not any(e["delivered"] for e in timeline["events"])  # (the last may still be in its attempts)
+
+
 @contextmanager
 def slow_handshake_bot(target: str, delay: float) -> Iterator[str]:
     """A bot URL whose connections reach the bot at ``target`` (ws://host:port/...) only after
