@@ -73,8 +73,10 @@ def missing_event(
     status = str(leg.get("terminal_status") or "")
     if state in _TERMINAL_STATES or status:
         ended = _time(leg.get("end_time")) or now
-        data = {"leg_sid": leg_sid, "state": "terminal", "terminal_status": status or "completed"}
-        why = f"leg_terminated was not delivered; the Legs API says {status or state}"
+        # No status given: an answered leg (it has a start_time) completed; any other failed.
+        status = status or ("completed" if leg.get("start_time") else "failed")
+        data = {"leg_sid": leg_sid, "state": "terminal", "terminal_status": status}
+        why = f"leg_terminated was not delivered; the Legs API says {state} ({status})"
         return _event(ev.LEG_TERMINATED, leg_sid, custom_param, ended, data, why)
     answered = record is not None and record.answered_at is not None
     if state in _ANSWERED_STATES and not answered:

@@ -55,6 +55,13 @@ def test_an_unanswered_leg_that_ended_busy_with_no_event_at_all_ends_busy():
     assert result.record.outcome == Outcome.BUSY and result.record.ended_at == 5000.0
 
 
+def test_a_terminal_leg_without_a_status_completed_if_it_was_answered_else_failed():
+    """terminal_status missing: a start_time means the call was answered and completed; none, that it failed."""
+    answered = missing_event(None, {"state": "terminal", "start_time": "2026-01-01T00:00:03Z"}, "LEG1", CUSTOM, now=5.0)
+    unanswered = missing_event(None, {"state": "terminal"}, "LEG1", CUSTOM, now=5.0)
+    assert answered.data["terminal_status"] == "completed" and unanswered.data["terminal_status"] == "failed"
+
+
 def test_a_leg_the_api_does_not_know_ends_failed():
     """404 on GET leg: the leg ended before it began; its contact is not held."""
     event = missing_event(record(phase=Phase.CONNECTING), None, "LEG1", CUSTOM, now=5000.0)
