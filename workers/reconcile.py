@@ -3,10 +3,10 @@ the event it is missing (what the answer means is ``dialstream.domain.reconcile`
 
 Two moments call for it, both from a sweeper thread (``workers.timers``):
 
-- a leg's reconcile timer (armed with its dial, ``workers.dials``) fires: if the leg is
-  overdue (``lookup_at``), ``GET /legs/{sid}``; a terminal leg is ended, a connected one
-  the record does not know answered is answered (the callee gets the bot), and the timer
-  is re-armed while the leg lives;
+- a leg's reconcile timer (armed with its dial, ``workers.dials``, moved by its answer,
+  ``workers.leg_events``) fires: ``GET /legs/{sid}``; a terminal leg is ended, a connected one
+  the record does not know answered is answered (the callee gets the bot), and the timer is
+  moved to the next look-up (``lookup_after``) while the leg lives;
 - a stream attempt's timer fires while the leg still awaits its ``stream_started``: before
   another bot is tried, the leg's undelivered events (``GET .../external-events``) are applied,
   so a stream that did start is kept, not doubled.
@@ -25,9 +25,8 @@ from typing import Any
 
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.leg_state import LegRecord
-from dialstream.domain.reconcile import lookup_at, missing_event, recovered_events
+from dialstream.domain.reconcile import lookup_after, missing_event, recovered_events
 from dialstream.errors import LegsApiError
-from dialstream.exotel.events import LEG_TERMINATED
 from dialstream.state.pacing import ACTION, DIAL
 from dialstream.state.timers import reconcile_timer
 from workers.leg_events import handle_event
@@ -42,40 +41,37 @@ _NOT_FOUND = 404
 
 
 def reconcile_leg(timer: dict[str, Any]) -> str:
-    """A leg's reconcile timer fired: look the leg up if it is overdue and apply what it is missing."""
+    """A leg's reconcile timer fired (it is due): look the leg up, apply what it is missing, and
+    move the timer to the next look-up while the leg lives."""
     rt = runtime()
     campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:
         return "unknown-campaign"
     leg_sid = timer["leg"]
     record, _, _ = rt.store.load_leg(leg_sid)
-    after = rt.settings.engine.reconcile_after
-    due = lookup_at(record, timer["since"], campaign, after)
-    now = time.time()
-    if due is None:
+    if record is not None and record.finished:
         return "ended"
-    if due > now:
-        _again(rt, timer, due - now, since=timer["since"])
-        return "waiting"
     grant = rt.pacer.try_acquire(DIAL)
     if not grant:
-        _again(rt, timer, max(grant.wait, LOOKUP_RETRY), since=timer["since"])
+        rt.timers.arm(_member(timer), max(grant.wait, LOOKUP_RETRY))
         return "no-budget"
     try:
         leg = rt.legs.get_leg(leg_sid)
     except LegsApiError as exc:
         if exc.status != _NOT_FOUND:
             log.warning("leg %s: look-up failed (%s); again in %gs", leg_sid, exc, LOOKUP_RETRY)
-            _again(rt, timer, LOOKUP_RETRY, since=timer["since"])
+            rt.timers.arm(_member(timer), LOOKUP_RETRY)
             return "lookup-failed"
         leg = None
     tag = LegTag(timer["campaign"], timer["contact"], timer["attempt"])
-    event = missing_event(record, leg, leg_sid, tag.encode(rt.tag_secret), now)
+    event = missing_event(record, leg, leg_sid, tag.encode(rt.tag_secret), time.time())
     if event is not None:
         log.warning("leg %s: %s was never delivered; reconciled from the Legs API", leg_sid, event.event_name)
         handle_event(event.to_dict())
-    if event is None or event.event_name != LEG_TERMINATED:
-        _again(rt, timer, after, since=now)
+        record, _, _ = rt.store.load_leg(leg_sid)
+    lookup = lookup_after(record, campaign, rt.settings.engine.reconcile_after)
+    if lookup is not None:
+        rt.timers.arm(_member(timer), lookup)
     return event.event_name if event is not None else "in-step"
 
 
@@ -98,9 +94,6 @@ def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
     return len(events)
 
 
-def _again(rt: Runtime, timer: dict[str, Any], seconds: float, *, since: float) -> None:
-    """Arm the leg's next look-up ``seconds`` from now."""
-    member = reconcile_timer(
-        timer["campaign"], timer["contact"], timer["attempt"], timer["leg"], since, timer.get("check", 0) + 1
-    )
-    rt.timers.arm(member, seconds)
+def _member(timer: dict[str, Any]) -> str:
+    """The leg's one reconcile timer, as armed (arming it again moves it)."""
+    return reconcile_timer(timer["campaign"], timer["contact"], timer["attempt"], timer["leg"])

@@ -4,17 +4,17 @@ Exotel retries an event only briefly (3 attempts about 1 s apart), so an ingress
 a few seconds loses events for good. A lost ``leg_terminated`` would hold the call's
 concurrency slot and its contact until the call's time limit (hours); a lost
 ``leg_answered`` would leave the callee in silence. So every dialled leg has a reconcile
-timer (armed with its dial, re-armed while the leg lives): when a leg is quiet past the
-point its next event was due, the workers look it up through the Legs API (``GET
+timer (armed with its dial, moved by its answer, re-armed while the leg lives): when a leg is
+quiet past the point its next event was due, the workers look it up through the Legs API (``GET
 /legs/{sid}``), and what the answer means for the leg is decided here, as the event the
 leg is missing. The workers feed that event to the state machine like any other, so the
 call is recorded, its slot released and its contact finished the usual way. The event says
 it was reconciled (:data:`RECONCILED`), and the state machine keeps that in the record's errors.
 
-When a leg is due for a look-up (:func:`lookup_at`):
+When a leg is due for a look-up (:func:`lookup_after`):
 
-- not answered: its ring timeout after its dial (or its ringing, or the last look-up), plus
-  ``after``: by then it is answered or over;
+- not answered: its ring timeout after its dial (or its last look-up), plus ``after``: by then
+  it is answered or over;
 - answered: a live call sends no event while it talks, so it is looked up ``after`` seconds
   after its answer, then every ``after`` seconds while it lives: a lost end is found within
   ``after`` seconds of the end.
@@ -37,22 +37,21 @@ from dialstream.domain.leg_record import LegRecord
 from dialstream.errors import InvalidEvent
 from dialstream.exotel import events as ev
 
-__all__ = ["RECONCILED", "lookup_at", "missing_event", "recovered_events"]
+__all__ = ["RECONCILED", "lookup_after", "missing_event", "recovered_events"]
 
 RECONCILED = "reconciled"  # event_data.data key of an event the reconciler made: why
 _TERMINAL_STATES = ("terminal", "completed")
 _ANSWERED_STATES = ("connected", "in-progress")
 
 
-def lookup_at(record: LegRecord | None, since: float, campaign: CampaignConfig, after: float) -> float | None:
-    """When the leg ``record`` (None: no event yet) is next due for a look-up (Unix seconds),
-    or None once it has ended. ``since``: when it was dialled, or last looked up."""
+def lookup_after(record: LegRecord | None, campaign: CampaignConfig, after: float) -> float | None:
+    """Seconds from now (its dial, its answer, or its last look-up) until the leg ``record``
+    (None: no event yet) is due for a look-up, or None once it has ended."""
     if record is not None and record.finished:
         return None
     if record is None or record.answered_at is None:
-        ringing = record.ringing_at if record is not None and record.ringing_at is not None else since
-        return max(since, ringing) + campaign.ring_timeout + after
-    return max(since, record.answered_at) + after
+        return campaign.ring_timeout + after
+    return after
 
 
 def missing_event(

@@ -16,8 +16,9 @@ either. Four kinds:
 - ``{"kind": "slot", "campaign": ..., "leg": ..., "call": ..., "until": ..., "beat": n}``:
   the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.leg_state.heartbeat``).
 
-- ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ..., "since": ..., "check": n}``:
-  look the leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
+- ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ...}``: look the
+  leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
+  One member per leg: arming it again moves it (and a claimed one moved is not acked away).
 
 What a fired timer does is ``workers.timers``'s.
 """
@@ -58,13 +59,10 @@ def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float, beat:
     return json.dumps(member, separators=(",", ":"))
 
 
-def reconcile_timer(campaign_id: str, contact_id: str, attempt: int, leg_sid: str, since: float, check: int = 1) -> str:
-    """Look-up number ``check`` of a leg dialled, or last looked up, at ``since`` (Unix s).
-    Numbered like the slot heartbeat, so that a look-up fired twice arms one next look-up."""
-    member = {
-        "kind": "reconcile", "campaign": campaign_id, "contact": contact_id, "attempt": attempt,
-        "leg": leg_sid, "since": since, "check": check,
-    }  # fmt: skip
+def reconcile_timer(campaign_id: str, contact_id: str, attempt: int, leg_sid: str) -> str:
+    """The leg's look-up: the same member whoever arms it, so that arming it again (its answer,
+    each look-up) moves the one timer the leg has."""
+    member = {"kind": "reconcile", "campaign": campaign_id, "contact": contact_id, "attempt": attempt, "leg": leg_sid}
     return json.dumps(member, separators=(",", ":"))
 
 

@@ -143,7 +143,7 @@ def test_terminal_events_lost_for_good_are_reconciled_through_the_legs_api(redis
     for result in results.values():
         assert any(e.startswith("reconciled: leg_terminated was not delivered") for e in result["errors"]), result
         lost = [e for e in timelines[result["leg_sid"]]["events"] if e["event_name"] == "leg_terminated"]
-        assert lost and lost[0]["delivered"] is False and lost[0]["faults"] == ["lose"]
+        assert lost and not lost[0]["delivered"] and lost[0]["faults"] == ["lose"]  # (maybe still in its attempts)
 
 
 @pytest.fixture
