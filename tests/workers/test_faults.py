@@ -36,7 +36,7 @@ from dialstream.state.store import Store
 from tests import campaigns
 from tests.dialstream.app.test_up import scrape
 from tests.utils import wait_for
-from tests.workers.crashing_app import CRASH_FLAG, END_CRASH_FLAG
+from tests.workers.crash_flags import CRASH_FLAG, END_CRASH_FLAG
 
 pytestmark = pytest.mark.e2e
 
