@@ -83,11 +83,12 @@ class RetryPolicy:
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
 # Stops and hang-ups: retried where they failed (not queued behind other tasks) for up to
-# IN_CALL_RETRY_FOR seconds, 429s 0-50 ms apart, 5xx after up to 20 ms doubling to 150 ms
-# (a few dozen tries; the count is a bound the time bound reaches first).
+# IN_CALL_RETRY_FOR seconds, 429s 0-50 ms apart, 5xx after up to 20, 40, then 50 ms (a few
+# dozen tries; the count is a bound the time bound reaches first). Longer waits only lengthen
+# the greeting over the bot: six 503s in a row, 20 ms doubling to 150 ms, took 390 ms.
 IN_CALL_RETRY_FOR = 2.0
 IN_CALL_RETRY_POLICY = RetryPolicy(
-    max_retries=200, base_delay=0.02, max_delay=0.15, rate_limit_jitter=0.05, honour_retry_after=False,
+    max_retries=200, base_delay=0.02, max_delay=0.05, rate_limit_jitter=0.05, honour_retry_after=False,
     give_up_after=IN_CALL_RETRY_FOR, in_place=True,
 )  # fmt: skip
 _CANNOT_WAIT = frozenset({ActionKind.STOP_SAY, ActionKind.STOP_PLAY, ActionKind.STOP_STREAM, ActionKind.HANGUP})
