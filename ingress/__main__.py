@@ -31,6 +31,7 @@ __all__ = ["build_parser", "main", "serve", "check_bind"]
 log = logging.getLogger("dialstream.ingress")
 
 HEALTH_INTERVAL = 2.0  # seconds between Redis pings behind the health status
+AWAY_INTERVAL = 0.2  # ... while Redis is down: its spool replayed and the workers told within this of its return
 CERT_REFRESH_INTERVAL = 30.0  # seconds between checks of the certificate files (gRPC also checks per handshake)
 SERVING = health_pb2.HealthCheckResponse.SERVING
 NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -128,8 +129,9 @@ async def _watch(
     redis_client: Any, ingress: EventIngress, health: Any, certificates: ServerCertificates | None, stop: asyncio.Event
 ) -> None:
     """Health follows Redis (an ingress that cannot publish should not get traffic); spooled
-    events are published once Redis answers; the HTTPS door's certificate follows its files."""
-    status, since_refresh = None, 0.0
+    events are published once Redis answers, and the workers are told the ingress is back
+    (after its start, or Redis's return); the HTTPS door's certificate follows its files."""
+    status, since_refresh, away = None, 0.0, True  # away: started or lost Redis, and not said it is back yet
     while not stop.is_set():
         try:
             await redis_client.ping()
@@ -138,6 +140,13 @@ async def _watch(
             redis_up = False
         if redis_up and (published := await ingress.replay()):
             log.warning("published %d events spooled while Redis was down", published)
+        away = away or not redis_up
+        if redis_up and away:
+            try:
+                await ingress.back()
+                away = False
+            except Exception:  # noqa: BLE001 - said at the next check
+                log.warning("could not tell the workers the ingress is back; trying again")
         # Without Redis the ingress still takes events while its spool has room.
         new = SERVING if redis_up or ingress.spool_has_room else NOT_SERVING
         if new != status:
@@ -145,14 +154,14 @@ async def _watch(
             if status is not None:
                 log.warning("health %s", "SERVING" if new == SERVING else "NOT_SERVING (Redis down, spool full or off)")
             status = new
-        since_refresh += HEALTH_INTERVAL
+        since_refresh += AWAY_INTERVAL if away else HEALTH_INTERVAL
         if certificates is not None and since_refresh >= CERT_REFRESH_INTERVAL:
             since_refresh = 0.0
             try:
                 certificates.refresh()
             except ConfigurationError as exc:
                 log.error("%s; still serving the previous certificate", exc)
-        await asyncio.sleep(HEALTH_INTERVAL)
+        await asyncio.sleep(AWAY_INTERVAL if away else HEALTH_INTERVAL)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -48,7 +48,7 @@ from dialstream.state import keys
 from dialstream.state.scripts import script
 from dialstream.state.secrets import shared_secret_async
 from dialstream.state.store import record_progress_event
-from dialstream.state.timers import event_timer
+from dialstream.state.timers import event_timer, gap_timer
 from ingress.spool import EventSpool, SpoolFull
 
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "RECORDED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
@@ -107,6 +107,14 @@ class EventIngress:
         self._ttl = dedupe_ttl
         self._rescue_after = rescue_after
         self._accept = script(redis_client, "ingress_accept.lua")
+        self._arm = script(redis_client, "timers_add.lua")
+
+    async def back(self) -> None:
+        """Tell the workers this ingress is back (it started, or Redis answers it again): what
+        Exotel sent while it was away may be lost for good (it retries for about 2 s), so the
+        legs whose next event a callee waits for are looked up at once (a gap timer,
+        ``dialstream.state.timers``). Raises what Redis raises."""
+        await self._arm(keys=[keys.timers()], args=[gap_timer(time.time()), 0])
 
     async def accept(self, event: LegEvent) -> str:
         """Return ``ACCEPTED``, ``SPOOLED``, ``DUPLICATE`` or ``IGNORED`` (acknowledge them all).

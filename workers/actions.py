@@ -4,12 +4,14 @@ The task that handled a leg event sends the actions it calls for itself, side by
 (:func:`send_now`): no second trip through the queue, so a stop or a stream goes out as soon
 as its event is committed, and a call costs one task fewer per action. Anywhere else (a timer,
 a rescue, a failure's fallback) the outbox leaves as one Celery group (:func:`dispatch`, not
-awaited), each a ``send_action`` task. Either way an action is claimed first (at most one
-sender per action id), takes its share of the account's budget (``dialstream.state.pacing``:
-in-call actions may use all of it) and calls the Legs API; how often to retry is decided by
-``dialstream.domain.retry``: a stop or a hang-up answered 429 is retried at once, in place, not
-after the Retry-After meant for the other requests; any other action that must wait (no budget
-now, an error worth retrying) goes on as a ``send_action`` task under the same claim.
+awaited), each a ``send_action`` task, but for its stops, run at once where they were decided
+(a greeting over the bot cannot wait its turn in a queue). Either way an action is claimed
+first (at most one sender per action id), takes its share of the account's budget
+(``dialstream.state.pacing``: in-call actions may use all of it) and calls the Legs API; how
+often to retry is decided by ``dialstream.domain.retry``: a stop or a hang-up answered 429 is
+retried at once, in place, not after the Retry-After meant for the other requests; any other
+action that must wait (no budget now, an error worth retrying) goes on as a ``send_action``
+task under the same claim.
 """
 
 from __future__ import annotations
@@ -109,18 +111,32 @@ def _send_inline(rt: Runtime, leg_sid: str, action: Action, claim: str) -> None:
 
 
 def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
-    """Send the outbox as one group (not awaited, its messages in one round trip); add to
-    ``pipe`` the arming of its timers and the marking of its actions as dispatched."""
+    """Send the outbox: its stops here and now, the rest as one group (not awaited, its
+    messages in one round trip); add to ``pipe`` the arming of its timers and the marking of
+    its actions as dispatched.
+
+    A stop (of the greeting once the bot's stream started, say) is sent by the thread that
+    decided it, as its task would send it: queued, it waited behind every task of a burst of
+    answers (the chaos suite: 300-600 ms of greeting over the bot when 30 calls answered at once)."""
     if not record.outbox:
         return
-    signatures = []
+    signatures, stops = [], []
     for action in record.outbox:
         args = (record.leg_sid, action.to_dict())
+        if action.kind.stops:
+            stops.append(args)
+            continue
         # Flower shows the leg and action, not a greeting's text or a bot URL with contact variables.
         signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
-    with app.producer_or_acquire() as producer, producer.batch():
-        group(signatures).apply_async(producer=producer)
+    if signatures:
+        with app.producer_or_acquire() as producer, producer.batch():
+            group(signatures).apply_async(producer=producer)
     _dispatched(rt, record, campaign, pipe)
+    for args in stops:
+        # Eagerly, in this thread (claimed, paced and retried in place as the task is); a failure
+        # is the task's to record, and an exception is kept in the result, not raised here.
+        if (result := send_action.apply(args)).failed():
+            log.warning("leg %s: %s not sent: %r", record.leg_sid, args[1]["action_id"], result.result)
 
 
 def _dispatched(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
@@ -192,12 +208,14 @@ def retry_in_place(
     rt: Runtime, policy: RetryPolicy, send: Callable[[], object], error: LegsApiError
 ) -> LegsApiError | None:
     """Retry ``send`` (a request that failed with ``error``) as ``policy`` says, in this task,
-    each try under a budget grant of its own; None once it went through, else the last error."""
-    retries = 0
-    while (delay := policy.delay(error, retries)) is not None:
+    each try under a budget grant of its own (waited for no longer than the policy's time
+    bound leaves); None once it went through, else the last error."""
+    retries, first_failed = 0, time.monotonic()
+    while (delay := policy.delay(error, retries, failing_for=time.monotonic() - first_failed)) is not None:
         retries += 1
         time.sleep(delay)
-        if not rt.pacer.acquire(ACTION, timeout=ACTION_WAIT):
+        left = ACTION_WAIT if policy.give_up_after is None else policy.give_up_after - (time.monotonic() - first_failed)
+        if left <= 0 or not rt.pacer.acquire(ACTION, timeout=min(ACTION_WAIT, left)):
             break
         try:
             send()

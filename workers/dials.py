@@ -25,7 +25,7 @@ from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, L
 from dialstream.domain.dialing import Step, after_attempt, before_dial, caller_id_wait, with_history
 from dialstream.domain.leg_state import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
-from dialstream.domain.reconcile import lookup_at
+from dialstream.domain.reconcile import lookup_after
 from dialstream.errors import LegsApiError, LegsApiRateLimited
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.stream_url import stream_parameters
@@ -133,9 +133,8 @@ def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: Dial
     until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
     rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), beat_interval(rt.settings.engine.slot_ttl), client=pipe)
     # Its events may be lost for good: it is looked up once they are overdue (workers.reconcile).
-    first_lookup = lookup_at(None, now, campaign, rt.settings.engine.reconcile_after)
-    reconcile = reconcile_timer(item.campaign_id, item.contact_id, item.attempt, leg_sid, now)
-    rt.timers.arm(reconcile, (first_lookup or now) - now, client=pipe)
+    lookup = lookup_after(None, campaign, rt.settings.engine.reconcile_after) or 0.0
+    rt.timers.arm(reconcile_timer(item.campaign_id, item.contact_id, item.attempt, leg_sid), lookup, client=pipe)
     pipe.execute()
 
 

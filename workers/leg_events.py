@@ -21,11 +21,11 @@ from dialstream.domain.campaign import CampaignConfig, LegTag
 from dialstream.domain.dialing import reserve_released, stream_released
 from dialstream.domain.leg_state import LegRecord
 from dialstream.errors import ConcurrentUpdate
-from dialstream.exotel.events import RECORDING_AVAILABLE, LegEvent
+from dialstream.exotel.events import LEG_ANSWERED, RECORDING_AVAILABLE, LegEvent
 from dialstream.state.dial_queue import DialItem
 from dialstream.state.leg_commit import CONCURRENT_RETRY_DELAY, call_result, commit_event
 from dialstream.state.store import EXOPHONE
-from dialstream.state.timers import event_timer
+from dialstream.state.timers import event_timer, reconcile_timer
 from dialstream.state.webhooks import leg_event
 from workers.actions import dispatch, send_now
 from workers.dials import attempt_over
@@ -91,6 +91,9 @@ def handle_event(payload: dict[str, Any], *, rescue: bool = False, task_id: str 
         return event.event_name
     if not record.finished:
         _track_call(rt, record, pipe)
+    if applied and event.event_name == LEG_ANSWERED and event.leg_sid == record.leg_sid and not record.finished:
+        # A live call sends no event while it talks: its first look-up is due this long after its answer.
+        rt.timers.arm(_reconcile_timer(record), rt.settings.engine.reconcile_after, client=pipe)
     if not rescue:
         rt.timers.disarm(event_timer(payload), client=pipe)  # done: the rescue would find nothing to do
     pipe.execute()
@@ -105,6 +108,10 @@ def record_unrecorded_end(rt: Runtime, record: LegRecord, campaign: CampaignConf
     log.warning("leg %s: ended without its call recorded; recording it now", record.leg_sid)
     _call_ended(rt, record, campaign, rt.store.redis.pipeline(transaction=False))
     return True
+
+
+def _reconcile_timer(record: LegRecord) -> str:
+    return reconcile_timer(record.campaign_id, record.contact_id, record.attempt, record.leg_sid)
 
 
 def _call_recorded(rt: Runtime, record: LegRecord) -> bool:
@@ -135,6 +142,7 @@ def _call_ended(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: 
     rt.queue.ack([item], client=pipe)
     rt.slots.release(call_id, client=pipe)
     rt.pacer.call_settled(call_id, client=pipe)
+    rt.timers.disarm(_reconcile_timer(record), client=pipe)  # nothing left to look up
     pipe.execute()
     contact = rt.store.contact(record.campaign_id, record.contact_id)
     bot_told = told(**rt.outcomes.of_legs([record.leg_sid])[record.leg_sid])

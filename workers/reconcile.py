@@ -3,10 +3,10 @@ the event it is missing (what the answer means is ``dialstream.domain.reconcile`
 
 Two moments call for it, both from a sweeper thread (``workers.timers``):
 
-- a leg's reconcile timer (armed with its dial, ``workers.dials``) fires: if the leg is
-  overdue (``lookup_at``), ``GET /legs/{sid}``; a terminal leg is ended, a connected one
-  the record does not know answered is answered (the callee gets the bot), and the timer
-  is re-armed while the leg lives;
+- a leg's reconcile timer (armed with its dial, ``workers.dials``, moved by its answer,
+  ``workers.leg_events``) fires: ``GET /legs/{sid}``; a terminal leg is ended, a connected one
+  the record does not know answered is answered (the callee gets the bot), and the timer is
+  moved to the next look-up (``lookup_after``) while the leg lives;
 - a stream attempt's timer fires while the leg still awaits its ``stream_started``: before
   another bot is tried, the leg's undelivered events (``GET .../external-events``) are applied,
   so a stream that did start is kept, not doubled.
@@ -19,23 +19,25 @@ budget, or when the API fails, the look-up is made later.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
 
 from dialstream.domain.campaign import LegTag
 from dialstream.domain.leg_state import LegRecord
-from dialstream.domain.reconcile import lookup_at, missing_event, recovered_events
+from dialstream.domain.reconcile import (
+    awaits_stream_start, looked_up_after_gap, lookup_after, missing_event, recovered_events,
+)  # fmt: skip
 from dialstream.domain.retry import IN_CALL_RETRY_POLICY
 from dialstream.errors import LegsApiError
-from dialstream.exotel.events import LEG_TERMINATED
 from dialstream.state.pacing import ACTION, DIAL
 from dialstream.state.timers import TIMER_LEASE, reconcile_timer
 from workers.actions import retry_in_place
 from workers.leg_events import handle_event, record_unrecorded_end
 from workers.runtime import Runtime, runtime
 
-__all__ = ["reconcile_leg", "recover_stream_events", "LOOKUP_RETRY"]
+__all__ = ["reconcile_leg", "look_up_gap", "recover_stream_events", "LOOKUP_RETRY"]
 
 log = logging.getLogger("dialstream.workers")
 
@@ -44,47 +46,61 @@ _NOT_FOUND = 404
 
 
 def reconcile_leg(timer: dict[str, Any]) -> str:
-    """A leg's reconcile timer fired: look the leg up if it is overdue and apply what it is missing."""
+    """A leg's reconcile timer fired (it is due): look the leg up, apply what it is missing, and
+    move the timer to the next look-up while the leg lives."""
     rt = runtime()
     campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:
         return "unknown-campaign"
     leg_sid = timer["leg"]
     record, _, _ = rt.store.load_leg(leg_sid)
-    after = rt.settings.engine.reconcile_after
-    now = time.time()
-    due = lookup_at(record, timer["since"], campaign, after)
-    if due is None:
+    if record is not None and record.finished:
         # A worker killed after applying a reconciled end but before recording the call leaves
         # its timer to fire again (its claim ran out): the call is recorded now. One that ended
         # a moment ago may still be being recorded: looked at again once that is long done.
-        if record is not None and record.ended_at is not None and now - record.ended_at < TIMER_LEASE:
-            _again(rt, timer, TIMER_LEASE, since=timer["since"])
+        if record.ended_at is not None and time.time() - record.ended_at < TIMER_LEASE:
+            rt.timers.arm(_member(timer), TIMER_LEASE)
             return "ending"
-        return "recorded" if record is not None and record_unrecorded_end(rt, record, campaign) else "ended"
-    if due > now:
-        _again(rt, timer, due - now, since=timer["since"])
-        return "waiting"
+        return "recorded" if record_unrecorded_end(rt, record, campaign) else "ended"
     grant = rt.pacer.try_acquire(DIAL)
     if not grant:
-        _again(rt, timer, max(grant.wait, LOOKUP_RETRY), since=timer["since"])
+        rt.timers.arm(_member(timer), max(grant.wait, LOOKUP_RETRY))
         return "no-budget"
     try:
         leg = rt.legs.get_leg(leg_sid)
     except LegsApiError as exc:
         if exc.status != _NOT_FOUND:
             log.warning("leg %s: look-up failed (%s); again in %gs", leg_sid, exc, LOOKUP_RETRY)
-            _again(rt, timer, LOOKUP_RETRY, since=timer["since"])
+            rt.timers.arm(_member(timer), LOOKUP_RETRY)
             return "lookup-failed"
         leg = None
     tag = LegTag(timer["campaign"], timer["contact"], timer["attempt"])
-    event = missing_event(record, leg, leg_sid, tag.encode(rt.tag_secret), now)
+    event = missing_event(record, leg, leg_sid, tag.encode(rt.tag_secret), time.time())
     if event is not None:
         log.warning("leg %s: %s was never delivered; reconciled from the Legs API", leg_sid, event.event_name)
         handle_event(event.to_dict())
-    if event is None or event.event_name != LEG_TERMINATED:
-        _again(rt, timer, after, since=now)
+        record, _, _ = rt.store.load_leg(leg_sid)
+    elif record is not None and awaits_stream_start(record):
+        recover_stream_events(rt, record)  # its stream_started may be what was lost
+    lookup = lookup_after(record, campaign, rt.settings.engine.reconcile_after)
+    if lookup is not None:
+        rt.timers.arm(_member(timer), lookup)
     return event.event_name if event is not None else "in-step"
+
+
+def look_up_gap(timer: dict[str, Any]) -> str:
+    """An ingress is back after a gap (a gap timer fired): the reconcile timer of every live
+    leg whose lost event would keep a callee waiting (``looked_up_after_gap``) is moved to now,
+    so its look-ups are made at once, each within the budget as any look-up is."""
+    rt = runtime()
+    moved = 0
+    for member in rt.timers.armed("reconcile"):
+        record, _, _ = rt.store.load_leg(json.loads(member)["leg"])
+        if looked_up_after_gap(record):
+            rt.timers.arm(member, 0.0)
+            moved += 1
+    log.warning("an ingress is back (at %.3f): %d legs looked up at once", timer["back_at"], moved)
+    return "gap"
 
 
 def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
@@ -116,9 +132,6 @@ def recover_stream_events(rt: Runtime, record: LegRecord) -> int:
     return len(events)
 
 
-def _again(rt: Runtime, timer: dict[str, Any], seconds: float, *, since: float) -> None:
-    """Arm the leg's next look-up ``seconds`` from now."""
-    member = reconcile_timer(
-        timer["campaign"], timer["contact"], timer["attempt"], timer["leg"], since, timer.get("check", 0) + 1
-    )
-    rt.timers.arm(member, seconds)
+def _member(timer: dict[str, Any]) -> str:
+    """The leg's one reconcile timer, as armed (arming it again moves it)."""
+    return reconcile_timer(timer["campaign"], timer["contact"], timer["attempt"], timer["leg"])

@@ -34,6 +34,7 @@ __all__ = ["app", "handle_leg_event", "send_action", "dial_contact", "transfer_c
 TimerSweeper.fire = staticmethod(fire_timer)
 app.steps["worker"].add(TimerSweeper)
 app.steps["worker"].add(DialPollerStep)
+app.conf.worker_consumer = "workers.consumer:QuickReconnectConsumer"  # back on the queue soon after Redis is
 
 
 @worker_init.connect

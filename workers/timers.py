@@ -5,7 +5,8 @@ The sweeper thread of every worker node (``workers.sweeper``) hands each due tim
 is applied to the leg's state machine and its actions dispatched (``workers.actions``), a
 call's slot heartbeat keeps the slot of a call that talks for long without an event, and a
 leg's reconcile timer looks up a leg whose events are overdue (``workers.reconcile``), as
-does a stream attempt's timer before another bot is tried.
+does a stream attempt's timer before another bot is tried, and an ingress's gap timer has
+the legs its gap may have cost an event looked up at once.
 
 A rescue waits while the events workers are behind (the queue past half of
 ``DIALSTREAM_EVENT_BACKLOG``, where the dialer slows down too): its event is most likely
@@ -25,7 +26,7 @@ from dialstream.state.leg_commit import commit_timer
 from dialstream.state.timers import leg_timer, slot_timer
 from workers.actions import dispatch
 from workers.leg_events import handle_event
-from workers.reconcile import reconcile_leg, recover_stream_events
+from workers.reconcile import look_up_gap, reconcile_leg, recover_stream_events
 from workers.runtime import runtime
 from workers.sweeper import LATER
 
@@ -34,7 +35,7 @@ __all__ = ["fire_timer"]
 
 def fire_timer(timer: dict[str, Any]) -> str:
     """A timer fired (in a sweeper thread): re-apply a rescued event, a call's slot
-    heartbeat, a leg's look-up, or a leg deadline."""
+    heartbeat, a leg's look-up, an ingress's gap, or a leg deadline."""
     if timer.get("kind") == "event":
         if _workers_behind():
             return LATER
@@ -44,6 +45,8 @@ def fire_timer(timer: dict[str, Any]) -> str:
         return _heartbeat(timer)
     if timer.get("kind") == "reconcile":
         return reconcile_leg(timer)
+    if timer.get("kind") == "gap":
+        return look_up_gap(timer)
     rt = runtime()
     campaign = rt.store.campaign(timer["campaign"])
     if campaign is None:

@@ -4,20 +4,24 @@ Exotel retries an event only briefly (3 attempts about 1 s apart), so an ingress
 a few seconds loses events for good. A lost ``leg_terminated`` would hold the call's
 concurrency slot and its contact until the call's time limit (hours); a lost
 ``leg_answered`` would leave the callee in silence. So every dialled leg has a reconcile
-timer (armed with its dial, re-armed while the leg lives): when a leg is quiet past the
-point its next event was due, the workers look it up through the Legs API (``GET
+timer (armed with its dial, moved by its answer, re-armed while the leg lives): when a leg is
+quiet past the point its next event was due, the workers look it up through the Legs API (``GET
 /legs/{sid}``), and what the answer means for the leg is decided here, as the event the
 leg is missing. The workers feed that event to the state machine like any other, so the
 call is recorded, its slot released and its contact finished the usual way. The event says
 it was reconciled (:data:`RECONCILED`), and the state machine keeps that in the record's errors.
 
-When a leg is due for a look-up (:func:`lookup_at`):
+When a leg is due for a look-up (:func:`lookup_after`):
 
-- not answered: its ring timeout after its dial (or its ringing, or the last look-up), plus
-  ``after``: by then it is answered or over;
+- not answered: its ring timeout after its dial (or its last look-up), plus ``after``: by then
+  it is answered or over;
 - answered: a live call sends no event while it talks, so it is looked up ``after`` seconds
   after its answer, then every ``after`` seconds while it lives: a lost end is found within
-  ``after`` seconds of the end.
+  ``after`` seconds of the end;
+- at once, when an ingress is back (it started, or Redis answers it again): the events sent
+  while it was away may be lost, and a lost answer is a callee in silence now, not in ``after``
+  seconds. Which legs (:func:`looked_up_after_gap`): those whose next event is one the callee
+  waits for, their answer or their stream's start.
 
 What the answer means (:func:`missing_event`): a terminal leg is missing its
 ``leg_terminated``; a connected leg the record does not know answered is missing its
@@ -33,26 +37,45 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from dialstream.domain.campaign import CampaignConfig
-from dialstream.domain.leg_record import LegRecord
+from dialstream.domain.leg_record import LegRecord, StreamState
 from dialstream.errors import InvalidEvent
 from dialstream.exotel import events as ev
 
-__all__ = ["RECONCILED", "lookup_at", "missing_event", "recovered_events"]
+__all__ = [
+    "RECONCILED", "lookup_after", "looked_up_after_gap", "awaits_stream_start", "missing_event", "recovered_events",
+]  # fmt: skip
 
 RECONCILED = "reconciled"  # event_data.data key of an event the reconciler made: why
 _TERMINAL_STATES = ("terminal", "completed")
 _ANSWERED_STATES = ("connected", "in-progress")
 
 
-def lookup_at(record: LegRecord | None, since: float, campaign: CampaignConfig, after: float) -> float | None:
-    """When the leg ``record`` (None: no event yet) is next due for a look-up (Unix seconds),
-    or None once it has ended. ``since``: when it was dialled, or last looked up."""
+def lookup_after(record: LegRecord | None, campaign: CampaignConfig, after: float) -> float | None:
+    """Seconds from now (its dial, its answer, or its last look-up) until the leg ``record``
+    (None: no event yet) is due for a look-up, or None once it has ended."""
     if record is not None and record.finished:
         return None
     if record is None or record.answered_at is None:
-        ringing = record.ringing_at if record is not None and record.ringing_at is not None else since
-        return max(since, ringing) + campaign.ring_timeout + after
-    return max(since, record.answered_at) + after
+        return campaign.ring_timeout + after
+    return after
+
+
+def looked_up_after_gap(record: LegRecord | None) -> bool:
+    """Whether the live leg ``record`` (None: dialled, no event yet) is looked up at once when
+    an ingress is back: one not answered yet (its answer may have been lost), or answered with
+    no stream started (its stream's start may have been). A talking call's lost end can wait
+    for its next look-up: the callee hears its bot meanwhile."""
+    if record is None:
+        return True
+    if record.finished:
+        return False
+    return record.answered_at is None or awaits_stream_start(record)
+
+
+def awaits_stream_start(record: LegRecord) -> bool:
+    """Whether the answered leg ``record`` has asked for a stream that has not started: its
+    ``stream_started`` may be among the leg's undelivered events (:func:`recovered_events`)."""
+    return record.answered_at is not None and not record.finished and record.stream is StreamState.REQUESTED
 
 
 def missing_event(

@@ -7,10 +7,12 @@
 - other 4xx: never retry, the request itself is wrong.
 
 What stops something the callee hears over the bot (stop_say, stop_play, stop_stream) and
-hang-ups cannot wait: a 429 on one is retried at once, a few times with a few tens of
-milliseconds of jitter (:data:`IN_CALL_RETRY_POLICY`), within the in-call reserve of the
-account's budget; the Retry-After is meant for the other requests (a greeting over the bot
-for a Retry-After of 30 s is a broken call). What the callee waits for at the answer (the
+hang-ups cannot wait: a 429 or 5xx on one is retried at once, tries a few tens of milliseconds
+apart, for as long as retrying still helps (:data:`IN_CALL_RETRY_POLICY`: the greeting it
+stops is a few seconds long), each try within the in-call reserve of the account's budget;
+the Retry-After is meant for the other requests (a greeting over the bot for a Retry-After
+of 30 s is a broken call, and five tries over 300 ms lose to a storm that fails half the
+requests now and then: the chaos suite, 330 ms of greeting over the bot). What the callee waits for at the answer (the
 greeting, the bot's stream) cannot wait a Retry-After either, a second of it is a second of
 dead air: its first 429s are retried after the jitter alone, later ones wait as told
 (:data:`AT_ANSWER_RETRY_POLICY`). :func:`action_retry_policy` says which applies.
@@ -25,8 +27,8 @@ from dialstream.errors import LegsApiError, LegsApiRateLimited, LegsApiServerErr
 from dialstream.exotel.actions import ActionKind
 
 __all__ = [
-    "RetryPolicy", "DEFAULT_RETRY_POLICY", "IN_CALL_RETRY_POLICY", "AT_ANSWER_RETRY_POLICY", "exponential_backoff",
-    "create_leg_retry_policy", "action_retry_policy",
+    "RetryPolicy", "DEFAULT_RETRY_POLICY", "IN_CALL_RETRY_POLICY", "IN_CALL_RETRY_FOR", "AT_ANSWER_RETRY_POLICY",
+    "exponential_backoff", "create_leg_retry_policy", "action_retry_policy",
 ]  # fmt: skip
 
 
@@ -80,11 +82,15 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY_POLICY = RetryPolicy()
-# Stops and hang-ups: retried where they failed (not queued behind other tasks), 429s at once
-# (0-20 ms apart), 5xx after up to 20 ms doubling to 100 ms.
+# Stops and hang-ups: retried where they failed (not queued behind other tasks) for up to
+# IN_CALL_RETRY_FOR seconds, 429s 0-50 ms apart, 5xx after up to 20, 40, then 50 ms (a few
+# dozen tries; the count is a bound the time bound reaches first). Longer waits only lengthen
+# the greeting over the bot: six 503s in a row, 20 ms doubling to 150 ms, took 390 ms.
+IN_CALL_RETRY_FOR = 2.0
 IN_CALL_RETRY_POLICY = RetryPolicy(
-    max_retries=5, base_delay=0.02, max_delay=0.1, rate_limit_jitter=0.02, honour_retry_after=False, in_place=True
-)
+    max_retries=200, base_delay=0.02, max_delay=0.05, rate_limit_jitter=0.05, honour_retry_after=False,
+    give_up_after=IN_CALL_RETRY_FOR, in_place=True,
+)  # fmt: skip
 _CANNOT_WAIT = frozenset({ActionKind.STOP_SAY, ActionKind.STOP_PLAY, ActionKind.STOP_STREAM, ActionKind.HANGUP})
 # The greeting and the stream at the answer: four 429s retried 0-100 ms apart (a storm lets one
 # through), then Retry-After as told (an account really over its budget is not hammered).

@@ -5,7 +5,7 @@ clock. Nothing is held in a worker's memory, so a worker (or a whole machine) th
 loses no timer: the sweepers of the remaining workers fire it. A sweeper claims a due timer
 (``timers_claim.lua``: it stays in the set, due again when the claim's lease runs out) and
 acks it once fired (``timers_ack.lua``), so a sweeper that dies while firing loses none
-either. Four kinds:
+either. Five kinds:
 
 - ``{"kind": "event", "event": {...}}``: re-apply a leg event a moment after the ingress
   published it (armed by ``ingress_accept.lua``). Applying an event is idempotent, so this
@@ -16,8 +16,13 @@ either. Four kinds:
 - ``{"kind": "slot", "campaign": ..., "leg": ..., "call": ..., "until": ..., "beat": n}``:
   the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.leg_state.heartbeat``).
 
-- ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ..., "since": ..., "check": n}``:
-  look the leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
+- ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ...}``: look the
+  leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
+  One member per leg: arming it again moves it (and a claimed one moved is not acked away).
+- ``{"kind": "gap", "back_at": ..., "n": ...}``: an ingress is back (it started, or Redis
+  answers it again): the events sent while it was away may be lost, so the legs whose next
+  event the callee waits for are looked up at once (their reconcile timers are moved to now).
+  Armed by the ingress (:func:`gap_timer`): one sweeper fires it, and fires it again if it dies.
 
 What a fired timer does is ``workers.timers``'s.
 """
@@ -33,7 +38,9 @@ from typing import Any
 from dialstream.state import keys
 from dialstream.state.scripts import script
 
-__all__ = ["TimerQueue", "Claim", "event_timer", "leg_timer", "slot_timer", "reconcile_timer", "TIMER_LEASE"]
+__all__ = [
+    "TimerQueue", "Claim", "event_timer", "leg_timer", "slot_timer", "reconcile_timer", "gap_timer", "TIMER_LEASE",
+]  # fmt: skip
 
 # Seconds a claimed timer stays claimed: far longer than firing one takes (a few Redis round
 # trips and a Celery publish), short enough that a dead sweeper's timers are barely late.
@@ -58,14 +65,16 @@ def slot_timer(campaign_id: str, leg_sid: str, call_id: str, until: float, beat:
     return json.dumps(member, separators=(",", ":"))
 
 
-def reconcile_timer(campaign_id: str, contact_id: str, attempt: int, leg_sid: str, since: float, check: int = 1) -> str:
-    """Look-up number ``check`` of a leg dialled, or last looked up, at ``since`` (Unix s).
-    Numbered like the slot heartbeat, so that a look-up fired twice arms one next look-up."""
-    member = {
-        "kind": "reconcile", "campaign": campaign_id, "contact": contact_id, "attempt": attempt,
-        "leg": leg_sid, "since": since, "check": check,
-    }  # fmt: skip
+def reconcile_timer(campaign_id: str, contact_id: str, attempt: int, leg_sid: str) -> str:
+    """The leg's look-up: the same member whoever arms it, so that arming it again (its answer,
+    each look-up) moves the one timer the leg has."""
+    member = {"kind": "reconcile", "campaign": campaign_id, "contact": contact_id, "attempt": attempt, "leg": leg_sid}
     return json.dumps(member, separators=(",", ":"))
+
+
+def gap_timer(back_at: float) -> str:
+    """An ingress was away and is back at ``back_at`` (Unix s): look up its gap's legs."""
+    return _armed({"kind": "gap", "back_at": back_at})
 
 
 def _armed(member: dict[str, Any]) -> str:
@@ -101,6 +110,11 @@ class TimerQueue:
     def disarm(self, member: str, *, client: Any = None) -> None:
         """Cancel ``member`` if it has not fired (``client`` may be a pipeline)."""
         (client if client is not None else self._client).zrem(self.key, member)
+
+    def armed(self, kind: str) -> list[str | bytes]:
+        """The armed timers of ``kind`` (due or not), as stored: arming one of them again moves it."""
+        pattern = '{"kind":"' + kind + '",*'
+        return [member for member, _ in self._client.zscan_iter(self.key, match=pattern, count=1000)]
 
     def claim_due(self, limit: int = 100) -> list[Claim]:
         """Claim up to ``limit`` due timers for ``lease`` seconds; each is claimed by one caller at a time."""

@@ -19,13 +19,11 @@ import redis
 from celery.signals import task_prerun, worker_init
 
 from dialstream.broker.celery_app import HANDLE_LEG_EVENT
+from tests.workers.crash_flags import CRASH_FLAG, END_CRASH_FLAG
 from workers import leg_events
 from workers.tasks import app
 
 __all__ = ["app", "CRASH_FLAG", "END_CRASH_FLAG"]
-
-CRASH_FLAG = "test:crashed-once"
-END_CRASH_FLAG = "test:crashed-ending-once"
 
 
 def _die_once(flag: str) -> None:

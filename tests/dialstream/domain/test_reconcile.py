@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
-from dialstream.domain.leg_state import Decision, LegRecord, Outcome, Phase, apply_event, awaits_stream
-from dialstream.domain.reconcile import RECONCILED, lookup_at, missing_event, recovered_events
+from dialstream.domain.leg_state import Decision, LegRecord, Outcome, Phase, StreamState, apply_event, awaits_stream
+from dialstream.domain.reconcile import (
+    RECONCILED, awaits_stream_start, looked_up_after_gap, lookup_after, missing_event, recovered_events,
+)  # fmt: skip
 from dialstream.exotel import events as ev
 
 TAG = LegTag("camp", "c1")
@@ -18,18 +20,33 @@ def record(**changes) -> LegRecord:
     return dataclasses.replace(LegRecord.new("LEG1", TAG, CAMPAIGN), **changes)
 
 
-def test_an_unanswered_leg_is_looked_up_a_ring_timeout_after_its_dial_or_ringing_plus_the_margin():
-    """No event yet: dial + ring timeout + margin; ringing: from the ringing; an ended leg: never."""
-    assert lookup_at(None, 1000.0, CAMPAIGN, 30) == 1050.0
-    assert lookup_at(record(phase=Phase.RINGING, ringing_at=1010.0), 1000.0, CAMPAIGN, 30) == 1060.0
-    assert lookup_at(record(phase=Phase.ENDED), 1000.0, CAMPAIGN, 30) is None
+def test_an_unanswered_leg_is_looked_up_its_ring_timeout_plus_the_margin_after_its_dial_and_an_ended_one_never():
+    """No event yet, or ringing: ring timeout + margin (by then it is answered or over); ended: never."""
+    assert lookup_after(None, CAMPAIGN, 30) == 50.0
+    assert lookup_after(record(phase=Phase.RINGING, ringing_at=1010.0), CAMPAIGN, 30) == 50.0
+    assert lookup_after(record(phase=Phase.ENDED), CAMPAIGN, 30) is None
 
 
-def test_an_answered_leg_is_looked_up_the_margin_after_its_answer_then_after_each_look_up():
+def test_an_answered_leg_is_looked_up_the_margin_after_its_answer_and_after_each_look_up():
     """A live call sends no event while it talks: it is looked up every margin while it lives."""
-    talking = record(phase=Phase.STREAMING, answered_at=1005.0)
-    assert lookup_at(talking, 1000.0, CAMPAIGN, 30) == 1035.0
-    assert lookup_at(talking, 1100.0, CAMPAIGN, 30) == 1130.0
+    assert lookup_after(record(phase=Phase.STREAMING, answered_at=1005.0), CAMPAIGN, 30) == 30.0
+
+
+def test_when_an_ingress_is_back_the_legs_whose_next_event_a_callee_waits_for_are_looked_up_at_once():
+    """After an ingress's gap: a leg with no event yet, ringing, or answered with its stream
+    asked for and not started is looked up at once (its answer or its stream_started may be
+    lost, and the callee hears silence or the greeting over the bot meanwhile); a streaming
+    call (its lost end can wait), an answered call before its stream is asked for, and an
+    ended leg are not."""
+    assert looked_up_after_gap(None)
+    assert looked_up_after_gap(record(phase=Phase.RINGING, ringing_at=1010.0))
+    asked = record(phase=Phase.ANSWERED, answered_at=1005.0, stream=StreamState.REQUESTED)
+    assert looked_up_after_gap(asked) and awaits_stream_start(asked)
+    streaming = record(phase=Phase.STREAMING, answered_at=1005.0, stream=StreamState.STARTED, streams_started=1)
+    assert not looked_up_after_gap(streaming) and not awaits_stream_start(streaming)
+    assert not looked_up_after_gap(record(phase=Phase.ANSWERED, answered_at=1005.0))
+    ended = record(phase=Phase.ENDED, answered_at=1005.0, stream=StreamState.REQUESTED)
+    assert not looked_up_after_gap(ended) and not awaits_stream_start(ended)
 
 
 def test_a_terminal_leg_whose_end_was_lost_gets_leg_terminated_and_ends_completed():
