@@ -63,10 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = commands.add_parser("worker", help="run a Celery worker for one queue")
     worker.add_argument("--queue", choices=[EVENTS_QUEUE, DIAL_QUEUE, WEBHOOKS_QUEUE], required=True)
-    worker.add_argument(
-        "--concurrency", "-c", type=int, default=None,
-        help=f"threads (default {StackConfig.concurrency}; {StackConfig.dial_concurrency} for queue dial)",
-    )  # fmt: skip
+    worker.add_argument("--concurrency", "-c", type=int, default=StackConfig.concurrency, help="threads (default %(default)s)")
     worker.add_argument("--name", default="", help="node name (default: the queue)")
 
     up.add_parser(commands)
@@ -123,8 +120,7 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return contact_cli.run(args, settings)
     if args.command == "worker":
         # The same command `dialstream up`, the tests and deploy/ run.
-        threads = {} if args.concurrency is None else {"concurrency": args.concurrency, "dial_concurrency": args.concurrency}
-        argv = worker_argv(args.queue, args.name or args.queue, StackConfig(**threads))
+        argv = worker_argv(args.queue, args.name or args.queue, StackConfig(concurrency=args.concurrency))
         os.execv(argv[0], argv)
     if args.command == "settings":
         for name, value, help_text in settings.in_effect():

@@ -30,9 +30,6 @@ class StackConfig:
     dial_workers: int = 1
     webhooks_workers: int = 0  # `up` runs one; the demo and most tests need none
     concurrency: int = 16
-    # A dial task spends its time waiting on create-leg and a few Redis round trips, and the
-    # poller hands out up to a hundred at a time: a dial node's threads bound the dial rate.
-    dial_concurrency: int = 64
     bots: int = 1
     bot_kind: str = "greeter"
     bot_script: Path | None = None  # the YAML script of bot_kind "scripted" (None: the shipped demo)
@@ -157,13 +154,11 @@ def start_flower(supervisor: Supervisor, stack: Stack, config: StackConfig) -> N
 
 
 def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
-    """The Celery worker command for one queue: a node of ``concurrency`` threads
-    (``dial_concurrency`` for the dial queue), with ``workers.metrics`` loaded so it serves
-    /metrics when given a port."""
-    threads = config.dial_concurrency if queue == DIAL_QUEUE else config.concurrency
+    """The Celery worker command for one queue: a node of ``concurrency`` threads, with
+    ``workers.metrics`` loaded so it serves /metrics when given a port."""
     return Supervisor.python(
         "-m", "celery", "-A", config.worker_app, "worker",
-        "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(threads),
+        "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
         "--include", "workers.metrics,workers.webhooks",
         "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
     )  # fmt: skip

@@ -75,9 +75,6 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     up.add_argument("--dial-workers", type=int, default=defaults.dial_workers, help="worker processes for queue dial")
     up.add_argument("--webhooks-workers", type=int, default=1, help="worker processes for queue webhooks")
     up.add_argument("--concurrency", type=int, default=defaults.concurrency, help="threads per worker process")
-    up.add_argument(
-        "--dial-concurrency", type=int, default=defaults.dial_concurrency, help="threads per worker process for queue dial"
-    )
     up.add_argument("--bots", type=int, default=defaults.bots, help="bot processes (0: use DIALSTREAM_BOT_URLS)")
     up.add_argument("--bot", default=defaults.bot_kind, help="built-in bot to run (default: %(default)s)")
     up.add_argument("--flower-port", type=int, default=5555, help="Flower's port on 127.0.0.1; 0 picks a free one")
@@ -120,7 +117,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 return 2
             config = StackConfig(
                 events_workers=args.events_workers, dial_workers=args.dial_workers, concurrency=args.concurrency,
-                dial_concurrency=args.dial_concurrency,
                 bots=args.bots, bot_kind=args.bot, sandbox=uses_sandbox(settings), scenario=args.scenario,
                 seed=args.seed, metrics=True, flower=True, flower_port=args.flower_port,
                 webhooks_workers=args.webhooks_workers, api=True, api_port=api_port,

@@ -15,8 +15,7 @@ import pytest
 import redis
 import yaml
 
-from dialstream.app.stack import Stack, StackConfig, start_stack, worker_argv
-from dialstream.broker.celery_app import DIAL_QUEUE, EVENTS_QUEUE, WEBHOOKS_QUEUE
+from dialstream.app.stack import Stack, StackConfig, start_stack
 from dialstream.app.supervisor import Supervisor
 from dialstream.domain.campaign import CampaignConfig, Contact, Flow
 from dialstream.settings import Settings
@@ -81,16 +80,3 @@ def test_greeting_flow_stops_the_greeting_after_stream_started(stack, flow, stop
         assert marks["greeting_stopped"] is not None and marks["stream_started"] is not None
         # the callee heard the greeting before the bot: no dead air waiting for the stream
         assert marks["first_greeting_audio"] < marks["first_bot_audio"]
-
-
-def test_a_dial_node_runs_its_own_thread_count():
-    """A node of the dial queue runs ``dial_concurrency`` threads (a dial waits on create-leg);
-    the other queues' nodes run ``concurrency``."""
-    config = StackConfig(concurrency=7, dial_concurrency=33)
-
-    def threads(queue: str) -> str:
-        argv = worker_argv(queue, queue, config)
-        return argv[argv.index("-c") + 1]
-
-    assert threads(DIAL_QUEUE) == "33"
-    assert threads(EVENTS_QUEUE) == threads(WEBHOOKS_QUEUE) == "7"
