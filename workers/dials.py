@@ -30,6 +30,7 @@ from dialstream.errors import LegsApiError, LegsApiRateLimited
 from dialstream.exotel.actions import ActionKind
 from dialstream.exotel.stream_url import stream_parameters
 from dialstream.state import keys
+from dialstream.state.caller_ids import count_keys, used_counts
 from dialstream.state.dial_queue import NOT_HOLDER, SCHEDULED, DialItem
 from dialstream.state.leg_commit import call_result
 from dialstream.state.pacing import DIAL
@@ -61,14 +62,17 @@ def dial_contact(
     """
     rt = runtime()
     item = DialItem(campaign_id, contact_id, attempt, token=token)
+    campaign = rt.store.campaign(campaign_id)  # cached: no round trip after the campaign's first dial
+    pool = rt.settings.caller_id_pool(campaign)
+    # One round trip for what the dial reads: its lease, contact, campaign state and caller-ID counts.
     pipe = rt.store.redis.pipeline(transaction=False)
     rt.queue.renew(item, rt.settings.engine.dial_lease, rt.clock(), client=pipe)
     pipe.hget(keys.campaign(campaign_id, "contacts"), contact_id)
     pipe.hget(keys.campaign(campaign_id), "state")
-    renewed, raw_contact, state = pipe.execute()
+    pipe.mget(count_keys(pool.numbers, rt.clock()))
+    renewed, raw_contact, state, counts = pipe.execute()
     if not renewed:
         return "superseded"  # its lease ran out here and another worker has the contact, or it was drained
-    campaign = rt.store.campaign(campaign_id)
     if campaign is None or raw_contact is None:
         log.error("dial: unknown campaign %s or contact %s", campaign_id, contact_id)
         rt.queue.ack([item])
@@ -90,8 +94,7 @@ def dial_contact(
     if not grant:
         rt.slots.release(call_id)
         return _back_to_queue(rt, campaign, contact, item, rt.clock() + grant.wait)
-    pool = rt.settings.caller_id_pool(campaign)
-    caller_id = rt.caller_ids.pick(pool, contact.phone, rt.clock())
+    caller_id = rt.caller_ids.pick(pool, contact.phone, rt.clock(), used=used_counts(pool.numbers, counts))
     if caller_id is None:
         _give_back(rt, call_id)
         wait = caller_id_wait(campaign, contact_timezone(contact), pool_reopens(pool, rt.clock()))

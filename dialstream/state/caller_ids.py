@@ -24,7 +24,7 @@ from dialstream.domain.caller_id import CallerIdChoice, CallerIdPool, choose_cal
 from dialstream.state import keys
 from dialstream.state.scripts import script
 
-__all__ = ["CallerIds", "COUNTER_TTL"]
+__all__ = ["CallerIds", "COUNTER_TTL", "count_keys", "used_counts"]
 
 COUNTER_TTL = 2 * 24 * 3600  # a day's count outlives the day in every zone
 
@@ -38,19 +38,30 @@ class CallerIds:
 
     def used_today(self, exophones: Sequence[str], now: float) -> dict[str, int]:
         """Calls placed today from each of ``exophones``."""
-        counts = self.redis.mget([keys.exophone_calls(n, exophone_day(n, now)) for n in exophones])
-        return {n: int(c or 0) for n, c in zip(exophones, counts)}
+        return used_counts(exophones, self.redis.mget(count_keys(exophones, now)))
 
     def take(self, exophone: str, now: float, daily_cap: int) -> bool:
         """Count a call on ``exophone`` today; False (nothing counted) when it is at its cap."""
         key = keys.exophone_calls(exophone, exophone_day(exophone, now))
         return int(self._take(keys=[key], args=[daily_cap, COUNTER_TTL])) > 0
 
-    def pick(self, pool: CallerIdPool, callee: str, now: float) -> CallerIdChoice | None:
+    def pick(self, pool: CallerIdPool, callee: str, now: float, *, used: dict[str, int] | None = None) -> CallerIdChoice | None:
         """The caller ID for a call to ``callee`` now, its call counted; None when every
-        exophone of the pool is at its cap today."""
+        exophone of the pool is at its cap today. ``used``: the pool's counts if the caller
+        read them already (in a pipeline of its own: :func:`count_keys`), else they are read."""
         for _ in pool.numbers:  # each lost race leaves one number fewer under its cap
-            choice = choose_caller_id(pool, callee, self.used_today(pool.numbers, now))
+            choice = choose_caller_id(pool, callee, used if used is not None else self.used_today(pool.numbers, now))
             if choice is None or self.take(choice.exophone, now, pool.daily_cap):
                 return choice
+            used = None  # lost the race for that number: read the counts again
         return None
+
+
+def count_keys(exophones: Sequence[str], now: float) -> list[str]:
+    """The counters of ``exophones``' calls today, for an MGET in the caller's pipeline."""
+    return [keys.exophone_calls(n, exophone_day(n, now)) for n in exophones]
+
+
+def used_counts(exophones: Sequence[str], counts: Sequence[bytes | str | None]) -> dict[str, int]:
+    """Calls today per exophone from the MGET of :func:`count_keys`."""
+    return {n: int(c or 0) for n, c in zip(exophones, counts)}

@@ -9,7 +9,7 @@ import pytest
 
 from dialstream.domain.caller_id import CallerIdPool
 from dialstream.state import keys
-from dialstream.state.caller_ids import COUNTER_TTL, CallerIds
+from dialstream.state.caller_ids import COUNTER_TTL, CallerIds, count_keys, used_counts
 
 BANGALORE, MUMBAI, NEW_YORK = "+918030752400", "+912261234567", "+12125550100"
 NOW = datetime(2026, 6, 3, 10, 0, tzinfo=timezone.utc).timestamp()
@@ -61,3 +61,17 @@ def test_racing_workers_never_pass_the_daily_cap(caller_ids, client):
     assert caller_ids.pick(pool, "+919845012345", NOW) is None
     tomorrow = NOW + 24 * 3600
     assert caller_ids.pick(pool, "+919845012345", tomorrow).exophone == BANGALORE  # a new day, a new count
+
+
+def test_counts_read_in_the_callers_pipeline_are_used_and_reread_after_a_lost_race(caller_ids, client):
+    """``pick`` takes the counts the dial read in its own pipeline (``count_keys``); when they are
+    stale and the number chosen from them is at its cap, it reads them again and takes the other."""
+    pool = CallerIdPool((BANGALORE, MUMBAI), daily_cap=1)
+    pipe = client.pipeline(transaction=False)
+    pipe.mget(count_keys(pool.numbers, NOW))
+    (counts,) = pipe.execute()
+    assert used_counts(pool.numbers, counts) == {BANGALORE: 0, MUMBAI: 0}
+    assert caller_ids.pick(pool, "+919845012345", NOW, used=used_counts(pool.numbers, counts)).exophone == BANGALORE
+    # The same stale counts again: BANGALORE is at its cap now, so the pick falls to MUMBAI.
+    assert caller_ids.pick(pool, "+919845012345", NOW, used=used_counts(pool.numbers, counts)).exophone == MUMBAI
+    assert caller_ids.used_today(pool.numbers, NOW) == {BANGALORE: 1, MUMBAI: 1}
