@@ -136,7 +136,7 @@ def _dialled(rt: Runtime, campaign: CampaignConfig, contact: Contact, item: Dial
     until = now + campaign.ring_timeout + campaign.time_limit + rt.settings.engine.slot_ttl
     rt.timers.arm(slot_timer(item.campaign_id, leg_sid, call_id, until), beat_interval(rt.settings.engine.slot_ttl), client=pipe)
     # Its events may be lost for good: it is looked up once they are overdue (workers.reconcile).
-    lookup = lookup_after(None, campaign, rt.settings.engine.reconcile_after) or 0.0
+    lookup = lookup_after(None, campaign, rt.settings.engine.reconcile_after, now) or 0.0
     rt.timers.arm(reconcile_timer(item.campaign_id, item.contact_id, item.attempt, leg_sid), lookup, client=pipe)
     pipe.execute()
 

@@ -82,7 +82,7 @@ def reconcile_leg(timer: dict[str, Any]) -> str:
         record, _, _ = rt.store.load_leg(leg_sid)
     elif record is not None and awaits_stream_start(record):
         recover_stream_events(rt, record)  # its stream_started may be what was lost
-    lookup = lookup_after(record, campaign, rt.settings.engine.reconcile_after)
+    lookup = lookup_after(record, campaign, rt.settings.engine.reconcile_after, time.time())
     if lookup is not None:
         rt.timers.arm(_member(timer), lookup)
     return event.event_name if event is not None else "in-step"
@@ -90,8 +90,8 @@ def reconcile_leg(timer: dict[str, Any]) -> str:
 
 def look_up_gap(timer: dict[str, Any]) -> str:
     """An ingress is back after a gap (a gap timer fired): the reconcile timer of every live
-    leg whose lost event would keep a callee waiting (``looked_up_after_gap``) is moved to now,
-    so its look-ups are made at once, each within the budget as any look-up is."""
+    leg (``looked_up_after_gap``) is moved to now, so its look-ups are made at once, each
+    within the budget as any look-up is."""
     rt = runtime()
     moved = 0
     for member in rt.timers.armed("reconcile"):

@@ -16,12 +16,14 @@ When a leg is due for a look-up (:func:`lookup_after`):
 - not answered: its ring timeout after its dial (or its last look-up), plus ``after``: by then
   it is answered or over;
 - answered: a live call sends no event while it talks, so it is looked up ``after`` seconds
-  after its answer, then every ``after`` seconds while it lives: a lost end is found within
-  ``after`` seconds of the end;
-- at once, when an ingress is back (it started, or Redis answers it again): the events sent
-  while it was away may be lost, and a lost answer is a callee in silence now, not in ``after``
-  seconds. Which legs (:func:`looked_up_after_gap`): those whose next event is one the callee
-  waits for, their answer or their stream's start.
+  after its answer, then at intervals as long as the call has lasted so far (at most
+  :data:`LONGEST_LOOKUP` margins): a call costs a look-up per doubling of its length, not one
+  per margin, so a hundred live calls do not spend Exotel's 200 requests a minute on look-ups.
+  A lost end is found within the call's age (at most ten margins: 5 min by default) when
+  nothing else tells; but events are lost when an ingress was away, and that is told:
+- at once, when an ingress is back (it started, or Redis answers it again): every live leg
+  (:func:`looked_up_after_gap`): its answer, its stream's start or its end may have been sent
+  while the ingress was away.
 
 What the answer means (:func:`missing_event`): a terminal leg is missing its
 ``leg_terminated``; a connected leg the record does not know answered is missing its
@@ -42,34 +44,32 @@ from dialstream.errors import InvalidEvent
 from dialstream.exotel import events as ev
 
 __all__ = [
-    "RECONCILED", "lookup_after", "looked_up_after_gap", "awaits_stream_start", "missing_event", "recovered_events",
+    "RECONCILED", "LONGEST_LOOKUP", "lookup_after", "looked_up_after_gap", "awaits_stream_start", "missing_event", "recovered_events",
 ]  # fmt: skip
 
 RECONCILED = "reconciled"  # event_data.data key of an event the reconciler made: why
+LONGEST_LOOKUP = 10  # margins (``after``) between two look-ups of a talking call, at the most
 _TERMINAL_STATES = ("terminal", "completed")
 _ANSWERED_STATES = ("connected", "in-progress")
 
 
-def lookup_after(record: LegRecord | None, campaign: CampaignConfig, after: float) -> float | None:
-    """Seconds from now (its dial, its answer, or its last look-up) until the leg ``record``
+def lookup_after(record: LegRecord | None, campaign: CampaignConfig, after: float, now: float) -> float | None:
+    """Seconds from ``now`` (its dial, its answer, or its last look-up) until the leg ``record``
     (None: no event yet) is due for a look-up, or None once it has ended."""
     if record is not None and record.finished:
         return None
     if record is None or record.answered_at is None:
         return campaign.ring_timeout + after
-    return after
+    talked = now - record.answered_at
+    return min(max(after, talked), LONGEST_LOOKUP * after)
 
 
 def looked_up_after_gap(record: LegRecord | None) -> bool:
-    """Whether the live leg ``record`` (None: dialled, no event yet) is looked up at once when
-    an ingress is back: one not answered yet (its answer may have been lost), or answered with
-    no stream started (its stream's start may have been). A talking call's lost end can wait
-    for its next look-up: the callee hears its bot meanwhile."""
-    if record is None:
-        return True
-    if record.finished:
-        return False
-    return record.answered_at is None or awaits_stream_start(record)
+    """Whether the leg ``record`` (None: dialled, no event yet) is looked up at once when an
+    ingress is back: every live one. A lost answer or stream start keeps a callee waiting; a
+    lost end holds the call's slot and contact, and a talking call's next look-up may be
+    minutes away."""
+    return record is None or not record.finished
 
 
 def awaits_stream_start(record: LegRecord) -> bool:

@@ -61,8 +61,8 @@ class EngineConfig:
         "DIALSTREAM_RECONCILE_AFTER",
         "Seconds a leg may stay quiet past its expected next event (answered or ended within its ring "
         "timeout; an answered call: any time) before it is looked up through the Legs API (GET leg) and "
-        "brought to its true state; a live call is looked up again every this many seconds. Bounds how "
-        "long a lost leg_terminated holds a slot and its contact.",
+        "brought to its true state; a live call is looked up again after as long as it has lasted, at most "
+        "ten times this. Every live leg is also looked up when an ingress comes back.",
         30.0,
     )
     retention_days: float = env_field(

@@ -7,7 +7,7 @@ import dataclasses
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import Decision, LegRecord, Outcome, Phase, StreamState, apply_event, awaits_stream
 from dialstream.domain.reconcile import (
-    RECONCILED, awaits_stream_start, looked_up_after_gap, lookup_after, missing_event, recovered_events,
+    LONGEST_LOOKUP, RECONCILED, awaits_stream_start, looked_up_after_gap, lookup_after, missing_event, recovered_events,
 )  # fmt: skip
 from dialstream.exotel import events as ev
 
@@ -22,29 +22,40 @@ def record(**changes) -> LegRecord:
 
 def test_an_unanswered_leg_is_looked_up_its_ring_timeout_plus_the_margin_after_its_dial_and_an_ended_one_never():
     """No event yet, or ringing: ring timeout + margin (by then it is answered or over); ended: never."""
-    assert lookup_after(None, CAMPAIGN, 30) == 50.0
-    assert lookup_after(record(phase=Phase.RINGING, ringing_at=1010.0), CAMPAIGN, 30) == 50.0
-    assert lookup_after(record(phase=Phase.ENDED), CAMPAIGN, 30) is None
+    assert lookup_after(None, CAMPAIGN, 30, 1000.0) == 50.0
+    assert lookup_after(record(phase=Phase.RINGING, ringing_at=1010.0), CAMPAIGN, 30, 1010.0) == 50.0
+    assert lookup_after(record(phase=Phase.ENDED), CAMPAIGN, 30, 1010.0) is None
 
 
-def test_an_answered_leg_is_looked_up_the_margin_after_its_answer_and_after_each_look_up():
-    """A live call sends no event while it talks: it is looked up every margin while it lives."""
-    assert lookup_after(record(phase=Phase.STREAMING, answered_at=1005.0), CAMPAIGN, 30) == 30.0
+def test_an_answered_leg_is_looked_up_the_margin_after_its_answer_then_as_often_as_it_has_lasted():
+    """A live call sends no event while it talks: it is looked up the margin after its answer,
+    then after as long again as it has lasted (at most ten margins), so that a call's look-ups
+    grow with the log of its length: 100 ten-minute calls cost ~6 look-ups each, not 20."""
+    talking = record(phase=Phase.STREAMING, answered_at=1000.0)
+    assert lookup_after(talking, CAMPAIGN, 30, 1000.0) == 30.0
+    assert lookup_after(talking, CAMPAIGN, 30, 1030.0) == 30.0
+    assert lookup_after(talking, CAMPAIGN, 30, 1060.0) == 60.0
+    assert lookup_after(talking, CAMPAIGN, 30, 1240.0) == 240.0
+    assert lookup_after(talking, CAMPAIGN, 30, 4600.0) == LONGEST_LOOKUP * 30
+    at, lookups = 1000.0 + 30, 1
+    while at < 1600.0:  # a ten-minute call
+        at, lookups = at + lookup_after(talking, CAMPAIGN, 30, at), lookups + 1
+    assert lookups <= 6
 
 
-def test_when_an_ingress_is_back_the_legs_whose_next_event_a_callee_waits_for_are_looked_up_at_once():
-    """After an ingress's gap: a leg with no event yet, ringing, or answered with its stream
-    asked for and not started is looked up at once (its answer or its stream_started may be
-    lost, and the callee hears silence or the greeting over the bot meanwhile); a streaming
-    call (its lost end can wait), an answered call before its stream is asked for, and an
-    ended leg are not."""
+def test_when_an_ingress_is_back_every_live_leg_is_looked_up_at_once():
+    """After an ingress's gap every live leg is looked up at once: a leg with no event yet or
+    ringing (its answer may be lost: a callee in silence), answered with its stream asked for
+    and not started (its stream_started may be lost), or talking (its end may be lost, and its
+    next look-up may be minutes away); an ended leg is not. Only a leg whose stream is asked
+    for and not started has its undelivered events applied as well."""
     assert looked_up_after_gap(None)
     assert looked_up_after_gap(record(phase=Phase.RINGING, ringing_at=1010.0))
     asked = record(phase=Phase.ANSWERED, answered_at=1005.0, stream=StreamState.REQUESTED)
     assert looked_up_after_gap(asked) and awaits_stream_start(asked)
     streaming = record(phase=Phase.STREAMING, answered_at=1005.0, stream=StreamState.STARTED, streams_started=1)
-    assert not looked_up_after_gap(streaming) and not awaits_stream_start(streaming)
-    assert not looked_up_after_gap(record(phase=Phase.ANSWERED, answered_at=1005.0))
+    assert looked_up_after_gap(streaming) and not awaits_stream_start(streaming)
+    assert looked_up_after_gap(record(phase=Phase.ANSWERED, answered_at=1005.0))
     ended = record(phase=Phase.ENDED, answered_at=1005.0, stream=StreamState.REQUESTED)
     assert not looked_up_after_gap(ended) and not awaits_stream_start(ended)
 
