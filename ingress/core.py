@@ -13,7 +13,7 @@ once they have checked the sender's credentials. What is admitted:
 Events that decide nothing cost no worker task (``dialstream.domain.leg_state``): of a
 callee's leg dialstream tagged, a progress-only one (``leg_connecting``, ``leg_ringing``) is
 recorded beside the leg's record in one round trip (``RECORDED``; the next commit folds it in),
-and one no rule reads (``stream_initiated`` ...) is acknowledged and dropped (``IGNORED``).
+and one no rule reads (``recording_started`` ...) is acknowledged and dropped (``IGNORED``).
 
 One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
 round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
@@ -111,9 +111,8 @@ class EventIngress:
 
     async def back(self) -> None:
         """Tell the workers this ingress is back (it started, or Redis answers it again): what
-        Exotel sent while it was away may be lost for good (it retries for about 2 s), so the
-        legs whose next event a callee waits for are looked up at once (a gap timer,
-        ``dialstream.state.timers``). Raises what Redis raises."""
+        Exotel sent while it was away may be lost for good (it retries for about 2 s), so every
+        live leg is looked up at once (a gap timer, ``dialstream.state.timers``). Raises what Redis raises."""
         await self._arm(keys=[keys.timers()], args=[gap_timer(time.time()), 0])
 
     async def accept(self, event: LegEvent) -> str:

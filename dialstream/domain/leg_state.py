@@ -216,7 +216,7 @@ def record_progress(record: LegRecord, stamps: Mapping[str, float]) -> LegRecord
 
 def decides_nothing(event_name: str) -> bool:
     """Whether an event of a callee's own leg leaves its record as it is whatever the record
-    holds: neither this state machine nor a transfer has a rule for it (``stream_initiated``,
+    holds: neither this state machine nor a transfer has a rule for it (``recording_started``,
     ``dial_success`` ...). An agent's leg's events are the transfer's to judge, always."""
     return event_name not in _HANDLERS and event_name not in transfer.OWN_LEG_EVENTS
 

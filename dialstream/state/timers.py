@@ -20,8 +20,8 @@ either. Five kinds:
   leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).
   One member per leg: arming it again moves it (and a claimed one moved is not acked away).
 - ``{"kind": "gap", "back_at": ..., "n": ...}``: an ingress is back (it started, or Redis
-  answers it again): the events sent while it was away may be lost, so the legs whose next
-  event the callee waits for are looked up at once (their reconcile timers are moved to now).
+  answers it again): the events sent while it was away may be lost, so every live leg is
+  looked up at once (its reconcile timer is moved to now).
   Armed by the ingress (:func:`gap_timer`): one sweeper fires it, and fires it again if it dies.
 
 What a fired timer does is ``workers.timers``'s.
