@@ -21,6 +21,7 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -122,21 +123,20 @@ def dispatch(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any
         return
     signatures, stops = [], []
     for action in record.outbox:
-        args = (record.leg_sid, action.to_dict())
         if action.kind.stops:
-            stops.append(args)
+            stops.append(action)
             continue
+        args = (record.leg_sid, action.to_dict())
         # Flower shows the leg and action, not a greeting's text or a bot URL with contact variables.
         signatures.append(send_action.signature(args, argsrepr=task_argsrepr(SEND_ACTION, args)))
     if signatures:
         with app.producer_or_acquire() as producer, producer.batch():
             group(signatures).apply_async(producer=producer)
     _dispatched(rt, record, campaign, pipe)
-    for args in stops:
-        # Eagerly, in this thread (claimed, paced and retried in place as the task is); a failure
-        # is the task's to record, and an exception is kept in the result, not raised here.
-        if (result := send_action.apply(args)).failed():
-            log.warning("leg %s: %s not sent: %r", record.leg_sid, args[1]["action_id"], result.result)
+    for action in stops:
+        # As an event's task sends its actions (claimed, paced, retried in place; one that must
+        # wait goes on as its own task), under a claim of its own: no task decided it.
+        _send_inline(rt, record.leg_sid, action, f"{uuid.uuid4().hex}:{action.action_id}")
 
 
 def _dispatched(rt: Runtime, record: LegRecord, campaign: CampaignConfig, pipe: Any) -> None:
