@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from dialstream.broker.celery_app import EVENTS_QUEUE, queue_keys
+from dialstream.domain.dialing import backlog_share
 from dialstream.domain.leg_state import Beat, awaits_stream, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
@@ -70,7 +71,8 @@ def fire_timer(timer: dict[str, Any]) -> str:
 
 
 def _workers_behind() -> bool:
-    """Whether the events queue is past half of DIALSTREAM_EVENT_BACKLOG (never, when that is 0)."""
+    """Whether the events queue is past half of DIALSTREAM_EVENT_BACKLOG (never, when that is 0):
+    the point from which the dial poller slows new dials (``backlog_share``)."""
     rt = runtime()
     limit = rt.settings.engine.event_backlog
     if not limit:
@@ -78,7 +80,7 @@ def _workers_behind() -> bool:
     pipe = rt.store.redis.pipeline(transaction=False)
     for key in queue_keys(EVENTS_QUEUE):
         pipe.llen(key)
-    return sum(pipe.execute()) * 2 > limit
+    return backlog_share(sum(pipe.execute()), limit) < 1.0  # where the dialer slows down too
 
 
 def _heartbeat(timer: dict[str, Any]) -> str:
