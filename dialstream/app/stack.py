@@ -155,10 +155,12 @@ def start_flower(supervisor: Supervisor, stack: Stack, config: StackConfig) -> N
 
 def worker_argv(queue: str, name: str, config: StackConfig) -> list[str]:
     """The Celery worker command for one queue: a node of ``concurrency`` threads, with
-    ``workers.metrics`` loaded so it serves /metrics when given a port."""
+    ``workers.metrics`` loaded so it serves /metrics when given a port. Beside Flower it sends
+    task events from its first task (``-E``); Flower alone would turn them on only 5 s after it starts."""
     return Supervisor.python(
         "-m", "celery", "-A", config.worker_app, "worker",
         "-Q", queue, "-n", f"{name}@%h", "-P", "threads", "-c", str(config.concurrency),
         "--include", "workers.metrics,workers.webhooks",
         "--without-gossip", "--without-mingle", "-l", config.worker_log_level,
+        *(["-E"] if config.flower else []),
     )  # fmt: skip

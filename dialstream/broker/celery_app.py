@@ -108,7 +108,11 @@ def create_app(settings: Settings) -> Celery:
         task_time_limit=60,
         task_soft_time_limit=50,
         worker_max_tasks_per_child=10_000,
-        worker_send_task_events=True,  # Flower; costs 20-35 % throughput, worth the visibility
+        # Task events only while someone watches: Flower turns them on every 5 s while it runs
+        # (`enable_events`), and `celery control disable_events` turns them off again. Always on,
+        # they cost about a fifth of an events worker's CPU (`make bench`, bot_first at 50/s);
+        # `celery worker -E` keeps them on regardless.
+        worker_send_task_events=False,
         # Flower learns of a task when a worker receives it; a "sent" event would be one more
         # broker publish per task on the hot path (the ingress's and each action's).
         task_send_sent_event=False,
