@@ -27,15 +27,15 @@ DB = 12
 class Watcher:
     """Celery's event receiver (Flower's) in a thread: every task event it gets, by task id."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, client: redis.Redis) -> None:
         self.events: list[dict[str, Any]] = []
         self._connection = app.connection_for_read()
         self._receiver = app.events.Receiver(self._connection, handlers={"*": self._got})
-        subscribed = threading.Event()
-        self._receiver.on_consume_ready = lambda *args, **kwargs: subscribed.set()
+        patterns = client.pubsub_numpat()
         self._thread = threading.Thread(target=self._receiver.capture, kwargs={"limit": None, "wakeup": False}, daemon=True)
         self._thread.start()
-        assert subscribed.wait(10), "the event receiver did not subscribe"
+        # kombu subscribes (PSUBSCRIBE) on its first poll: events published before are not seen.
+        wait_for(lambda: client.pubsub_numpat() > patterns, timeout=10)
 
     def _got(self, event: dict[str, Any]) -> None:
         if event["type"].startswith("task-"):
@@ -44,7 +44,10 @@ class Watcher:
     def of(self, task_id: str) -> list[str]:
         return [event["type"] for event in self.events if event.get("uuid") == task_id]
 
-    def stop(self) -> None:
+    def __enter__(self) -> Watcher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         self._receiver.should_stop = True
         self._thread.join(10)
         self._connection.release()
@@ -82,12 +85,11 @@ def test_a_worker_sends_no_task_events_until_flower_asks_for_them(url, app, tmp_
     """Without a watcher a task leaves no event; after the broadcast Flower sends every 5 s, each task does."""
     client = redis.Redis.from_url(url)
     with run_worker(url, tmp_path, StackConfig(concurrency=2)):
-        watcher = Watcher(app)
-        unwatched = run_task(app, client)
-        app.control.enable_events()  # what Flower broadcasts while it runs
-        watched = wait_for(lambda: (task_id := run_task(app, client)) and watcher.of(task_id) and task_id, timeout=20)
-        wait_for(lambda: "task-succeeded" in watcher.of(watched), timeout=10)
-        watcher.stop()
+        with Watcher(app, client) as watcher:
+            unwatched = run_task(app, client)
+            app.control.enable_events()  # what Flower broadcasts while it runs
+            watched = wait_for(lambda: (task_id := run_task(app, client)) and watcher.of(task_id) and task_id, timeout=20)
+            wait_for(lambda: "task-succeeded" in watcher.of(watched), timeout=10)
     client.close()
     assert watcher.of(unwatched) == []
     assert {"task-received", "task-started", "task-succeeded"} <= set(watcher.of(watched))
@@ -97,9 +99,8 @@ def test_a_stack_with_flower_runs_its_workers_with_task_events_from_the_first_ta
     """Flower alone would ask 5 s after it starts: the calls of those 5 s would be missing from it."""
     client = redis.Redis.from_url(url)
     with run_worker(url, tmp_path, StackConfig(concurrency=2, flower=True)):
-        watcher = Watcher(app)
-        first = run_task(app, client)
-        wait_for(lambda: "task-succeeded" in watcher.of(first), timeout=10)
-        watcher.stop()
+        with Watcher(app, client) as watcher:
+            first = run_task(app, client)
+            wait_for(lambda: "task-succeeded" in watcher.of(first), timeout=10)
     client.close()
     assert watcher.of(first)[0] == "task-received"
