@@ -13,7 +13,10 @@ once they have checked the sender's credentials. What is admitted:
 Events that decide nothing cost no worker task (``dialstream.domain.leg_state``): of a
 callee's leg dialstream tagged, a progress-only one (``leg_connecting``, ``leg_ringing``) is
 recorded beside the leg's record in one round trip (``RECORDED``; the next commit folds it in),
-and one no rule reads (``recording_started`` ...) is acknowledged and dropped (``IGNORED``).
+and so is one the record names as quiet now (``dialstream.domain.kept_events``: a stream
+attempt's ``stream_initiated``, a greeting's start and end that call for nothing), which the
+accept script below checks atomically; one no rule reads (``recording_started`` ...) is
+acknowledged and dropped (``IGNORED``).
 
 One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
 round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
@@ -30,6 +33,7 @@ contact (the tag), not the number, and never a secret.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +43,7 @@ from prometheus_client import Counter, Histogram
 
 from dialstream.broker.celery_app import event_priority, queue_key
 from dialstream.domain.campaign import LegTag
+from dialstream.domain.kept_events import KEEPABLE, quiet_key
 from dialstream.domain.leg_state import PROGRESS_ONLY, decides_nothing
 from dialstream.domain.report import mask_phone
 from dialstream.errors import EventPublishError, EventRefused
@@ -47,14 +52,14 @@ from dialstream.exotel.events import KNOWN_EVENT_NAMES, LegEvent
 from dialstream.state import keys
 from dialstream.state.scripts import script
 from dialstream.state.secrets import shared_secret_async
-from dialstream.state.store import record_progress_event
+from dialstream.state.store import QUIET, kept_field, record_progress_event
 from dialstream.state.timers import event_timer, gap_timer
 from ingress.spool import EventSpool, SpoolFull
 
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "RECORDED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
 
 ACCEPTED = "accepted"
-RECORDED = "recorded"  # a progress-only event, stored beside its leg's record without a task
+RECORDED = "recorded"  # stored beside its leg's record without a task (progress only, a stream sid)
 SPOOLED = "spooled"  # durable on the ingress's disk, published when Redis answers (ingress.spool)
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
@@ -63,10 +68,12 @@ IGNORED = "ignored"
 TaskMessage = Callable[[dict[str, Any], int], str]
 
 _UNKNOWN_LEG = -1
+_KEPT_BESIDE = 2  # ingress_accept.lua kept a quiet event beside the leg's record
 
 EVENTS_RECEIVED = Counter(
     "dialstream_ingress_events_total",
-    "Leg events received, by result: accepted, recorded (progress only, no task), no_effect (no rule "
+    "Leg events received, by result: accepted, recorded (beside the record, no task: progress only, the latest "
+    "stream attempt's sid), no_effect (no rule "
     "reads it), spooled (Redis down; on disk until published), "
     "duplicate, invalid, unauthenticated, foreign (another account), unknown_event, unknown_leg, "
     "error (not durable; the sender retries). A spooled event is counted again when it is replayed.",
@@ -176,16 +183,22 @@ class EventIngress:
                 if decides_nothing(event.event_name):
                     EVENTS_RECEIVED.labels("no_effect").inc()
                     return IGNORED
+            keepable = tag is not None and not tag.agent_of and event.event_name in KEEPABLE and "\n" not in event.action_custom_parameter
             priority = event_priority(event.event_name)
             published = await self._accept(
                 keys=[keys.event(event.event_sid), queue_key(self._queue, priority), keys.timers(), keys.leg(event.leg_sid)],
                 args=[
                     event.leg_sid, self._ttl, self._task_message(payload, priority), event_timer(payload), self._rescue_after,
-                    "" if tag is not None else "1",
+                    "" if tag is not None else "1", QUIET,
+                    quiet_key(event.event_name, event.action_custom_parameter) if keepable else "",
+                    kept_field(event.event_name), json.dumps(payload) if keepable else "",
                 ],
             )  # fmt: skip
         except Exception as exc:  # any Redis failure means we cannot promise anything
             raise EventPublishError(f"could not publish event {event.event_sid}: {exc}") from exc
+        if published == _KEPT_BESIDE:
+            EVENTS_RECEIVED.labels(RECORDED).inc()
+            return RECORDED
         if published == _UNKNOWN_LEG:
             EVENTS_RECEIVED.labels("unknown_leg").inc()
             return IGNORED

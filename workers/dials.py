@@ -23,7 +23,7 @@ from dialstream.broker.celery_app import DIAL_CONTACT
 from dialstream.domain.caller_id import pool_reopens
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact, LegTag
 from dialstream.domain.dialing import Step, after_attempt, before_dial, caller_id_wait, with_history
-from dialstream.domain.leg_state import beat_interval
+from dialstream.domain.slot_heartbeat import beat_interval
 from dialstream.domain.phones import DEFAULT_TIMEZONE, contact_timezone
 from dialstream.domain.reconcile import lookup_after
 from dialstream.errors import LegsApiError, LegsApiRateLimited

@@ -21,7 +21,8 @@ from typing import Any
 
 from dialstream.broker.celery_app import EVENTS_QUEUE, queue_keys
 from dialstream.domain.dialing import backlog_share
-from dialstream.domain.leg_state import Beat, awaits_stream, beat_interval, heartbeat
+from dialstream.domain.leg_state import awaits_stream
+from dialstream.domain.slot_heartbeat import Beat, beat_interval, heartbeat
 from dialstream.domain.limits import SlotCaps
 from dialstream.state.leg_commit import commit_timer
 from dialstream.state.timers import leg_timer, slot_timer

@@ -28,16 +28,15 @@ answering machines (the verdict, the beep, the voicemail's end) are
 ``dialstream.domain.voicemail``'s; a hand-off to a human agent, from its request to the
 bridge, and every event of the agent's leg, ``dialstream.domain.transfer``'s.
 
-Two decisions outside the leg's events are here too: what a failed action calls for
-(``apply_failure`` and ``hangs_up_after``), and whether a call's slot heartbeat beats on
-(``heartbeat``). The record itself is defined in ``dialstream.domain.leg_record``.
+One decision outside the leg's events is here too: what a failed action calls for
+(``apply_failure`` and ``hangs_up_after``). Whether a call's slot heartbeat beats on is
+``dialstream.domain.slot_heartbeat``'s; the record itself is defined in ``dialstream.domain.leg_record``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from enum import StrEnum
 from typing import Any
 
 from dialstream.domain import recording, transfer, voicemail
@@ -61,8 +60,8 @@ from dialstream.exotel.actions import ActionKind
 # The record's types are re-exported: callers of the state machine need them alongside.
 __all__ = [
     "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
-    "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after", "Beat", "heartbeat", "beat_interval",
-    "PROGRESS_ONLY", "record_progress", "decides_nothing",
+    "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after",
+    "PROGRESS_ONLY", "record_progress", "decides_nothing", "GREETING_STARTED", "GREETING_ENDED",
 ]  # fmt: skip
 
 
@@ -86,9 +85,8 @@ _BOT_HUNG_UP = ("bot closed (1000)",)
 FALLBACK_TIMER = "fallback"
 FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
 NO_BOT = "no bot available"  # the reason of a call with no bot to stream to
-BEATS_PER_TTL = 3  # slot heartbeats per slot lifetime: a late beat or two does not lose the slot
-_GREETING_STARTED = {ev.SAY_STARTED, ev.PLAY_STARTED}
-_GREETING_ENDED = {ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START}
+GREETING_STARTED = frozenset({ev.SAY_STARTED, ev.PLAY_STARTED})
+GREETING_ENDED = frozenset({ev.SAY_COMPLETED, ev.SAY_INTERRUPTED, ev.PLAY_COMPLETED, ev.PLAY_INTERRUPTED, ev.PLAY_FAILED_TO_START})
 
 
 def apply_event(record: LegRecord, event: ev.LegEvent, campaign: CampaignConfig) -> LegRecord | Decision:
@@ -173,30 +171,6 @@ def hangs_up_after(action: Action, error: Exception) -> bool:
     if action.kind is not ActionKind.START_STREAM or isinstance(error, NoBotAvailable):
         return False
     return not (isinstance(error, LegsApiError) and error.status == 409)
-
-
-class Beat(StrEnum):
-    """What a call's slot heartbeat does."""
-
-    RELEASE = "released"  # the call ended: give its slot back
-    EXPIRE = "expired"  # the call outlived any time limit: beat no more, the slot lapses by itself
-    REFRESH = "refreshed"  # the call lives: keep its slot (counted again if it lapsed) and beat again
-
-
-def heartbeat(record: LegRecord | None, now: float, until: float) -> Beat:
-    """The heartbeat of the slot of a call whose leg is ``record`` (None: no event yet),
-    beating until ``until`` (Unix seconds, past the call's ring and time limits)."""
-    if record is not None and record.finished:
-        return Beat.RELEASE
-    if now > until:
-        return Beat.EXPIRE
-    return Beat.REFRESH
-
-
-def beat_interval(slot_ttl: float) -> float:
-    """Seconds between two heartbeats of a slot that lives ``slot_ttl`` seconds unrefreshed."""
-    return slot_ttl / BEATS_PER_TTL
-
 
 
 # Events that decide nothing: all they do is stamp the call's timeline and move its phase. The
@@ -390,8 +364,8 @@ _HANDLERS = {
     ev.RECORDING_AVAILABLE: recording.available,
     ev.LEG_TERMINATED: _ended,
     ev.LEG_FAILED_TO_CREATE: _ended,
-    **{name: _greeting_started for name in _GREETING_STARTED},
-    **{name: _greeting_ended for name in _GREETING_ENDED},
+    **{name: _greeting_started for name in GREETING_STARTED},
+    **{name: _greeting_ended for name in GREETING_ENDED},
 }
 
 

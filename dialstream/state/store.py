@@ -26,19 +26,27 @@ import redis
 from dialstream.domain.campaign import CampaignConfig, CampaignState, Contact
 from dialstream.domain.contacts import RejectedRow
 from dialstream.domain.leg_record import LegRecord
+from dialstream.domain.kept_events import KEEPABLE, apply_kept, quiet_events
 from dialstream.domain.leg_state import PROGRESS_ONLY, record_progress
 from dialstream.exotel.actions import ActionKind
+from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
 from dialstream.state.dial_queue import DialQueue
 from dialstream.state.scripts import script
 
-__all__ = ["Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE", "progress_field", "record_progress_event"]
+__all__ = [
+    "Store", "LEG_TTL", "RATE_BUCKET_TTL", "STREAM_VARS", "EXOPHONE", "QUIET", "progress_field", "kept_field", "record_progress_event",
+]  # fmt: skip
 
 LEG_TTL = 7 * 24 * 3600  # a leg's record outlives any call and its report
 STREAM_VARS = "stream_vars"  # field of the leg hash: the contact variables for the bot's stream URL
 EXOPHONE = "exophone"  # field of the leg hash: the caller ID the leg was created with
 STREAM_ACCEPTED = "stream_accepted"  # field of the leg hash: "<start_stream action id> <Unix s>", its last acceptance
+# Field of the leg hash: the events that would call for no action now (kept_events.quiet_events,
+# one per line), written with each record; the ingress keeps those beside it (ingress_accept.lua).
+QUIET = "quiet"
 _PROGRESS_NAMES = sorted(PROGRESS_ONLY)
+_KEPT_NAMES = sorted(KEEPABLE)
 RATE_BUCKET_TTL = 300  # a minute's dial count is kept this long: long enough to read the last minute
 _SCAN = 1000  # hash fields per HSCAN page when reading a whole campaign
 
@@ -64,20 +72,27 @@ class Store:
         ``initial`` is the record to start from when none is stored yet.
 
         The record's outbox leaves out the actions already dispatched (:meth:`mark_dispatched`),
-        and it has the progress-only events recorded beside it (:func:`record_progress_event`) applied.
+        and it has the events the ingress recorded beside it applied: progress-only ones
+        (:func:`record_progress_event`) and those it kept as quiet (``dialstream.domain.kept_events``).
         """
+        fields = ["version", "doc", *map(progress_field, _PROGRESS_NAMES), *map(kept_field, _KEPT_NAMES)]
         pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(keys.leg(leg_sid), "version", "doc", *map(progress_field, _PROGRESS_NAMES))
+        pipe.hmget(keys.leg(leg_sid), fields)
         pipe.sismember(keys.leg(leg_sid, "events"), event_sid or "-")
         pipe.smembers(keys.leg(leg_sid, "sent"))
-        (version, doc, *progress), applied, sent = pipe.execute()
+        (version, doc, *beside), applied, sent = pipe.execute()
+        progress, kept = beside[: len(_PROGRESS_NAMES)], [json.loads(event) for event in beside[len(_PROGRESS_NAMES) :] if event]
         record = initial if doc is None else LegRecord.from_dict(json.loads(doc))
         if record is None:
             return None, 0, bool(applied)
         if sent and record.outbox:
             record = dataclasses.replace(record, outbox=tuple(a for a in record.outbox if a.action_id not in sent))
         stamps = {name: float(stamp) for name, stamp in zip(_PROGRESS_NAMES, progress) if stamp is not None}
-        return record_progress(record, stamps) if stamps else record, int(version or 0), bool(applied)
+        if stamps:
+            record = record_progress(record, stamps)
+        if kept and (campaign := self.campaign(record.campaign_id)) is not None:
+            record = apply_kept(record, map(LegEvent.from_task, kept), campaign)
+        return record, int(version or 0), bool(applied)
 
     def leg_fields(self, leg_sid: str, *names: str) -> dict[str, str]:
         """Fields of the leg's hash besides its record (:data:`EXOPHONE` ...); a missing one is ""."""
@@ -101,7 +116,7 @@ class Store:
         """
         doc = json.dumps(record.to_dict())
         keys_ = [keys.leg(record.leg_sid), keys.leg(record.leg_sid, "events")]
-        return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL]))
+        return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL, QUIET, "\n".join(quiet_events(record))]))
 
     def claim_action(self, leg_sid: str, action_id: str, kind: ActionKind, task_id: str) -> str:
         """Whether this task may send the action now.
@@ -323,6 +338,11 @@ class Store:
         """Every contact's latest record (final or not), by contact id."""
         raw = self.redis.hscan_iter(keys.campaign(campaign_id, "results"), count=_SCAN)
         return {_text(k): json.loads(v) for k, v in raw}
+
+
+def kept_field(event_name: str) -> str:
+    """The field of the leg hash holding the task payload of a quiet ``event_name`` the ingress kept there."""
+    return f"kept:{event_name}"
 
 
 def progress_field(event_name: str) -> str:

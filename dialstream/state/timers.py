@@ -14,7 +14,7 @@ either. Five kinds:
 - ``{"kind": "leg", "campaign": ..., "leg": ..., "timer": ...}``: a deadline of the leg
   state machine (``dialstream.domain.leg_state.apply_timer``).
 - ``{"kind": "slot", "campaign": ..., "leg": ..., "call": ..., "until": ..., "beat": n}``:
-  the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.leg_state.heartbeat``).
+  the heartbeat that keeps a live call's concurrency slot (``dialstream.domain.slot_heartbeat``).
 
 - ``{"kind": "reconcile", "campaign": ..., "contact": ..., "attempt": n, "leg": ...}``: look the
   leg up through the Legs API when its events are overdue (``dialstream.domain.reconcile``).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 import uuid
@@ -13,12 +14,14 @@ import redis.asyncio as aioredis
 
 from dialstream.app.embedded_redis import free_port
 from dialstream.broker.celery_app import NEW_CALL_PRIORITY, queue_key, queue_keys
-from dialstream.domain.campaign import LegTag
+from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
+from dialstream.domain.leg_record import GreetingState, LegRecord
+from dialstream.domain.leg_state import apply_event
 from dialstream.errors import EventPublishError, EventRefused
 from dialstream.exotel import events as ev
 from dialstream.exotel.events import LegEvent
 from dialstream.state import keys
-from dialstream.state.store import LEG_TTL, progress_field
+from dialstream.state.store import LEG_TTL, Store, kept_field, progress_field
 from ingress.core import ACCEPTED, DUPLICATE, EVENTS_RECEIVED, IGNORED, RECORDED, EventIngress
 
 QUEUE = "test:ingress:events"
@@ -119,6 +122,66 @@ def test_progress_events_are_recorded_beside_the_leg_without_a_task(redis_url, r
     assert redis_client.exists(keys.event(ringing.event_sid)) == 0
     assert float(redis_client.hget(keys.leg(ringing.leg_sid), progress_field(ev.LEG_RINGING))) == ringing.timestamp
     assert 0 < redis_client.ttl(keys.leg(ringing.leg_sid)) <= LEG_TTL
+
+
+def answered_leg(client: redis.Redis, flow: Flow = Flow.BOT_FIRST, *events: LegEvent) -> tuple[Store, str]:
+    """A callee's leg answered (and then given ``events``), its record saved as a worker saves it; its leg_sid."""
+    store, leg_sid = Store(client), f"{LEG_PREFIX}{uuid.uuid4().hex[:8]}"
+    campaign = CampaignConfig("camp", flow=flow, bot_url="ws://bot/media", greeting_text="Hello!")
+    store.create_campaign(dataclasses.replace(campaign, campaign_id=f"camp-{leg_sid}"))
+    record = LegRecord.new(leg_sid, LegTag(f"camp-{leg_sid}", "c1"), campaign)
+    for item in (LegEvent(uuid.uuid4().hex, ev.LIFECYCLE, ev.LEG_ANSWERED, 1.0, leg_sid), *events):
+        record = apply_event(record, dataclasses.replace(item, leg_sid=leg_sid), campaign).record
+    assert store.save_leg(record, 0) == 1
+    return store, leg_sid
+
+
+def media_event(leg_sid: str, name: str, attempt: str, stream_sid: str = "") -> LegEvent:
+    return LegEvent(
+        uuid.uuid4().hex, ev.ACTION, name, time.time(), leg_sid, account_sid=ACCOUNT, custom_param=TAG,
+        action_custom_parameter=attempt, event_data={"data": {"stream_sid": stream_sid} if stream_sid else {}},
+    )  # fmt: skip
+
+
+def test_an_event_the_record_names_quiet_is_kept_beside_it_without_a_task(redis_url, redis_client):
+    """stream_initiated of the leg's latest attempt calls for nothing but keeping its sid: it is
+    RECORDED, in the next load of the record, no task or rescue timer is spent, and a re-delivery of it is a duplicate."""
+    store, leg_sid = answered_leg(redis_client)
+    initiated = media_event(leg_sid, ev.STREAM_INITIATED, "start_stream#1", "S1")
+    assert accept(redis_url, initiated, initiated) == [RECORDED, DUPLICATE]
+    assert queued(redis_client) == [] and rescue_timers(redis_client, initiated) == []
+    assert json.loads(redis_client.hget(keys.leg(leg_sid), kept_field(ev.STREAM_INITIATED)))["event_sid"] == initiated.event_sid
+    record, version, _ = store.load_leg(leg_sid)
+    assert record.stream_sids == {"start_stream#1": "S1"} and version == 2
+
+
+def test_an_event_kept_beside_the_record_makes_a_commit_begun_before_it_read_again(redis_url, redis_client):
+    """A worker that read the record before an event was kept cannot write over it unseen: its
+    compare-and-set fails (the version moved), and its retry reads the event's effect."""
+    store, leg_sid = answered_leg(redis_client, Flow.GREETING_SAY)
+    record, version, _ = store.load_leg(leg_sid)
+    assert accept(redis_url, media_event(leg_sid, ev.SAY_STARTED, "start_say#1")) == [RECORDED]
+    assert store.save_leg(record, version) == -1
+    assert store.load_leg(leg_sid)[0].greeting is GreetingState.PLAYING
+
+
+@pytest.mark.parametrize(
+    "flow, before, name, attempt",
+    [
+        (Flow.BOT_FIRST, (), ev.STREAM_INITIATED, "start_stream#0"),  # not the latest attempt: it must be stopped
+        (Flow.GREETING_SAY, (LegEvent("e", ev.ACTION, ev.STREAM_STARTED, 2.0, ""),), ev.SAY_STARTED, "start_say#1"),  # the stop waits for it
+        (Flow.BOT_FIRST, (LegEvent("e", ev.LIFECYCLE, ev.LEG_TERMINATED, 2.0, ""),), ev.STREAM_INITIATED, "start_stream#1"),  # ended
+    ],
+    ids=["superseded-stream", "greeting-to-stop", "ended-leg"],
+)
+def test_an_event_that_calls_for_something_goes_to_a_worker(redis_url, redis_client, flow, before, name, attempt):
+    """An event the record does not name as quiet is published like any other, and its record's hash is left as it was."""
+    _, leg_sid = answered_leg(redis_client, flow, *before)
+    sent = media_event(leg_sid, name, attempt, "S1")
+    assert accept(redis_url, sent) == [ACCEPTED]
+    assert [m["event_sid"] for m in queued(redis_client)] == [sent.event_sid]
+    assert redis_client.hget(keys.leg(leg_sid), kept_field(name)) is None
+    assert redis_client.hget(keys.leg(leg_sid), "version") == "1"
 
 
 def test_events_no_rule_reads_cost_nothing(redis_url, redis_client):

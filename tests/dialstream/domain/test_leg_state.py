@@ -10,7 +10,6 @@ from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
 from dialstream.domain.leg_state import (
     FALLBACK_GRACE,
     Action,
-    Beat,
     Decision,
     Ending,
     GreetingState,
@@ -21,10 +20,8 @@ from dialstream.domain.leg_state import (
     apply_event,
     apply_failure,
     apply_timer,
-    beat_interval,
     decides_nothing,
     hangs_up_after,
-    heartbeat,
     record_progress,
     timers_for,
 )
@@ -469,25 +466,3 @@ def test_a_superseded_stream_attempt_with_no_bot_only_records_its_error():
     result = apply_failure(record, sent[0], NoBotAvailable("no bot registered"), config)
     assert isinstance(result, Decision) and result.actions == ()
     assert result.record.ending is Ending.NONE and result.record.errors[-1] == "start_stream#1: no bot registered"
-
-
-def test_a_live_call_keeps_its_slot_until_its_time_is_up():
-    """The heartbeat of a call not ended (or not heard of yet) refreshes its slot until ``until``, then stops."""
-    config = campaign(Flow.BOT_FIRST)
-    live, _ = drive(config, event(ev.LEG_ANSWERED))
-    assert heartbeat(None, now=10.0, until=20.0) is Beat.REFRESH
-    assert heartbeat(live, now=20.0, until=20.0) is Beat.REFRESH
-    assert heartbeat(live, now=20.5, until=20.0) is Beat.EXPIRE
-
-
-def test_an_ended_call_releases_its_slot():
-    """The heartbeat of a call whose leg ended gives its slot back, whatever the time."""
-    config = campaign(Flow.BOT_FIRST)
-    ended, _ = drive(config, event(ev.LEG_ANSWERED), event(ev.LEG_TERMINATED, data={"terminal_status": "completed"}))
-    assert heartbeat(ended, now=10.0, until=20.0) is Beat.RELEASE
-    assert heartbeat(ended, now=30.0, until=20.0) is Beat.RELEASE
-
-
-def test_a_slot_beats_three_times_per_lifetime():
-    """A slot that lives 30 s unrefreshed beats every 10 s: a late beat does not lose it."""
-    assert beat_interval(30.0) == 10.0
