@@ -14,9 +14,9 @@ Events that decide nothing cost no worker task (``dialstream.domain.leg_state``)
 callee's leg dialstream tagged, a progress-only one (``leg_connecting``, ``leg_ringing``) is
 recorded beside the leg's record in one round trip (``RECORDED``; the next commit folds it in),
 and so is one the record names as quiet now (``dialstream.domain.kept_events``: a stream
-attempt's ``stream_initiated``, a greeting's start and end that call for nothing), which the
-accept script below checks atomically; one no rule reads (``recording_started`` ...) is
-acknowledged and dropped (``IGNORED``).
+attempt's ``stream_initiated``, a greeting's start and end, the stream's stop as the call
+ends), which the accept script below checks atomically; one no rule reads
+(``recording_started`` ...) is acknowledged and dropped (``IGNORED``).
 
 One Lua script (``dialstream/state/ingress_accept.lua``) then does, atomically, in one
 round trip: claim the ``event_sid`` (a duplicate is acknowledged but not published again),
@@ -183,14 +183,14 @@ class EventIngress:
                 if decides_nothing(event.event_name):
                     EVENTS_RECEIVED.labels("no_effect").inc()
                     return IGNORED
-            keepable = tag is not None and not tag.agent_of and event.event_name in KEEPABLE and "\n" not in event.action_custom_parameter
+            keepable = tag is not None and not tag.agent_of and event.event_name in KEEPABLE and "\n" not in quiet_key(event)
             priority = event_priority(event.event_name)
             published = await self._accept(
                 keys=[keys.event(event.event_sid), queue_key(self._queue, priority), keys.timers(), keys.leg(event.leg_sid)],
                 args=[
                     event.leg_sid, self._ttl, self._task_message(payload, priority), event_timer(payload), self._rescue_after,
                     "" if tag is not None else "1", QUIET,
-                    quiet_key(event.event_name, event.action_custom_parameter) if keepable else "",
+                    quiet_key(event) if keepable else "",
                     kept_field(event.event_name), json.dumps(payload) if keepable else "",
                 ],
             )  # fmt: skip

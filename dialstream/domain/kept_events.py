@@ -9,9 +9,11 @@ whoever loads the record next applies what was kept (:func:`apply_kept`) by the 
 machine's own rules. Kept events stay beside the record: applied again, they change nothing.
 
 Which events: a stream attempt's ``stream_initiated`` (it brings the attempt's sid, to stop
-the attempt by should it be superseded), and a greeting's start and end while they call for
+the attempt by should it be superseded); a greeting's start and end while they call for
 nothing: its start while no stop waits for it, its end unless it is a fallback or voicemail
-message (whose end hangs up). A call being transferred or answered by a machine keeps none.
+message (whose end hangs up); and the live stream's ``stream_stopped`` because the call ended
+(the ``leg_terminated`` that follows does what the end calls for). A call being transferred
+or answered by a machine keeps none.
 """
 
 from __future__ import annotations
@@ -20,21 +22,27 @@ from collections.abc import Iterable
 
 from dialstream.domain.campaign import CampaignConfig
 from dialstream.domain.leg_actions import latest_stream
-from dialstream.domain.leg_record import Decision, Ending, GreetingState, LegRecord
-from dialstream.domain.leg_state import GREETING_ENDED, GREETING_STARTED, apply_event
+from dialstream.domain.leg_record import Decision, Ending, GreetingState, LegRecord, StreamState
+from dialstream.domain.leg_state import CALL_ENDED_REASONS, GREETING_ENDED, GREETING_STARTED, apply_event
 from dialstream.exotel import events as ev
 from dialstream.exotel.actions import ActionKind
 
 __all__ = ["KEEPABLE", "quiet_events", "quiet_key", "apply_kept"]
 
-KEEPABLE = frozenset({ev.STREAM_INITIATED, *GREETING_STARTED, *GREETING_ENDED})
+KEEPABLE = frozenset({ev.STREAM_INITIATED, ev.STREAM_STOPPED, *GREETING_STARTED, *GREETING_ENDED})
 
 _STILL_TO_END = (GreetingState.REQUESTED, GreetingState.PLAYING, GreetingState.STOPPING, GreetingState.STOP_PENDING)
 
 
-def quiet_key(event_name: str, action_custom_parameter: str) -> str:
-    """How :func:`quiet_events` names an event: by its name and the action it reports on."""
-    return f"{event_name} {action_custom_parameter}"
+def quiet_key(event: ev.LegEvent) -> str:
+    """How :func:`quiet_events` names ``event``: by its name and the action it reports on (and
+    a stream_stopped by its reason too)."""
+    reason = str(event.detail.get("reason") or "") if event.event_name == ev.STREAM_STOPPED else ""
+    return _key(event.event_name, event.action_custom_parameter, reason)
+
+
+def _key(event_name: str, action_custom_parameter: str, reason: str = "") -> str:
+    return f"{event_name} {action_custom_parameter} {reason}" if reason else f"{event_name} {action_custom_parameter}"
 
 
 def quiet_events(record: LegRecord) -> tuple[str, ...]:
@@ -43,13 +51,15 @@ def quiet_events(record: LegRecord) -> tuple[str, ...]:
         return ()
     quiet = []
     if record.action_counts.get(ActionKind.START_STREAM):
-        quiet.append(quiet_key(ev.STREAM_INITIATED, latest_stream(record)))
+        quiet.append(_key(ev.STREAM_INITIATED, latest_stream(record)))
+    if record.stream is StreamState.STARTED and record.stream_action_id:
+        quiet += [_key(ev.STREAM_STOPPED, record.stream_action_id, reason) for reason in CALL_ENDED_REASONS]
     greeting = record.greeting_action_id
     if greeting and record.ending is Ending.NONE:
         if record.greeting is GreetingState.REQUESTED:  # STOP_PENDING: its start calls for the stop
-            quiet += [quiet_key(name, greeting) for name in GREETING_STARTED]
+            quiet += [_key(name, greeting) for name in GREETING_STARTED]
         if record.greeting in _STILL_TO_END:
-            quiet += [quiet_key(name, greeting) for name in GREETING_ENDED]
+            quiet += [_key(name, greeting) for name in GREETING_ENDED]
     return tuple(sorted(quiet))
 
 

@@ -61,7 +61,7 @@ from dialstream.exotel.actions import ActionKind
 __all__ = [
     "Phase", "GreetingState", "StreamState", "Ending", "Action", "LegRecord", "Decision", "Outcome",
     "apply_event", "apply_timer", "awaits_stream", "timers_for", "apply_failure", "hangs_up_after",
-    "PROGRESS_ONLY", "record_progress", "decides_nothing", "GREETING_STARTED", "GREETING_ENDED",
+    "PROGRESS_ONLY", "record_progress", "decides_nothing", "GREETING_STARTED", "GREETING_ENDED", "CALL_ENDED_REASONS",
 ]  # fmt: skip
 
 
@@ -80,7 +80,7 @@ _TERMINAL_STATUS_OUTCOMES = {
 # stream_stopped reasons that mean the call itself is ending (AgentStream `stop` reasons);
 # and the bot ending it: closing its WebSocket normally (1000) is how a bot hangs up (the
 # sandbox's wording: Exotel documents none).
-_CALL_ENDED_REASONS = ("callended", "caller_hangup")
+CALL_ENDED_REASONS = ("callended", "caller_hangup")
 _BOT_HUNG_UP = ("bot closed (1000)",)
 FALLBACK_TIMER = "fallback"
 FALLBACK_GRACE = 20.0  # seconds a fallback/voicemail message may take before we hang up anyway
@@ -314,7 +314,7 @@ def _stream_stopped(record: LegRecord, event: ev.LegEvent, campaign: CampaignCon
     if stream_sid and record.stream_sid and stream_sid != record.stream_sid:
         return record
     record = dataclasses.replace(record, stream=StreamState.STOPPED)
-    call_ending = event.detail.get("reason") in _CALL_ENDED_REASONS or event.data.get("state") in ("terminal", "completed")
+    call_ending = event.detail.get("reason") in CALL_ENDED_REASONS or event.data.get("state") in ("terminal", "completed")
     if call_ending or record.phase is Phase.ENDED or record.ending is not Ending.NONE or record.machine:
         return Decision(record)
     if event.detail.get("reason") in _BOT_HUNG_UP:

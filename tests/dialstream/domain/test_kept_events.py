@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from dialstream.domain.campaign import CampaignConfig, Flow, LegTag
-from dialstream.domain.kept_events import apply_kept, quiet_events
+from dialstream.domain.kept_events import apply_kept, quiet_events, quiet_key
 from dialstream.domain.leg_record import Decision, GreetingState, LegRecord
 from dialstream.domain.leg_state import apply_event, apply_timer
 from dialstream.exotel import events as ev
@@ -20,8 +20,8 @@ _clock = itertools.count(100)
 Step = Callable[[LegRecord], "LegEvent | str"]
 
 
-def event(name: str, attempt: str = "", stream_sid: str = "", **extra) -> LegEvent:
-    detail = {"stream_sid": stream_sid} if stream_sid else {}
+def event(name: str, attempt: str = "", stream_sid: str = "", reason: str = "", **extra) -> LegEvent:
+    detail = {key: value for key, value in (("stream_sid", stream_sid), ("reason", reason)) if value}
     return LegEvent(
         f"E{next(_sids):031d}", ev.LIFECYCLE, name, float(next(_clock)), "LEG1",
         action_custom_parameter=attempt, event_data={"data": detail}, **extra,
@@ -37,8 +37,8 @@ def on_greeting(name: str) -> Step:
     return lambda record: event(name, record.greeting_action_id)
 
 
-def on_stream(name: str, attempt: int) -> Step:
-    return lambda record: event(name, f"start_stream#{attempt}", f"S{attempt}")
+def on_stream(name: str, attempt: int, reason: str = "") -> Step:
+    return lambda record: event(name, f"start_stream#{attempt}", f"S{attempt}", reason)
 
 
 def timer(timer_id: str) -> Step:
@@ -55,12 +55,13 @@ def walks(flow: Flow) -> list[list[Step]]:
     hold message, every attempt failed into the fallback message, the bot dropping mid-call."""
     started, ended = GREETING.get(flow, (ev.SAY_STARTED, ev.SAY_COMPLETED))
     call = [on_stream(ev.STREAM_INITIATED, 1), on_greeting(started), on_stream(ev.STREAM_STARTED, 1), on_greeting(ended)]
-    orders = [[ANSWERED, *order, ENDED] for order in itertools.permutations(call)]
+    hung_up = on_stream(ev.STREAM_STOPPED, 1, "callended")
+    orders = [[ANSWERED, *order, hung_up, ENDED] for order in itertools.permutations(call)]
     hold = [on_greeting(ev.SAY_STARTED), on_stream(ev.STREAM_INITIATED, 2), on_stream(ev.STREAM_STARTED, 2), on_greeting(ev.SAY_INTERRUPTED)]
     orders += [[ANSWERED, on_stream(ev.STREAM_INITIATED, 1), timer("start_stream#1"), *order] for order in itertools.permutations(hold)]
     fallback = [on_greeting(ev.SAY_STARTED), on_greeting(ev.SAY_COMPLETED), ENDED]
     orders.append([ANSWERED, timer("start_stream#1"), timer("start_stream#2"), *fallback])
-    dropped = lambda record: event(ev.STREAM_STOPPED, "start_stream#1", "S1", )  # noqa: E731
+    dropped = on_stream(ev.STREAM_STOPPED, 1, "bot closed (1011)")
     orders.append([ANSWERED, on_stream(ev.STREAM_STARTED, 1), dropped, on_greeting(ev.SAY_STARTED), on_stream(ev.STREAM_INITIATED, 2)])
     return orders
 
@@ -77,9 +78,10 @@ def records(flow: Flow, steps: list[Step]) -> list[LegRecord]:
     return seen
 
 
-def quiet_as_event(key: str) -> LegEvent:
-    name, attempt = key.split(" ", 1)
-    return event(name, attempt, "S9")
+def quiet_as_event(key: str, record: LegRecord) -> LegEvent:
+    """The event ``key`` names, as Exotel would send it to ``record``'s leg."""
+    name, attempt, *reason = key.split(" ")
+    return event(name, attempt, record.stream_sid or "S9", *reason)
 
 
 @pytest.mark.parametrize("flow", list(Flow), ids=lambda flow: flow.value)
@@ -91,21 +93,24 @@ def test_every_event_a_record_names_quiet_calls_for_no_action(flow):
         for record in records(flow, steps):
             for key in quiet_events(record):
                 named.add(key.split(" ")[0])
-                result = apply_event(record, quiet_as_event(key), campaign(flow))
+                result = apply_event(record, quiet_as_event(key, record), campaign(flow))
                 assert not (isinstance(result, Decision) and result.actions), (key, record)
-    assert ev.STREAM_INITIATED in named
+    assert {ev.STREAM_INITIATED, ev.STREAM_STOPPED} <= named
     if flow is not Flow.BOT_FIRST:
         assert set(GREETING[flow]) <= named
 
 
 def test_a_greeting_whose_start_must_stop_it_and_a_fallback_messages_end_are_not_quiet():
-    """A greeting overtaken by the stream (its start calls for the stop), and the fallback
-    message (its end hangs up), go to a worker."""
+    """A greeting overtaken by the stream (its start calls for the stop), the fallback message
+    (its end hangs up), and a stream stopping while the call is up (the bot dropped) go to a worker."""
     overtaken = records(Flow.GREETING_SAY, [ANSWERED, on_stream(ev.STREAM_STARTED, 1)])[-1]
     assert overtaken.greeting is GreetingState.STOP_PENDING
     assert not any(key.startswith(ev.SAY_STARTED) for key in quiet_events(overtaken))
     fallback = records(Flow.BOT_FIRST, [ANSWERED, timer("start_stream#1"), timer("start_stream#2")])[-1]
     assert not any(key.startswith((ev.SAY_STARTED, ev.SAY_COMPLETED)) for key in quiet_events(fallback))
+    streaming = records(Flow.BOT_FIRST, [ANSWERED, on_stream(ev.STREAM_STARTED, 1)])[-1]
+    assert "stream_stopped start_stream#1 callended" in quiet_events(streaming)
+    assert quiet_key(event(ev.STREAM_STOPPED, "start_stream#1", "S1", "bot closed (1011)")) not in quiet_events(streaming)
     ended = records(Flow.BOT_FIRST, [ANSWERED, ENDED])[-1]
     assert quiet_events(ended) == ()
 
