@@ -12,7 +12,8 @@ figures are those of the event path alone, whatever the campaign engine's pacing
 
 What a call costs: over each run the bench reads the CPU time (``/proc/<pid>/stat``, utime +
 stime) of the event path's processes (the ingress, the ``events`` workers and Redis) and
-Redis's command counts, per answered call. The same scenario is then run against
+Redis's command counts, per answered call; and, to tell a slow event path from a saturated
+machine, the sandbox's and bots' CPU per call and the share of the machine's CPUs busy. The same scenario is then run against
 ``BASELINE``, the commit before the overload work (issue 15), checked out under the temp
 directory with its protos generated, so ``cpu_ratio_vs_baseline`` compares two codes on the
 same machine in the same run. The baseline runs this very file in a child process whose
@@ -104,7 +105,12 @@ def measure(
         client = connect(server.url)
         store = Store(client)
         names = ["ingress", *(f"events-{i}" for i in range(events_workers))]
-        meter = _EventPathMeter(client, {name: pid for name in names if (pid := supervisor.pid(name)) is not None})
+        others = ["sandbox", *(f"bot-{i}" for i in range(2))]
+        meter = _EventPathMeter(
+            client,
+            {name: pid for name in names if (pid := supervisor.pid(name)) is not None},
+            {name: pid for name in others if (pid := supervisor.pid(name)) is not None},
+        )
         say_start_ms = 80.0  # sim.config.Timing.say_start_ms, the scenario keeps the default
         # Warm-up, not measured: the workers' clients and imports are made on first use.
         warm = CampaignConfig(f"warm-{uuid.uuid4().hex[:6]}", flow=Flow(flows[0]), greeting_text="Hello!", window="any")
@@ -149,31 +155,43 @@ def _offer_inline(
 
 
 class _EventPathMeter:
-    """CPU time of the event path's processes (and Redis's) and Redis's command counts over a run."""
+    """CPU time of the event path's processes (and Redis's) and Redis's command counts over a
+    run; and, to show how busy the machine was, the CPU of the rest of the stack (``others``:
+    the sandbox and the bots) and the share of all CPUs busy (``/proc/stat``)."""
 
-    def __init__(self, client: Any, pids: dict[str, int]) -> None:
+    def __init__(self, client: Any, pids: dict[str, int], others: dict[str, int]) -> None:
         self.client = client
         self.pids = {**pids, "redis": int(client.info("server")["process_id"])}
+        self.others = others
 
     def around(self, offer: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """Run ``offer`` and add to its figures what its answered calls cost the event path."""
-        cpu, commands = self._cpu(), self._commands()
+        cpu, commands, machine = self._cpu(self.pids), self._commands(), _busy_ticks()
+        elsewhere = self._cpu(self.others)
         figures = offer()
-        after, commands = self._cpu(), {name: n - commands.get(name, 0) for name, n in self._commands().items()}
+        after, commands = self._cpu(self.pids), {name: n - commands.get(name, 0) for name, n in self._commands().items()}
+        (busy, total), (busy_before, total_before) = _busy_ticks(), machine
         answered = figures["answered"] or 1
         spent = {name: (after[name] - cpu[name]) * 1000 / answered for name in after}
         figures["cpu_ms_per_answered_call"] = round(sum(spent.values()), 2)
         figures["cpu_ms_per_answered_call_by_process"] = {name: round(ms, 2) for name, ms in spent.items()}
+        outside = self._cpu(self.others)
+        figures["cpu_ms_per_answered_call_elsewhere"] = {
+            name: round((outside[name] - elsewhere[name]) * 1000 / answered, 2) for name in outside
+        }
+        # From the first call offered until the last ended: how much of the machine was busy.
+        figures["machine_busy_share"] = round((busy - busy_before) / max(1, total - total_before), 3)
         figures["redis_commands_per_answered_call"] = round(sum(commands.values()) / answered, 1)
         # Every task is one LPUSH onto a queue (kombu's publish; the ingress's accept script).
         figures["tasks_per_call"] = round(commands.get("lpush", 0) / answered, 2)
         return figures
 
-    def _cpu(self) -> dict[str, float]:
+    @staticmethod
+    def _cpu(pids: dict[str, int]) -> dict[str, float]:
         """CPU seconds each process has used so far."""
         ticks = os.sysconf("SC_CLK_TCK")
         used = {}
-        for name, pid in self.pids.items():
+        for name, pid in pids.items():
             # Fields after the command's ")": state is the 3rd field of the line, utime the 14th.
             fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
             used[name] = (int(fields[11]) + int(fields[12])) / ticks
@@ -182,6 +200,12 @@ class _EventPathMeter:
     def _commands(self) -> dict[str, int]:
         stats = self.client.info("commandstats")
         return {name.removeprefix("cmdstat_"): int(stat["calls"]) for name, stat in stats.items()}
+
+
+def _busy_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far: /proc/stat's first line, idle and iowait not busy."""
+    ticks = [int(n) for n in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4], sum(ticks)
 
 
 def _measure_at(commit: str, **kwargs: Any) -> dict[str, Any]:

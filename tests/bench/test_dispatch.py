@@ -21,3 +21,8 @@ def test_every_call_the_dispatch_bench_offers_is_dispatched_on_both_paths():
         assert figures["answered"] == figures["calls"] == 8
         assert figures["dispatch_latency_ms"]["count"] == 8, path
     assert entry["dispatch_p50_ratio"] is not None
+    # What a call costs is measured, not printed empty: CPU of every process, tasks, how busy the machine was.
+    ours = entry["dialstream"]
+    assert ours["cpu_ms_per_answered_call"] > 0 and set(ours["cpu_ms_per_answered_call_by_process"]) == {"ingress", "events-0", "redis"}
+    assert set(ours["cpu_ms_per_answered_call_elsewhere"]) == {"sandbox", "bot-0", "bot-1"}
+    assert 0 < ours["machine_busy_share"] <= 1 and ours["tasks_per_call"] >= 1
