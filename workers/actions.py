@@ -240,8 +240,11 @@ def _perform(rt: Runtime, leg_sid: str, action: Action) -> None:
         return
     if action.kind is ActionKind.START_STREAM:
         given = params.get("url")
-        bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, avoid_tried=params.get("avoid_tried_bots", False))
-        variables = rt.store.redis.hget(keys.leg(leg_sid), STREAM_VARS)
+        # What choosing a bot writes and the contact's variables go in one round trip.
+        pipe = rt.store.redis.pipeline(transaction=False)
+        bot = BotRecord(given, 0) if given else _pick_bot(rt, leg_sid, pipe, avoid_tried=params.get("avoid_tried_bots", False))
+        pipe.hget(keys.leg(leg_sid), STREAM_VARS)
+        variables = pipe.execute()[-1]
         url = stream_url(bot.url, json.loads(variables)) if variables else bot.url
         # The registry holds bare URLs; the bots' credentials go only to Exotel.
         url = with_credentials(url, rt.settings.bot_auth_user, rt.settings.bot_auth_password)
@@ -267,14 +270,15 @@ def _dial_agent(rt: Runtime, leg_sid: str, params: dict[str, Any]) -> None:
     )
 
 
-def _pick_bot(rt: Runtime, leg_sid: str, *, avoid_tried: bool) -> BotRecord:
-    """The live bot with the most free capacity (a retry avoids the bots this leg already tried).
+def _pick_bot(rt: Runtime, leg_sid: str, pipe: Any, *, avoid_tried: bool) -> BotRecord:
+    """The live bot with the most free capacity (a retry avoids the bots this leg already tried);
+    its reservation and its place among the leg's tried bots are added to ``pipe``.
 
     Raises NoBotAvailable when there is none."""
     tried_key = keys.leg(leg_sid, "bots")
     tried = rt.store.redis.smembers(tried_key) if avoid_tried else set()
-    bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried)
-    rt.store.redis.pipeline(transaction=False).sadd(tried_key, bot.url).expire(tried_key, 3600).execute()
+    bot = select_bot(rt.store.redis, static_urls=rt.settings.bot_urls, exclude=tried, pipe=pipe)
+    pipe.sadd(tried_key, bot.url).expire(tried_key, 3600)
     return bot
 
 

@@ -136,12 +136,14 @@ def select_bot(
     static_urls: Sequence[str] = (),
     exclude: Collection[str] = (),
     reserve: bool = True,
+    pipe: Any = None,
 ) -> BotRecord:
     """The bot with the most free capacity (its URL and the formats it accepts).
 
     With ``reserve`` (the default) the chosen live bot's load is counted up at once, so
     that the selections made before its next heartbeat spread over the fleet; the
-    heartbeat then replaces the estimate with the measured load. When no registered bot
+    heartbeat then replaces the estimate with the measured load (added to ``pipe``, a
+    pipeline the caller executes, when given: one round trip less). When no registered bot
     has room, one of ``static_urls`` (``Settings.bot_urls``) is picked at random (formats
     unknown, so the campaign's format goes to it unchanged). URLs in
     ``exclude`` are avoided unless nothing else is available (see :func:`choose_bot`).
@@ -151,7 +153,9 @@ def select_bot(
     """
     chosen = choose_bot(live_bots(client, prefix=prefix), avoid=exclude)
     if chosen is not None:
-        if reserve and not chosen.static:
+        if reserve and not chosen.static and pipe is not None:
+            pipe.eval(_source("reserve"), 1, keys.bot(chosen.url, prefix))
+        elif reserve and not chosen.static:
             _run(client, "reserve", [keys.bot(chosen.url, prefix)], [])
         return chosen
     if static_urls:

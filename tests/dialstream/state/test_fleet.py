@@ -86,6 +86,16 @@ def test_select_spreads_load_by_reserving(redis_client, prefix):
     assert select_bot(redis_client, prefix=prefix).url == "ws://a"
 
 
+def test_a_reservation_given_a_pipeline_counts_once_the_pipeline_runs(redis_client, prefix):
+    """select_bot(pipe=...) adds the chosen bot's reservation to the caller's pipeline: counted when it executes."""
+    fleet.heartbeat(redis_client, "ws://a", capacity=4, load=0, prefix=prefix)
+    pipe = redis_client.pipeline(transaction=False)
+    assert select_bot(redis_client, prefix=prefix, pipe=pipe).url == "ws://a"
+    assert fleet.live_bots(redis_client, prefix=prefix)[0].load == 0
+    pipe.execute()
+    assert fleet.live_bots(redis_client, prefix=prefix)[0].load == 1
+
+
 def test_dead_bot_expires_from_selection(redis_client, prefix):
     """A bot that stops sending heartbeats drops out once its TTL passes."""
     fleet.heartbeat(redis_client, "ws://dying", capacity=10, load=0, ttl=200 * MS, prefix=prefix)
