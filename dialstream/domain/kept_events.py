@@ -6,7 +6,7 @@ calls for no action) need not wait for a worker: each saved record names those e
 (:func:`quiet_events`); the ingress's accept script keeps one it names beside the record and
 bumps the record's version, so that a worker's compare-and-set begun before reads again; and
 whoever loads the record next applies what was kept (:func:`apply_kept`) by the state
-machine's own rules. Kept events stay beside the record: applied again, they change nothing.
+machine's own rules. The next record saved carries their effect, and the save removes them.
 
 Which events: a stream attempt's ``stream_initiated`` (it brings the attempt's sid, to stop
 the attempt by should it be superseded); a greeting's start and end while they call for

@@ -116,7 +116,8 @@ class Store:
         """
         doc = json.dumps(record.to_dict())
         keys_ = [keys.leg(record.leg_sid), keys.leg(record.leg_sid, "events")]
-        return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL, QUIET, "\n".join(quiet_events(record))]))
+        quiet = "\n".join(quiet_events(record))
+        return int(self._leg_cas(keys=keys_, args=[expected_version, doc, event_sid, LEG_TTL, QUIET, quiet, *map(kept_field, _KEPT_NAMES)]))
 
     def claim_action(self, leg_sid: str, action_id: str, kind: ActionKind, task_id: str) -> str:
         """Whether this task may send the action now.

@@ -157,11 +157,17 @@ def test_an_event_the_record_names_quiet_is_kept_beside_it_without_a_task(redis_
 
 def test_an_event_kept_beside_the_record_makes_a_commit_begun_before_it_read_again(redis_url, redis_client):
     """A worker that read the record before an event was kept cannot write over it unseen: its
-    compare-and-set fails (the version moved), and its retry reads the event's effect."""
+    compare-and-set fails (the version moved), its retry reads the event's effect, and its
+    write, which carries that effect, removes the event from beside the record."""
     store, leg_sid = answered_leg(redis_client, Flow.GREETING_SAY)
     record, version, _ = store.load_leg(leg_sid)
     assert accept(redis_url, media_event(leg_sid, ev.SAY_STARTED, "start_say#1")) == [RECORDED]
     assert store.save_leg(record, version) == -1
+    record, version, _ = store.load_leg(leg_sid)
+    assert record.greeting is GreetingState.PLAYING
+    # The record saved next carries the kept event's effect: the event is no longer beside it.
+    assert store.save_leg(record, version) == version + 1
+    assert redis_client.hget(keys.leg(leg_sid), kept_field(ev.SAY_STARTED)) is None
     assert store.load_leg(leg_sid)[0].greeting is GreetingState.PLAYING
 
 
