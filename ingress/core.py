@@ -59,7 +59,7 @@ from ingress.spool import EventSpool, SpoolFull
 __all__ = ["EventIngress", "TaskMessage", "ACCEPTED", "RECORDED", "SPOOLED", "DUPLICATE", "IGNORED", "EVENTS_RECEIVED"]
 
 ACCEPTED = "accepted"
-RECORDED = "recorded"  # stored beside its leg's record without a task (progress only, a stream sid)
+RECORDED = "recorded"  # stored beside its leg's record without a task (progress only, or quiet)
 SPOOLED = "spooled"  # durable on the ingress's disk, published when Redis answers (ingress.spool)
 DUPLICATE = "duplicate"
 IGNORED = "ignored"
@@ -72,9 +72,8 @@ _KEPT_BESIDE = 2  # ingress_accept.lua kept a quiet event beside the leg's recor
 
 EVENTS_RECEIVED = Counter(
     "dialstream_ingress_events_total",
-    "Leg events received, by result: accepted, recorded (beside the record, no task: progress only, the latest "
-    "stream attempt's sid), no_effect (no rule "
-    "reads it), spooled (Redis down; on disk until published), "
+    "Leg events received, by result: accepted, recorded (beside the record, no task: progress only, or one the "
+    "record names quiet), no_effect (no rule reads it), spooled (Redis down; on disk until published), "
     "duplicate, invalid, unauthenticated, foreign (another account), unknown_event, unknown_leg, "
     "error (not durable; the sender retries). A spooled event is counted again when it is replayed.",
     ["result"],

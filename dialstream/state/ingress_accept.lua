@@ -1,8 +1,9 @@
 -- Accept a leg event: claim its event_sid, publish its Celery task and arm its rescue timer,
--- all or nothing. The latest stream attempt's stream_initiated needs no task: its sid is kept
--- beside the leg's record (the next load folds it in), and the record's version is bumped so a
--- worker's compare-and-set begun before it reads it again. A duplicate changes nothing; a failure leaves nothing half done, so the
--- sender's retry is published rather than mistaken for a duplicate.
+-- all or nothing. A duplicate changes nothing; a failure leaves nothing half done, so the
+-- sender's retry is published rather than mistaken for a duplicate. An event the leg's record
+-- names as quiet (it would call for no action now: dialstream.domain.kept_events) needs no
+-- task: it is kept beside the record, whose next load applies it, and the record's version is
+-- bumped so a worker's compare-and-set begun before reads it again.
 -- KEYS[1] de-duplication marker; KEYS[2] the broker's queue list; KEYS[3] sorted set of timers;
 -- KEYS[4] the leg's record.
 -- ARGV[1] leg_sid; ARGV[2] marker ttl seconds; ARGV[3] task message (dialstream.broker.messages);
