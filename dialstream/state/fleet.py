@@ -27,17 +27,16 @@ Example::
 
 from __future__ import annotations
 
-import functools
 import random
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import redis
 
 from dialstream.errors import NoBotAvailable
 from dialstream.state import keys
+from dialstream.state.scripts import script
 
 __all__ = [
     "DEFAULT_TTL",
@@ -153,10 +152,8 @@ def select_bot(
     """
     chosen = choose_bot(live_bots(client, prefix=prefix), avoid=exclude)
     if chosen is not None:
-        if reserve and not chosen.static and pipe is not None:
-            pipe.eval(_source("reserve"), 1, keys.bot(chosen.url, prefix))
-        elif reserve and not chosen.static:
-            _run(client, "reserve", [keys.bot(chosen.url, prefix)], [])
+        if reserve and not chosen.static:
+            _run(client, "reserve", [keys.bot(chosen.url, prefix)], [], pipe=pipe)
         return chosen
     if static_urls:
         url = random.choice([url for url in static_urls if url not in exclude] or list(static_urls))
@@ -166,14 +163,9 @@ def select_bot(
     )
 
 
-@functools.cache
-def _source(name: str) -> str:
-    return Path(__file__).with_name(f"fleet_{name}.lua").read_text()
-
-
-def _run(client: redis.Redis, name: str, keys: list[str], args: list[Any]) -> Any:
-    # register_script only hashes the text; EVALSHA falls back to loading it once per server.
-    return client.register_script(_source(name))(keys=keys, args=args)
+def _run(client: redis.Redis, name: str, keys: list[str], args: list[Any], *, pipe: Any = None) -> Any:
+    """Run ``fleet_<name>.lua`` on ``client``, or add it to ``pipe`` (a pipeline the caller executes)."""
+    return script(client, f"fleet_{name}.lua")(keys=keys, args=args, client=pipe)
 
 
 def _text(value: bytes | str) -> str:
