@@ -174,7 +174,8 @@ class EventIngress:
             if not self._tag_secret:
                 self._tag_secret = await shared_secret_async(self._redis, "tags", self._configured_secret)
             tag = LegTag.verify(event.custom_param, self._tag_secret)
-            if tag is not None and not tag.agent_of:
+            own_leg = tag is not None and not tag.agent_of  # a callee's leg we tagged (an agent's is the transfer's)
+            if own_leg:
                 if event.event_name in PROGRESS_ONLY:
                     await record_progress_event(self._redis, event.leg_sid, event.event_name, event.timestamp)
                     EVENTS_RECEIVED.labels(RECORDED).inc()
@@ -182,14 +183,16 @@ class EventIngress:
                 if decides_nothing(event.event_name):
                     EVENTS_RECEIVED.labels("no_effect").inc()
                     return IGNORED
-            keepable = tag is not None and not tag.agent_of and event.event_name in KEEPABLE and "\n" not in quiet_key(event)
+            # How the record would name the event if it is quiet now ('' for one never kept).
+            quiet = quiet_key(event) if own_leg and event.event_name in KEEPABLE else ""
+            keepable = bool(quiet) and "\n" not in quiet
             priority = event_priority(event.event_name)
             published = await self._accept(
                 keys=[keys.event(event.event_sid), queue_key(self._queue, priority), keys.timers(), keys.leg(event.leg_sid)],
                 args=[
                     event.leg_sid, self._ttl, self._task_message(payload, priority), event_timer(payload), self._rescue_after,
                     "" if tag is not None else "1", QUIET,
-                    quiet_key(event) if keepable else "",
+                    quiet if keepable else "",
                     kept_field(event.event_name), json.dumps(payload) if keepable else "",
                 ],
             )  # fmt: skip
