@@ -19,6 +19,12 @@ MS = 0.001 * float(os.environ.get("DIALSTREAM_TESTS_TIMEOUT_FACTOR", "1"))
 T = TypeVar("T")
 
 
+def settings_free_env() -> dict[str, str]:
+    """This process's environment without any dialstream or Exotel setting: what a child process
+    of a test starts from, so the shell's settings never leak into it."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}
+
+
 def database_url(redis_url: str, db: int) -> str:
     """The session's Redis server (``redis_url``) with database ``db``: test modules keep their data apart by database."""
     return redis_url.rsplit("/", 1)[0] + f"/{db}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import redis
 from dialstream.app.embedded_redis import free_port
 from dialstream.app.supervisor import ProcessSpec, Supervisor
 from dialstream.state.api_keys import ApiKeys
+from tests.utils import settings_free_env
 
 DB = 13  # the API tests' database on the session's server
 
@@ -37,7 +37,7 @@ def start_api(supervisor: Supervisor, redis_url: str, env: dict[str, str] | None
 
 @pytest.fixture(scope="module")
 def api_url(api_redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    base_env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}
+    base_env = settings_free_env()
     with Supervisor(Path(tmp_path_factory.mktemp("api-logs")), base_env=base_env) as supervisor:
         yield start_api(supervisor, api_redis_url)
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import httpx
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,13 +11,14 @@ from dialstream.app.supervisor import Supervisor
 from dialstream.state import fleet
 from tests.api.conftest import start_api
 from tests.api.test_campaigns import problem
+from tests.utils import settings_free_env
 
 
 def test_health_answers_and_readiness_checks_redis(api_url, tmp_path):
     """/healthz and /readyz answer without a key; an API whose Redis is unreachable is alive but not ready (503)."""
     assert httpx.get(f"{api_url}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{api_url}/readyz").json() == {"status": "ready", "redis": "ok"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}
+    env = settings_free_env()
     with Supervisor(tmp_path / "logs", base_env=env) as supervisor:
         lonely = start_api(supervisor, f"redis://127.0.0.1:{free_port()}/0", {"DIALSTREAM_REDIS_SOCKET_TIMEOUT": "0.5"})
         assert httpx.get(f"{lonely}/healthz").status_code == 200

@@ -5,7 +5,6 @@ those first sent while the receiver was down; a real browser shows the campaign 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import httpx
@@ -19,7 +18,7 @@ from dialstream.settings import Settings
 from dialstream.state.api_keys import ApiKeys
 from tests.api.browser import browser_or_skip, open_page
 from tests.api.receiver import Receiver
-from tests.utils import wait_for
+from tests.utils import settings_free_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +40,7 @@ def service(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     client.flushdb()
     tmp = tmp_path_factory.mktemp("e2e")
     (tmp / "scenario.yaml").write_text(yaml.safe_dump(SCENARIO))
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}, **ENV}
+    env = {**settings_free_env(), **ENV}
     config = StackConfig(scenario=tmp / "scenario.yaml", api=True, webhooks_workers=1)
     with Supervisor(tmp / "logs", base_env=env) as supervisor:
         stack = start_stack(supervisor, Settings.from_env({**ENV, "REDIS_URL": url}), config)

@@ -4,7 +4,6 @@ its workers with them on. What is seen is seen by Celery's own event receiver, a
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from dialstream.app.stack import StackConfig, worker_argv
 from dialstream.app.supervisor import ProcessSpec, Supervisor
 from dialstream.broker.celery_app import EVENTS_QUEUE, HANDLE_LEG_EVENT, create_app
 from dialstream.settings import Settings
-from tests.utils import database_url, emptied, wait_for
+from tests.utils import database_url, emptied, settings_free_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +58,7 @@ def url(redis_url: str) -> str:
 
 
 def run_worker(url: str, tmp_path: Any, config: StackConfig) -> Supervisor:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}
+    env = settings_free_env()
     supervisor = Supervisor(tmp_path / "logs", base_env={**env, "REDIS_URL": url})
     supervisor.start(ProcessSpec("events-0", worker_argv(EVENTS_QUEUE, "events-0", config), ready_text=" ready."))
     supervisor.wait_ready()

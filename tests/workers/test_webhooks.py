@@ -4,7 +4,6 @@ down, all delivered once it is back; dead-lettered after the schedule and replay
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +15,7 @@ from dialstream.app.supervisor import ProcessSpec, Supervisor
 from dialstream.broker.celery_app import WEBHOOKS_QUEUE
 from dialstream.state.webhooks import Webhooks, call_completed
 from tests.api.receiver import Receiver
-from tests.utils import wait_for
+from tests.utils import settings_free_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -36,7 +35,7 @@ def client(redis_url: str) -> Iterator[redis.Redis]:
 def worker(client: redis.Redis, tmp_path) -> Iterator[None]:
     """One webhooks worker on the test's database, with the short retry schedule."""
     url = client.connection_pool.connection_kwargs
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIALSTREAM_", "EXOTEL_"))}
+    env = settings_free_env()
     env.update(REDIS_URL=f"redis://{url['host']}:{url['port']}/{DB}", DIALSTREAM_WEBHOOK_RETRY_SCHEDULE=SCHEDULE, DIALSTREAM_WEBHOOK_TIMEOUT="2")
     with Supervisor(tmp_path / "logs", base_env=env) as supervisor:
         supervisor.start(ProcessSpec("webhooks-0", worker_argv(WEBHOOKS_QUEUE, "webhooks-0", StackConfig(concurrency=4)), ready_text=" ready."))

@@ -29,7 +29,7 @@ from dialstream.settings import Settings
 from dialstream.state.store import Store
 from tests.campaigns import submit
 from tests.dialstream.app.processes import alive, descendants, pids_in_groups
-from tests.utils import wait_for
+from tests.utils import settings_free_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ NOT_COMPONENTS = ("starting;", "dialstream", "dashboard", "apikey", "state")
 
 def clean_env() -> dict[str, str]:
     """The environment without any dialstream or Exotel setting (and no REDIS_URL)."""
-    return {k: v for k, v in os.environ.items() if k != "REDIS_URL" and not k.startswith(("EXOTEL_", "DIALSTREAM_"))}
+    return {k: v for k, v in settings_free_env().items() if k != "REDIS_URL"}
 
 
 @pytest.fixture
